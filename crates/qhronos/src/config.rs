@@ -1,0 +1,284 @@
+//! All settings in one struct. Layers, later ones win: built-in defaults, an optional YAML file
+//! (`--config PATH`), `QHRONOS_…` environment variables (nested keys with `__`, e.g.
+//! `QHRONOS_DELIVERY__CONCURRENCY=64`), then command-line flags.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Serialized};
+use figment::Figment;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::duration::Dur;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub host: IpAddr,
+    /// Port to listen on; 0 picks a free one (tests).
+    pub port: u16,
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a full tracing filter.
+    pub log_level: String,
+    /// `text` (default) or `json`.
+    pub log_format: String,
+    /// Where the embedded store keeps its files. Default: `./data`.
+    pub data_dir: PathBuf,
+    /// `sqlite://path` for the embedded store. Empty: `<data_dir>/qhronos.db`.
+    pub database_url: Option<String>,
+    /// The master token. Empty: one is generated on first start and only its hash is stored.
+    pub master_token: Option<String>,
+    pub delivery: DeliveryConfig,
+    pub engine: EngineConfig,
+    pub retry: RetryDefaults,
+    pub misfire: MisfireDefaults,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Deliveries in flight at once, over all targets.
+    pub concurrency: usize,
+    /// Deliveries in flight at once to one host:port.
+    pub per_target_concurrency: usize,
+    /// Networks that delivery targets may resolve into even though they are not global
+    /// (loopback, private ranges). Read by the SSRF guard.
+    pub allowed_networks: Vec<IpNet>,
+    /// How much of a response body an attempt keeps.
+    pub response_excerpt_bytes: usize,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// How far ahead the expander materialises occurrences of recurring events.
+    pub look_ahead: Dur,
+    /// How often the expander looks for events whose window must move.
+    pub expander_interval: Dur,
+    /// How far ahead the dispatcher claims occurrences into its in-memory timer.
+    pub claim_horizon: Dur,
+    /// How often the dispatcher claims when nothing wakes it earlier.
+    pub poll_interval: Dur,
+    /// Occurrences claimed per round trip.
+    pub claim_batch: i64,
+    /// How long a claim is held before another node (or a restart) may take it.
+    pub lease: Dur,
+    /// Lateness at first attempt beyond which the misfire policy applies.
+    pub misfire_threshold: Dur,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryDefaults {
+    pub max_attempts: u32,
+    pub initial_delay: Dur,
+    pub max_delay: Dur,
+    pub timeout: Dur,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MisfireDefaults {
+    pub catch_up_window: Dur,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            log_level: "info".into(),
+            log_format: "text".into(),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            master_token: None,
+            delivery: DeliveryConfig::default(),
+            engine: EngineConfig::default(),
+            retry: RetryDefaults::default(),
+            misfire: MisfireDefaults::default(),
+        }
+    }
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            concurrency: 512,
+            per_target_concurrency: 64,
+            allowed_networks: Vec::new(),
+            response_excerpt_bytes: 1024,
+            user_agent: concat!("Qhronos/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            look_ahead: Dur::from_secs(3600),
+            expander_interval: Dur::from_secs(5),
+            claim_horizon: Dur::from_secs(2),
+            poll_interval: Dur::from_millis(500),
+            claim_batch: 1000,
+            lease: Dur::from_secs(120),
+            misfire_threshold: Dur::from_secs(60),
+        }
+    }
+}
+
+impl Default for RetryDefaults {
+    fn default() -> Self {
+        RetryDefaults {
+            max_attempts: 8,
+            initial_delay: Dur::from_secs(5),
+            max_delay: Dur::from_secs(3 * 3600),
+            timeout: Dur::from_secs(10),
+        }
+    }
+}
+
+impl Default for MisfireDefaults {
+    fn default() -> Self {
+        MisfireDefaults {
+            catch_up_window: Dur::from_secs(3600),
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers alone.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid YAML: {source}")]
+    Yaml {
+        path: PathBuf,
+        source: serde_yaml_ng::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Builds the configuration from every layer. `env` is the process environment as pairs,
+    /// passed in so tests do not depend on (or change) the real one.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let value: serde_json::Value =
+                serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Yaml {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            if !value.is_null() {
+                fig = fig.merge(Serialized::defaults(value));
+            }
+        }
+        fig = fig
+            .merge(Env::prefixed("QHRONOS_").split("__"))
+            .merge(Serialized::defaults(overrides));
+        let config: Config = fig
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self.retry.max_attempts == 0 {
+            return bad("retry.max_attempts must be at least 1");
+        }
+        if self.delivery.concurrency == 0 || self.delivery.per_target_concurrency == 0 {
+            return bad("delivery.concurrency and delivery.per_target_concurrency must be at least 1");
+        }
+        if self.engine.claim_batch <= 0 {
+            return bad("engine.claim_batch must be at least 1");
+        }
+        if self.engine.lease.0 <= self.engine.claim_horizon.0 + self.retry.timeout.0 {
+            return bad("engine.lease must be longer than engine.claim_horizon plus retry.timeout");
+        }
+        if let Some(t) = &self.master_token {
+            if t.len() < 16 {
+                return bad("master_token must be at least 16 characters");
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL in use: the configured one, or the embedded file in `data_dir`.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.is_empty() => url.clone(),
+            _ => format!("sqlite://{}", self.data_dir.join("qhronos.db").display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_file_then_flags_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(
+            &path,
+            "port: 9000\nlog_level: debug\ndelivery:\n  allowed_networks: [127.0.0.0/8, 10.0.0.0/8]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.log_level, "debug");
+        assert_eq!(c.delivery.allowed_networks.len(), 2);
+        let o = Overrides {
+            port: Some(9100),
+            ..Default::default()
+        };
+        assert_eq!(Config::load(Some(&path), &o).unwrap().port, 9100);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, "prot: 9000\n").unwrap();
+        let err = Config::load(Some(&path), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.example.yaml");
+        let c = Config::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(c.port, 8080);
+    }
+}

@@ -1,0 +1,216 @@
+//! Delivery: turns a claimed occurrence into one HTTP request and classifies the answer.
+//!
+//! The client follows no redirects (a 3xx is a failure: a receiver that moved must be updated,
+//! not silently followed), uses no system proxy, and pools connections per host.
+
+pub mod signing;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::DeliveryConfig;
+use crate::domain::action::Action;
+use crate::domain::event::Event;
+use crate::domain::occurrence::{Attempt, Occurrence};
+use crate::domain::{fmt_ms, now_ms};
+
+/// The result of one attempt, with what the retry policy needs to know.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub attempt: Attempt,
+    pub success: bool,
+    /// The receiver said the target is gone for good (410).
+    pub gone: bool,
+    /// `Retry-After` from a 429 or 503.
+    pub retry_after: Option<Duration>,
+}
+
+/// The webhook body of DESIGN §4, fields in this order.
+#[derive(Serialize)]
+struct WebhookBody<'a> {
+    event_id: String,
+    occurrence_id: String,
+    name: &'a str,
+    description: Option<&'a str>,
+    scheduled_at: String,
+    dispatched_at: String,
+    attempt: u32,
+    metadata: &'a serde_json::Value,
+    tags: &'a [String],
+}
+
+pub struct Deliverer {
+    client: reqwest::Client,
+    excerpt_bytes: usize,
+    per_target: usize,
+    targets: Mutex<HashMap<String, Arc<Semaphore>>>,
+    default_secret: String,
+}
+
+impl Deliverer {
+    pub fn new(cfg: &DeliveryConfig, default_secret: String) -> anyhow::Result<Deliverer> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(cfg.user_agent.clone())
+            .pool_max_idle_per_host(cfg.per_target_concurrency)
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(Deliverer {
+            client,
+            excerpt_bytes: cfg.response_excerpt_bytes,
+            per_target: cfg.per_target_concurrency,
+            targets: Mutex::new(HashMap::new()),
+            default_secret,
+        })
+    }
+
+    /// Waits for a slot for this target (`host:port`), so one slow receiver cannot take every
+    /// delivery slot.
+    pub async fn target_permit(&self, action: &Action) -> Option<OwnedSemaphorePermit> {
+        let key = reqwest::Url::parse(action.url())
+            .ok()
+            .map(|u| format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)))?;
+        let sem = {
+            let mut map = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key)
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_target)))
+                .clone()
+        };
+        sem.acquire_owned().await.ok()
+    }
+
+    /// Makes attempt number `attempt` at delivering `occ`.
+    pub async fn deliver(&self, event: &Event, occ: &Occurrence, attempt: u32, timeout: Duration) -> Delivered {
+        let started_at = now_ms();
+        let clock = Instant::now();
+        let request = match &event.action {
+            Action::Webhook { url } => {
+                let body = WebhookBody {
+                    event_id: event.id.to_string(),
+                    occurrence_id: occ.id.to_string(),
+                    name: &event.name,
+                    description: event.description.as_deref(),
+                    scheduled_at: fmt_ms(occ.scheduled_at),
+                    dispatched_at: fmt_ms(started_at),
+                    attempt,
+                    metadata: &event.metadata,
+                    tags: &event.tags,
+                };
+                let body = serde_json::to_vec(&body).unwrap_or_default();
+                let secret = event.hmac_secret.as_deref().unwrap_or(&self.default_secret);
+                let id = occ.id.to_string();
+                let ts = started_at / 1000;
+                self.client
+                    .post(url)
+                    .header(CONTENT_TYPE, "application/json")
+                    .header("X-Qhronos-Signature", signing::qhronos_signature(secret, &body))
+                    .header("webhook-id", &id)
+                    .header("webhook-timestamp", ts.to_string())
+                    .header("webhook-signature", signing::standard_signature(secret, &id, ts, &body))
+                    .body(body)
+            }
+            Action::Apicall { method, url, headers, body } => {
+                let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
+                let mut h = HeaderMap::new();
+                for (k, v) in headers {
+                    if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                        h.insert(k, v);
+                    }
+                }
+                let mut r = self.client.request(method, url);
+                r = r.headers(h.clone()).header("webhook-id", occ.id.to_string());
+                match body {
+                    Some(serde_json::Value::String(s)) => r.body(s.clone()),
+                    Some(v) => {
+                        let r = r.body(serde_json::to_vec(v).unwrap_or_default());
+                        if h.contains_key(CONTENT_TYPE) { r } else { r.header(CONTENT_TYPE, "application/json") }
+                    }
+                    None => r,
+                }
+            }
+        };
+        let result = request.timeout(timeout).send().await;
+        let mut d = Delivered {
+            attempt: Attempt {
+                attempt,
+                started_at,
+                duration_ms: 0,
+                status_code: None,
+                error: None,
+                response: None,
+            },
+            success: false,
+            gone: false,
+            retry_after: None,
+        };
+        match result {
+            Ok(resp) => {
+                let status = resp.status();
+                d.attempt.status_code = Some(status.as_u16());
+                d.success = status.is_success();
+                d.gone = status.as_u16() == 410;
+                if status.as_u16() == 429 || status.as_u16() == 503 {
+                    d.retry_after = resp
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                }
+                if status.is_redirection() {
+                    d.attempt.error = Some(format!(
+                        "HTTP {}: redirects are not followed; point the event at the final URL",
+                        status.as_u16()
+                    ));
+                } else if !d.success {
+                    d.attempt.error = Some(format!("HTTP {}", status.as_u16()));
+                }
+                d.attempt.response = self.read_excerpt(resp).await;
+            }
+            Err(e) => {
+                d.attempt.error = Some(describe(&e, timeout));
+            }
+        }
+        d.attempt.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
+        d
+    }
+
+    /// Reads at most `excerpt_bytes` of the body (not the whole body: a receiver could answer
+    /// with gigabytes).
+    async fn read_excerpt(&self, mut resp: reqwest::Response) -> Option<String> {
+        let mut buf: Vec<u8> = Vec::new();
+        while buf.len() < self.excerpt_bytes {
+            match tokio::time::timeout(Duration::from_secs(2), resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => buf.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        if buf.is_empty() {
+            return None;
+        }
+        buf.truncate(self.excerpt_bytes);
+        Some(String::from_utf8_lossy(&buf).into_owned())
+    }
+}
+
+fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        format!("timed out after {}", crate::domain::duration::Dur(timeout))
+    } else if e.is_connect() {
+        let mut msg = String::from("connection failed");
+        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+        while let Some(s) = src {
+            msg = format!("connection failed: {s}");
+            src = s.source();
+        }
+        msg
+    } else {
+        format!("request failed: {e}")
+    }
+}

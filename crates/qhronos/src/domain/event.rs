@@ -1,0 +1,346 @@
+//! Events: the request body (`EventIn`), its validation into an `Event`, and the response shape.
+
+use jiff::Timestamp;
+use recur::{JsonSchedule, Recurrence, Rule};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::action::Action;
+use super::policy::{MisfirePolicy, RetryPolicy};
+use super::{fmt_ms, parse_time, Millis};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// Firing as scheduled.
+    Active,
+    /// Not firing until resumed.
+    Paused,
+    /// Finished: a one-time event that fired, or a series that ended.
+    Inactive,
+    /// Deleted; kept only so that its occurrences stay visible.
+    Deleted,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Active => "active",
+            EventStatus::Paused => "paused",
+            EventStatus::Inactive => "inactive",
+            EventStatus::Deleted => "deleted",
+        }
+    }
+    pub fn parse(s: &str) -> Result<EventStatus, String> {
+        match s {
+            "active" => Ok(EventStatus::Active),
+            "paused" => Ok(EventStatus::Paused),
+            "inactive" => Ok(EventStatus::Inactive),
+            _ => Err(format!(
+                "status '{s}' is unknown: expected active, paused or inactive"
+            )),
+        }
+    }
+}
+
+/// Distinguishes a field that is absent (`None`) from one set to null (`Some(None)`), so that a
+/// partial update can clear a field.
+fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The body of `POST /events` and `PUT /events/{id}` (where every field is optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventIn {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub description: Option<Option<String>>,
+    pub start_time: Option<String>,
+    pub timezone: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub schedule: Option<Option<Value>>,
+    pub exdates: Option<Vec<String>>,
+    pub rdates: Option<Vec<String>>,
+    pub action: Option<Value>,
+    /// Legacy: a webhook URL.
+    pub webhook: Option<String>,
+    /// Legacy: a webhook URL.
+    pub webhook_url: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub metadata: Option<Value>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub hmac_secret: Option<Option<String>>,
+    pub retry: Option<RetryPolicy>,
+    pub misfire: Option<MisfirePolicy>,
+    pub status: Option<String>,
+}
+
+/// A validated event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub start_time: Millis,
+    pub timezone: String,
+    /// The canonical RRULE, without the `RRULE:` prefix.
+    pub schedule: Option<String>,
+    pub exdates: Vec<Millis>,
+    pub rdates: Vec<Millis>,
+    pub action: Action,
+    pub tags: Vec<String>,
+    pub metadata: Value,
+    pub hmac_secret: Option<String>,
+    pub retry: RetryPolicy,
+    pub misfire: MisfirePolicy,
+    pub status: EventStatus,
+    /// The next instance not yet materialised as an occurrence; `None` when the set is exhausted.
+    pub next_fire_at: Option<Millis>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+const MAX_NAME: usize = 256;
+const MAX_TAG: usize = 128;
+const MAX_TAGS: usize = 64;
+const MAX_DATES: usize = 1000;
+
+fn parse_times(field: &str, v: &[String]) -> Result<Vec<Millis>, String> {
+    if v.len() > MAX_DATES {
+        return Err(format!("{field}: at most {MAX_DATES} entries"));
+    }
+    v.iter()
+        .enumerate()
+        .map(|(i, s)| parse_time(&format!("{field}[{i}]"), s).map(|t| t.as_millisecond()))
+        .collect()
+}
+
+fn parse_schedule(v: &Value) -> Result<Option<Rule>, String> {
+    let rule = match v {
+        Value::Null => return Ok(None),
+        Value::String(s) if s.trim().is_empty() => return Ok(None),
+        Value::String(s) => Rule::parse(s),
+        Value::Object(_) => {
+            let j: JsonSchedule = serde_json::from_value(v.clone())
+                .map_err(|e| format!("schedule: {e}"))?;
+            Rule::from_json(&j)
+        }
+        _ => return Err("schedule: expected an RRULE string or a JSON object".into()),
+    };
+    rule.map(Some).map_err(|e| format!("schedule: {e}"))
+}
+
+impl EventIn {
+    /// Applies `patch` on top of `self` (a partial update).
+    pub fn merge(mut self, patch: EventIn) -> EventIn {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if patch.$f.is_some() { self.$f = patch.$f; } )* };
+        }
+        take!(name, description, start_time, timezone, schedule, exdates, rdates, tags, metadata,
+              hmac_secret, retry, misfire, status);
+        if patch.action.is_some() || patch.webhook.is_some() || patch.webhook_url.is_some() {
+            self.action = patch.action;
+            self.webhook = patch.webhook;
+            self.webhook_url = patch.webhook_url;
+        }
+        self
+    }
+
+    /// Validates the body into an event with the given identity and times.
+    pub fn validate(&self, id: Uuid, created_at: Millis, now: Millis) -> Result<Event, String> {
+        let name = self
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .ok_or("name is required (a non-empty string)")?;
+        if name.chars().count() > MAX_NAME {
+            return Err(format!("name: at most {MAX_NAME} characters"));
+        }
+        let start = self
+            .start_time
+            .as_deref()
+            .ok_or("start_time is required (an RFC 3339 time, e.g. 2026-01-01T09:00:00Z)")?;
+        let start_time: Timestamp = parse_time("start_time", start)?;
+        let start_time = start_time.as_millisecond();
+        let timezone = self.timezone.clone().unwrap_or_else(|| "UTC".to_string());
+        let rule = match &self.schedule {
+            Some(Some(v)) => parse_schedule(v)?,
+            _ => None,
+        };
+        let exdates = parse_times("exdates", self.exdates.as_deref().unwrap_or_default())?;
+        let rdates = parse_times("rdates", self.rdates.as_deref().unwrap_or_default())?;
+        let action = match (&self.action, &self.webhook, &self.webhook_url) {
+            (Some(a), None, None) => Action::parse(a)?,
+            (None, Some(w), None) => Action::from_legacy("webhook", w)?,
+            (None, None, Some(w)) => Action::from_legacy("webhook_url", w)?,
+            (None, None, None) => {
+                return Err("action is required: {\"type\": \"webhook\", \"params\": {\"url\": \"https://…\"}} (or the legacy 'webhook' URL field)".into())
+            }
+            _ => return Err("give only one of action, webhook and webhook_url".into()),
+        };
+        let mut tags = Vec::new();
+        for t in self.tags.iter().flatten() {
+            let t = t.trim();
+            if t.is_empty() || t.chars().count() > MAX_TAG || t.contains(',') {
+                return Err(format!(
+                    "tags: '{t}' is not a valid tag (1 to {MAX_TAG} characters, no commas)"
+                ));
+            }
+            if !tags.iter().any(|x| x == t) {
+                tags.push(t.to_string());
+            }
+        }
+        if tags.len() > MAX_TAGS {
+            return Err(format!("tags: at most {MAX_TAGS}"));
+        }
+        let metadata = match &self.metadata {
+            None | Some(Value::Null) => Value::Object(Default::default()),
+            Some(v @ Value::Object(_)) => v.clone(),
+            Some(_) => return Err("metadata: expected a JSON object".into()),
+        };
+        let hmac_secret = match &self.hmac_secret {
+            Some(Some(s)) if s.is_empty() => {
+                return Err("hmac_secret: must not be empty (omit it to use the server's default secret)".into())
+            }
+            Some(Some(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let retry = self.retry.clone().unwrap_or_default();
+        retry.validate()?;
+        let status = match self.status.as_deref() {
+            None => EventStatus::Active,
+            Some(s) => EventStatus::parse(s)?,
+        };
+        let schedule = rule.as_ref().map(Rule::to_rrule_string);
+        let event = Event {
+            id,
+            name: name.to_string(),
+            description: self.description.clone().flatten(),
+            start_time,
+            timezone,
+            schedule,
+            exdates,
+            rdates,
+            action,
+            tags,
+            metadata,
+            hmac_secret,
+            retry,
+            misfire: self.misfire.clone().unwrap_or_default(),
+            status,
+            next_fire_at: None,
+            created_at,
+            updated_at: now,
+        };
+        // Builds the recurrence once to reject unknown zones and rules that never occur.
+        event.recurrence()?;
+        Ok(event)
+    }
+}
+
+impl Event {
+    /// The recurrence set of this event (its rule is re-parsed from the canonical string).
+    pub fn recurrence(&self) -> Result<Recurrence, String> {
+        let rule = match &self.schedule {
+            Some(s) => Some(Rule::parse(s).map_err(|e| format!("schedule: {e}"))?),
+            None => None,
+        };
+        let ts = |ms: &Millis| super::to_ts(*ms);
+        Recurrence::new(
+            ts(&self.start_time),
+            &self.timezone,
+            rule,
+            self.exdates.iter().map(ts).collect(),
+            self.rdates.iter().map(ts).collect(),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// The event as a request body, so that a partial update can be merged onto it.
+    pub fn to_input(&self) -> EventIn {
+        EventIn {
+            name: Some(self.name.clone()),
+            description: Some(self.description.clone()),
+            start_time: Some(fmt_ms(self.start_time)),
+            timezone: Some(self.timezone.clone()),
+            schedule: Some(self.schedule.clone().map(Value::String)),
+            exdates: Some(self.exdates.iter().map(|m| fmt_ms(*m)).collect()),
+            rdates: Some(self.rdates.iter().map(|m| fmt_ms(*m)).collect()),
+            action: serde_json::to_value(&self.action).ok(),
+            webhook: None,
+            webhook_url: None,
+            tags: Some(self.tags.clone()),
+            metadata: Some(self.metadata.clone()),
+            hmac_secret: Some(self.hmac_secret.clone()),
+            retry: Some(self.retry.clone()),
+            misfire: Some(self.misfire.clone()),
+            status: Some(self.status.as_str().to_string()),
+        }
+    }
+
+    /// True when the timing of the series differs (so future occurrences must be re-planned).
+    pub fn timing_differs(&self, other: &Event) -> bool {
+        self.start_time != other.start_time
+            || self.timezone != other.timezone
+            || self.schedule != other.schedule
+            || self.exdates != other.exdates
+            || self.rdates != other.rdates
+    }
+}
+
+/// The response shape. `hmac_secret` is write-only: responses only say whether one is set.
+#[derive(Debug, Serialize)]
+pub struct EventOut {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub start_time: String,
+    pub timezone: String,
+    pub schedule: Option<String>,
+    pub schedule_json: Option<JsonSchedule>,
+    pub exdates: Vec<String>,
+    pub rdates: Vec<String>,
+    pub action: Action,
+    pub tags: Vec<String>,
+    pub metadata: Value,
+    pub hmac_secret_set: bool,
+    pub retry: RetryPolicy,
+    pub misfire: MisfirePolicy,
+    pub status: EventStatus,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Event> for EventOut {
+    fn from(e: &Event) -> Self {
+        EventOut {
+            id: e.id,
+            name: e.name.clone(),
+            description: e.description.clone(),
+            start_time: fmt_ms(e.start_time),
+            timezone: e.timezone.clone(),
+            schedule: e.schedule.clone(),
+            schedule_json: e
+                .schedule
+                .as_deref()
+                .and_then(|s| Rule::parse(s).ok())
+                .map(|r| r.to_json()),
+            exdates: e.exdates.iter().map(|m| fmt_ms(*m)).collect(),
+            rdates: e.rdates.iter().map(|m| fmt_ms(*m)).collect(),
+            action: e.action.clone(),
+            tags: e.tags.clone(),
+            metadata: e.metadata.clone(),
+            hmac_secret_set: e.hmac_secret.is_some(),
+            retry: e.retry.clone(),
+            misfire: e.misfire.clone(),
+            status: e.status,
+            created_at: fmt_ms(e.created_at),
+            updated_at: fmt_ms(e.updated_at),
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Occurrences (one due instance of an event) and attempts (one try at delivering it).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{ms_rfc3339, Millis};
+
+/// The lifecycle of DESIGN §3. Every change is visible in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OccStatus {
+    /// Materialised, waiting for its time (or for its next attempt).
+    Pending,
+    /// Claimed by a dispatcher, held in its timer under a lease.
+    Scheduled,
+    /// Sent to a client that must acknowledge it.
+    Dispatched,
+    Completed,
+    /// Every attempt failed (the dead-letter list); `POST /occurrences/{id}/retry` re-drives it.
+    Failed,
+    /// Skipped by the misfire policy.
+    Missed,
+    /// Its event was deleted or paused before it fired.
+    Cancelled,
+}
+
+impl OccStatus {
+    pub const ALL: [OccStatus; 7] = [
+        OccStatus::Pending,
+        OccStatus::Scheduled,
+        OccStatus::Dispatched,
+        OccStatus::Completed,
+        OccStatus::Failed,
+        OccStatus::Missed,
+        OccStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OccStatus::Pending => "pending",
+            OccStatus::Scheduled => "scheduled",
+            OccStatus::Dispatched => "dispatched",
+            OccStatus::Completed => "completed",
+            OccStatus::Failed => "failed",
+            OccStatus::Missed => "missed",
+            OccStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<OccStatus, String> {
+        Self::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "status '{s}' is unknown: expected one of pending, scheduled, dispatched, completed, failed, missed, cancelled"
+                )
+            })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Occurrence {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    #[serde(with = "ms_rfc3339")]
+    pub scheduled_at: Millis,
+    pub status: OccStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Attempts allowed in all (grows when the occurrence is re-driven).
+    #[serde(skip)]
+    pub attempt_limit: u32,
+    /// When the next attempt is due (`pending` only).
+    #[serde(with = "ms_rfc3339::option")]
+    pub next_attempt_at: Option<Millis>,
+    pub last_error: Option<String>,
+    #[serde(with = "ms_rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "ms_rfc3339")]
+    pub updated_at: Millis,
+    #[serde(with = "ms_rfc3339::option")]
+    pub completed_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub attempt: u32,
+    #[serde(with = "ms_rfc3339")]
+    pub started_at: Millis,
+    pub duration_ms: i64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    /// The first bytes of the response body (1 KiB by default).
+    pub response: Option<String>,
+}
+
+/// An occurrence to materialise.
+#[derive(Debug, Clone, Copy)]
+pub struct NewOccurrence {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub scheduled_at: Millis,
+    pub attempt_limit: u32,
+}
+
+impl NewOccurrence {
+    pub fn new(event_id: Uuid, scheduled_at: Millis, attempt_limit: u32) -> Self {
+        NewOccurrence {
+            id: Uuid::now_v7(),
+            event_id,
+            scheduled_at,
+            attempt_limit,
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Builds the application from a configuration: store, credentials, engine, router, listener.
+//! Tests use it with port 0 and read back the bound port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::auth::{default_hmac_secret, MasterToken, TokenSource};
+use crate::config::Config;
+use crate::delivery::Deliverer;
+use crate::domain::now_ms;
+use crate::engine::{self, Engine, EngineHandle};
+use crate::store::{self, Store};
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    engine: Engine,
+    addr: SocketAddr,
+}
+
+/// Opens the store the configuration names, creating the data directory for the embedded one.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url();
+    if config.database_url.as_deref().is_none_or(str::is_empty) {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    }
+    let store = store::connect(&url).await.with_context(|| format!("cannot open the store at {url}"))?;
+    Ok(store)
+}
+
+/// Where the data lives, for people: the absolute path of the embedded file.
+pub fn describe_store(config: &Config) -> String {
+    match &config.database_url {
+        Some(url) if !url.is_empty() => url.clone(),
+        _ => {
+            let p = config.data_dir.join("qhronos.db");
+            std::path::absolute(&p).unwrap_or(p).display().to_string()
+        }
+    }
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let store = open_store(&config).await?;
+        tracing::info!(data = %describe_store(&config), "store opened (SQLite, WAL mode)");
+
+        let (token, source) = MasterToken::init(store.as_ref(), config.master_token.as_deref()).await?;
+        match source {
+            TokenSource::Configured => tracing::info!("authentication: master token from configuration (send 'Authorization: Bearer <token>')"),
+            TokenSource::Generated(t) => {
+                eprintln!(
+                    "\n================================================================\n\
+                     Generated a master token. It is shown this once; only its hash is stored:\n\n    {t}\n\n\
+                     Send it as 'Authorization: Bearer <token>'. To use your own instead, set\n\
+                     QHRONOS_MASTER_TOKEN (or --master-token, or master_token in config.yaml).\n\
+                     Lost it? Run 'qhronosd --reset-master-token' to generate a new one.\n\
+                     ================================================================\n"
+                );
+            }
+            TokenSource::Stored => tracing::info!(
+                "authentication: master token generated on first start (only its hash is stored); set QHRONOS_MASTER_TOKEN to use your own, or run 'qhronosd --reset-master-token'"
+            ),
+        }
+        let secret = default_hmac_secret(store.as_ref()).await?;
+
+        // The embedded store has one process by construction: every lease it finds was held by
+        // an earlier run of this process, which is gone. Release them all now, not after the
+        // lease expires.
+        let released = store.release_leases(now_ms(), true).await?;
+        if released > 0 {
+            tracing::info!(released, "returned occurrences claimed by the previous run to pending");
+        }
+
+        let deliverer = Arc::new(Deliverer::new(&config.delivery, secret)?);
+        let engine = engine::start(store.clone(), &config, deliverer);
+        let state = AppState {
+            store,
+            config: Arc::new(config.clone()),
+            engine: engine.handle.clone(),
+            started: Instant::now(),
+            started_at: now_ms(),
+            store_kind: "sqlite",
+        };
+        let router = api::router(state, Arc::new(token));
+        let listener = TcpListener::bind((config.host, config.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+        let addr = listener.local_addr()?;
+        tracing::info!("listening on http://{addr}");
+        Ok(Application { listener, router, engine, addr })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn engine(&self) -> EngineHandle {
+        self.engine.handle.clone()
+    }
+
+    /// Serves until Ctrl-C / SIGTERM (or forever, in tests that drop the task).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown_signal()).await?;
+        for t in &self.engine.tasks {
+            t.abort();
+        }
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down; occurrences in flight are delivered again after restart");
+}

@@ -1,0 +1,201 @@
+//! Storage: one `Store` trait, one implementation per database. The database is the source of
+//! truth: claims, leases and retries are rows, so a crash loses nothing that was committed.
+
+pub mod sqlite;
+mod sqlite_rows;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::domain::event::{Event, EventStatus};
+use crate::domain::occurrence::{Attempt, NewOccurrence, OccStatus, Occurrence};
+use crate::domain::Millis;
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("unsupported database URL '{0}': use sqlite://PATH")]
+    UnsupportedUrl(String),
+}
+
+impl From<StoreError> for crate::error::ApiError {
+    fn from(e: StoreError) -> Self {
+        crate::error::ApiError::Internal(e.into())
+    }
+}
+
+/// Filters for `GET /events`.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Events carrying any of these tags.
+    pub tags: Vec<String>,
+    pub status: Option<EventStatus>,
+    /// Substring of the name or description.
+    pub q: Option<String>,
+    pub limit: i64,
+    /// Events created before this one (ids sort by creation).
+    pub before_id: Option<Uuid>,
+}
+
+/// Filters for `GET /occurrences` and `GET /events/{id}/occurrences`; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct OccFilter {
+    pub event_id: Option<Uuid>,
+    pub tags: Vec<String>,
+    pub status: Option<OccStatus>,
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+    pub limit: i64,
+    /// Strictly older than this `(scheduled_at, id)`.
+    pub before: Option<(Millis, Uuid)>,
+}
+
+/// What `create_event` did.
+#[derive(Debug)]
+pub enum Created {
+    New,
+    /// The idempotency key was used before, by this event, for a request with this hash.
+    Existing { event: Box<Event>, request_hash: Option<String> },
+}
+
+/// A claimed occurrence with the event it belongs to.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub occ: Occurrence,
+    pub event: Arc<Event>,
+}
+
+/// What happened to a claimed occurrence; written back in batches.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Attempted {
+        occurrence_id: Uuid,
+        event_id: Uuid,
+        attempt: Attempt,
+        next: Next,
+    },
+    /// Skipped by the misfire policy.
+    Missed { occurrence_id: Uuid, event_id: Uuid },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Completed,
+    /// Back to pending, next attempt at this time.
+    Retry(Millis),
+    Failed,
+}
+
+/// What `redrive` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redrive {
+    Done,
+    NotFound,
+    /// Only failed or missed occurrences can be re-driven.
+    WrongStatus(OccStatus),
+}
+
+/// Occurrence counts by status, for `/status`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Counts {
+    pub pending: i64,
+    pub scheduled: i64,
+    pub failed: i64,
+    pub completed: i64,
+    pub missed: i64,
+    pub cancelled: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap liveness check.
+    async fn ping(&self) -> Result<()>;
+
+    async fn get_setting(&self, key: &str) -> Result<Option<String>>;
+    async fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+    /// Stores `value` unless the key exists; returns the stored value either way.
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;
+
+    /// Inserts an event and its first occurrences in one transaction. With an idempotency key
+    /// already used, inserts nothing and returns the earlier event.
+    async fn create_event(
+        &self,
+        event: &Event,
+        occurrences: &[NewOccurrence],
+        idempotency: Option<(&str, &str)>,
+    ) -> Result<Created>;
+    /// Deleted events are not found.
+    async fn get_event(&self, id: Uuid) -> Result<Option<Event>>;
+    async fn list_events(&self, f: &EventFilter) -> Result<Vec<Event>>;
+    /// Replaces an event. With `replan_after`, cancels its not-yet-attempted occurrences after
+    /// that time (they are re-planned) and materialises `occurrences`.
+    async fn update_event(
+        &self,
+        event: &Event,
+        replan_after: Option<Millis>,
+        occurrences: &[NewOccurrence],
+    ) -> Result<bool>;
+    /// Pauses (cancelling what has not fired) or resumes (materialising `occurrences`).
+    async fn set_paused(
+        &self,
+        id: Uuid,
+        paused: bool,
+        next_fire_at: Option<Millis>,
+        occurrences: &[NewOccurrence],
+        now: Millis,
+    ) -> Result<bool>;
+    /// Marks the event deleted and cancels what has not fired. False when unknown.
+    async fn delete_event(&self, id: Uuid, now: Millis) -> Result<bool>;
+
+    /// Inserts occurrences, skipping instants that exist (reviving ones cancelled by a pause or
+    /// a re-plan). Returns how many are pending now.
+    async fn insert_occurrences(&self, occurrences: &[NewOccurrence], now: Millis) -> Result<u64>;
+    async fn list_occurrences(&self, f: &OccFilter) -> Result<Vec<Occurrence>>;
+    async fn get_occurrence(&self, id: Uuid) -> Result<Option<(Occurrence, Vec<Attempt>)>>;
+    async fn redrive(&self, id: Uuid, extra_attempts: u32, now: Millis) -> Result<Redrive>;
+
+    /// Active events whose next instance is at or before `until`.
+    async fn events_to_expand(&self, until: Millis, limit: i64) -> Result<Vec<Event>>;
+    /// Materialises occurrences and moves the event's `next_fire_at`; marks a finished one-time
+    /// event or series inactive once nothing is left to deliver.
+    async fn save_expansion(
+        &self,
+        event_id: Uuid,
+        occurrences: &[NewOccurrence],
+        next_fire_at: Option<Millis>,
+        now: Millis,
+    ) -> Result<()>;
+    /// Claims pending occurrences due at or before `due_before` under a lease for `owner`.
+    async fn claim_due(
+        &self,
+        owner: &str,
+        due_before: Millis,
+        lease_until: Millis,
+        limit: i64,
+        now: Millis,
+    ) -> Result<Vec<Claimed>>;
+    /// Returns expired leases to `pending`; with `all`, every lease (a single-node store at
+    /// start-up, when no other process can hold one).
+    async fn release_leases(&self, now: Millis, all: bool) -> Result<u64>;
+    /// Writes a batch of outcomes in one transaction.
+    async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()>;
+    async fn counts(&self) -> Result<Counts>;
+}
+
+/// Opens the store named by the URL and applies its migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}

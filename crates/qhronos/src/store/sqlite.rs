@@ -1,0 +1,589 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! Writes go through a pool of exactly one connection, so they queue inside the process instead
+//! of failing with `SQLITE_BUSY`; reads use a separate pool and run concurrently (WAL). With
+//! `synchronous = NORMAL` a committed transaction survives a process crash (`kill -9`); only a
+//! power loss can take the last few back.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
+use uuid::Uuid;
+
+use super::sqlite_rows::{self as rows, to_json, EVENT_COLS, OCC_COLS};
+use super::{
+    Claimed, Counts, Created, EventFilter, Next, OccFilter, Outcome, Redrive, Result, Store,
+};
+use crate::domain::event::Event;
+use crate::domain::occurrence::{Attempt, NewOccurrence, OccStatus, Occurrence};
+use crate::domain::Millis;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies the embedded migrations.
+    pub async fn open(url: &str) -> Result<SqliteStore> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        MIGRATOR.run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await?;
+        Ok(SqliteStore { read, write })
+    }
+}
+
+fn ids_list(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
+async fn insert_event_row(c: &mut SqliteConnection, e: &Event, idem: Option<(&str, &str)>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (id, name, description, start_time, timezone, schedule, exdates, rdates, \
+         action, tags, metadata, hmac_secret, retry, misfire, status, next_fire_at, idempotency_key, \
+         request_hash, created_at, updated_at) \
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    )
+    .bind(e.id.to_string())
+    .bind(&e.name)
+    .bind(&e.description)
+    .bind(e.start_time)
+    .bind(&e.timezone)
+    .bind(&e.schedule)
+    .bind(to_json(&e.exdates))
+    .bind(to_json(&e.rdates))
+    .bind(to_json(&e.action))
+    .bind(to_json(&e.tags))
+    .bind(to_json(&e.metadata))
+    .bind(&e.hmac_secret)
+    .bind(to_json(&e.retry))
+    .bind(to_json(&e.misfire))
+    .bind(e.status.as_str())
+    .bind(e.next_fire_at)
+    .bind(idem.map(|(k, _)| k))
+    .bind(idem.map(|(_, h)| h))
+    .bind(e.created_at)
+    .bind(e.updated_at)
+    .execute(&mut *c)
+    .await?;
+    write_tags(c, e).await
+}
+
+async fn write_tags(c: &mut SqliteConnection, e: &Event) -> Result<()> {
+    sqlx::query("DELETE FROM event_tags WHERE event_id = ?")
+        .bind(e.id.to_string())
+        .execute(&mut *c)
+        .await?;
+    for t in &e.tags {
+        sqlx::query("INSERT OR IGNORE INTO event_tags (tag, event_id) VALUES (?, ?)")
+            .bind(t)
+            .bind(e.id.to_string())
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Inserts occurrences; an instant that exists is kept, except that one cancelled by a pause
+/// or a re-plan comes back to life.
+async fn upsert_occurrences(c: &mut SqliteConnection, occs: &[NewOccurrence], now: Millis) -> Result<u64> {
+    let mut n = 0;
+    for o in occs {
+        n += sqlx::query(
+            "INSERT INTO occurrences (id, event_id, scheduled_at, status, attempts, attempt_limit, \
+             next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?, ?, ?) \
+             ON CONFLICT (event_id, scheduled_at) DO UPDATE SET status = 'pending', \
+             cancelled_by = NULL, next_attempt_at = excluded.next_attempt_at, \
+             updated_at = excluded.updated_at \
+             WHERE occurrences.status = 'cancelled' AND occurrences.cancelled_by IN ('pause', 'replan')",
+        )
+        .bind(o.id.to_string())
+        .bind(o.event_id.to_string())
+        .bind(o.scheduled_at)
+        .bind(i64::from(o.attempt_limit))
+        .bind(o.scheduled_at)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    }
+    Ok(n)
+}
+
+async fn cancel_unfired(c: &mut SqliteConnection, event_id: Uuid, by: &str, after: Option<Millis>, now: Millis) -> Result<u64> {
+    let mut q = QueryBuilder::<Sqlite>::new("UPDATE occurrences SET status = 'cancelled', cancelled_by = ");
+    q.push_bind(by)
+        .push(", lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = NULL, updated_at = ")
+        .push_bind(now)
+        .push(" WHERE event_id = ")
+        .push_bind(event_id.to_string())
+        .push(" AND status IN ('pending', 'scheduled')");
+    if let Some(after) = after {
+        q.push(" AND attempts = 0 AND scheduled_at > ").push_bind(after);
+    }
+    Ok(q.build().execute(&mut *c).await?.rows_affected())
+}
+
+/// A finished one-time event or series becomes `inactive` once nothing is left to deliver.
+async fn finish_if_done(c: &mut SqliteConnection, event_id: &str, now: Millis) -> Result<()> {
+    sqlx::query(
+        "UPDATE events SET status = 'inactive', updated_at = ? WHERE id = ? AND status = 'active' \
+         AND next_fire_at IS NULL AND NOT EXISTS (SELECT 1 FROM occurrences WHERE event_id = ? \
+         AND status IN ('pending', 'scheduled', 'dispatched'))",
+    )
+    .bind(now)
+    .bind(event_id)
+    .bind(event_id)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+fn push_tags(q: &mut QueryBuilder<Sqlite>, col: &str, tags: &[String]) {
+    if tags.is_empty() {
+        return;
+    }
+    q.push(format!(" AND {col} IN (SELECT event_id FROM event_tags WHERE tag IN ("));
+    let mut sep = q.separated(", ");
+    for t in tags {
+        sep.push_bind(t.clone());
+    }
+    q.push("))");
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn get_setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)")
+            .bind(key)
+            .bind(value)
+            .execute(&self.write)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_one(&self.write)
+            .await?)
+    }
+
+    async fn create_event(&self, e: &Event, occs: &[NewOccurrence], idem: Option<(&str, &str)>) -> Result<Created> {
+        let mut tx = self.write.begin().await?;
+        if let Some((key, _)) = idem {
+            let row = sqlx::query(AssertSqlSafe(format!("SELECT {EVENT_COLS}, request_hash FROM events WHERE idempotency_key = ?")))
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = row {
+                return Ok(Created::Existing {
+                    event: Box::new(rows::event(&row)?),
+                    request_hash: row.try_get("request_hash")?,
+                });
+            }
+        }
+        insert_event_row(&mut tx, e, idem).await?;
+        upsert_occurrences(&mut tx, occs, e.created_at).await?;
+        tx.commit().await?;
+        Ok(Created::New)
+    }
+
+    async fn get_event(&self, id: Uuid) -> Result<Option<Event>> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {EVENT_COLS} FROM events WHERE id = ? AND status != 'deleted'")))
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(rows::event).transpose()
+    }
+
+    async fn list_events(&self, f: &EventFilter) -> Result<Vec<Event>> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {EVENT_COLS} FROM events WHERE status != 'deleted'"));
+        if let Some(s) = f.status {
+            q.push(" AND status = ").push_bind(s.as_str());
+        }
+        if let Some(text) = &f.q {
+            let pat = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            q.push(" AND (name LIKE ").push_bind(pat.clone()).push(" ESCAPE '\\' OR description LIKE ").push_bind(pat).push(" ESCAPE '\\')");
+        }
+        if let Some(b) = f.before_id {
+            q.push(" AND id < ").push_bind(b.to_string());
+        }
+        push_tags(&mut q, "id", &f.tags);
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+        let rs = q.build().fetch_all(&self.read).await?;
+        rs.iter().map(rows::event).collect()
+    }
+
+    async fn update_event(&self, e: &Event, replan_after: Option<Millis>, occs: &[NewOccurrence]) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let n = sqlx::query(
+            "UPDATE events SET name = ?, description = ?, start_time = ?, timezone = ?, schedule = ?, \
+             exdates = ?, rdates = ?, action = ?, tags = ?, metadata = ?, hmac_secret = ?, retry = ?, \
+             misfire = ?, status = ?, next_fire_at = ?, updated_at = ? WHERE id = ? AND status != 'deleted'",
+        )
+        .bind(&e.name)
+        .bind(&e.description)
+        .bind(e.start_time)
+        .bind(&e.timezone)
+        .bind(&e.schedule)
+        .bind(to_json(&e.exdates))
+        .bind(to_json(&e.rdates))
+        .bind(to_json(&e.action))
+        .bind(to_json(&e.tags))
+        .bind(to_json(&e.metadata))
+        .bind(&e.hmac_secret)
+        .bind(to_json(&e.retry))
+        .bind(to_json(&e.misfire))
+        .bind(e.status.as_str())
+        .bind(e.next_fire_at)
+        .bind(e.updated_at)
+        .bind(e.id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        write_tags(&mut tx, e).await?;
+        if let Some(after) = replan_after {
+            cancel_unfired(&mut tx, e.id, "replan", Some(after), e.updated_at).await?;
+            upsert_occurrences(&mut tx, occs, e.updated_at).await?;
+        }
+        finish_if_done(&mut tx, &e.id.to_string(), e.updated_at).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn set_paused(&self, id: Uuid, paused: bool, next_fire_at: Option<Millis>, occs: &[NewOccurrence], now: Millis) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let n = if paused {
+            sqlx::query("UPDATE events SET status = 'paused', updated_at = ? WHERE id = ? AND status != 'deleted'")
+                .bind(now)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        } else {
+            sqlx::query("UPDATE events SET status = 'active', next_fire_at = ?, updated_at = ? WHERE id = ? AND status != 'deleted'")
+                .bind(next_fire_at)
+                .bind(now)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        };
+        if n == 0 {
+            return Ok(false);
+        }
+        if paused {
+            cancel_unfired(&mut tx, id, "pause", None, now).await?;
+        } else {
+            upsert_occurrences(&mut tx, occs, now).await?;
+            finish_if_done(&mut tx, &id.to_string(), now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_event(&self, id: Uuid, now: Millis) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let n = sqlx::query("UPDATE events SET status = 'deleted', next_fire_at = NULL, idempotency_key = NULL, updated_at = ? WHERE id = ? AND status != 'deleted'")
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM event_tags WHERE event_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        cancel_unfired(&mut tx, id, "delete", None, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn insert_occurrences(&self, occs: &[NewOccurrence], now: Millis) -> Result<u64> {
+        let mut tx = self.write.begin().await?;
+        let n = upsert_occurrences(&mut tx, occs, now).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn list_occurrences(&self, f: &OccFilter) -> Result<Vec<Occurrence>> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {OCC_COLS} FROM occurrences WHERE 1 = 1"));
+        if let Some(id) = f.event_id {
+            q.push(" AND event_id = ").push_bind(id.to_string());
+        }
+        if let Some(s) = f.status {
+            q.push(" AND status = ").push_bind(s.as_str());
+        }
+        if let Some(from) = f.from {
+            q.push(" AND scheduled_at >= ").push_bind(from);
+        }
+        if let Some(to) = f.to {
+            q.push(" AND scheduled_at <= ").push_bind(to);
+        }
+        if let Some((at, id)) = f.before {
+            q.push(" AND (scheduled_at < ").push_bind(at).push(" OR (scheduled_at = ").push_bind(at).push(" AND id < ").push_bind(id.to_string()).push("))");
+        }
+        push_tags(&mut q, "event_id", &f.tags);
+        q.push(" ORDER BY scheduled_at DESC, id DESC LIMIT ").push_bind(f.limit);
+        let rs = q.build().fetch_all(&self.read).await?;
+        rs.iter().map(rows::occurrence).collect()
+    }
+
+    async fn get_occurrence(&self, id: Uuid) -> Result<Option<(Occurrence, Vec<Attempt>)>> {
+        let Some(row) = sqlx::query(AssertSqlSafe(format!("SELECT {OCC_COLS} FROM occurrences WHERE id = ?")))
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let occ = rows::occurrence(&row)?;
+        let attempts = sqlx::query("SELECT * FROM attempts WHERE occurrence_id = ? ORDER BY attempt")
+            .bind(id.to_string())
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(rows::attempt)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some((occ, attempts)))
+    }
+
+    async fn redrive(&self, id: Uuid, extra: u32, now: Millis) -> Result<Redrive> {
+        let mut tx = self.write.begin().await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM occurrences WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(status) = status else { return Ok(Redrive::NotFound) };
+        let status = OccStatus::parse(&status).map_err(super::StoreError::Corrupt)?;
+        if !matches!(status, OccStatus::Failed | OccStatus::Missed) {
+            return Ok(Redrive::WrongStatus(status));
+        }
+        sqlx::query(
+            "UPDATE occurrences SET status = 'pending', next_attempt_at = ?, attempt_limit = attempts + ?, \
+             completed_at = NULL, updated_at = ? WHERE id = ?",
+        )
+        .bind(now)
+        .bind(i64::from(extra))
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Redrive::Done)
+    }
+
+    async fn events_to_expand(&self, until: Millis, limit: i64) -> Result<Vec<Event>> {
+        let rs = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {EVENT_COLS} FROM events WHERE status = 'active' AND next_fire_at IS NOT NULL \
+             AND next_fire_at <= ? ORDER BY next_fire_at LIMIT ?"
+        )))
+        .bind(until)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rs.iter().map(rows::event).collect()
+    }
+
+    async fn save_expansion(&self, event_id: Uuid, occs: &[NewOccurrence], next: Option<Millis>, now: Millis) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let n = sqlx::query("UPDATE events SET next_fire_at = ? WHERE id = ? AND status = 'active'")
+            .bind(next)
+            .bind(event_id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // Paused or deleted meanwhile: materialise nothing.
+        if n > 0 {
+            upsert_occurrences(&mut tx, occs, now).await?;
+            finish_if_done(&mut tx, &event_id.to_string(), now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_due(&self, owner: &str, due_before: Millis, lease_until: Millis, limit: i64, now: Millis) -> Result<Vec<Claimed>> {
+        let mut tx = self.write.begin().await?;
+        let rs = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE occurrences SET status = 'scheduled', lease_owner = ?, lease_expires_at = ?, updated_at = ? \
+             WHERE id IN (SELECT id FROM occurrences WHERE status = 'pending' AND next_attempt_at <= ? \
+             ORDER BY next_attempt_at LIMIT ?) RETURNING {OCC_COLS}"
+        )))
+        .bind(owner)
+        .bind(lease_until)
+        .bind(now)
+        .bind(due_before)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let occs = rs.iter().map(rows::occurrence).collect::<Result<Vec<_>>>()?;
+        let mut events: HashMap<Uuid, Arc<Event>> = HashMap::new();
+        let mut ids: Vec<String> = occs.iter().map(|o| o.event_id.to_string()).collect();
+        ids.sort();
+        ids.dedup();
+        for chunk in ids.chunks(500) {
+            let sql = format!("SELECT {EVENT_COLS} FROM events WHERE id IN ({})", ids_list(chunk.len()));
+            let mut q = sqlx::query(AssertSqlSafe(sql.as_str()));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                let e = rows::event(&row)?;
+                events.insert(e.id, Arc::new(e));
+            }
+        }
+        tx.commit().await?;
+        Ok(occs
+            .into_iter()
+            .filter_map(|occ| events.get(&occ.event_id).cloned().map(|event| Claimed { occ, event }))
+            .collect())
+    }
+
+    async fn release_leases(&self, now: Millis, all: bool) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE occurrences SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+             updated_at = ? WHERE status = 'scheduled' AND (? OR lease_expires_at < ?)",
+        )
+        .bind(now)
+        .bind(all)
+        .bind(now)
+        .execute(&self.write)
+        .await?
+        .rows_affected())
+    }
+
+    async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let mut finished: Vec<String> = Vec::new();
+        for o in outcomes {
+            match o {
+                Outcome::Attempted { occurrence_id, event_id, attempt: a, next } => {
+                    let id = occurrence_id.to_string();
+                    sqlx::query(
+                        "INSERT OR IGNORE INTO attempts (occurrence_id, attempt, started_at, duration_ms, \
+                         status_code, error, response) SELECT ?, ?, ?, ?, ?, ?, ? \
+                         WHERE EXISTS (SELECT 1 FROM occurrences WHERE id = ?)",
+                    )
+                    .bind(&id)
+                    .bind(i64::from(a.attempt))
+                    .bind(a.started_at)
+                    .bind(a.duration_ms)
+                    .bind(a.status_code.map(i64::from))
+                    .bind(&a.error)
+                    .bind(&a.response)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                    let (status, next_at, done_at) = match next {
+                        Next::Completed => ("completed", None, Some(now)),
+                        Next::Retry(at) => ("pending", Some(*at), None),
+                        Next::Failed => ("failed", None, Some(now)),
+                    };
+                    sqlx::query(
+                        "UPDATE occurrences SET status = ?, attempts = max(attempts, ?), next_attempt_at = ?, \
+                         lease_owner = NULL, lease_expires_at = NULL, last_error = ?, updated_at = ?, \
+                         completed_at = ? WHERE id = ? AND status = 'scheduled'",
+                    )
+                    .bind(status)
+                    .bind(i64::from(a.attempt))
+                    .bind(next_at)
+                    .bind(if *next == Next::Completed { None } else { a.error.clone().or_else(|| a.status_code.map(|c| format!("HTTP {c}"))) })
+                    .bind(now)
+                    .bind(done_at)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if !matches!(next, Next::Retry(_)) {
+                        finished.push(event_id.to_string());
+                    }
+                }
+                Outcome::Missed { occurrence_id, event_id } => {
+                    sqlx::query(
+                        "UPDATE occurrences SET status = 'missed', lease_owner = NULL, lease_expires_at = NULL, \
+                         next_attempt_at = NULL, updated_at = ?, completed_at = ? WHERE id = ? AND status = 'scheduled'",
+                    )
+                    .bind(now)
+                    .bind(now)
+                    .bind(occurrence_id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                    finished.push(event_id.to_string());
+                }
+            }
+        }
+        finished.sort();
+        finished.dedup();
+        for id in &finished {
+            finish_if_done(&mut tx, id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn counts(&self) -> Result<Counts> {
+        let rs = sqlx::query("SELECT status, count(*) AS n FROM occurrences GROUP BY status")
+            .fetch_all(&self.read)
+            .await?;
+        let mut c = Counts::default();
+        for r in rs {
+            let s: String = r.try_get("status")?;
+            let n: i64 = r.try_get("n")?;
+            match s.as_str() {
+                "pending" => c.pending = n,
+                "scheduled" | "dispatched" => c.scheduled += n,
+                "failed" => c.failed = n,
+                "completed" => c.completed = n,
+                "missed" => c.missed = n,
+                "cancelled" => c.cancelled = n,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+}

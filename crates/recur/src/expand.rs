@@ -1,0 +1,593 @@
+//! Expansion of one rule into instants: the RFC 5545 §3.3.10 expand/limit table.
+//!
+//! Daily and longer frequencies are generated on the local wall clock of the zone (so "09:00
+//! every day" stays 09:00 across DST) and only then turned into instants. Hourly and shorter
+//! frequencies step in elapsed time from DTSTART (so "every hour" neither skips nor doubles an
+//! hour at a DST change) and their BYxxx parts filter on the local time of each step.
+
+use std::collections::VecDeque;
+
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+
+use crate::calendar::{
+    civil_from_days, days_from_civil, days_in_month, days_in_year, week1_start, week_start,
+    weekday, Civil, MAX_YEAR, MIN_YEAR,
+};
+use crate::rule::{Frequency, Rule, Until};
+
+/// Periods (or sub-daily steps) examined without finding an instance before giving up. The
+/// Gregorian calendar repeats every 400 years (146 097 days = 20 871 weeks = 4 800 months), so
+/// a calendar rule that finds nothing in one full cycle of periods never will.
+fn idle_budget(freq: Frequency) -> u64 {
+    match freq {
+        Frequency::Yearly => 402,
+        Frequency::Monthly => 4_802,
+        Frequency::Weekly => 20_873,
+        Frequency::Daily => 146_099,
+        _ => 250_000,
+    }
+}
+
+/// A rule prepared for expansion from one DTSTART in one zone.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    freq: Frequency,
+    interval: i64,
+    tz: TimeZone,
+    pub(crate) start: Timestamp,
+    start_s: i64,
+    nanos: i32,
+    sc: Civil,
+    months: [bool; 13],
+    has_months: bool,
+    week_nos: Vec<i64>,
+    year_days: Vec<i64>,
+    month_days: Vec<i64>,
+    /// (ordinal, weekday 0 = Monday)
+    days: Vec<(Option<i64>, i64)>,
+    /// Numbered weekdays count within the month (else within the year).
+    month_scope: bool,
+    /// Daily and longer: the times of day, sorted.
+    times: Vec<(i64, i64, i64)>,
+    /// Sub-daily: expansion lists and limit filters.
+    exp_minutes: Vec<i64>,
+    exp_seconds: Vec<i64>,
+    f_hours: Vec<i64>,
+    f_minutes: Vec<i64>,
+    f_seconds: Vec<i64>,
+    set_pos: Vec<i64>,
+    pub(crate) until: Option<Timestamp>,
+    until_day: Option<i64>,
+    count: Option<u64>,
+    /// Exactly one instance per period, so period k holds instance number k + 1.
+    uniform: bool,
+    wkst: i64,
+    /// Sub-daily: seconds between periods.
+    step: i64,
+}
+
+fn local_civil(tz: &TimeZone, t: Timestamp) -> Civil {
+    let off = i64::from(tz.to_offset(t).seconds());
+    Civil::from_local_seconds(t.as_second() + off)
+}
+
+/// Local wall-clock time -> instant, nonexistent times moved forward by the gap and ambiguous
+/// ones taking the earlier instant (jiff's `compatible`, RFC 5545 §3.3.5).
+fn to_instant(tz: &TimeZone, day: i64, h: i64, mi: i64, s: i64, nanos: i32) -> Option<Timestamp> {
+    let (y, m, d) = civil_from_days(day);
+    if !(MIN_YEAR..=MAX_YEAR).contains(&y) {
+        return None;
+    }
+    let dt = DateTime::new(
+        y as i16, m as i8, d as i8, h as i8, mi as i8, s as i8, nanos,
+    )
+    .ok()?;
+    tz.to_ambiguous_timestamp(dt).compatible().ok()
+}
+
+fn widen<T: Copy + Into<i64>>(v: &[T]) -> Vec<i64> {
+    v.iter().map(|&x| x.into()).collect()
+}
+
+impl Plan {
+    /// `limits`: honour COUNT and UNTIL (false to ask whether the rule can ever occur).
+    pub(crate) fn new(rule: &Rule, start: Timestamp, tz: &TimeZone, limits: bool) -> Plan {
+        let sc = local_civil(tz, start);
+        let freq = rule.freq;
+        let mut months = [false; 13];
+        for &m in &rule.by_month {
+            months[usize::from(m)] = true;
+        }
+        let mut has_months = !rule.by_month.is_empty();
+        let mut month_days = widen(&rule.by_month_day);
+        let mut days: Vec<(Option<i64>, i64)> = rule
+            .by_day
+            .iter()
+            .map(|d| (d.ordinal.map(i64::from), d.weekday.index()))
+            .collect();
+        let no_day_parts = rule.by_week_no.is_empty()
+            && rule.by_year_day.is_empty()
+            && rule.by_month_day.is_empty()
+            && rule.by_day.is_empty();
+        if no_day_parts {
+            match freq {
+                Frequency::Yearly => {
+                    if !has_months {
+                        months[sc.month as usize] = true;
+                        has_months = true;
+                    }
+                    month_days = vec![sc.mday];
+                }
+                Frequency::Monthly => month_days = vec![sc.mday],
+                Frequency::Weekly => days = vec![(None, weekday(sc.day))],
+                _ => {}
+            }
+        }
+        let or_start = |v: &[u8], d: i64| if v.is_empty() { vec![d] } else { widen(v) };
+        let hours = or_start(&rule.by_hour, sc.hour);
+        let minutes = or_start(&rule.by_minute, sc.minute);
+        let seconds: Vec<i64> = or_start(&rule.by_second, sc.second)
+            .into_iter()
+            .filter(|&s| s < 60)
+            .collect();
+        let mut times = Vec::new();
+        for &h in &hours {
+            for &m in &minutes {
+                for &s in &seconds {
+                    times.push((h, m, s));
+                }
+            }
+        }
+        let no_by = no_day_parts
+            && rule.by_month.is_empty()
+            && rule.by_hour.is_empty()
+            && rule.by_minute.is_empty()
+            && rule.by_second.is_empty()
+            && rule.by_set_pos.is_empty();
+        let uniform = no_by
+            && match freq {
+                Frequency::Monthly => sc.mday <= 28,
+                Frequency::Yearly => !(sc.month == 2 && sc.mday == 29),
+                _ => true,
+            };
+        let interval = i64::from(rule.interval);
+        let unit = match freq {
+            Frequency::Hourly => 3600,
+            Frequency::Minutely => 60,
+            _ => 1,
+        };
+        let until = if limits {
+            rule.until.and_then(|u| match u {
+                Until::Instant(t) => Some(t),
+                Until::Date(d) => {
+                    let next = days_from_civil(
+                        i64::from(d.year()),
+                        i64::from(d.month()),
+                        i64::from(d.day()),
+                    ) + 1;
+                    to_instant(tz, next, 0, 0, 0, 0)
+                        .and_then(|t| t.checked_sub(jiff::SignedDuration::from_nanos(1)).ok())
+                }
+            })
+        } else {
+            None
+        };
+        let until_day = until.map(|u| local_civil(tz, u).day);
+        Plan {
+            freq,
+            interval,
+            tz: tz.clone(),
+            start,
+            start_s: start.as_second(),
+            nanos: start.subsec_nanosecond(),
+            sc,
+            months,
+            has_months,
+            week_nos: widen(&rule.by_week_no),
+            year_days: widen(&rule.by_year_day),
+            month_days,
+            days,
+            month_scope: freq == Frequency::Monthly || !rule.by_month.is_empty(),
+            times,
+            exp_minutes: minutes,
+            exp_seconds: seconds,
+            f_hours: widen(&rule.by_hour),
+            f_minutes: widen(&rule.by_minute),
+            f_seconds: widen(&rule.by_second),
+            set_pos: widen(&rule.by_set_pos),
+            until,
+            until_day,
+            count: if limits {
+                rule.count.map(u64::from)
+            } else {
+                None
+            },
+            uniform,
+            wkst: rule.wkst.index(),
+            step: interval.saturating_mul(unit),
+        }
+    }
+
+    /// Does a calendar day pass the date-level BYxxx parts?
+    fn day_ok(&self, dn: i64, y: i64, m: i64, md: i64, weeks: Option<&Weeks>) -> bool {
+        if self.has_months && !self.months[m as usize] {
+            return false;
+        }
+        let mlen = days_in_month(y, m);
+        if !self.month_days.is_empty()
+            && !self
+                .month_days
+                .iter()
+                .any(|&x| x == md || x == md - mlen - 1)
+        {
+            return false;
+        }
+        let need_year = !self.year_days.is_empty()
+            || (!self.month_scope && self.days.iter().any(|d| d.0.is_some()));
+        let (yd, ylen) = if need_year {
+            (dn - days_from_civil(y, 1, 1) + 1, days_in_year(y))
+        } else {
+            (0, 0)
+        };
+        if !self.year_days.is_empty()
+            && !self
+                .year_days
+                .iter()
+                .any(|&x| x == yd || x == yd - ylen - 1)
+        {
+            return false;
+        }
+        if !self.days.is_empty() {
+            let wd = weekday(dn);
+            let (idx, len) = if self.month_scope {
+                (md - 1, mlen)
+            } else {
+                (yd - 1, ylen)
+            };
+            let ok = self.days.iter().any(|&(ord, w)| {
+                w == wd
+                    && match ord {
+                        None => true,
+                        Some(n) if n > 0 => idx / 7 + 1 == n,
+                        Some(n) => -((len - 1 - idx) / 7 + 1) == n,
+                    }
+            });
+            if !ok {
+                return false;
+            }
+        }
+        if !self.week_nos.is_empty() {
+            let Some(w) = weeks else { return false };
+            let (no, nweeks) = w.week_of(dn);
+            if !self
+                .week_nos
+                .iter()
+                .any(|&x| x == no || x == no - nweeks - 1)
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The period holding `after` minus one (a safe place to start when not counting).
+    fn period_near(&self, after: Timestamp) -> i64 {
+        let k = if self.freq.is_sub_daily() {
+            (after.as_second() - self.start_s).div_euclid(self.step.max(1))
+        } else {
+            let a = local_civil(&self.tz, after);
+            let s = self.sc;
+            let diff = match self.freq {
+                Frequency::Daily => a.day - s.day,
+                Frequency::Weekly => {
+                    (week_start(a.day, self.wkst) - week_start(s.day, self.wkst)) / 7
+                }
+                Frequency::Monthly => (a.year * 12 + a.month) - (s.year * 12 + s.month),
+                _ => a.year - s.year,
+            };
+            diff.div_euclid(self.interval)
+        };
+        (k - 1).max(0)
+    }
+}
+
+/// Week-number context for one year (RFC 5545 BYWEEKNO, weeks start on WKST).
+struct Weeks {
+    /// Week 1 starts of year-1, year, year+1, year+2 (day numbers).
+    starts: [i64; 4],
+}
+
+impl Weeks {
+    fn new(year: i64, wkst: i64) -> Weeks {
+        Weeks {
+            starts: [
+                week1_start(year - 1, wkst),
+                week1_start(year, wkst),
+                week1_start(year + 1, wkst),
+                week1_start(year + 2, wkst),
+            ],
+        }
+    }
+
+    /// (week number, number of weeks in its week-numbering year).
+    fn week_of(&self, dn: i64) -> (i64, i64) {
+        let s = &self.starts;
+        let i = if dn >= s[2] {
+            2
+        } else if dn >= s[1] {
+            1
+        } else {
+            0
+        };
+        ((dn - s[i]) / 7 + 1, (s[i + 1] - s[i]) / 7)
+    }
+}
+
+fn select_positions<T: Copy>(items: Vec<T>, pos: &[i64]) -> Vec<T> {
+    if pos.is_empty() {
+        return items;
+    }
+    let n = items.len() as i64;
+    let mut idx: Vec<usize> = pos
+        .iter()
+        .filter_map(|&p| {
+            let i = if p > 0 { p - 1 } else { n + p };
+            (0..n).contains(&i).then_some(i as usize)
+        })
+        .collect();
+    idx.sort_unstable();
+    idx.dedup();
+    idx.into_iter().map(|i| items[i]).collect()
+}
+
+/// Lazily yields the instants of one rule (DTSTART first), ascending and unique, honouring
+/// COUNT and UNTIL.
+#[derive(Debug)]
+pub(crate) struct RuleIter<'a> {
+    plan: &'a Plan,
+    k: i64,
+    buf: VecDeque<Timestamp>,
+    last: Option<Timestamp>,
+    produced: u64,
+    idle: u64,
+    done: bool,
+    pending_start: bool,
+}
+
+impl<'a> RuleIter<'a> {
+    /// `after`: the caller only needs instants later than this; expansion skips ahead to it
+    /// unless COUNT forces counting from DTSTART. `with_start`: emit DTSTART itself.
+    pub(crate) fn new(plan: &'a Plan, after: Option<Timestamp>, with_start: bool) -> RuleIter<'a> {
+        let mut k = 0;
+        let mut produced = 0;
+        if let Some(a) = after {
+            if a >= plan.start && (plan.count.is_none() || plan.uniform) {
+                k = plan.period_near(a);
+                produced = k.unsigned_abs();
+            }
+        }
+        let done = plan.count.is_some_and(|c| produced >= c);
+        RuleIter {
+            plan,
+            k,
+            buf: VecDeque::new(),
+            last: None,
+            produced,
+            idle: 0,
+            done,
+            pending_start: with_start && k == 0,
+        }
+    }
+
+    fn fill(&mut self) {
+        self.idle += 1;
+        let k = self.k;
+        if self.plan.freq.is_sub_daily() {
+            self.fill_sub_daily(k);
+        } else {
+            self.fill_calendar(k);
+        }
+    }
+
+    fn fill_calendar(&mut self, k: i64) {
+        let p = self.plan;
+        self.k += 1;
+        let Some(step) = k.checked_mul(p.interval) else {
+            self.done = true;
+            return;
+        };
+        // The candidate days of period k, in order.
+        let mut dates: Vec<(i64, i64, i64, i64)> = Vec::new();
+        let mut weeks = None;
+        let (first_day, len): (i64, i64) = match p.freq {
+            Frequency::Yearly => {
+                let y = p.sc.year + step;
+                if y > MAX_YEAR {
+                    self.done = true;
+                    return;
+                }
+                if !p.week_nos.is_empty() {
+                    weeks = Some(Weeks::new(y, p.wkst));
+                }
+                let d0 = days_from_civil(y, 1, 1);
+                (d0, days_in_year(y))
+            }
+            Frequency::Monthly => {
+                let mi = p.sc.year * 12 + (p.sc.month - 1) + step;
+                let (y, m) = (mi.div_euclid(12), mi.rem_euclid(12) + 1);
+                if y > MAX_YEAR {
+                    self.done = true;
+                    return;
+                }
+                if p.has_months && !p.months[m as usize] {
+                    return;
+                }
+                let d0 = days_from_civil(y, m, 1);
+                (d0, days_in_month(y, m))
+            }
+            Frequency::Weekly => {
+                let d0 = week_start(p.sc.day, p.wkst) + step.saturating_mul(7);
+                (d0, 7)
+            }
+            _ => {
+                let d0 = p.sc.day.saturating_add(step);
+                (d0, 1)
+            }
+        };
+        if first_day > days_from_civil(MAX_YEAR, 12, 31) {
+            self.done = true;
+            return;
+        }
+        if p.until_day.is_some_and(|u| first_day > u + 1) {
+            self.done = true;
+            return;
+        }
+        for dn in first_day..first_day + len {
+            let (y, m, md) = civil_from_days(dn);
+            if p.day_ok(dn, y, m, md, weeks.as_ref()) {
+                dates.push((dn, y, m, md));
+            }
+        }
+        if dates.is_empty() {
+            return;
+        }
+        let mut cands: Vec<(i64, (i64, i64, i64))> =
+            Vec::with_capacity(dates.len() * p.times.len());
+        for &(dn, ..) in &dates {
+            for &t in &p.times {
+                cands.push((dn, t));
+            }
+        }
+        let cands = select_positions(cands, &p.set_pos);
+        let mut out: Vec<Timestamp> = cands
+            .into_iter()
+            .filter_map(|(dn, (h, mi, s))| to_instant(&p.tz, dn, h, mi, s, p.nanos))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        self.buf.extend(out);
+    }
+
+    /// First period index whose step instant is at or after `t` (at least the next one).
+    fn period_at(&self, k: i64, t: i64) -> i64 {
+        let p = self.plan;
+        let d = t - p.start_s;
+        let kk = d.div_euclid(p.step) + i64::from(d.rem_euclid(p.step) != 0);
+        kk.max(k + 1)
+    }
+
+    fn fill_sub_daily(&mut self, k: i64) {
+        let p = self.plan;
+        let Some(ps) = k.checked_mul(p.step).and_then(|x| x.checked_add(p.start_s)) else {
+            self.done = true;
+            return;
+        };
+        if p.until.is_some_and(|u| ps > u.as_second() + 86_400) {
+            self.done = true;
+            return;
+        }
+        let Ok(pt) = Timestamp::new(ps, 0) else {
+            self.done = true;
+            return;
+        };
+        let off = i64::from(p.tz.to_offset(pt).seconds());
+        let c = Civil::from_local_seconds(ps + off);
+        if c.year > MAX_YEAR {
+            self.done = true;
+            return;
+        }
+        if !p.day_ok(c.day, c.year, c.month, c.mday, None) {
+            // Jump to the next local midnight.
+            match to_instant(&p.tz, c.day + 1, 0, 0, 0, 0) {
+                Some(mid) => self.k = self.period_at(k, mid.as_second()),
+                None => self.done = true,
+            }
+            return;
+        }
+        let hour_start = ps - c.minute * 60 - c.second;
+        if !p.f_hours.is_empty() && !p.f_hours.contains(&c.hour) {
+            self.k = if p.freq == Frequency::Hourly {
+                k + 1
+            } else {
+                self.period_at(k, hour_start + 3600)
+            };
+            return;
+        }
+        if p.freq != Frequency::Hourly
+            && !p.f_minutes.is_empty()
+            && !p.f_minutes.contains(&c.minute)
+        {
+            self.k = if p.freq == Frequency::Secondly {
+                self.period_at(k, ps - c.second + 60)
+            } else {
+                k + 1
+            };
+            return;
+        }
+        self.k = k + 1;
+        if p.freq == Frequency::Secondly
+            && !p.f_seconds.is_empty()
+            && !p.f_seconds.contains(&c.second)
+        {
+            return;
+        }
+        let cands: Vec<i64> = match p.freq {
+            Frequency::Hourly => {
+                let mut v = Vec::with_capacity(p.exp_minutes.len() * p.exp_seconds.len());
+                for &m in &p.exp_minutes {
+                    for &s in &p.exp_seconds {
+                        v.push(hour_start + m * 60 + s);
+                    }
+                }
+                v
+            }
+            Frequency::Minutely => p.exp_seconds.iter().map(|&s| ps - c.second + s).collect(),
+            _ => vec![ps],
+        };
+        let cands = select_positions(cands, &p.set_pos);
+        self.buf.extend(
+            cands
+                .into_iter()
+                .filter_map(|s| Timestamp::new(s, p.nanos).ok()),
+        );
+    }
+}
+
+impl Iterator for RuleIter<'_> {
+    type Item = Timestamp;
+
+    fn next(&mut self) -> Option<Timestamp> {
+        if self.pending_start {
+            self.pending_start = false;
+            self.produced += 1;
+            self.last = Some(self.plan.start);
+            return Some(self.plan.start);
+        }
+        let budget = idle_budget(self.plan.freq);
+        loop {
+            if let Some(t) = self.buf.pop_front() {
+                if t < self.plan.start || self.last.is_some_and(|l| t <= l) {
+                    continue;
+                }
+                if self.plan.until.is_some_and(|u| t > u)
+                    || self.plan.count.is_some_and(|c| self.produced >= c)
+                {
+                    self.done = true;
+                    self.buf.clear();
+                    return None;
+                }
+                self.produced += 1;
+                self.last = Some(t);
+                self.idle = 0;
+                return Some(t);
+            }
+            if self.done || self.idle >= budget {
+                self.done = true;
+                return None;
+            }
+            self.fill();
+        }
+    }
+}
