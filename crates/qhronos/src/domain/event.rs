@@ -109,13 +109,21 @@ const MAX_TAG: usize = 128;
 const MAX_TAGS: usize = 64;
 const MAX_DATES: usize = 1000;
 
+/// Instants are kept to the millisecond; a finer one is rounded up, never down, so that nothing
+/// fires before the time asked for.
+fn ceil_ms(t: Timestamp) -> Millis {
+    let ns = t.as_nanosecond();
+    let ms = ns.div_euclid(1_000_000) + i128::from(ns.rem_euclid(1_000_000) != 0);
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
 fn parse_times(field: &str, v: &[String]) -> Result<Vec<Millis>, String> {
     if v.len() > MAX_DATES {
         return Err(format!("{field}: at most {MAX_DATES} entries"));
     }
     v.iter()
         .enumerate()
-        .map(|(i, s)| parse_time(&format!("{field}[{i}]"), s).map(|t| t.as_millisecond()))
+        .map(|(i, s)| parse_time(&format!("{field}[{i}]"), s).map(ceil_ms))
         .collect()
 }
 
@@ -165,8 +173,7 @@ impl EventIn {
             .start_time
             .as_deref()
             .ok_or("start_time is required (an RFC 3339 time, e.g. 2026-01-01T09:00:00Z)")?;
-        let start_time: Timestamp = parse_time("start_time", start)?;
-        let start_time = start_time.as_millisecond();
+        let start_time = ceil_ms(parse_time("start_time", start)?);
         let timezone = self.timezone.clone().unwrap_or_else(|| "UTC".to_string());
         let rule = match &self.schedule {
             Some(Some(v)) => parse_schedule(v)?,

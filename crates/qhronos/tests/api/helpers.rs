@@ -1,0 +1,203 @@
+//! The test harness: the real application on port 0 with its own temporary SQLite database, a
+//! real HTTP receiver on 127.0.0.1, and typed helpers.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::any;
+use axum::Router;
+use qhronos::config::Config;
+use qhronos::domain::duration::Dur;
+use qhronos::startup::Application;
+use serde_json::{json, Value};
+
+pub const TOKEN: &str = "test-master-token-0123456789";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub _dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A configuration for tests: a temp data dir, a fixed master token, a quick engine.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.port = 0;
+    c.data_dir = dir.to_path_buf();
+    c.master_token = Some(TOKEN.to_string());
+    c.engine.poll_interval = Dur::from_millis(50);
+    c.engine.expander_interval = Dur::from_millis(200);
+    c
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    let app = Application::build(config).await.expect("app builds");
+    let addr = app.addr();
+    let task = tokio::spawn(async move {
+        let _ = app.run_until_stopped().await;
+    });
+    TestApp { addr, client: reqwest::Client::new(), _dir: dir, task }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn req(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut r = self.client.request(m, self.url(path)).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.req("POST", path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.req("GET", path, None).await
+    }
+
+    /// Creates an event and returns its id.
+    pub async fn create(&self, body: Value) -> String {
+        let (status, v) = self.post("/events", body).await;
+        assert_eq!(status, 201, "create failed: {v}");
+        v["id"].as_str().expect("id").to_string()
+    }
+
+    /// Polls until `f` accepts the occurrence list of the event, or panics after `within`.
+    pub async fn wait_occurrences(&self, event_id: &str, within: Duration, f: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let (_, v) = self.get(&format!("/events/{event_id}/occurrences")).await;
+            let list = v["data"].as_array().cloned().unwrap_or_default();
+            if f(&list) {
+                return list;
+            }
+            assert!(Instant::now() < deadline, "timed out; occurrences: {list:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// An RFC 3339 time `ms` milliseconds from now.
+pub fn in_ms(ms: i64) -> String {
+    let t = jiff::Timestamp::now().as_millisecond() + ms;
+    jiff::Timestamp::from_millisecond(t).expect("time").to_string()
+}
+
+/// A request that reached the receiver.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: jiff::Timestamp,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("json body")
+    }
+    pub fn header(&self, k: &str) -> &str {
+        self.headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+#[derive(Clone, Default)]
+struct ReceiverState {
+    got: Arc<Mutex<Vec<Received>>>,
+    /// Status codes to answer with, in order; the last one repeats. Empty: 200.
+    script: Arc<Vec<u16>>,
+    delay: Duration,
+}
+
+/// A real HTTP server on 127.0.0.1 that records every request.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    state: ReceiverState,
+}
+
+async fn record(State(st): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+    let n = {
+        let mut got = st.got.lock().expect("lock");
+        got.push(Received { headers, body, at: jiff::Timestamp::now() });
+        got.len()
+    };
+    if !st.delay.is_zero() {
+        tokio::time::sleep(st.delay).await;
+    }
+    let code = st.script.get(n - 1).or(st.script.last()).copied().unwrap_or(200);
+    (StatusCode::from_u16(code).expect("status"), "receiver says hi")
+}
+
+impl Receiver {
+    pub async fn start(script: Vec<u16>) -> Receiver {
+        Self::start_with_delay(script, Duration::ZERO).await
+    }
+
+    pub async fn start_with_delay(script: Vec<u16>, delay: Duration) -> Receiver {
+        let state = ReceiverState { got: Default::default(), script: Arc::new(script), delay };
+        let app = Router::new().route("/{*path}", any(record)).with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.got.lock().expect("lock").clone()
+    }
+
+    /// Waits until at least `n` requests arrived.
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "receiver got {} of {n} requests", got.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A webhook event body aimed at `url`, due in `ms` milliseconds, with quick retries.
+pub fn webhook_event(url: &str, ms: i64) -> Value {
+    json!({
+        "name": "test event",
+        "start_time": in_ms(ms),
+        "action": {"type": "webhook", "params": {"url": url}},
+        "retry": {"initial_delay": "20ms", "max_delay": "200ms"},
+    })
+}

@@ -1,0 +1,7 @@
+//! Black-box integration tests: the real server, a real receiver, a temporary database each.
+
+mod delivery;
+mod events;
+mod helpers;
+mod restart;
+mod validation;

@@ -1,0 +1,167 @@
+//! The real binary, really stopped (`kill -9`) and started again on the same database.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{in_ms, Receiver, TOKEN};
+
+struct Node {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `qhronosd` on a free port and waits for its "listening on" line.
+fn start_node(dir: &Path) -> Node {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qhronosd"))
+        .args(["--port", "0", "--log-format", "json", "--data-dir"])
+        .arg(dir)
+        .env("QHRONOS_MASTER_TOKEN", TOKEN)
+        .env("QHRONOS_ENGINE__POLL_INTERVAL", "50ms")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("qhronosd starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent {
+                if let Some(i) = line.find("listening on http://") {
+                    let rest = &line[i + "listening on ".len()..];
+                    let url: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+                    let _ = tx.send(url);
+                    sent = true;
+                }
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(20)).expect("qhronosd printed its address");
+    Node { child, base }
+}
+
+async fn status(client: &reqwest::Client, node: &Node) -> serde_json::Value {
+    client.get(format!("{}/status", node.base)).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn kill_9_and_restart_loses_nothing_and_leaves_nothing_stuck() {
+    let dir = tempfile::tempdir().unwrap();
+    // A slow receiver, so that the kill lands while deliveries are in flight.
+    let rx = Receiver::start_with_delay(vec![], Duration::from_millis(150)).await;
+    let client = reqwest::Client::new();
+    let node = start_node(dir.path());
+    const N: usize = 40;
+    for i in 0..N {
+        let r = client
+            .post(format!("{}/events", node.base))
+            .bearer_auth(TOKEN)
+            .json(&json!({
+                "name": format!("e{i}"),
+                "start_time": in_ms(300 + (i as i64 % 10) * 60),
+                "webhook": rx.url(),
+                "retry": {"initial_delay": "20ms"},
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    rx.wait_for(5, Duration::from_secs(10)).await;
+    drop(node); // SIGKILL: no graceful anything.
+    let delivered_before = rx.received().len();
+
+    let node = start_node(dir.path());
+    // Every occurrence is delivered at least once...
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut ids: Vec<String> = rx.received().iter().map(|r| r.header("webhook-id").to_string()).collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() == N {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "only {} of {N} delivered", ids.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ...and nothing stays pending or scheduled.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = status(&client, &node).await;
+        let occ = &s["occurrences"];
+        if occ["completed"] == N as i64 && occ["pending"] == 0 && occ["scheduled"] == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "stuck: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let total = rx.received().len();
+    eprintln!("delivered before kill: {delivered_before}; total deliveries: {total}; duplicates: {}", total - N);
+}
+
+#[tokio::test]
+async fn migrate_only_migrates_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_qhronosd"))
+        .args(["--migrate", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(dir.path().join("qhronos.db").exists());
+}
+
+#[tokio::test]
+async fn a_generated_master_token_is_shown_once_and_only_its_hash_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_qhronosd"))
+        .args(["--reset-master-token", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("QHRONOS_MASTER_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("qhm_") && token.len() > 40, "{token}");
+    let db = std::fs::read(dir.path().join("qhronos.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.path().join("qhronos.db-wal")).unwrap_or_default();
+    let needle = token.as_bytes();
+    for bytes in [db, wal] {
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "the plain token must not be stored");
+    }
+    // The token works against a node started on that data dir without a configured token.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qhronosd"))
+        .args(["--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("QHRONOS_MASTER_TOKEN")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut base = String::new();
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        if let Some(i) = line.find("listening on http://") {
+            base = line[i + "listening on ".len()..].chars().take_while(|c| !c.is_whitespace()).collect();
+            break;
+        }
+    }
+    let client = reqwest::Client::new();
+    let ok = client.get(format!("{base}/events")).bearer_auth(&token).send().await.unwrap();
+    let bad = client.get(format!("{base}/events")).bearer_auth("qhm_nope").send().await.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(bad.status(), 401);
+}
