@@ -50,7 +50,10 @@ impl MasterToken {
     }
 
     /// The configured token, or the stored hash of a generated one, or a new generated token.
-    pub async fn init(store: &dyn Store, configured: Option<&str>) -> anyhow::Result<(MasterToken, TokenSource)> {
+    pub async fn init(
+        store: &dyn Store,
+        configured: Option<&str>,
+    ) -> anyhow::Result<(MasterToken, TokenSource)> {
         if let Some(t) = configured.filter(|t| !t.is_empty()) {
             return Ok((MasterToken { hash: sha256(t) }, TokenSource::Configured));
         }
@@ -68,7 +71,9 @@ impl MasterToken {
     pub async fn generate(store: &dyn Store) -> anyhow::Result<(MasterToken, TokenSource)> {
         let token = random_token("qhm_", 32);
         let hash = sha256(&token);
-        store.set_setting(MASTER_HASH_KEY, &hex::encode(hash)).await?;
+        store
+            .set_setting(MASTER_HASH_KEY, &hex::encode(hash))
+            .await?;
         Ok((MasterToken { hash }, TokenSource::Generated(token)))
     }
 }
@@ -78,17 +83,27 @@ pub async fn default_hmac_secret(store: &dyn Store) -> anyhow::Result<String> {
     // `whsec_` + standard base64, so Standard Webhooks libraries accept it as it is.
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);
-    let fresh = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key));
+    let fresh = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    );
     Ok(store.setting_or_insert(DEFAULT_SECRET_KEY, &fresh).await?)
 }
 
 /// Middleware: the request must carry `Authorization: Bearer <master token>`.
-pub async fn require_master(State(token): State<Arc<MasterToken>>, req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_master(
+    State(token): State<Arc<MasterToken>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let presented = req
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     match presented {
         Some(t) if token.verify(t) => Ok(next.run(req).await),

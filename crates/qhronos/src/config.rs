@@ -217,7 +217,9 @@ impl Config {
             return bad("retry.max_attempts must be at least 1");
         }
         if self.delivery.concurrency == 0 || self.delivery.per_target_concurrency == 0 {
-            return bad("delivery.concurrency and delivery.per_target_concurrency must be at least 1");
+            return bad(
+                "delivery.concurrency and delivery.per_target_concurrency must be at least 1",
+            );
         }
         if self.engine.claim_batch <= 0 {
             return bad("engine.claim_batch must be at least 1");

@@ -62,7 +62,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if cli.reset_master_token {
         let store = open_store(&config).await?;
-        if let (_, qhronos::auth::TokenSource::Generated(t)) = qhronos::auth::MasterToken::generate(store.as_ref()).await? {
+        if let (_, qhronos::auth::TokenSource::Generated(t)) =
+            qhronos::auth::MasterToken::generate(store.as_ref()).await?
+        {
             println!("{t}");
             eprintln!("new master token stored (as a hash) in {}; the old one no longer works once qhronosd restarts", describe_store(&config));
         }

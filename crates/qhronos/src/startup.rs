@@ -27,10 +27,13 @@ pub struct Application {
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.database_url();
     if config.database_url.as_deref().is_none_or(str::is_empty) {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
     }
-    let store = store::connect(&url).await.with_context(|| format!("cannot open the store at {url}"))?;
+    let store = store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open the store at {url}"))?;
     Ok(store)
 }
 
@@ -50,7 +53,8 @@ impl Application {
         let store = open_store(&config).await?;
         tracing::info!(data = %describe_store(&config), "store opened (SQLite, WAL mode)");
 
-        let (token, source) = MasterToken::init(store.as_ref(), config.master_token.as_deref()).await?;
+        let (token, source) =
+            MasterToken::init(store.as_ref(), config.master_token.as_deref()).await?;
         match source {
             TokenSource::Configured => tracing::info!("authentication: master token from configuration (send 'Authorization: Bearer <token>')"),
             TokenSource::Generated(t) => {
@@ -74,7 +78,10 @@ impl Application {
         // lease expires.
         let released = store.release_leases(now_ms(), true).await?;
         if released > 0 {
-            tracing::info!(released, "returned occurrences claimed by the previous run to pending");
+            tracing::info!(
+                released,
+                "returned occurrences claimed by the previous run to pending"
+            );
         }
 
         let deliverer = Arc::new(Deliverer::new(&config.delivery, secret)?);
@@ -93,7 +100,12 @@ impl Application {
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let addr = listener.local_addr()?;
         tracing::info!("listening on http://{addr}");
-        Ok(Application { listener, router, engine, addr })
+        Ok(Application {
+            listener,
+            router,
+            engine,
+            addr,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -106,7 +118,9 @@ impl Application {
 
     /// Serves until Ctrl-C / SIGTERM (or forever, in tests that drop the task).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown_signal()).await?;
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
         for t in &self.engine.tasks {
             t.abort();
         }

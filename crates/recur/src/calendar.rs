@@ -111,6 +111,38 @@ impl Civil {
     }
 }
 
+/// Week-number context for one year (RFC 5545 BYWEEKNO, weeks start on WKST).
+pub(crate) struct Weeks {
+    /// Week 1 starts of year-1, year, year+1, year+2 (day numbers).
+    starts: [i64; 4],
+}
+
+impl Weeks {
+    pub(crate) fn new(year: i64, wkst: i64) -> Weeks {
+        Weeks {
+            starts: [
+                week1_start(year - 1, wkst),
+                week1_start(year, wkst),
+                week1_start(year + 1, wkst),
+                week1_start(year + 2, wkst),
+            ],
+        }
+    }
+
+    /// (week number, number of weeks in its week-numbering year).
+    pub(crate) fn week_of(&self, dn: i64) -> (i64, i64) {
+        let s = &self.starts;
+        let i = if dn >= s[2] {
+            2
+        } else if dn >= s[1] {
+            1
+        } else {
+            0
+        };
+        ((dn - s[i]) / 7 + 1, (s[i + 1] - s[i]) / 7)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,8 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use crate::calendar::{
-    civil_from_days, days_from_civil, days_in_month, days_in_year, week1_start, week_start,
-    weekday, Civil, MAX_YEAR, MIN_YEAR,
+    civil_from_days, days_from_civil, days_in_month, days_in_year, week_start, weekday, Civil,
+    Weeks, MAX_YEAR, MIN_YEAR,
 };
 use crate::rule::{Frequency, Rule, Until};
 
@@ -293,38 +293,6 @@ impl Plan {
     }
 }
 
-/// Week-number context for one year (RFC 5545 BYWEEKNO, weeks start on WKST).
-struct Weeks {
-    /// Week 1 starts of year-1, year, year+1, year+2 (day numbers).
-    starts: [i64; 4],
-}
-
-impl Weeks {
-    fn new(year: i64, wkst: i64) -> Weeks {
-        Weeks {
-            starts: [
-                week1_start(year - 1, wkst),
-                week1_start(year, wkst),
-                week1_start(year + 1, wkst),
-                week1_start(year + 2, wkst),
-            ],
-        }
-    }
-
-    /// (week number, number of weeks in its week-numbering year).
-    fn week_of(&self, dn: i64) -> (i64, i64) {
-        let s = &self.starts;
-        let i = if dn >= s[2] {
-            2
-        } else if dn >= s[1] {
-            1
-        } else {
-            0
-        };
-        ((dn - s[i]) / 7 + 1, (s[i + 1] - s[i]) / 7)
-    }
-}
-
 fn select_positions<T: Copy>(items: Vec<T>, pos: &[i64]) -> Vec<T> {
     if pos.is_empty() {
         return items;
@@ -534,6 +502,10 @@ impl<'a> RuleIter<'a> {
             return;
         }
         let cands: Vec<i64> = match p.freq {
+            // Without BYMINUTE/BYSECOND to expand, the step itself is the instance (pure elapsed
+            // time, even across a DST change of 30 minutes).
+            Frequency::Hourly if p.f_minutes.is_empty() && p.f_seconds.is_empty() => vec![ps],
+            Frequency::Minutely if p.f_seconds.is_empty() => vec![ps],
             Frequency::Hourly => {
                 let mut v = Vec::with_capacity(p.exp_minutes.len() * p.exp_seconds.len());
                 for &m in &p.exp_minutes {

@@ -21,7 +21,10 @@ use crate::store::{Created, EventFilter};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/events", post(create_event).get(list_events))
-        .route("/events/{id}", get(get_event).put(update_event).delete(delete_event))
+        .route(
+            "/events/{id}",
+            get(get_event).put(update_event).delete(delete_event),
+        )
         .route("/events/{id}/pause", post(pause_event))
         .route("/events/{id}/resume", post(resume_event))
         .route("/events/{id}/trigger", post(trigger_event))
@@ -33,37 +36,62 @@ fn not_found(id: &str) -> ApiError {
 
 /// Plans an active event from `after` up to the look-ahead window: the occurrences to insert
 /// now, and the event's `next_fire_at`.
-fn plan_event(st: &AppState, e: &mut Event, after: Option<Millis>, now: Millis) -> Result<Vec<NewOccurrence>, ApiError> {
+fn plan_event(
+    st: &AppState,
+    e: &mut Event,
+    after: Option<Millis>,
+    now: Millis,
+) -> Result<Vec<NewOccurrence>, ApiError> {
     if e.status != EventStatus::Active {
         e.next_fire_at = None;
         return Ok(Vec::new());
     }
-    let p = plan(e, after, now + st.config.engine.look_ahead.as_millis()).map_err(ApiError::BadRequest)?;
+    let p = plan(e, after, now + st.config.engine.look_ahead.as_millis())
+        .map_err(ApiError::BadRequest)?;
     e.next_fire_at = p.next;
     let limit = e.retry.resolve(&st.config.retry).max_attempts;
-    Ok(p.instants.iter().map(|t| NewOccurrence::new(e.id, *t, limit)).collect())
+    Ok(p.instants
+        .iter()
+        .map(|t| NewOccurrence::new(e.id, *t, limit))
+        .collect())
 }
 
 fn earliest(occs: &[NewOccurrence]) -> Option<Millis> {
     occs.iter().map(|o| o.scheduled_at).min()
 }
 
-async fn create_event(State(st): State<AppState>, headers: HeaderMap, Body(input, raw): Body<EventIn>) -> Result<Response, ApiError> {
+async fn create_event(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Body(input, raw): Body<EventIn>,
+) -> Result<Response, ApiError> {
     let now = now_ms();
-    let mut e = input.validate(Uuid::now_v7(), now, now).map_err(ApiError::BadRequest)?;
+    let mut e = input
+        .validate(Uuid::now_v7(), now, now)
+        .map_err(ApiError::BadRequest)?;
     let after = start_after(&e, now);
     let occs = plan_event(&st, &mut e, after, now)?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
-            let k = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 255).ok_or_else(|| {
-                ApiError::BadRequest("Idempotency-Key: expected 1 to 255 visible ASCII characters".into())
-            })?;
+            let k = v
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "Idempotency-Key: expected 1 to 255 visible ASCII characters".into(),
+                    )
+                })?;
             Some(k.to_string())
         }
     };
     let hash = hex::encode(Sha256::digest(&raw));
-    match st.store.create_event(&e, &occs, key.as_deref().map(|k| (k, hash.as_str()))).await? {
+    match st
+        .store
+        .create_event(&e, &occs, key.as_deref().map(|k| (k, hash.as_str())))
+        .await?
+    {
         Created::New => {
             if let Some(t) = earliest(&occs) {
                 st.engine.due_at(t);
@@ -73,7 +101,10 @@ async fn create_event(State(st): State<AppState>, headers: HeaderMap, Body(input
             }
             Ok((StatusCode::CREATED, Json(EventOut::from(&e))).into_response())
         }
-        Created::Existing { event, request_hash } => {
+        Created::Existing {
+            event,
+            request_hash,
+        } => {
             if request_hash.as_deref() != Some(hash.as_str()) {
                 return Err(ApiError::Conflict(
                     "Idempotency-Key was already used with a different request body; use a new key for a new event".into(),
@@ -84,20 +115,46 @@ async fn create_event(State(st): State<AppState>, headers: HeaderMap, Body(input
     }
 }
 
-async fn get_event(State(st): State<AppState>, Path(raw): Path<String>) -> Result<Json<EventOut>, ApiError> {
-    let e = st.store.get_event(id("event", &raw)?).await?.ok_or_else(|| not_found(&raw))?;
+async fn get_event(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<EventOut>, ApiError> {
+    let e = st
+        .store
+        .get_event(id("event", &raw)?)
+        .await?
+        .ok_or_else(|| not_found(&raw))?;
     Ok(Json(EventOut::from(&e)))
 }
 
-async fn list_events(State(st): State<AppState>, p: Params) -> Result<Json<serde_json::Value>, ApiError> {
+async fn list_events(
+    State(st): State<AppState>,
+    p: Params,
+) -> Result<Json<serde_json::Value>, ApiError> {
     p.only(&["tags", "status", "q", "limit", "cursor"])?;
     let limit = p.limit()?;
-    let status = p.get("status").map(EventStatus::parse).transpose().map_err(ApiError::BadRequest)?;
+    let status = p
+        .get("status")
+        .map(EventStatus::parse)
+        .transpose()
+        .map_err(ApiError::BadRequest)?;
     let before_id = p
         .get("cursor")
-        .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::BadRequest(format!("cursor: '{c}' is not a cursor from a previous page"))))
+        .map(|c| {
+            Uuid::parse_str(c).map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "cursor: '{c}' is not a cursor from a previous page"
+                ))
+            })
+        })
         .transpose()?;
-    let f = EventFilter { tags: p.tags(), status, q: p.get("q").map(String::from), limit: limit + 1, before_id };
+    let f = EventFilter {
+        tags: p.tags(),
+        status,
+        q: p.get("q").map(String::from),
+        limit: limit + 1,
+        before_id,
+    };
     let mut events = st.store.list_events(&f).await?;
     let next = if events.len() as i64 > limit {
         events.truncate(limit as usize);
@@ -109,11 +166,23 @@ async fn list_events(State(st): State<AppState>, p: Params) -> Result<Json<serde
     Ok(Json(json!({ "data": data, "next_cursor": next })))
 }
 
-async fn update_event(State(st): State<AppState>, Path(raw): Path<String>, Body(patch, _): Body<EventIn>) -> Result<Json<EventOut>, ApiError> {
+async fn update_event(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+    Body(patch, _): Body<EventIn>,
+) -> Result<Json<EventOut>, ApiError> {
     let id = id("event", &raw)?;
-    let old = st.store.get_event(id).await?.ok_or_else(|| not_found(&raw))?;
+    let old = st
+        .store
+        .get_event(id)
+        .await?
+        .ok_or_else(|| not_found(&raw))?;
     let now = now_ms();
-    let mut new = old.to_input().merge(patch).validate(id, old.created_at, now).map_err(ApiError::BadRequest)?;
+    let mut new = old
+        .to_input()
+        .merge(patch)
+        .validate(id, old.created_at, now)
+        .map_err(ApiError::BadRequest)?;
     new.next_fire_at = old.next_fire_at;
     let resumed = old.status != EventStatus::Active && new.status == EventStatus::Active;
     let paused = old.status == EventStatus::Active && new.status == EventStatus::Paused;
@@ -124,7 +193,11 @@ async fn update_event(State(st): State<AppState>, Path(raw): Path<String>, Body(
     } else {
         Vec::new()
     };
-    if !st.store.update_event(&new, replan.then_some(now), &occs).await? {
+    if !st
+        .store
+        .update_event(&new, replan.then_some(now), &occs)
+        .await?
+    {
         return Err(not_found(&raw));
     }
     if paused {
@@ -136,11 +209,18 @@ async fn update_event(State(st): State<AppState>, Path(raw): Path<String>, Body(
             st.engine.due_at(t);
         }
     }
-    let e = st.store.get_event(id).await?.ok_or_else(|| not_found(&raw))?;
+    let e = st
+        .store
+        .get_event(id)
+        .await?
+        .ok_or_else(|| not_found(&raw))?;
     Ok(Json(EventOut::from(&e)))
 }
 
-async fn delete_event(State(st): State<AppState>, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_event(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id = id("event", &raw)?;
     if !st.store.delete_event(id, now_ms()).await? {
         return Err(not_found(&raw));
@@ -149,29 +229,51 @@ async fn delete_event(State(st): State<AppState>, Path(raw): Path<String>) -> Re
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn pause_event(State(st): State<AppState>, Path(raw): Path<String>) -> Result<Json<EventOut>, ApiError> {
+async fn pause_event(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<EventOut>, ApiError> {
     let id = id("event", &raw)?;
-    let e = st.store.get_event(id).await?.ok_or_else(|| not_found(&raw))?;
+    let e = st
+        .store
+        .get_event(id)
+        .await?
+        .ok_or_else(|| not_found(&raw))?;
     if e.status == EventStatus::Inactive {
-        return Err(ApiError::Conflict("event is inactive (it has finished): there is nothing to pause".into()));
+        return Err(ApiError::Conflict(
+            "event is inactive (it has finished): there is nothing to pause".into(),
+        ));
     }
     st.store.set_paused(id, true, None, &[], now_ms()).await?;
     st.engine.forget_event(id, None);
-    let e = st.store.get_event(id).await?.ok_or_else(|| not_found(&raw))?;
+    let e = st
+        .store
+        .get_event(id)
+        .await?
+        .ok_or_else(|| not_found(&raw))?;
     Ok(Json(EventOut::from(&e)))
 }
 
 /// Resumes a paused event. A series continues with its next instance after now; a one-time
 /// event whose time passed while paused fires late, subject to its misfire policy.
-async fn resume_event(State(st): State<AppState>, Path(raw): Path<String>) -> Result<Json<EventOut>, ApiError> {
+async fn resume_event(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<EventOut>, ApiError> {
     let id = id("event", &raw)?;
-    let mut e = st.store.get_event(id).await?.ok_or_else(|| not_found(&raw))?;
+    let mut e = st
+        .store
+        .get_event(id)
+        .await?
+        .ok_or_else(|| not_found(&raw))?;
     if e.status == EventStatus::Paused {
         let now = now_ms();
         e.status = EventStatus::Active;
         let after = start_after(&e, now);
         let occs = plan_event(&st, &mut e, after, now)?;
-        st.store.set_paused(id, false, e.next_fire_at, &occs, now).await?;
+        st.store
+            .set_paused(id, false, e.next_fire_at, &occs, now)
+            .await?;
         if let Some(t) = earliest(&occs) {
             st.engine.due_at(t);
         }
@@ -179,14 +281,25 @@ async fn resume_event(State(st): State<AppState>, Path(raw): Path<String>) -> Re
     } else if e.status == EventStatus::Inactive {
         return Err(ApiError::Conflict("event is inactive (it has finished): there is nothing to resume; use /trigger to fire it once more".into()));
     }
-    let e = st.store.get_event(id).await?.ok_or_else(|| not_found(&raw))?;
+    let e = st
+        .store
+        .get_event(id)
+        .await?
+        .ok_or_else(|| not_found(&raw))?;
     Ok(Json(EventOut::from(&e)))
 }
 
 /// Fires one extra occurrence now, whatever the event's schedule or status.
-async fn trigger_event(State(st): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+async fn trigger_event(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
     let id = id("event", &raw)?;
-    let e = st.store.get_event(id).await?.ok_or_else(|| not_found(&raw))?;
+    let e = st
+        .store
+        .get_event(id)
+        .await?
+        .ok_or_else(|| not_found(&raw))?;
     let limit = e.retry.resolve(&st.config.retry).max_attempts;
     let mut now = now_ms();
     // Two triggers in the same millisecond are two occurrences.
@@ -198,6 +311,14 @@ async fn trigger_event(State(st): State<AppState>, Path(raw): Path<String>) -> R
         now += 1;
     };
     st.engine.due_at(occ.scheduled_at);
-    let (o, _) = st.store.get_occurrence(occ.id).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("triggered occurrence vanished")))?;
-    Ok((StatusCode::CREATED, Json(super::occurrences::OccOut::from(&o))).into_response())
+    let (o, _) = st
+        .store
+        .get_occurrence(occ.id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("triggered occurrence vanished")))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(super::occurrences::OccOut::from(&o)),
+    )
+        .into_response())
 }

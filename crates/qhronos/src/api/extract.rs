@@ -28,10 +28,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             }
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::BadRequest("request body is empty: expected a JSON object".into()));
+            return Err(ApiError::BadRequest(
+                "request body is empty: expected a JSON object".into(),
+            ));
         }
         let v = serde_json::from_slice(&bytes).map_err(|e| {
-            let what = if e.is_syntax() || e.is_eof() { "malformed JSON" } else { "invalid request body" };
+            let what = if e.is_syntax() || e.is_eof() {
+                "malformed JSON"
+            } else {
+                "invalid request body"
+            };
             ApiError::BadRequest(format!("{what}: {e}"))
         })?;
         Ok(Body(v, bytes))
@@ -73,20 +79,32 @@ impl Params {
             None => Ok(50),
             Some(s) => match s.parse::<i64>() {
                 Ok(n) if (1..=1000).contains(&n) => Ok(n),
-                _ => Err(ApiError::BadRequest(format!("limit: '{s}' is not a whole number from 1 to 1000"))),
+                _ => Err(ApiError::BadRequest(format!(
+                    "limit: '{s}' is not a whole number from 1 to 1000"
+                ))),
             },
         }
     }
 
     pub fn time(&self, k: &str) -> Result<Option<Millis>, ApiError> {
         self.get(k)
-            .map(|s| parse_time(k, s).map(|t| t.as_millisecond()).map_err(ApiError::BadRequest))
+            .map(|s| {
+                parse_time(k, s)
+                    .map(|t| t.as_millisecond())
+                    .map_err(ApiError::BadRequest)
+            })
             .transpose()
     }
 
     pub fn tags(&self) -> Vec<String> {
         self.get("tags")
-            .map(|s| s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect())
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

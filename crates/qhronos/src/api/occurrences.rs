@@ -47,7 +47,10 @@ impl From<&Occurrence> for OccOut {
             scheduled_at: fmt_ms(o.scheduled_at),
             status: o.status,
             attempt_count: o.attempts,
-            next_attempt_at: o.next_attempt_at.filter(|_| o.status == OccStatus::Pending).map(fmt_ms),
+            next_attempt_at: o
+                .next_attempt_at
+                .filter(|_| o.status == OccStatus::Pending)
+                .map(fmt_ms),
             last_error: o.last_error.clone(),
             created_at: fmt_ms(o.created_at),
             updated_at: fmt_ms(o.updated_at),
@@ -65,15 +68,27 @@ fn not_found(id: &str) -> ApiError {
 fn parse_cursor(c: &str) -> Result<(i64, Uuid), ApiError> {
     c.split_once('_')
         .and_then(|(t, id)| Some((t.parse().ok()?, Uuid::parse_str(id).ok()?)))
-        .ok_or_else(|| ApiError::BadRequest(format!("cursor: '{c}' is not a cursor from a previous page")))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "cursor: '{c}' is not a cursor from a previous page"
+            ))
+        })
 }
 
-async fn list(st: &AppState, p: &Params, event_id: Option<Uuid>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn list(
+    st: &AppState,
+    p: &Params,
+    event_id: Option<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = p.limit()?;
     let f = OccFilter {
         event_id,
         tags: p.tags(),
-        status: p.get("status").map(OccStatus::parse).transpose().map_err(ApiError::BadRequest)?,
+        status: p
+            .get("status")
+            .map(OccStatus::parse)
+            .transpose()
+            .map_err(ApiError::BadRequest)?,
         from: p.time("from")?,
         to: p.time("to")?,
         limit: limit + 1,
@@ -90,12 +105,19 @@ async fn list(st: &AppState, p: &Params, event_id: Option<Uuid>) -> Result<Json<
     Ok(Json(json!({ "data": data, "next_cursor": next })))
 }
 
-async fn list_occurrences(State(st): State<AppState>, p: Params) -> Result<Json<serde_json::Value>, ApiError> {
+async fn list_occurrences(
+    State(st): State<AppState>,
+    p: Params,
+) -> Result<Json<serde_json::Value>, ApiError> {
     p.only(&["tags", "status", "from", "to", "limit", "cursor"])?;
     list(&st, &p, None).await
 }
 
-async fn list_event_occurrences(State(st): State<AppState>, Path(raw): Path<String>, p: Params) -> Result<Json<serde_json::Value>, ApiError> {
+async fn list_event_occurrences(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+    p: Params,
+) -> Result<Json<serde_json::Value>, ApiError> {
     p.only(&["status", "from", "to", "limit", "cursor"])?;
     let event_id = id("event", &raw)?;
     if st.store.get_event(event_id).await?.is_none() {
@@ -104,19 +126,35 @@ async fn list_event_occurrences(State(st): State<AppState>, Path(raw): Path<Stri
     list(&st, &p, Some(event_id)).await
 }
 
-async fn get_occurrence(State(st): State<AppState>, Path(raw): Path<String>) -> Result<Json<OccOut>, ApiError> {
-    let (o, attempts) = st.store.get_occurrence(id("occurrence", &raw)?).await?.ok_or_else(|| not_found(&raw))?;
+async fn get_occurrence(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<OccOut>, ApiError> {
+    let (o, attempts) = st
+        .store
+        .get_occurrence(id("occurrence", &raw)?)
+        .await?
+        .ok_or_else(|| not_found(&raw))?;
     let mut out = OccOut::from(&o);
     out.attempts = Some(attempts);
     Ok(Json(out))
 }
 
 /// Re-drives a `failed` or `missed` occurrence: pending now, with a fresh set of attempts.
-async fn retry_occurrence(State(st): State<AppState>, Path(raw): Path<String>) -> Result<Json<OccOut>, ApiError> {
+async fn retry_occurrence(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<OccOut>, ApiError> {
     let oid = id("occurrence", &raw)?;
-    let (o, _) = st.store.get_occurrence(oid).await?.ok_or_else(|| not_found(&raw))?;
+    let (o, _) = st
+        .store
+        .get_occurrence(oid)
+        .await?
+        .ok_or_else(|| not_found(&raw))?;
     let Some(event) = st.store.get_event(o.event_id).await? else {
-        return Err(ApiError::Conflict("the occurrence's event was deleted; it cannot be re-driven".into()));
+        return Err(ApiError::Conflict(
+            "the occurrence's event was deleted; it cannot be re-driven".into(),
+        ));
     };
     let extra = event.retry.resolve(&st.config.retry).max_attempts;
     let now = now_ms();
@@ -131,7 +169,11 @@ async fn retry_occurrence(State(st): State<AppState>, Path(raw): Path<String>) -
         }
     }
     st.engine.due_at(now);
-    let (o, attempts) = st.store.get_occurrence(oid).await?.ok_or_else(|| not_found(&raw))?;
+    let (o, attempts) = st
+        .store
+        .get_occurrence(oid)
+        .await?
+        .ok_or_else(|| not_found(&raw))?;
     let mut out = OccOut::from(&o);
     out.attempts = Some(attempts);
     Ok(Json(out))

@@ -10,7 +10,9 @@ use super::AppState;
 use crate::domain::{fmt_ms, now_ms};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health)).route("/status", get(status))
+    Router::new()
+        .route("/health", get(health))
+        .route("/status", get(status))
 }
 
 /// The dispatcher goes round its loop at least every poll interval; beyond this it is stuck.
@@ -23,11 +25,16 @@ async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
         Ok(()) if age <= HEARTBEAT_STALE_MS => (StatusCode::OK, Json(json!({ "status": "ok" }))),
         Ok(()) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unhealthy", "error": format!("scheduler heartbeat is {age} ms old") })),
+            Json(
+                json!({ "status": "unhealthy", "error": format!("scheduler heartbeat is {age} ms old") }),
+            ),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "health check: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unhealthy", "error": "database unreachable" })))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unhealthy", "error": "database unreachable" })),
+            )
         }
     }
 }
@@ -36,7 +43,11 @@ async fn status(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
     let beat = st.engine.heartbeat();
     let age = now_ms() - beat;
     let counts = st.store.counts().await;
-    let code = if counts.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if counts.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         code,
         Json(json!({

@@ -73,9 +73,13 @@ impl Deliverer {
     /// Waits for a slot for this target (`host:port`), so one slow receiver cannot take every
     /// delivery slot.
     pub async fn target_permit(&self, action: &Action) -> Option<OwnedSemaphorePermit> {
-        let key = reqwest::Url::parse(action.url())
-            .ok()
-            .map(|u| format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)))?;
+        let key = reqwest::Url::parse(action.url()).ok().map(|u| {
+            format!(
+                "{}:{}",
+                u.host_str().unwrap_or(""),
+                u.port_or_known_default().unwrap_or(0)
+            )
+        })?;
         let sem = {
             let mut map = self.targets.lock().unwrap_or_else(|p| p.into_inner());
             map.entry(key)
@@ -86,7 +90,13 @@ impl Deliverer {
     }
 
     /// Makes attempt number `attempt` at delivering `occ`.
-    pub async fn deliver(&self, event: &Event, occ: &Occurrence, attempt: u32, timeout: Duration) -> Delivered {
+    pub async fn deliver(
+        &self,
+        event: &Event,
+        occ: &Occurrence,
+        attempt: u32,
+        timeout: Duration,
+    ) -> Delivered {
         let started_at = now_ms();
         let clock = Instant::now();
         let request = match &event.action {
@@ -109,27 +119,48 @@ impl Deliverer {
                 self.client
                     .post(url)
                     .header(CONTENT_TYPE, "application/json")
-                    .header("X-Qhronos-Signature", signing::qhronos_signature(secret, &body))
+                    .header(
+                        "X-Qhronos-Signature",
+                        signing::qhronos_signature(secret, &body),
+                    )
                     .header("webhook-id", &id)
                     .header("webhook-timestamp", ts.to_string())
-                    .header("webhook-signature", signing::standard_signature(secret, &id, ts, &body))
+                    .header(
+                        "webhook-signature",
+                        signing::standard_signature(secret, &id, ts, &body),
+                    )
                     .body(body)
             }
-            Action::Apicall { method, url, headers, body } => {
-                let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
+            Action::Apicall {
+                method,
+                url,
+                headers,
+                body,
+            } => {
+                let method =
+                    reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
                 let mut h = HeaderMap::new();
                 for (k, v) in headers {
-                    if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                    if let (Ok(k), Ok(v)) = (
+                        HeaderName::from_bytes(k.as_bytes()),
+                        HeaderValue::from_str(v),
+                    ) {
                         h.insert(k, v);
                     }
                 }
                 let mut r = self.client.request(method, url);
-                r = r.headers(h.clone()).header("webhook-id", occ.id.to_string());
+                r = r
+                    .headers(h.clone())
+                    .header("webhook-id", occ.id.to_string());
                 match body {
                     Some(serde_json::Value::String(s)) => r.body(s.clone()),
                     Some(v) => {
                         let r = r.body(serde_json::to_vec(v).unwrap_or_default());
-                        if h.contains_key(CONTENT_TYPE) { r } else { r.header(CONTENT_TYPE, "application/json") }
+                        if h.contains_key(CONTENT_TYPE) {
+                            r
+                        } else {
+                            r.header(CONTENT_TYPE, "application/json")
+                        }
                     }
                     None => r,
                 }

@@ -28,7 +28,9 @@ pub fn qhronos_signature(secret: &str, body: &[u8]) -> String {
 /// The Standard Webhooks key: base64-decode of what follows `whsec_`, else the string's bytes.
 fn standard_key(secret: &str) -> Vec<u8> {
     match secret.strip_prefix("whsec_") {
-        Some(rest) => B64.decode(rest).unwrap_or_else(|_| secret.as_bytes().to_vec()),
+        Some(rest) => B64
+            .decode(rest)
+            .unwrap_or_else(|_| secret.as_bytes().to_vec()),
         None => secret.as_bytes().to_vec(),
     }
 }
@@ -49,8 +51,12 @@ mod tests {
 
     #[test]
     fn standard_webhooks_known_answer() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/standard-webhooks.json");
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/testdata/standard-webhooks.json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         for t in v["vectors"].as_array().unwrap() {
             let got = standard_signature(
                 t["secret"].as_str().unwrap(),

@@ -32,7 +32,9 @@ impl Action {
             .as_object()
             .ok_or("action: expected an object {\"type\": …, \"params\": {…}}")?;
         if let Some(k) = obj.keys().find(|k| *k != "type" && *k != "params") {
-            return Err(format!("action: unknown field '{k}', expected 'type' and 'params'"));
+            return Err(format!(
+                "action: unknown field '{k}', expected 'type' and 'params'"
+            ));
         }
         let ty = obj
             .get("type")
@@ -83,7 +85,9 @@ impl Action {
                         if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
                             || reqwest::header::HeaderValue::from_str(v).is_err()
                         {
-                            return Err(format!("action.params.headers.{k}: not a valid HTTP header"));
+                            return Err(format!(
+                                "action.params.headers.{k}: not a valid HTTP header"
+                            ));
                         }
                         headers.insert(k.clone(), v.to_string());
                     }

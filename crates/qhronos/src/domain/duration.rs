@@ -51,8 +51,13 @@ impl FromStr for Dur {
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        for (unit, per) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-            if ms != 0 && ms % per == 0 {
+        for (unit, per) in [
+            ("d", 86_400_000u128),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
+            if ms != 0 && ms.is_multiple_of(per) {
                 return write!(f, "{}{}", ms / per, unit);
             }
         }
@@ -79,7 +84,13 @@ mod tests {
 
     #[test]
     fn parses_and_prints_every_unit() {
-        for (s, ms) in [("250ms", 250), ("5s", 5_000), ("2m", 120_000), ("1h", 3_600_000), ("1d", 86_400_000)] {
+        for (s, ms) in [
+            ("250ms", 250),
+            ("5s", 5_000),
+            ("2m", 120_000),
+            ("1h", 3_600_000),
+            ("1d", 86_400_000),
+        ] {
             let d: Dur = s.parse().unwrap();
             assert_eq!(d.as_millis(), ms);
             assert_eq!(d.to_string(), s);
@@ -89,7 +100,15 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_duration() {
-        for s in ["", "5", "s", "5 sec", "-5s", "1.5s", "99999999999999999999d"] {
+        for s in [
+            "",
+            "5",
+            "s",
+            "5 sec",
+            "-5s",
+            "1.5s",
+            "99999999999999999999d",
+        ] {
             assert!(s.parse::<Dur>().is_err(), "{s}");
         }
     }

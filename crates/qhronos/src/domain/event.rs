@@ -133,8 +133,8 @@ fn parse_schedule(v: &Value) -> Result<Option<Rule>, String> {
         Value::String(s) if s.trim().is_empty() => return Ok(None),
         Value::String(s) => Rule::parse(s),
         Value::Object(_) => {
-            let j: JsonSchedule = serde_json::from_value(v.clone())
-                .map_err(|e| format!("schedule: {e}"))?;
+            let j: JsonSchedule =
+                serde_json::from_value(v.clone()).map_err(|e| format!("schedule: {e}"))?;
             Rule::from_json(&j)
         }
         _ => return Err("schedule: expected an RRULE string or a JSON object".into()),
@@ -148,8 +148,21 @@ impl EventIn {
         macro_rules! take {
             ($($f:ident),*) => { $( if patch.$f.is_some() { self.$f = patch.$f; } )* };
         }
-        take!(name, description, start_time, timezone, schedule, exdates, rdates, tags, metadata,
-              hmac_secret, retry, misfire, status);
+        take!(
+            name,
+            description,
+            start_time,
+            timezone,
+            schedule,
+            exdates,
+            rdates,
+            tags,
+            metadata,
+            hmac_secret,
+            retry,
+            misfire,
+            status
+        );
         if patch.action.is_some() || patch.webhook.is_some() || patch.webhook_url.is_some() {
             self.action = patch.action;
             self.webhook = patch.webhook;
@@ -210,13 +223,15 @@ impl EventIn {
             Some(v @ Value::Object(_)) => v.clone(),
             Some(_) => return Err("metadata: expected a JSON object".into()),
         };
-        let hmac_secret = match &self.hmac_secret {
-            Some(Some(s)) if s.is_empty() => {
-                return Err("hmac_secret: must not be empty (omit it to use the server's default secret)".into())
-            }
-            Some(Some(s)) => Some(s.clone()),
-            _ => None,
-        };
+        let hmac_secret =
+            match &self.hmac_secret {
+                Some(Some(s)) if s.is_empty() => return Err(
+                    "hmac_secret: must not be empty (omit it to use the server's default secret)"
+                        .into(),
+                ),
+                Some(Some(s)) => Some(s.clone()),
+                _ => None,
+            };
         let retry = self.retry.clone().unwrap_or_default();
         retry.validate()?;
         let status = match self.status.as_deref() {

@@ -33,7 +33,10 @@ pub mod ms_rfc3339 {
     }
     pub mod option {
         use super::super::{fmt_ms, Millis};
-        pub fn serialize<S: serde::Serializer>(ms: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: serde::Serializer>(
+            ms: &Option<Millis>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match ms {
                 Some(ms) => s.serialize_str(&fmt_ms(*ms)),
                 None => s.serialize_none(),

@@ -10,11 +10,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use uuid::Uuid;
 
+use super::Forget;
 use crate::config::Config;
 use crate::delivery::{Delivered, Deliverer};
 use crate::domain::policy::{MisfireKind, Retry};
 use crate::domain::{now_ms, Millis};
-use super::Forget;
 use crate::store::{Claimed, Next, Outcome, Store};
 
 pub struct Dispatcher {
@@ -81,7 +81,10 @@ impl Dispatcher {
                 }
             }
             self.fire_due();
-            let wake_at = self.heap.peek().map_or(next_claim, |Reverse((t, _))| (*t).min(next_claim));
+            let wake_at = self
+                .heap
+                .peek()
+                .map_or(next_claim, |Reverse((t, _))| (*t).min(next_claim));
             let wait = Duration::from_millis(u64::try_from(wake_at - now_ms()).unwrap_or(0));
             if wait.is_zero() {
                 tokio::task::yield_now().await;
@@ -106,7 +109,8 @@ impl Dispatcher {
     fn forget_one(&mut self, f: Forget) {
         self.held.retain(|_, c| {
             c.event.id != f.event_id
-                || f.after.is_some_and(|after| c.occ.attempts > 0 || c.occ.scheduled_at <= after)
+                || f.after
+                    .is_some_and(|after| c.occ.attempts > 0 || c.occ.scheduled_at <= after)
         });
     }
 
@@ -122,7 +126,13 @@ impl Dispatcher {
         let batch = e.claim_batch;
         let claimed = self
             .store
-            .claim_due(&self.owner, now + e.claim_horizon.as_millis(), now + e.lease.as_millis(), batch, now)
+            .claim_due(
+                &self.owner,
+                now + e.claim_horizon.as_millis(),
+                now + e.lease.as_millis(),
+                batch,
+                now,
+            )
             .await?;
         let full = claimed.len() as i64 >= batch;
         let threshold = self.config.engine.misfire_threshold.as_millis();
@@ -138,15 +148,21 @@ impl Dispatcher {
             let late = c.occ.attempts == 0 && now - c.occ.scheduled_at > threshold;
             if late {
                 let (kind, window) = c.event.misfire.resolve(&self.config.misfire);
-                let too_old = now - c.occ.scheduled_at > i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+                let too_old = now - c.occ.scheduled_at
+                    > i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
                 let missed = too_old
                     || match kind {
                         MisfireKind::Skip => true,
                         MisfireKind::FireAll => false,
-                        MisfireKind::FireOnce => newest_late.get(&c.event.id) != Some(&c.occ.scheduled_at),
+                        MisfireKind::FireOnce => {
+                            newest_late.get(&c.event.id) != Some(&c.occ.scheduled_at)
+                        }
                     };
                 if missed {
-                    let o = Outcome::Missed { occurrence_id: c.occ.id, event_id: c.event.id };
+                    let o = Outcome::Missed {
+                        occurrence_id: c.occ.id,
+                        event_id: c.event.id,
+                    };
                     if self.outcomes.send(o).await.is_err() {
                         anyhow::bail!("outcome writer stopped");
                     }
@@ -170,7 +186,9 @@ impl Dispatcher {
                 break;
             }
             self.heap.pop();
-            let Some(c) = self.held.remove(&seq) else { continue };
+            let Some(c) = self.held.remove(&seq) else {
+                continue;
+            };
             self.spawn_delivery(c);
         }
     }
@@ -181,13 +199,22 @@ impl Dispatcher {
         let outcomes = self.outcomes.clone();
         let retry = c.event.retry.resolve(&self.config.retry);
         tokio::spawn(async move {
-            let Ok(_slot) = slots.acquire_owned().await else { return };
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return;
+            };
             let _target = deliverer.target_permit(&c.event.action).await;
             let attempt = c.occ.attempts + 1;
-            let d = deliverer.deliver(&c.event, &c.occ, attempt, retry.timeout).await;
+            let d = deliverer
+                .deliver(&c.event, &c.occ, attempt, retry.timeout)
+                .await;
             let next = next_step(&d, attempt, c.occ.attempt_limit, &retry, now_ms());
             tracing::debug!(occurrence_id = %c.occ.id, attempt, status = ?d.attempt.status_code, ?next, "attempt finished");
-            let o = Outcome::Attempted { occurrence_id: c.occ.id, event_id: c.event.id, attempt: d.attempt, next };
+            let o = Outcome::Attempted {
+                occurrence_id: c.occ.id,
+                event_id: c.event.id,
+                attempt: d.attempt,
+                next,
+            };
             let _ = outcomes.send(o).await;
         });
     }

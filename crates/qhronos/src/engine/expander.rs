@@ -10,8 +10,8 @@ use tokio::sync::Notify;
 use super::plan::plan;
 use super::EngineHandle;
 use crate::config::Config;
-use crate::domain::occurrence::NewOccurrence;
 use crate::domain::now_ms;
+use crate::domain::occurrence::NewOccurrence;
 use crate::store::Store;
 
 const EVENTS_PER_QUERY: i64 = 500;
@@ -59,7 +59,10 @@ impl Expander {
                     }
                 };
                 let limit = e.retry.resolve(&self.config.retry).max_attempts;
-                let occs: Vec<_> = instants.iter().map(|t| NewOccurrence::new(e.id, *t, limit)).collect();
+                let occs: Vec<_> = instants
+                    .iter()
+                    .map(|t| NewOccurrence::new(e.id, *t, limit))
+                    .collect();
                 if let Some(first) = instants.first() {
                     earliest = earliest.min(*first);
                 }

@@ -40,7 +40,10 @@ impl Writer {
             let earliest_retry = batch
                 .iter()
                 .filter_map(|o| match o {
-                    Outcome::Attempted { next: Next::Retry(at), .. } => Some(*at),
+                    Outcome::Attempted {
+                        next: Next::Retry(at),
+                        ..
+                    } => Some(*at),
                     _ => None,
                 })
                 .min();

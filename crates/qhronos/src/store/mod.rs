@@ -64,7 +64,10 @@ pub struct OccFilter {
 pub enum Created {
     New,
     /// The idempotency key was used before, by this event, for a request with this hash.
-    Existing { event: Box<Event>, request_hash: Option<String> },
+    Existing {
+        event: Box<Event>,
+        request_hash: Option<String>,
+    },
 }
 
 /// A claimed occurrence with the event it belongs to.

@@ -58,7 +58,11 @@ fn ids_list(n: usize) -> String {
     vec!["?"; n].join(",")
 }
 
-async fn insert_event_row(c: &mut SqliteConnection, e: &Event, idem: Option<(&str, &str)>) -> Result<()> {
+async fn insert_event_row(
+    c: &mut SqliteConnection,
+    e: &Event,
+    idem: Option<(&str, &str)>,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO events (id, name, description, start_time, timezone, schedule, exdates, rdates, \
          action, tags, metadata, hmac_secret, retry, misfire, status, next_fire_at, idempotency_key, \
@@ -107,7 +111,11 @@ async fn write_tags(c: &mut SqliteConnection, e: &Event) -> Result<()> {
 
 /// Inserts occurrences; an instant that exists is kept, except that one cancelled by a pause
 /// or a re-plan comes back to life.
-async fn upsert_occurrences(c: &mut SqliteConnection, occs: &[NewOccurrence], now: Millis) -> Result<u64> {
+async fn upsert_occurrences(
+    c: &mut SqliteConnection,
+    occs: &[NewOccurrence],
+    now: Millis,
+) -> Result<u64> {
     let mut n = 0;
     for o in occs {
         n += sqlx::query(
@@ -132,16 +140,26 @@ async fn upsert_occurrences(c: &mut SqliteConnection, occs: &[NewOccurrence], no
     Ok(n)
 }
 
-async fn cancel_unfired(c: &mut SqliteConnection, event_id: Uuid, by: &str, after: Option<Millis>, now: Millis) -> Result<u64> {
-    let mut q = QueryBuilder::<Sqlite>::new("UPDATE occurrences SET status = 'cancelled', cancelled_by = ");
+async fn cancel_unfired(
+    c: &mut SqliteConnection,
+    event_id: Uuid,
+    by: &str,
+    after: Option<Millis>,
+    now: Millis,
+) -> Result<u64> {
+    let mut q =
+        QueryBuilder::<Sqlite>::new("UPDATE occurrences SET status = 'cancelled', cancelled_by = ");
     q.push_bind(by)
-        .push(", lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = NULL, updated_at = ")
+        .push(
+            ", lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = NULL, updated_at = ",
+        )
         .push_bind(now)
         .push(" WHERE event_id = ")
         .push_bind(event_id.to_string())
         .push(" AND status IN ('pending', 'scheduled')");
     if let Some(after) = after {
-        q.push(" AND attempts = 0 AND scheduled_at > ").push_bind(after);
+        q.push(" AND attempts = 0 AND scheduled_at > ")
+            .push_bind(after);
     }
     Ok(q.build().execute(&mut *c).await?.rows_affected())
 }
@@ -165,7 +183,9 @@ fn push_tags(q: &mut QueryBuilder<Sqlite>, col: &str, tags: &[String]) {
     if tags.is_empty() {
         return;
     }
-    q.push(format!(" AND {col} IN (SELECT event_id FROM event_tags WHERE tag IN ("));
+    q.push(format!(
+        " AND {col} IN (SELECT event_id FROM event_tags WHERE tag IN ("
+    ));
     let mut sep = q.separated(", ");
     for t in tags {
         sep.push_bind(t.clone());
@@ -181,10 +201,12 @@ impl Store for SqliteStore {
     }
 
     async fn get_setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.read)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.read)
+                .await?,
+        )
     }
 
     async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
@@ -202,19 +224,28 @@ impl Store for SqliteStore {
             .bind(value)
             .execute(&self.write)
             .await?;
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_one(&self.write)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_one(&self.write)
+                .await?,
+        )
     }
 
-    async fn create_event(&self, e: &Event, occs: &[NewOccurrence], idem: Option<(&str, &str)>) -> Result<Created> {
+    async fn create_event(
+        &self,
+        e: &Event,
+        occs: &[NewOccurrence],
+        idem: Option<(&str, &str)>,
+    ) -> Result<Created> {
         let mut tx = self.write.begin().await?;
         if let Some((key, _)) = idem {
-            let row = sqlx::query(AssertSqlSafe(format!("SELECT {EVENT_COLS}, request_hash FROM events WHERE idempotency_key = ?")))
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {EVENT_COLS}, request_hash FROM events WHERE idempotency_key = ?"
+            )))
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
             if let Some(row) = row {
                 return Ok(Created::Existing {
                     event: Box::new(rows::event(&row)?),
@@ -229,21 +260,34 @@ impl Store for SqliteStore {
     }
 
     async fn get_event(&self, id: Uuid) -> Result<Option<Event>> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {EVENT_COLS} FROM events WHERE id = ? AND status != 'deleted'")))
-            .bind(id.to_string())
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {EVENT_COLS} FROM events WHERE id = ? AND status != 'deleted'"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.read)
+        .await?;
         row.as_ref().map(rows::event).transpose()
     }
 
     async fn list_events(&self, f: &EventFilter) -> Result<Vec<Event>> {
-        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {EVENT_COLS} FROM events WHERE status != 'deleted'"));
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {EVENT_COLS} FROM events WHERE status != 'deleted'"
+        ));
         if let Some(s) = f.status {
             q.push(" AND status = ").push_bind(s.as_str());
         }
         if let Some(text) = &f.q {
-            let pat = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-            q.push(" AND (name LIKE ").push_bind(pat.clone()).push(" ESCAPE '\\' OR description LIKE ").push_bind(pat).push(" ESCAPE '\\')");
+            let pat = format!(
+                "%{}%",
+                text.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            q.push(" AND (name LIKE ")
+                .push_bind(pat.clone())
+                .push(" ESCAPE '\\' OR description LIKE ")
+                .push_bind(pat)
+                .push(" ESCAPE '\\')");
         }
         if let Some(b) = f.before_id {
             q.push(" AND id < ").push_bind(b.to_string());
@@ -254,7 +298,12 @@ impl Store for SqliteStore {
         rs.iter().map(rows::event).collect()
     }
 
-    async fn update_event(&self, e: &Event, replan_after: Option<Millis>, occs: &[NewOccurrence]) -> Result<bool> {
+    async fn update_event(
+        &self,
+        e: &Event,
+        replan_after: Option<Millis>,
+        occs: &[NewOccurrence],
+    ) -> Result<bool> {
         let mut tx = self.write.begin().await?;
         let n = sqlx::query(
             "UPDATE events SET name = ?, description = ?, start_time = ?, timezone = ?, schedule = ?, \
@@ -294,7 +343,14 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
-    async fn set_paused(&self, id: Uuid, paused: bool, next_fire_at: Option<Millis>, occs: &[NewOccurrence], now: Millis) -> Result<bool> {
+    async fn set_paused(
+        &self,
+        id: Uuid,
+        paused: bool,
+        next_fire_at: Option<Millis>,
+        occs: &[NewOccurrence],
+        now: Millis,
+    ) -> Result<bool> {
         let mut tx = self.write.begin().await?;
         let n = if paused {
             sqlx::query("UPDATE events SET status = 'paused', updated_at = ? WHERE id = ? AND status != 'deleted'")
@@ -353,7 +409,8 @@ impl Store for SqliteStore {
     }
 
     async fn list_occurrences(&self, f: &OccFilter) -> Result<Vec<Occurrence>> {
-        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {OCC_COLS} FROM occurrences WHERE 1 = 1"));
+        let mut q =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {OCC_COLS} FROM occurrences WHERE 1 = 1"));
         if let Some(id) = f.event_id {
             q.push(" AND event_id = ").push_bind(id.to_string());
         }
@@ -367,40 +424,53 @@ impl Store for SqliteStore {
             q.push(" AND scheduled_at <= ").push_bind(to);
         }
         if let Some((at, id)) = f.before {
-            q.push(" AND (scheduled_at < ").push_bind(at).push(" OR (scheduled_at = ").push_bind(at).push(" AND id < ").push_bind(id.to_string()).push("))");
+            q.push(" AND (scheduled_at < ")
+                .push_bind(at)
+                .push(" OR (scheduled_at = ")
+                .push_bind(at)
+                .push(" AND id < ")
+                .push_bind(id.to_string())
+                .push("))");
         }
         push_tags(&mut q, "event_id", &f.tags);
-        q.push(" ORDER BY scheduled_at DESC, id DESC LIMIT ").push_bind(f.limit);
+        q.push(" ORDER BY scheduled_at DESC, id DESC LIMIT ")
+            .push_bind(f.limit);
         let rs = q.build().fetch_all(&self.read).await?;
         rs.iter().map(rows::occurrence).collect()
     }
 
     async fn get_occurrence(&self, id: Uuid) -> Result<Option<(Occurrence, Vec<Attempt>)>> {
-        let Some(row) = sqlx::query(AssertSqlSafe(format!("SELECT {OCC_COLS} FROM occurrences WHERE id = ?")))
-            .bind(id.to_string())
-            .fetch_optional(&self.read)
-            .await?
+        let Some(row) = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {OCC_COLS} FROM occurrences WHERE id = ?"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.read)
+        .await?
         else {
             return Ok(None);
         };
         let occ = rows::occurrence(&row)?;
-        let attempts = sqlx::query("SELECT * FROM attempts WHERE occurrence_id = ? ORDER BY attempt")
-            .bind(id.to_string())
-            .fetch_all(&self.read)
-            .await?
-            .iter()
-            .map(rows::attempt)
-            .collect::<Result<Vec<_>>>()?;
+        let attempts =
+            sqlx::query("SELECT * FROM attempts WHERE occurrence_id = ? ORDER BY attempt")
+                .bind(id.to_string())
+                .fetch_all(&self.read)
+                .await?
+                .iter()
+                .map(rows::attempt)
+                .collect::<Result<Vec<_>>>()?;
         Ok(Some((occ, attempts)))
     }
 
     async fn redrive(&self, id: Uuid, extra: u32, now: Millis) -> Result<Redrive> {
         let mut tx = self.write.begin().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM occurrences WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(status) = status else { return Ok(Redrive::NotFound) };
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM occurrences WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(status) = status else {
+            return Ok(Redrive::NotFound);
+        };
         let status = OccStatus::parse(&status).map_err(super::StoreError::Corrupt)?;
         if !matches!(status, OccStatus::Failed | OccStatus::Missed) {
             return Ok(Redrive::WrongStatus(status));
@@ -431,14 +501,21 @@ impl Store for SqliteStore {
         rs.iter().map(rows::event).collect()
     }
 
-    async fn save_expansion(&self, event_id: Uuid, occs: &[NewOccurrence], next: Option<Millis>, now: Millis) -> Result<()> {
+    async fn save_expansion(
+        &self,
+        event_id: Uuid,
+        occs: &[NewOccurrence],
+        next: Option<Millis>,
+        now: Millis,
+    ) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        let n = sqlx::query("UPDATE events SET next_fire_at = ? WHERE id = ? AND status = 'active'")
-            .bind(next)
-            .bind(event_id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n =
+            sqlx::query("UPDATE events SET next_fire_at = ? WHERE id = ? AND status = 'active'")
+                .bind(next)
+                .bind(event_id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         // Paused or deleted meanwhile: materialise nothing.
         if n > 0 {
             upsert_occurrences(&mut tx, occs, now).await?;
@@ -448,7 +525,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn claim_due(&self, owner: &str, due_before: Millis, lease_until: Millis, limit: i64, now: Millis) -> Result<Vec<Claimed>> {
+    async fn claim_due(
+        &self,
+        owner: &str,
+        due_before: Millis,
+        lease_until: Millis,
+        limit: i64,
+        now: Millis,
+    ) -> Result<Vec<Claimed>> {
         let mut tx = self.write.begin().await?;
         let rs = sqlx::query(AssertSqlSafe(format!(
             "UPDATE occurrences SET status = 'scheduled', lease_owner = ?, lease_expires_at = ?, updated_at = ? \
@@ -462,13 +546,19 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let occs = rs.iter().map(rows::occurrence).collect::<Result<Vec<_>>>()?;
+        let occs = rs
+            .iter()
+            .map(rows::occurrence)
+            .collect::<Result<Vec<_>>>()?;
         let mut events: HashMap<Uuid, Arc<Event>> = HashMap::new();
         let mut ids: Vec<String> = occs.iter().map(|o| o.event_id.to_string()).collect();
         ids.sort();
         ids.dedup();
         for chunk in ids.chunks(500) {
-            let sql = format!("SELECT {EVENT_COLS} FROM events WHERE id IN ({})", ids_list(chunk.len()));
+            let sql = format!(
+                "SELECT {EVENT_COLS} FROM events WHERE id IN ({})",
+                ids_list(chunk.len())
+            );
             let mut q = sqlx::query(AssertSqlSafe(sql.as_str()));
             for id in chunk {
                 q = q.bind(id);
@@ -481,7 +571,12 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(occs
             .into_iter()
-            .filter_map(|occ| events.get(&occ.event_id).cloned().map(|event| Claimed { occ, event }))
+            .filter_map(|occ| {
+                events
+                    .get(&occ.event_id)
+                    .cloned()
+                    .map(|event| Claimed { occ, event })
+            })
             .collect())
     }
 
@@ -503,7 +598,12 @@ impl Store for SqliteStore {
         let mut finished: Vec<String> = Vec::new();
         for o in outcomes {
             match o {
-                Outcome::Attempted { occurrence_id, event_id, attempt: a, next } => {
+                Outcome::Attempted {
+                    occurrence_id,
+                    event_id,
+                    attempt: a,
+                    next,
+                } => {
                     let id = occurrence_id.to_string();
                     sqlx::query(
                         "INSERT OR IGNORE INTO attempts (occurrence_id, attempt, started_at, duration_ms, \
@@ -543,7 +643,10 @@ impl Store for SqliteStore {
                         finished.push(event_id.to_string());
                     }
                 }
-                Outcome::Missed { occurrence_id, event_id } => {
+                Outcome::Missed {
+                    occurrence_id,
+                    event_id,
+                } => {
                     sqlx::query(
                         "UPDATE occurrences SET status = 'missed', lease_owner = NULL, lease_expires_at = NULL, \
                          next_attempt_at = NULL, updated_at = ?, completed_at = ? WHERE id = ? AND status = 'scheduled'",

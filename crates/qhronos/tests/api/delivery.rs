@@ -22,7 +22,11 @@ async fn a_one_time_event_is_delivered_once_on_time_with_both_signatures_valid()
     body["hmac_secret"] = json!(secret);
     body["metadata"] = json!({"order": 42});
     body["tags"] = json!(["billing"]);
-    let due = body["start_time"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let due = body["start_time"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap();
     let id = app.create(body).await;
 
     let got = rx.wait_for(1, Duration::from_secs(5)).await;
@@ -37,23 +41,57 @@ async fn a_one_time_event_is_delivered_once_on_time_with_both_signatures_valid()
     assert_eq!(v["metadata"]["order"], 42);
     assert_eq!(v["tags"], json!(["billing"]));
     assert_eq!(v["attempt"], 1);
-    assert_eq!(v["scheduled_at"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap(), due);
+    assert_eq!(
+        v["scheduled_at"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap(),
+        due
+    );
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["event_id", "occurrence_id", "name", "description", "scheduled_at", "dispatched_at", "attempt", "metadata", "tags"]);
+    assert_eq!(
+        keys,
+        [
+            "event_id",
+            "occurrence_id",
+            "name",
+            "description",
+            "scheduled_at",
+            "dispatched_at",
+            "attempt",
+            "metadata",
+            "tags"
+        ]
+    );
 
     // X-Qhronos-Signature: hex HMAC of the body keyed with the secret string's bytes.
-    assert_eq!(r.header("x-qhronos-signature"), hex::encode(hmac(secret.as_bytes(), &r.body)));
+    assert_eq!(
+        r.header("x-qhronos-signature"),
+        hex::encode(hmac(secret.as_bytes(), &r.body))
+    );
     // Standard Webhooks: base64 HMAC of "id.timestamp.body" keyed with the decoded whsec_ key.
     let wid = r.header("webhook-id");
     assert_eq!(wid, v["occurrence_id"].as_str().unwrap());
     let ts = r.header("webhook-timestamp");
-    let key = base64::engine::general_purpose::STANDARD.decode(&secret["whsec_".len()..]).unwrap();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(&secret["whsec_".len()..])
+        .unwrap();
     let signed = [wid.as_bytes(), b".", ts.as_bytes(), b".", &r.body].concat();
-    let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(hmac(&key, &signed)));
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(hmac(&key, &signed))
+    );
     assert_eq!(r.header("webhook-signature"), expected);
 
-    let occs = app.wait_occurrences(&id, Duration::from_secs(3), |l| l.len() == 1 && l[0]["status"] == "completed").await;
-    let (_, detail) = app.get(&format!("/occurrences/{}", occs[0]["id"].as_str().unwrap())).await;
+    let occs = app
+        .wait_occurrences(&id, Duration::from_secs(3), |l| {
+            l.len() == 1 && l[0]["status"] == "completed"
+        })
+        .await;
+    let (_, detail) = app
+        .get(&format!("/occurrences/{}", occs[0]["id"].as_str().unwrap()))
+        .await;
     assert_eq!(detail["attempts"].as_array().unwrap().len(), 1);
     assert_eq!(detail["attempts"][0]["status_code"], 200);
     assert_eq!(detail["attempts"][0]["response"], "receiver says hi");
@@ -63,7 +101,10 @@ async fn a_one_time_event_is_delivered_once_on_time_with_both_signatures_valid()
     let (_, ev) = app.get(&format!("/events/{id}")).await;
     assert_eq!(ev["status"], "inactive");
     assert_eq!(ev["hmac_secret_set"], true);
-    assert!(ev.get("hmac_secret").is_none(), "secret must not be returned");
+    assert!(
+        ev.get("hmac_secret").is_none(),
+        "secret must not be returned"
+    );
 }
 
 #[tokio::test]
@@ -86,13 +127,29 @@ async fn a_receiver_that_fails_twice_then_succeeds_gets_three_attempts_recorded(
     let rx = Receiver::start(vec![500, 503, 200]).await;
     let id = app.create(webhook_event(&rx.url(), 0)).await;
     let got = rx.wait_for(3, Duration::from_secs(5)).await;
-    let attempts: Vec<i64> = got.iter().map(|r| r.json()["attempt"].as_i64().unwrap()).collect();
+    let attempts: Vec<i64> = got
+        .iter()
+        .map(|r| r.json()["attempt"].as_i64().unwrap())
+        .collect();
     assert_eq!(attempts, [1, 2, 3]);
     // The same webhook-id on every retry: receivers deduplicate with it.
-    assert!(got.iter().all(|r| r.header("webhook-id") == got[0].header("webhook-id")));
-    let occs = app.wait_occurrences(&id, Duration::from_secs(3), |l| l.first().is_some_and(|o| o["status"] == "completed")).await;
-    let (_, d) = app.get(&format!("/occurrences/{}", occs[0]["id"].as_str().unwrap())).await;
-    let codes: Vec<i64> = d["attempts"].as_array().unwrap().iter().map(|a| a["status_code"].as_i64().unwrap()).collect();
+    assert!(got
+        .iter()
+        .all(|r| r.header("webhook-id") == got[0].header("webhook-id")));
+    let occs = app
+        .wait_occurrences(&id, Duration::from_secs(3), |l| {
+            l.first().is_some_and(|o| o["status"] == "completed")
+        })
+        .await;
+    let (_, d) = app
+        .get(&format!("/occurrences/{}", occs[0]["id"].as_str().unwrap()))
+        .await;
+    let codes: Vec<i64> = d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].as_i64().unwrap())
+        .collect();
     assert_eq!(codes, [500, 503, 200]);
     assert_eq!(d["attempt_count"], 3);
 }
@@ -104,18 +161,32 @@ async fn exhausted_retries_fail_and_the_retry_endpoint_redrives_to_completed() {
     let mut body = webhook_event(&rx.url(), 0);
     body["retry"]["max_attempts"] = json!(2);
     let id = app.create(body).await;
-    let occs = app.wait_occurrences(&id, Duration::from_secs(5), |l| l.first().is_some_and(|o| o["status"] == "failed")).await;
+    let occs = app
+        .wait_occurrences(&id, Duration::from_secs(5), |l| {
+            l.first().is_some_and(|o| o["status"] == "failed")
+        })
+        .await;
     let occ = occs[0]["id"].as_str().unwrap().to_string();
     assert_eq!(occs[0]["last_error"], "HTTP 500");
-    let (s, _) = app.post(&format!("/occurrences/{occ}/retry"), json!({})).await;
+    let (s, _) = app
+        .post(&format!("/occurrences/{occ}/retry"), json!({}))
+        .await;
     assert_eq!(s, 200);
-    app.wait_occurrences(&id, Duration::from_secs(5), |l| l[0]["status"] == "completed").await;
+    app.wait_occurrences(&id, Duration::from_secs(5), |l| {
+        l[0]["status"] == "completed"
+    })
+    .await;
     let (_, d) = app.get(&format!("/occurrences/{occ}")).await;
     assert_eq!(d["attempts"].as_array().unwrap().len(), 3);
     // Retrying a completed occurrence is a conflict, with the reason.
-    let (s, v) = app.post(&format!("/occurrences/{occ}/retry"), json!({})).await;
+    let (s, v) = app
+        .post(&format!("/occurrences/{occ}/retry"), json!({}))
+        .await;
     assert_eq!(s, 409, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("only failed or missed"));
+    assert!(v["error"]
+        .as_str()
+        .unwrap()
+        .contains("only failed or missed"));
 }
 
 #[tokio::test]
@@ -125,13 +196,23 @@ async fn redirects_are_failures_and_410_ends_retries_at_once() {
     let mut body = webhook_event(&rx.url(), 0);
     body["retry"]["max_attempts"] = json!(2);
     let id = app.create(body).await;
-    let occs = app.wait_occurrences(&id, Duration::from_secs(5), |l| l.first().is_some_and(|o| o["status"] == "failed")).await;
-    assert!(occs[0]["last_error"].as_str().unwrap().contains("redirects are not followed"));
+    let occs = app
+        .wait_occurrences(&id, Duration::from_secs(5), |l| {
+            l.first().is_some_and(|o| o["status"] == "failed")
+        })
+        .await;
+    assert!(occs[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("redirects are not followed"));
     assert_eq!(rx.received().len(), 2);
 
     let gone = Receiver::start(vec![410]).await;
     let id = app.create(webhook_event(&gone.url(), 0)).await;
-    app.wait_occurrences(&id, Duration::from_secs(5), |l| l.first().is_some_and(|o| o["status"] == "failed")).await;
+    app.wait_occurrences(&id, Duration::from_secs(5), |l| {
+        l.first().is_some_and(|o| o["status"] == "failed")
+    })
+    .await;
     assert_eq!(gone.received().len(), 1, "410 Gone must not be retried");
 }
 
@@ -158,11 +239,18 @@ async fn a_recurring_rule_fires_the_right_number_of_times() {
     body["schedule"] = json!("FREQ=SECONDLY;INTERVAL=1;COUNT=3");
     let id = app.create(body).await;
     let got = rx.wait_for(3, Duration::from_secs(6)).await;
-    let times: Vec<String> = got.iter().map(|r| r.json()["scheduled_at"].as_str().unwrap().to_string()).collect();
+    let times: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["scheduled_at"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(times.len(), 3);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(rx.received().len(), 3, "COUNT=3 must fire exactly 3 times");
-    let occs = app.wait_occurrences(&id, Duration::from_secs(2), |l| l.iter().all(|o| o["status"] == "completed")).await;
+    let occs = app
+        .wait_occurrences(&id, Duration::from_secs(2), |l| {
+            l.iter().all(|o| o["status"] == "completed")
+        })
+        .await;
     assert_eq!(occs.len(), 3);
     let (_, ev) = app.get(&format!("/events/{id}")).await;
     assert_eq!(ev["status"], "inactive", "an ended series becomes inactive");
@@ -192,8 +280,14 @@ async fn pause_stops_firing_and_resume_continues() {
     let before = rx.received().len();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(rx.received().len(), before, "a paused event must not fire");
-    let occs = app.get(&format!("/events/{id}/occurrences?status=cancelled")).await.1;
-    assert!(!occs["data"].as_array().unwrap().is_empty(), "what was not fired is visibly cancelled");
+    let occs = app
+        .get(&format!("/events/{id}/occurrences?status=cancelled"))
+        .await
+        .1;
+    assert!(
+        !occs["data"].as_array().unwrap().is_empty(),
+        "what was not fired is visibly cancelled"
+    );
 
     let (s, v) = app.post(&format!("/events/{id}/resume"), json!({})).await;
     assert_eq!((s, v["status"].as_str()), (200, Some("active")));

@@ -8,7 +8,13 @@ async fn every_route_but_health_and_status_needs_the_master_token() {
     for path in ["/events", "/occurrences"] {
         let r = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path}");
-        let r = app.client.get(app.url(path)).bearer_auth("wrong-token-wrong-token").send().await.unwrap();
+        let r = app
+            .client
+            .get(app.url(path))
+            .bearer_auth("wrong-token-wrong-token")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401, "{path}");
         let v: serde_json::Value = r.json().await.unwrap();
         assert!(v["error"].as_str().unwrap().contains("Bearer"));
@@ -17,7 +23,13 @@ async fn every_route_but_health_and_status_needs_the_master_token() {
         let r = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let r = app.client.get(app.url("/events")).bearer_auth(TOKEN).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -25,7 +37,15 @@ async fn every_route_but_health_and_status_needs_the_master_token() {
 async fn status_reports_version_heartbeat_and_counts_but_no_secret() {
     let app = spawn_app().await;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let v: serde_json::Value = app.client.get(app.url("/status")).send().await.unwrap().json().await.unwrap();
+    let v: serde_json::Value = app
+        .client
+        .get(app.url("/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["scheduler"]["healthy"], true);
     assert!(v["occurrences"]["pending"].is_i64());
@@ -45,10 +65,19 @@ async fn create_get_update_list_and_delete_an_event() {
     assert_eq!(e["name"], "test event");
     assert_eq!(e["status"], "active");
     assert_eq!(e["timezone"], "UTC");
-    assert_eq!(e["action"], json!({"type": "webhook", "params": {"url": "http://127.0.0.1:9/hook"}}));
+    assert_eq!(
+        e["action"],
+        json!({"type": "webhook", "params": {"url": "http://127.0.0.1:9/hook"}})
+    );
 
     // PUT is a partial update: untouched fields stay; null clears a field.
-    let (s, e) = app.req("PUT", &format!("/events/{id}"), Some(json!({"name": "renamed", "description": null}))).await;
+    let (s, e) = app
+        .req(
+            "PUT",
+            &format!("/events/{id}"),
+            Some(json!({"name": "renamed", "description": null})),
+        )
+        .await;
     assert_eq!(s, 200, "{e}");
     assert_eq!(e["name"], "renamed");
     assert_eq!(e["description"], serde_json::Value::Null);
@@ -63,9 +92,15 @@ async fn create_get_update_list_and_delete_an_event() {
     let (_, list) = app.get("/events?status=paused").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0);
 
-    assert_eq!(app.req("DELETE", &format!("/events/{id}"), None).await.0, 204);
+    assert_eq!(
+        app.req("DELETE", &format!("/events/{id}"), None).await.0,
+        204
+    );
     assert_eq!(app.get(&format!("/events/{id}")).await.0, 404);
-    assert_eq!(app.req("DELETE", &format!("/events/{id}"), None).await.0, 404);
+    assert_eq!(
+        app.req("DELETE", &format!("/events/{id}"), None).await.0,
+        404
+    );
 }
 
 #[tokio::test]
@@ -109,7 +144,12 @@ async fn the_idempotency_key_returns_the_same_event() {
     let app = spawn_app().await;
     let body = webhook_event("http://127.0.0.1:9/hook", 3_600_000);
     let send = |b: serde_json::Value, key: &'static str| {
-        app.client.post(app.url("/events")).bearer_auth(TOKEN).header("Idempotency-Key", key).json(&b).send()
+        app.client
+            .post(app.url("/events"))
+            .bearer_auth(TOKEN)
+            .header("Idempotency-Key", key)
+            .json(&b)
+            .send()
     };
     let r1 = send(body.clone(), "k-1").await.unwrap();
     assert_eq!(r1.status(), 201);
@@ -137,6 +177,9 @@ async fn the_legacy_webhook_fields_map_to_a_webhook_action() {
             .post("/events", json!({"name": "legacy", "start_time": "2030-01-01T00:00:00Z", field: "https://example.com/hook"}))
             .await;
         assert_eq!(s, 201, "{e}");
-        assert_eq!(e["action"], json!({"type": "webhook", "params": {"url": "https://example.com/hook"}}));
+        assert_eq!(
+            e["action"],
+            json!({"type": "webhook", "params": {"url": "https://example.com/hook"}})
+        );
     }
 }

@@ -32,10 +32,12 @@ impl Drop for TestApp {
 
 /// A configuration for tests: a temp data dir, a fixed master token, a quick engine.
 pub fn test_config(dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.port = 0;
-    c.data_dir = dir.to_path_buf();
-    c.master_token = Some(TOKEN.to_string());
+    let mut c = Config {
+        port: 0,
+        data_dir: dir.to_path_buf(),
+        master_token: Some(TOKEN.to_string()),
+        ..Default::default()
+    };
     c.engine.poll_interval = Dur::from_millis(50);
     c.engine.expander_interval = Dur::from_millis(200);
     c
@@ -54,7 +56,12 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let task = tokio::spawn(async move {
         let _ = app.run_until_stopped().await;
     });
-    TestApp { addr, client: reqwest::Client::new(), _dir: dir, task }
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        _dir: dir,
+        task,
+    }
 }
 
 impl TestApp {
@@ -71,7 +78,10 @@ impl TestApp {
         let resp = r.send().await.expect("request sent");
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -90,7 +100,12 @@ impl TestApp {
     }
 
     /// Polls until `f` accepts the occurrence list of the event, or panics after `within`.
-    pub async fn wait_occurrences(&self, event_id: &str, within: Duration, f: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub async fn wait_occurrences(
+        &self,
+        event_id: &str,
+        within: Duration,
+        f: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + within;
         loop {
             let (_, v) = self.get(&format!("/events/{event_id}/occurrences")).await;
@@ -98,7 +113,10 @@ impl TestApp {
             if f(&list) {
                 return list;
             }
-            assert!(Instant::now() < deadline, "timed out; occurrences: {list:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out; occurrences: {list:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -107,7 +125,9 @@ impl TestApp {
 /// An RFC 3339 time `ms` milliseconds from now.
 pub fn in_ms(ms: i64) -> String {
     let t = jiff::Timestamp::now().as_millisecond() + ms;
-    jiff::Timestamp::from_millisecond(t).expect("time").to_string()
+    jiff::Timestamp::from_millisecond(t)
+        .expect("time")
+        .to_string()
 }
 
 /// A request that reached the receiver.
@@ -123,7 +143,10 @@ impl Received {
         serde_json::from_slice(&self.body).expect("json body")
     }
     pub fn header(&self, k: &str) -> &str {
-        self.headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 }
 
@@ -141,17 +164,33 @@ pub struct Receiver {
     state: ReceiverState,
 }
 
-async fn record(State(st): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+async fn record(
+    State(st): State<ReceiverState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
     let n = {
         let mut got = st.got.lock().expect("lock");
-        got.push(Received { headers, body, at: jiff::Timestamp::now() });
+        got.push(Received {
+            headers,
+            body,
+            at: jiff::Timestamp::now(),
+        });
         got.len()
     };
     if !st.delay.is_zero() {
         tokio::time::sleep(st.delay).await;
     }
-    let code = st.script.get(n - 1).or(st.script.last()).copied().unwrap_or(200);
-    (StatusCode::from_u16(code).expect("status"), "receiver says hi")
+    let code = st
+        .script
+        .get(n - 1)
+        .or(st.script.last())
+        .copied()
+        .unwrap_or(200);
+    (
+        StatusCode::from_u16(code).expect("status"),
+        "receiver says hi",
+    )
 }
 
 impl Receiver {
@@ -160,9 +199,17 @@ impl Receiver {
     }
 
     pub async fn start_with_delay(script: Vec<u16>, delay: Duration) -> Receiver {
-        let state = ReceiverState { got: Default::default(), script: Arc::new(script), delay };
-        let app = Router::new().route("/{*path}", any(record)).with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let state = ReceiverState {
+            got: Default::default(),
+            script: Arc::new(script),
+            delay,
+        };
+        let app = Router::new()
+            .route("/{*path}", any(record))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -186,7 +233,11 @@ impl Receiver {
             if got.len() >= n {
                 return got;
             }
-            assert!(Instant::now() < deadline, "receiver got {} of {n} requests", got.len());
+            assert!(
+                Instant::now() < deadline,
+                "receiver got {} of {n} requests",
+                got.len()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

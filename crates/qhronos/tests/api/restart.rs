@@ -41,19 +41,31 @@ fn start_node(dir: &Path) -> Node {
             if !sent {
                 if let Some(i) = line.find("listening on http://") {
                     let rest = &line[i + "listening on ".len()..];
-                    let url: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+                    let url: String = rest
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect();
                     let _ = tx.send(url);
                     sent = true;
                 }
             }
         }
     });
-    let base = rx.recv_timeout(Duration::from_secs(20)).expect("qhronosd printed its address");
+    let base = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("qhronosd printed its address");
     Node { child, base }
 }
 
 async fn status(client: &reqwest::Client, node: &Node) -> serde_json::Value {
-    client.get(format!("{}/status", node.base)).send().await.unwrap().json().await.unwrap()
+    client
+        .get(format!("{}/status", node.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -87,13 +99,21 @@ async fn kill_9_and_restart_loses_nothing_and_leaves_nothing_stuck() {
     // Every occurrence is delivered at least once...
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let mut ids: Vec<String> = rx.received().iter().map(|r| r.header("webhook-id").to_string()).collect();
+        let mut ids: Vec<String> = rx
+            .received()
+            .iter()
+            .map(|r| r.header("webhook-id").to_string())
+            .collect();
         ids.sort();
         ids.dedup();
         if ids.len() == N {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "only {} of {N} delivered", ids.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {N} delivered",
+            ids.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // ...and nothing stays pending or scheduled.
@@ -108,7 +128,10 @@ async fn kill_9_and_restart_loses_nothing_and_leaves_nothing_stuck() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let total = rx.received().len();
-    eprintln!("delivered before kill: {delivered_before}; total deliveries: {total}; duplicates: {}", total - N);
+    eprintln!(
+        "delivered before kill: {delivered_before}; total deliveries: {total}; duplicates: {}",
+        total - N
+    );
 }
 
 #[tokio::test]
@@ -139,7 +162,10 @@ async fn a_generated_master_token_is_shown_once_and_only_its_hash_is_stored() {
     let wal = std::fs::read(dir.path().join("qhronos.db-wal")).unwrap_or_default();
     let needle = token.as_bytes();
     for bytes in [db, wal] {
-        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "the plain token must not be stored");
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "the plain token must not be stored"
+        );
     }
     // The token works against a node started on that data dir without a configured token.
     let mut child = Command::new(env!("CARGO_BIN_EXE_qhronosd"))
@@ -153,13 +179,26 @@ async fn a_generated_master_token_is_shown_once_and_only_its_hash_is_stored() {
     let mut base = String::new();
     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
         if let Some(i) = line.find("listening on http://") {
-            base = line[i + "listening on ".len()..].chars().take_while(|c| !c.is_whitespace()).collect();
+            base = line[i + "listening on ".len()..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
             break;
         }
     }
     let client = reqwest::Client::new();
-    let ok = client.get(format!("{base}/events")).bearer_auth(&token).send().await.unwrap();
-    let bad = client.get(format!("{base}/events")).bearer_auth("qhm_nope").send().await.unwrap();
+    let ok = client
+        .get(format!("{base}/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let bad = client
+        .get(format!("{base}/events"))
+        .bearer_auth("qhm_nope")
+        .send()
+        .await
+        .unwrap();
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(ok.status(), 200);

@@ -21,27 +21,91 @@ async fn bad_input_gets_a_clear_error_never_a_500() {
         (without("name"), 400, "name is required"),
         (with("name", json!("  ")), 400, "name is required"),
         (without("start_time"), 400, "start_time is required"),
-        (with("start_time", json!("tomorrow at 9")), 400, "not an RFC 3339 time"),
-        (with("start_time", json!("2030-01-01 09:00")), 400, "not an RFC 3339 time"),
+        (
+            with("start_time", json!("tomorrow at 9")),
+            400,
+            "not an RFC 3339 time",
+        ),
+        (
+            with("start_time", json!("2030-01-01 09:00")),
+            400,
+            "not an RFC 3339 time",
+        ),
         (without("webhook"), 400, "action is required"),
-        (json!({"name": "x", "start_time": "2030-01-01T00:00:00Z", "action": {"type": "carrier-pigeon", "params": {}}}), 400, "action.type 'carrier-pigeon' is unknown"),
-        (json!({"name": "x", "start_time": "2030-01-01T00:00:00Z", "action": {"type": "webhook", "params": {"url": "ftp://h/x"}}}), 400, "scheme 'ftp' is not allowed"),
-        (json!({"name": "x", "start_time": "2030-01-01T00:00:00Z", "action": {"type": "webhook", "params": {}}}), 400, "action.params.url is required"),
+        (
+            json!({"name": "x", "start_time": "2030-01-01T00:00:00Z", "action": {"type": "carrier-pigeon", "params": {}}}),
+            400,
+            "action.type 'carrier-pigeon' is unknown",
+        ),
+        (
+            json!({"name": "x", "start_time": "2030-01-01T00:00:00Z", "action": {"type": "webhook", "params": {"url": "ftp://h/x"}}}),
+            400,
+            "scheme 'ftp' is not allowed",
+        ),
+        (
+            json!({"name": "x", "start_time": "2030-01-01T00:00:00Z", "action": {"type": "webhook", "params": {}}}),
+            400,
+            "action.params.url is required",
+        ),
         (with("webhook", json!("not a url")), 400, "not a valid URL"),
-        (with("webhook", json!("file:///etc/passwd")), 400, "scheme 'file' is not allowed"),
-        (with("schedule", json!("FREQ=FORTNIGHTLY")), 400, "FORTNIGHTLY"),
-        (with("schedule", json!("FREQ=DAILY;INTERVAL=0")), 400, "INTERVAL"),
-        (with("schedule", json!("FREQ=YEARLY;BYMONTH=13")), 400, "BYMONTH"),
-        (with("schedule", json!({"frequency": "daily", "interval": 0})), 400, "nterval"),
-        (with("schedule", json!({"frequency": "daily", "every": 2})), 400, "every"),
+        (
+            with("webhook", json!("file:///etc/passwd")),
+            400,
+            "scheme 'file' is not allowed",
+        ),
+        (
+            with("schedule", json!("FREQ=FORTNIGHTLY")),
+            400,
+            "FORTNIGHTLY",
+        ),
+        (
+            with("schedule", json!("FREQ=DAILY;INTERVAL=0")),
+            400,
+            "INTERVAL",
+        ),
+        (
+            with("schedule", json!("FREQ=YEARLY;BYMONTH=13")),
+            400,
+            "BYMONTH",
+        ),
+        (
+            with("schedule", json!({"frequency": "daily", "interval": 0})),
+            400,
+            "nterval",
+        ),
+        (
+            with("schedule", json!({"frequency": "daily", "every": 2})),
+            400,
+            "every",
+        ),
         (with("timezone", json!("Mars/Olympus")), 400, "Mars/Olympus"),
         (with("colour", json!("blue")), 400, "unknown field `colour`"),
-        (with("metadata", json!([1, 2])), 400, "metadata: expected a JSON object"),
+        (
+            with("metadata", json!([1, 2])),
+            400,
+            "metadata: expected a JSON object",
+        ),
         (with("tags", json!("a")), 400, "invalid type"),
-        (with("retry", json!({"max_attempts": 0})), 400, "retry.max_attempts"),
-        (with("retry", json!({"timeout": "5 minutes"})), 400, "not a duration"),
-        (with("retry", json!({"timeout": "5m"})), 400, "retry.timeout"),
-        (with("misfire", json!({"policy": "sometimes"})), 400, "unknown variant"),
+        (
+            with("retry", json!({"max_attempts": 0})),
+            400,
+            "retry.max_attempts",
+        ),
+        (
+            with("retry", json!({"timeout": "5 minutes"})),
+            400,
+            "not a duration",
+        ),
+        (
+            with("retry", json!({"timeout": "5m"})),
+            400,
+            "retry.timeout",
+        ),
+        (
+            with("misfire", json!({"policy": "sometimes"})),
+            400,
+            "unknown variant",
+        ),
         (with("status", json!("sleeping")), 400, "status 'sleeping'"),
         (with("hmac_secret", json!("")), 400, "hmac_secret"),
     ];
@@ -56,7 +120,14 @@ async fn bad_input_gets_a_clear_error_never_a_500() {
 #[tokio::test]
 async fn malformed_json_empty_bodies_and_huge_bodies_are_refused_plainly() {
     let app = spawn_app().await;
-    let post = |b: Vec<u8>| app.client.post(app.url("/events")).bearer_auth(TOKEN).header("content-type", "application/json").body(b).send();
+    let post = |b: Vec<u8>| {
+        app.client
+            .post(app.url("/events"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(b)
+            .send()
+    };
     let r = post(b"{\"name\": ".to_vec()).await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("malformed JSON"));
@@ -92,7 +163,10 @@ async fn unknown_ids_are_404_on_every_verb() {
         let body = (m == "PUT").then(|| json!({"name": "x"}));
         let (s, v) = app.req(m, &p, body).await;
         assert_eq!(s, 404, "{m} {p}: {v}");
-        assert!(v["error"].as_str().unwrap().contains("not found"), "{m} {p}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("not found"),
+            "{m} {p}: {v}"
+        );
     }
 }
 
