@@ -154,7 +154,11 @@ fn build(s: &Spec, ex: Vec<Timestamp>, rd: Vec<Timestamp>) -> Option<(Rule, Recu
 const N: usize = 40;
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+    // 64 cases keep the debug-build run short; set PROPTEST_CASES for a longer soak.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn ascending_unique_bounded(s in spec()) {

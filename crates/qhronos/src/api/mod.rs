@@ -4,6 +4,7 @@
 pub mod events;
 pub mod extract;
 pub mod occurrences;
+pub mod schedules;
 pub mod system;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub fn router(state: AppState, token: Arc<MasterToken>) -> Router {
     let protected = Router::new()
         .merge(events::router())
         .merge(occurrences::router())
+        .merge(schedules::router())
         .route_layer(middleware::from_fn_with_state(token, require_master));
     Router::new()
         .merge(system::router())

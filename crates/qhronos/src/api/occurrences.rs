@@ -7,17 +7,23 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::extract::{id, Params};
+use super::extract::{id, Body, Params};
 use super::AppState;
 use crate::domain::occurrence::{Attempt, OccStatus, Occurrence};
-use crate::domain::{fmt_ms, now_ms};
+use crate::domain::schedule::ceil_ms;
+use crate::domain::{fmt_ms, now_ms, parse_time};
 use crate::error::ApiError;
-use crate::store::{OccFilter, Redrive};
+use crate::store::{OccChange, OccFilter, Redrive};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/occurrences", get(list_occurrences))
-        .route("/occurrences/{id}", get(get_occurrence))
+        .route(
+            "/occurrences/{id}",
+            get(get_occurrence)
+                .delete(cancel_occurrence)
+                .patch(move_occurrence),
+        )
         .route("/occurrences/{id}/retry", post(retry_occurrence))
         .route("/events/{id}/occurrences", get(list_event_occurrences))
 }
@@ -177,4 +183,67 @@ async fn retry_occurrence(
     let mut out = OccOut::from(&o);
     out.attempts = Some(attempts);
     Ok(Json(out))
+}
+
+fn change_result(c: OccChange, raw: &str, verb: &str) -> Result<(), ApiError> {
+    match c {
+        OccChange::Done => Ok(()),
+        OccChange::NotFound => Err(not_found(raw)),
+        OccChange::WrongStatus(s) => Err(ApiError::Conflict(format!(
+            "occurrence is {} and has been attempted or finished: only upcoming occurrences can be {verb}",
+            s.as_str()
+        ))),
+        OccChange::Taken => Err(ApiError::Conflict(
+            "the event already has an occurrence at that time".into(),
+        )),
+    }
+}
+
+/// Cancels one upcoming occurrence; the rest of the series is untouched.
+async fn cancel_occurrence(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<OccOut>, ApiError> {
+    let oid = id("occurrence", &raw)?;
+    change_result(
+        st.store.cancel_occurrence(oid, now_ms()).await?,
+        &raw,
+        "cancelled",
+    )?;
+    st.engine.forget_occurrence(oid);
+    let (o, _) = st
+        .store
+        .get_occurrence(oid)
+        .await?
+        .ok_or_else(|| not_found(&raw))?;
+    Ok(Json(OccOut::from(&o)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveIn {
+    scheduled_at: String,
+}
+
+/// Moves one upcoming occurrence to another time (`{"scheduled_at": "…"}`).
+async fn move_occurrence(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+    Body(m, _): Body<MoveIn>,
+) -> Result<Json<OccOut>, ApiError> {
+    let oid = id("occurrence", &raw)?;
+    let to = ceil_ms(parse_time("scheduled_at", &m.scheduled_at).map_err(ApiError::BadRequest)?);
+    change_result(
+        st.store.move_occurrence(oid, to, now_ms()).await?,
+        &raw,
+        "moved",
+    )?;
+    st.engine.forget_occurrence(oid);
+    st.engine.due_at(to);
+    let (o, _) = st
+        .store
+        .get_occurrence(oid)
+        .await?
+        .ok_or_else(|| not_found(&raw))?;
+    Ok(Json(OccOut::from(&o)))
 }

@@ -1,6 +1,5 @@
 //! Events: the request body (`EventIn`), its validation into an `Event`, and the response shape.
 
-use jiff::Timestamp;
 use recur::{JsonSchedule, Recurrence, Rule};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -8,6 +7,7 @@ use uuid::Uuid;
 
 use super::action::Action;
 use super::policy::{MisfirePolicy, RetryPolicy};
+use super::schedule::{ceil_ms, parse_schedule, parse_times};
 use super::{fmt_ms, parse_time, Millis};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,40 +107,6 @@ pub struct Event {
 const MAX_NAME: usize = 256;
 const MAX_TAG: usize = 128;
 const MAX_TAGS: usize = 64;
-const MAX_DATES: usize = 1000;
-
-/// Instants are kept to the millisecond; a finer one is rounded up, never down, so that nothing
-/// fires before the time asked for.
-fn ceil_ms(t: Timestamp) -> Millis {
-    let ns = t.as_nanosecond();
-    let ms = ns.div_euclid(1_000_000) + i128::from(ns.rem_euclid(1_000_000) != 0);
-    i64::try_from(ms).unwrap_or(i64::MAX)
-}
-
-fn parse_times(field: &str, v: &[String]) -> Result<Vec<Millis>, String> {
-    if v.len() > MAX_DATES {
-        return Err(format!("{field}: at most {MAX_DATES} entries"));
-    }
-    v.iter()
-        .enumerate()
-        .map(|(i, s)| parse_time(&format!("{field}[{i}]"), s).map(ceil_ms))
-        .collect()
-}
-
-fn parse_schedule(v: &Value) -> Result<Option<Rule>, String> {
-    let rule = match v {
-        Value::Null => return Ok(None),
-        Value::String(s) if s.trim().is_empty() => return Ok(None),
-        Value::String(s) => Rule::parse(s),
-        Value::Object(_) => {
-            let j: JsonSchedule =
-                serde_json::from_value(v.clone()).map_err(|e| format!("schedule: {e}"))?;
-            Rule::from_json(&j)
-        }
-        _ => return Err("schedule: expected an RRULE string or a JSON object".into()),
-    };
-    rule.map(Some).map_err(|e| format!("schedule: {e}"))
-}
 
 impl EventIn {
     /// Applies `patch` on top of `self` (a partial update).

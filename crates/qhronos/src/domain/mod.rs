@@ -6,6 +6,7 @@ pub mod duration;
 pub mod event;
 pub mod occurrence;
 pub mod policy;
+pub mod schedule;
 
 use jiff::Timestamp;
 

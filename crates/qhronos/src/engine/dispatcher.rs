@@ -104,14 +104,15 @@ impl Dispatcher {
         }
     }
 
-    /// Drops held occurrences that the store has just cancelled: all of the event's, or with
-    /// `after`, its first attempts due after that time (a re-plan).
+    /// Drops held occurrences that the store has just cancelled or moved.
     fn forget_one(&mut self, f: Forget) {
-        self.held.retain(|_, c| {
-            c.event.id != f.event_id
-                || f.after
-                    .is_some_and(|after| c.occ.attempts > 0 || c.occ.scheduled_at <= after)
-        });
+        match f {
+            Forget::Event { event_id, after } => self.held.retain(|_, c| {
+                c.event.id != event_id
+                    || after.is_some_and(|after| c.occ.attempts > 0 || c.occ.scheduled_at <= after)
+            }),
+            Forget::Occurrence(id) => self.held.retain(|_, c| c.occ.id != id),
+        }
     }
 
     fn drop_forgotten(&mut self) {

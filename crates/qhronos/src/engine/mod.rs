@@ -18,11 +18,15 @@ use crate::delivery::Deliverer;
 use crate::domain::{now_ms, Millis};
 use crate::store::Store;
 
-/// A message to the dispatcher: drop what the store cancelled.
+/// A message to the dispatcher: drop what the store cancelled or moved.
 #[derive(Debug, Clone, Copy)]
-pub struct Forget {
-    pub event_id: Uuid,
-    pub after: Option<Millis>,
+pub enum Forget {
+    /// All of the event's held occurrences, or with `after` its first attempts due later.
+    Event {
+        event_id: Uuid,
+        after: Option<Millis>,
+    },
+    Occurrence(Uuid),
 }
 
 /// How the rest of the service talks to a running engine.
@@ -51,7 +55,12 @@ impl EngineHandle {
     /// Drops the event's occurrences from the dispatcher's timer after the store cancelled them:
     /// all of them (paused, deleted), or with `after` the first attempts due later (re-planned).
     pub fn forget_event(&self, event_id: Uuid, after: Option<Millis>) {
-        let _ = self.forget.send(Forget { event_id, after });
+        let _ = self.forget.send(Forget::Event { event_id, after });
+    }
+
+    /// Drops one occurrence from the dispatcher's timer (cancelled or moved).
+    pub fn forget_occurrence(&self, id: Uuid) {
+        let _ = self.forget.send(Forget::Occurrence(id));
     }
 
     /// When the dispatcher last went round its loop (ms since the epoch; 0: never).

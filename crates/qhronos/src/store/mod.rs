@@ -107,6 +107,17 @@ pub enum Redrive {
     WrongStatus(OccStatus),
 }
 
+/// What a change to one occurrence found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OccChange {
+    Done,
+    NotFound,
+    /// Only occurrences that have not been attempted yet can be cancelled or moved.
+    WrongStatus(OccStatus),
+    /// The event already has an occurrence at the new time.
+    Taken,
+}
+
 /// Occurrence counts by status, for `/status`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Counts {
@@ -165,6 +176,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_occurrences(&self, f: &OccFilter) -> Result<Vec<Occurrence>>;
     async fn get_occurrence(&self, id: Uuid) -> Result<Option<(Occurrence, Vec<Attempt>)>>;
     async fn redrive(&self, id: Uuid, extra_attempts: u32, now: Millis) -> Result<Redrive>;
+    /// Cancels one upcoming occurrence (pending or scheduled, not yet attempted).
+    async fn cancel_occurrence(&self, id: Uuid, now: Millis) -> Result<OccChange>;
+    /// Moves one upcoming occurrence to another time; the rest of the series is untouched.
+    async fn move_occurrence(&self, id: Uuid, to: Millis, now: Millis) -> Result<OccChange>;
 
     /// Active events whose next instance is at or before `until`.
     async fn events_to_expand(&self, until: Millis, limit: i64) -> Result<Vec<Event>>;

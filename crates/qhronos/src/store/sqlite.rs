@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use super::sqlite_rows::{self as rows, to_json, EVENT_COLS, OCC_COLS};
 use super::{
-    Claimed, Counts, Created, EventFilter, Next, OccFilter, Outcome, Redrive, Result, Store,
+    Claimed, Counts, Created, EventFilter, Next, OccChange, OccFilter, Outcome, Redrive, Result,
+    Store,
 };
 use crate::domain::event::Event;
 use crate::domain::occurrence::{Attempt, NewOccurrence, OccStatus, Occurrence};
@@ -191,6 +192,24 @@ fn push_tags(q: &mut QueryBuilder<Sqlite>, col: &str, tags: &[String]) {
         sep.push_bind(t.clone());
     }
     q.push("))");
+}
+
+/// `Some` when the occurrence is unknown or no longer upcoming.
+async fn upcoming_check(c: &mut SqliteConnection, id: Uuid) -> Result<Option<OccChange>> {
+    let row = sqlx::query("SELECT status, attempts FROM occurrences WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(&mut *c)
+        .await?;
+    let Some(row) = row else {
+        return Ok(Some(OccChange::NotFound));
+    };
+    let status: String = row.try_get("status")?;
+    let attempts: i64 = row.try_get("attempts")?;
+    let status = OccStatus::parse(&status).map_err(super::StoreError::Corrupt)?;
+    if !matches!(status, OccStatus::Pending | OccStatus::Scheduled) || attempts > 0 {
+        return Ok(Some(OccChange::WrongStatus(status)));
+    }
+    Ok(None)
 }
 
 #[async_trait]
@@ -487,6 +506,53 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(Redrive::Done)
+    }
+
+    async fn cancel_occurrence(&self, id: Uuid, now: Millis) -> Result<OccChange> {
+        let mut tx = self.write.begin().await?;
+        if let Some(c) = upcoming_check(&mut tx, id).await? {
+            return Ok(c);
+        }
+        sqlx::query(
+            "UPDATE occurrences SET status = 'cancelled', cancelled_by = 'user', lease_owner = NULL, \
+             lease_expires_at = NULL, next_attempt_at = NULL, updated_at = ? WHERE id = ?",
+        )
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(OccChange::Done)
+    }
+
+    async fn move_occurrence(&self, id: Uuid, to: Millis, now: Millis) -> Result<OccChange> {
+        let mut tx = self.write.begin().await?;
+        if let Some(c) = upcoming_check(&mut tx, id).await? {
+            return Ok(c);
+        }
+        let taken: Option<String> = sqlx::query_scalar(
+            "SELECT o.id FROM occurrences o JOIN occurrences me ON me.event_id = o.event_id \
+             WHERE me.id = ? AND o.scheduled_at = ? AND o.id != me.id",
+        )
+        .bind(id.to_string())
+        .bind(to)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if taken.is_some() {
+            return Ok(OccChange::Taken);
+        }
+        sqlx::query(
+            "UPDATE occurrences SET status = 'pending', scheduled_at = ?, next_attempt_at = ?, \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?",
+        )
+        .bind(to)
+        .bind(to)
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(OccChange::Done)
     }
 
     async fn events_to_expand(&self, until: Millis, limit: i64) -> Result<Vec<Event>> {

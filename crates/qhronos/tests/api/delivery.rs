@@ -321,3 +321,99 @@ async fn deleting_an_event_cancels_what_has_not_fired() {
     assert_eq!(o["status"], "cancelled");
     assert_eq!(app.get(&format!("/events/{id}")).await.0, 404);
 }
+
+#[tokio::test]
+async fn one_occurrence_can_be_cancelled_or_moved_without_touching_the_series() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(vec![]).await;
+    let mut body = webhook_event(&rx.url(), 600);
+    body["rdates"] = json!([in_ms(900), in_ms(1200)]);
+    let id = app.create(body).await;
+    let (_, list) = app.get(&format!("/events/{id}/occurrences")).await;
+    let occs: Vec<String> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(occs.len(), 3);
+    // Newest first: [1200 ms, 900 ms, 600 ms].
+    let (s, o) = app
+        .req("DELETE", &format!("/occurrences/{}", occs[1]), None)
+        .await;
+    assert_eq!((s, o["status"].as_str()), (200, Some("cancelled")), "{o}");
+    let moved_to = in_ms(1500);
+    let (s, o) = app
+        .req(
+            "PATCH",
+            &format!("/occurrences/{}", occs[0]),
+            Some(json!({"scheduled_at": moved_to})),
+        )
+        .await;
+    assert_eq!(s, 200, "{o}");
+    assert_eq!(
+        o["scheduled_at"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap(),
+        moved_to.parse::<jiff::Timestamp>().unwrap()
+    );
+
+    let got = rx.wait_for(2, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(rx.received().len(), 2, "the cancelled one must not fire");
+    let ids: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["occurrence_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, [occs[2].clone(), occs[0].clone()]);
+    let moved = got[1].json()["scheduled_at"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap();
+    assert!(got[1].at >= moved, "never early");
+    // A finished occurrence can be neither cancelled nor moved.
+    let (s, _) = app
+        .req("DELETE", &format!("/occurrences/{}", occs[2]), None)
+        .await;
+    assert_eq!(s, 409);
+}
+
+#[tokio::test]
+async fn preview_lists_the_next_instants_of_a_rule_in_its_zone() {
+    let app = spawn_app().await;
+    let (s, v) = app
+        .post(
+            "/schedules/preview",
+            json!({
+                "start_time": "2026-03-27T09:00:00+01:00",
+                "timezone": "Europe/Berlin",
+                "schedule": "FREQ=DAILY",
+                "limit": 3,
+            }),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // Daily at 09:00 Berlin across the spring-forward of 2026-03-29: 08:00Z, 08:00Z, then 07:00Z.
+    assert_eq!(
+        v["occurrences"],
+        json!([
+            "2026-03-27T08:00:00Z",
+            "2026-03-28T08:00:00Z",
+            "2026-03-29T07:00:00Z"
+        ])
+    );
+    let (s, v) = app
+        .post("/schedules/preview", json!({"start_time": "2026-01-01T00:00:00Z", "schedule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}))
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = app
+        .post(
+            "/schedules/preview",
+            json!({"start_time": "2026-01-01T00:00:00Z", "schedule": "FREQ=DAILY", "limit": 5000}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+}

@@ -1,0 +1,77 @@
+//! `POST /schedules/preview`: the next instants of a rule, by the same code the expander uses.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::extract::Body;
+use super::AppState;
+use crate::domain::schedule::{ceil_ms, parse_schedule, parse_times};
+use crate::domain::{fmt_ms, parse_time, to_ts};
+use crate::error::ApiError;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/schedules/preview", post(preview))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewIn {
+    start_time: Option<String>,
+    timezone: Option<String>,
+    schedule: Option<Value>,
+    exdates: Option<Vec<String>>,
+    rdates: Option<Vec<String>>,
+    /// Only instants strictly after this.
+    after: Option<String>,
+    /// How many instants (default 10, at most 1000).
+    limit: Option<usize>,
+}
+
+async fn preview(
+    State(_): State<AppState>,
+    Body(p, _): Body<PreviewIn>,
+) -> Result<Json<Value>, ApiError> {
+    let bad = ApiError::BadRequest;
+    let start = p.start_time.as_deref().ok_or_else(|| {
+        bad("start_time is required (an RFC 3339 time, e.g. 2026-01-01T09:00:00Z)".into())
+    })?;
+    let start = ceil_ms(parse_time("start_time", start).map_err(bad)?);
+    let rule = match &p.schedule {
+        Some(v) => parse_schedule(v).map_err(bad)?,
+        None => None,
+    };
+    let exdates = parse_times("exdates", p.exdates.as_deref().unwrap_or_default()).map_err(bad)?;
+    let rdates = parse_times("rdates", p.rdates.as_deref().unwrap_or_default()).map_err(bad)?;
+    let after = p
+        .after
+        .as_deref()
+        .map(|a| parse_time("after", a).map_err(bad))
+        .transpose()?;
+    let limit = p.limit.unwrap_or(10);
+    if !(1..=1000).contains(&limit) {
+        return Err(bad(format!("limit: {limit} is not from 1 to 1000")));
+    }
+    let tz = p.timezone.as_deref().unwrap_or("UTC");
+    let rec = recur::Recurrence::new(
+        to_ts(start),
+        tz,
+        rule.clone(),
+        exdates.into_iter().map(to_ts).collect(),
+        rdates.into_iter().map(to_ts).collect(),
+    )
+    .map_err(|e| bad(e.to_string()))?;
+    let instants: Vec<String> = rec
+        .iter_after(after)
+        .take(limit)
+        .map(|t| fmt_ms(t.as_millisecond()))
+        .collect();
+    Ok(Json(json!({
+        "occurrences": instants,
+        "schedule": rule.as_ref().map(|r| r.to_rrule_string()),
+        "schedule_json": rule.as_ref().map(|r| r.to_json()),
+        "timezone": tz,
+    })))
+}

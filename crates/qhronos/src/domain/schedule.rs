@@ -1,0 +1,43 @@
+//! Schedule input shared by events and `POST /schedules/preview`: the same parsing, so a rule
+//! that previews is a rule that saves.
+
+use jiff::Timestamp;
+use recur::{JsonSchedule, Rule};
+use serde_json::Value;
+
+use super::{parse_time, Millis};
+
+const MAX_DATES: usize = 1000;
+
+/// Instants are kept to the millisecond; a finer one is rounded up, never down, so that nothing
+/// fires before the time asked for.
+pub fn ceil_ms(t: Timestamp) -> Millis {
+    let ns = t.as_nanosecond();
+    let ms = ns.div_euclid(1_000_000) + i128::from(ns.rem_euclid(1_000_000) != 0);
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+pub fn parse_times(field: &str, v: &[String]) -> Result<Vec<Millis>, String> {
+    if v.len() > MAX_DATES {
+        return Err(format!("{field}: at most {MAX_DATES} entries"));
+    }
+    v.iter()
+        .enumerate()
+        .map(|(i, s)| parse_time(&format!("{field}[{i}]"), s).map(ceil_ms))
+        .collect()
+}
+
+pub fn parse_schedule(v: &Value) -> Result<Option<Rule>, String> {
+    let rule = match v {
+        Value::Null => return Ok(None),
+        Value::String(s) if s.trim().is_empty() => return Ok(None),
+        Value::String(s) => Rule::parse(s),
+        Value::Object(_) => {
+            let j: JsonSchedule =
+                serde_json::from_value(v.clone()).map_err(|e| format!("schedule: {e}"))?;
+            Rule::from_json(&j)
+        }
+        _ => return Err("schedule: expected an RRULE string or a JSON object".into()),
+    };
+    rule.map(Some).map_err(|e| format!("schedule: {e}"))
+}
