@@ -29,10 +29,51 @@ pub struct Config {
     pub database_url: Option<String>,
     /// The master token. Empty: one is generated on first start and only its hash is stored.
     pub master_token: Option<String>,
+    pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
     pub delivery: DeliveryConfig,
     pub engine: EngineConfig,
     pub retry: RetryDefaults,
     pub misfire: MisfireDefaults,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 key for issued tokens. Empty: generated on first start and stored.
+    pub jwt_secret: Option<String>,
+    /// How long an event's previous `hmac_secret` still signs after it is changed.
+    pub secret_rotation_grace: Dur,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: None,
+            secret_rotation_grace: Dur::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// A token bucket per token (per client IP for requests without a valid token).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    /// Requests that may arrive at once.
+    pub burst: u32,
+    /// Sustained requests per second.
+    pub per_second: f64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            enabled: true,
+            burst: 100,
+            per_second: 10.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -45,6 +86,9 @@ pub struct DeliveryConfig {
     /// Networks that delivery targets may resolve into even though they are not global
     /// (loopback, private ranges). Read by the SSRF guard.
     pub allowed_networks: Vec<IpNet>,
+    /// Fixed addresses for host names, used instead of DNS (like /etc/hosts or curl's
+    /// `--resolve`); the SSRF guard checks them like any other address.
+    pub hosts: std::collections::BTreeMap<String, Vec<IpAddr>>,
     /// How much of a response body an attempt keeps.
     pub response_excerpt_bytes: usize,
     pub user_agent: String,
@@ -94,6 +138,8 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             database_url: None,
             master_token: None,
+            auth: AuthConfig::default(),
+            rate_limit: RateLimitConfig::default(),
             delivery: DeliveryConfig::default(),
             engine: EngineConfig::default(),
             retry: RetryDefaults::default(),
@@ -108,6 +154,7 @@ impl Default for DeliveryConfig {
             concurrency: 512,
             per_target_concurrency: 64,
             allowed_networks: Vec::new(),
+            hosts: Default::default(),
             response_excerpt_bytes: 1024,
             user_agent: concat!("Qhronos/", env!("CARGO_PKG_VERSION")).into(),
         }
@@ -226,6 +273,18 @@ impl Config {
         }
         if self.engine.lease.0 <= self.engine.claim_horizon.0 + self.retry.timeout.0 {
             return bad("engine.lease must be longer than engine.claim_horizon plus retry.timeout");
+        }
+        if self.rate_limit.enabled
+            && (self.rate_limit.burst == 0
+                || self.rate_limit.per_second.is_nan()
+                || self.rate_limit.per_second <= 0.0)
+        {
+            return bad("rate_limit.burst and rate_limit.per_second must be above 0 (or set rate_limit.enabled: false)");
+        }
+        if let Some(t) = &self.auth.jwt_secret {
+            if t.len() < 32 {
+                return bad("auth.jwt_secret must be at least 32 characters");
+            }
         }
         if let Some(t) = &self.master_token {
             if t.len() < 16 {

@@ -9,11 +9,15 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
+use crate::auth::gate::Gate;
+use crate::auth::jwt::Tokens;
 use crate::auth::{default_hmac_secret, MasterToken, TokenSource};
 use crate::config::Config;
+use crate::delivery::ssrf::Guard;
 use crate::delivery::Deliverer;
 use crate::domain::now_ms;
 use crate::engine::{self, Engine, EngineHandle};
+use crate::ratelimit::RateLimiter;
 use crate::store::{self, Store};
 
 pub struct Application {
@@ -84,17 +88,34 @@ impl Application {
             );
         }
 
-        let deliverer = Arc::new(Deliverer::new(&config.delivery, secret)?);
-        let engine = engine::start(store.clone(), &config, deliverer);
+        let tokens =
+            Arc::new(Tokens::init(store.as_ref(), config.auth.jwt_secret.as_deref()).await?);
+        let guard = Arc::new(Guard::new(
+            config.delivery.allowed_networks.clone(),
+            config.delivery.hosts.clone(),
+        ));
+        let deliverer = Arc::new(Deliverer::new(&config.delivery, secret, guard.clone())?);
+        let mut engine = engine::start(store.clone(), &config, deliverer);
+        engine.tasks.push(tokio::spawn(refresh_revocations(
+            store.clone(),
+            tokens.clone(),
+        )));
         let state = AppState {
             store,
             config: Arc::new(config.clone()),
             engine: engine.handle.clone(),
+            tokens: tokens.clone(),
+            guard,
             started: Instant::now(),
             started_at: now_ms(),
             store_kind: "sqlite",
         };
-        let router = api::router(state, Arc::new(token));
+        let gate = Gate {
+            master: Arc::new(token),
+            tokens,
+            limiter: RateLimiter::new(&config.rate_limit).map(Arc::new),
+        };
+        let router = api::router(state, gate);
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
@@ -125,6 +146,16 @@ impl Application {
             t.abort();
         }
         Ok(())
+    }
+}
+
+/// Revocations made through other nodes reach this one within a second.
+async fn refresh_revocations(store: Arc<dyn Store>, tokens: Arc<Tokens>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        if let Err(e) = tokens.refresh(store.as_ref()).await {
+            tracing::warn!(error = %e, "reading revoked tokens failed");
+        }
     }
 }
 

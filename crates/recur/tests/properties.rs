@@ -154,9 +154,9 @@ fn build(s: &Spec, ex: Vec<Timestamp>, rd: Vec<Timestamp>) -> Option<(Rule, Recu
 const N: usize = 40;
 
 proptest! {
-    // 64 cases keep the debug-build run short; set PROPTEST_CASES for a longer soak.
+    // 32 cases keep the debug-build run short; set PROPTEST_CASES for a longer soak.
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32),
         ..ProptestConfig::default()
     })]
 

@@ -9,8 +9,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::extract::{id, Body, Params};
+use super::extract::{Body, Params};
 use super::AppState;
+use crate::auth::Caller;
 use crate::domain::event::{Event, EventIn, EventOut, EventStatus};
 use crate::domain::occurrence::NewOccurrence;
 use crate::domain::{now_ms, Millis};
@@ -62,6 +63,7 @@ fn earliest(occs: &[NewOccurrence]) -> Option<Millis> {
 
 async fn create_event(
     State(st): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Body(input, raw): Body<EventIn>,
 ) -> Result<Response, ApiError> {
@@ -69,6 +71,8 @@ async fn create_event(
     let mut e = input
         .validate(Uuid::now_v7(), now, now)
         .map_err(ApiError::BadRequest)?;
+    e.tags = caller.principal.scoped_tags(std::mem::take(&mut e.tags))?;
+    st.check_target(&e.action).await?;
     let after = start_after(&e, now);
     let occs = plan_event(&st, &mut e, after, now)?;
     let key = match headers.get("idempotency-key") {
@@ -99,13 +103,17 @@ async fn create_event(
             if e.next_fire_at.is_some() {
                 st.engine.expand_now();
             }
+            st.audit(&caller, "event.create", Some(e.id.to_string()), summary(&e))
+                .await;
             Ok((StatusCode::CREATED, Json(EventOut::from(&e))).into_response())
         }
         Created::Existing {
             event,
             request_hash,
         } => {
-            if request_hash.as_deref() != Some(hash.as_str()) {
+            if request_hash.as_deref() != Some(hash.as_str())
+                || !caller.principal.can_see(&event.tags)
+            {
                 return Err(ApiError::Conflict(
                     "Idempotency-Key was already used with a different request body; use a new key for a new event".into(),
                 ));
@@ -117,18 +125,16 @@ async fn create_event(
 
 async fn get_event(
     State(st): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Json<EventOut>, ApiError> {
-    let e = st
-        .store
-        .get_event(id("event", &raw)?)
-        .await?
-        .ok_or_else(|| not_found(&raw))?;
+    let e = st.visible_event(&caller, &raw).await?;
     Ok(Json(EventOut::from(&e)))
 }
 
 async fn list_events(
     State(st): State<AppState>,
+    caller: Caller,
     p: Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     p.only(&["tags", "status", "q", "limit", "cursor"])?;
@@ -148,8 +154,11 @@ async fn list_events(
             })
         })
         .transpose()?;
+    let Some(tags) = caller.principal.filter_tags(p.tags()) else {
+        return Ok(Json(json!({ "data": [], "next_cursor": null })));
+    };
     let f = EventFilter {
-        tags: p.tags(),
+        tags,
         status,
         q: p.get("q").map(String::from),
         limit: limit + 1,
@@ -168,22 +177,34 @@ async fn list_events(
 
 async fn update_event(
     State(st): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
     Body(patch, _): Body<EventIn>,
 ) -> Result<Json<EventOut>, ApiError> {
-    let id = id("event", &raw)?;
-    let old = st
-        .store
-        .get_event(id)
-        .await?
-        .ok_or_else(|| not_found(&raw))?;
+    let old = st.visible_event(&caller, &raw).await?;
+    let id = old.id;
     let now = now_ms();
     let mut new = old
         .to_input()
         .merge(patch)
         .validate(id, old.created_at, now)
         .map_err(ApiError::BadRequest)?;
+    new.tags = caller
+        .principal
+        .scoped_tags(std::mem::take(&mut new.tags))?;
+    if new.action != old.action {
+        st.check_target(&new.action).await?;
+    }
     new.next_fire_at = old.next_fire_at;
+    // A changed secret: the old one keeps signing too for the grace period.
+    new.previous_secret = if new.hmac_secret != old.hmac_secret {
+        Some((
+            old.hmac_secret.clone(),
+            now + st.config.auth.secret_rotation_grace.as_millis(),
+        ))
+    } else {
+        old.previous_secret.clone()
+    };
     let resumed = old.status != EventStatus::Active && new.status == EventStatus::Active;
     let paused = old.status == EventStatus::Active && new.status == EventStatus::Paused;
     let replan = new.timing_differs(&old) || resumed;
@@ -214,41 +235,54 @@ async fn update_event(
         .get_event(id)
         .await?
         .ok_or_else(|| not_found(&raw))?;
+    st.audit(
+        &caller,
+        "event.update",
+        Some(id.to_string()),
+        json!({ "changed": changed_fields(&old, &e) }),
+    )
+    .await;
     Ok(Json(EventOut::from(&e)))
 }
 
 async fn delete_event(
     State(st): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = id("event", &raw)?;
-    if !st.store.delete_event(id, now_ms()).await? {
+    let e = st.visible_event(&caller, &raw).await?;
+    if !st.store.delete_event(e.id, now_ms()).await? {
         return Err(not_found(&raw));
     }
-    st.engine.forget_event(id, None);
+    st.engine.forget_event(e.id, None);
+    st.audit(
+        &caller,
+        "event.delete",
+        Some(e.id.to_string()),
+        json!({ "name": e.name }),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn pause_event(
     State(st): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Json<EventOut>, ApiError> {
-    let id = id("event", &raw)?;
-    let e = st
-        .store
-        .get_event(id)
-        .await?
-        .ok_or_else(|| not_found(&raw))?;
+    let e = st.visible_event(&caller, &raw).await?;
     if e.status == EventStatus::Inactive {
         return Err(ApiError::Conflict(
             "event is inactive (it has finished): there is nothing to pause".into(),
         ));
     }
-    st.store.set_paused(id, true, None, &[], now_ms()).await?;
-    st.engine.forget_event(id, None);
+    st.store.set_paused(e.id, true, None, &[], now_ms()).await?;
+    st.engine.forget_event(e.id, None);
+    st.audit(&caller, "event.pause", Some(e.id.to_string()), json!({}))
+        .await;
     let e = st
         .store
-        .get_event(id)
+        .get_event(e.id)
         .await?
         .ok_or_else(|| not_found(&raw))?;
     Ok(Json(EventOut::from(&e)))
@@ -258,14 +292,11 @@ async fn pause_event(
 /// event whose time passed while paused fires late, subject to its misfire policy.
 async fn resume_event(
     State(st): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Json<EventOut>, ApiError> {
-    let id = id("event", &raw)?;
-    let mut e = st
-        .store
-        .get_event(id)
-        .await?
-        .ok_or_else(|| not_found(&raw))?;
+    let mut e = st.visible_event(&caller, &raw).await?;
+    let id = e.id;
     if e.status == EventStatus::Paused {
         let now = now_ms();
         e.status = EventStatus::Active;
@@ -278,8 +309,12 @@ async fn resume_event(
             st.engine.due_at(t);
         }
         st.engine.expand_now();
+        st.audit(&caller, "event.resume", Some(id.to_string()), json!({}))
+            .await;
     } else if e.status == EventStatus::Inactive {
-        return Err(ApiError::Conflict("event is inactive (it has finished): there is nothing to resume; use /trigger to fire it once more".into()));
+        return Err(ApiError::Conflict(
+            "event is inactive (it has finished): there is nothing to resume; use /trigger to fire it once more".into(),
+        ));
     }
     let e = st
         .store
@@ -292,14 +327,11 @@ async fn resume_event(
 /// Fires one extra occurrence now, whatever the event's schedule or status.
 async fn trigger_event(
     State(st): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = id("event", &raw)?;
-    let e = st
-        .store
-        .get_event(id)
-        .await?
-        .ok_or_else(|| not_found(&raw))?;
+    let e = st.visible_event(&caller, &raw).await?;
+    let id = e.id;
     let limit = e.retry.resolve(&st.config.retry).max_attempts;
     let mut now = now_ms();
     // Two triggers in the same millisecond are two occurrences.
@@ -311,6 +343,13 @@ async fn trigger_event(
         now += 1;
     };
     st.engine.due_at(occ.scheduled_at);
+    st.audit(
+        &caller,
+        "event.trigger",
+        Some(id.to_string()),
+        json!({ "occurrence_id": occ.id }),
+    )
+    .await;
     let (o, _) = st
         .store
         .get_occurrence(occ.id)
@@ -321,4 +360,37 @@ async fn trigger_event(
         Json(super::occurrences::OccOut::from(&o)),
     )
         .into_response())
+}
+
+/// What the audit log keeps of a new event: never the secret, the metadata or the headers.
+fn summary(e: &Event) -> serde_json::Value {
+    json!({
+        "name": e.name,
+        "tags": e.tags,
+        "action": serde_json::to_value(&e.action).ok().and_then(|a| a.get("type").cloned()),
+        "schedule": e.schedule,
+        "start_time": crate::domain::fmt_ms(e.start_time),
+    })
+}
+
+/// Names of the fields an update changed (the secret only as `hmac_secret`).
+fn changed_fields(old: &Event, new: &Event) -> Vec<String> {
+    let a = serde_json::to_value(EventOut::from(old)).unwrap_or_default();
+    let b = serde_json::to_value(EventOut::from(new)).unwrap_or_default();
+    let mut changed: Vec<String> = match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => b
+            .iter()
+            .filter(|(k, v)| {
+                k.as_str() != "updated_at"
+                    && k.as_str() != "hmac_secret_set"
+                    && a.get(*k) != Some(v)
+            })
+            .map(|(k, _)| k.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
+    if old.hmac_secret != new.hmac_secret {
+        changed.push("hmac_secret".into());
+    }
+    changed
 }

@@ -1,11 +1,13 @@
-//! The HTTP API: one router per resource, merged here; authentication wraps all but
-//! `/health` and `/status`.
+//! The HTTP API: one router per resource, merged here, behind one gate (authentication, rate
+//! limiting, permissions) — see `auth::gate`.
 
+pub mod audit;
 pub mod events;
 pub mod extract;
 pub mod occurrences;
 pub mod schedules;
 pub mod system;
+pub mod tokens;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,14 +16,21 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::middleware;
 use axum::Router;
+use serde_json::Value;
 use tower_http::trace::TraceLayer;
+use uuid::Uuid;
 
-use crate::auth::{require_master, MasterToken};
+use crate::auth::gate::{gate, Gate};
+use crate::auth::jwt::Tokens;
+use crate::auth::Caller;
 use crate::config::Config;
-use crate::domain::Millis;
+use crate::delivery::ssrf::Guard;
+use crate::domain::action::Action;
+use crate::domain::event::Event;
+use crate::domain::{now_ms, Millis};
 use crate::engine::EngineHandle;
 use crate::error::ApiError;
-use crate::store::Store;
+use crate::store::{AuditEntry, Store};
 
 /// Request bodies above this are refused with 413.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -31,25 +40,71 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
     pub engine: EngineHandle,
+    pub tokens: Arc<Tokens>,
+    pub guard: Arc<Guard>,
     pub started: Instant,
     pub started_at: Millis,
     pub store_kind: &'static str,
+}
+
+impl AppState {
+    /// Appends to the audit log. A failure is logged, not returned: the change it describes
+    /// has already been committed.
+    pub async fn audit(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: Option<String>,
+        summary: Value,
+    ) {
+        let entry = AuditEntry {
+            id: 0,
+            at: now_ms(),
+            actor: caller.principal.actor(),
+            action: action.to_string(),
+            target,
+            ip: caller.ip.map(|ip| ip.to_string()),
+            summary,
+        };
+        if let Err(e) = self.store.append_audit(&entry).await {
+            tracing::error!(error = %e, action, "audit append failed");
+        }
+    }
+
+    /// The SSRF guard's verdict on an action's target, as a 422 naming the setting.
+    pub async fn check_target(&self, action: &Action) -> Result<(), ApiError> {
+        self.guard
+            .check_url(action.url())
+            .await
+            .map_err(|e| ApiError::Unprocessable(format!("action url: {e}")))
+    }
+
+    /// The event if it exists and the caller's scope covers it; otherwise 404 (never 403, so
+    /// that ids cannot be probed).
+    pub async fn visible_event(&self, caller: &Caller, raw: &str) -> Result<Event, ApiError> {
+        let nf = || ApiError::NotFound(format!("event '{raw}' not found"));
+        let id = Uuid::parse_str(raw).map_err(|_| nf())?;
+        match self.store.get_event(id).await? {
+            Some(e) if caller.principal.can_see(&e.tags) => Ok(e),
+            _ => Err(nf()),
+        }
+    }
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no route for {method} {}", uri.path()))
 }
 
-pub fn router(state: AppState, token: Arc<MasterToken>) -> Router {
-    let protected = Router::new()
+pub fn router(state: AppState, g: Gate) -> Router {
+    Router::new()
+        .merge(system::router())
         .merge(events::router())
         .merge(occurrences::router())
         .merge(schedules::router())
-        .route_layer(middleware::from_fn_with_state(token, require_master));
-    Router::new()
-        .merge(system::router())
-        .merge(protected)
+        .merge(tokens::router())
+        .merge(audit::router())
         .fallback(no_route)
+        .layer(middleware::from_fn_with_state(g, gate))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::extract::{id, Body, Params};
 use super::AppState;
+use crate::auth::Caller;
 use crate::domain::occurrence::{Attempt, OccStatus, Occurrence};
 use crate::domain::schedule::ceil_ms;
 use crate::domain::{fmt_ms, now_ms, parse_time};
@@ -83,22 +84,29 @@ fn parse_cursor(c: &str) -> Result<(i64, Uuid), ApiError> {
 
 async fn list(
     st: &AppState,
+    caller: &Caller,
     p: &Params,
     event_id: Option<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = p.limit()?;
+    let status = p
+        .get("status")
+        .map(OccStatus::parse)
+        .transpose()
+        .map_err(ApiError::BadRequest)?;
+    let (from, to) = (p.time("from")?, p.time("to")?);
+    let before = p.get("cursor").map(parse_cursor).transpose()?;
+    let Some(tags) = caller.principal.filter_tags(p.tags()) else {
+        return Ok(Json(json!({ "data": [], "next_cursor": null })));
+    };
     let f = OccFilter {
         event_id,
-        tags: p.tags(),
-        status: p
-            .get("status")
-            .map(OccStatus::parse)
-            .transpose()
-            .map_err(ApiError::BadRequest)?,
-        from: p.time("from")?,
-        to: p.time("to")?,
+        tags,
+        status,
+        from,
+        to,
         limit: limit + 1,
-        before: p.get("cursor").map(parse_cursor).transpose()?,
+        before,
     };
     let mut occs = st.store.list_occurrences(&f).await?;
     let next = if occs.len() as i64 > limit {
@@ -113,50 +121,58 @@ async fn list(
 
 async fn list_occurrences(
     State(st): State<AppState>,
+    caller: Caller,
     p: Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     p.only(&["tags", "status", "from", "to", "limit", "cursor"])?;
-    list(&st, &p, None).await
+    list(&st, &caller, &p, None).await
 }
 
 async fn list_event_occurrences(
     State(st): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
     p: Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     p.only(&["status", "from", "to", "limit", "cursor"])?;
-    let event_id = id("event", &raw)?;
-    if st.store.get_event(event_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("event '{raw}' not found")));
+    let e = st.visible_event(&caller, &raw).await?;
+    list(&st, &caller, &p, Some(e.id)).await
+}
+
+/// The occurrence with its attempts if the caller's scope covers its event (deleted or not);
+/// otherwise 404.
+async fn visible(st: &AppState, caller: &Caller, raw: &str) -> Result<OccOut, ApiError> {
+    let (o, attempts) = st
+        .store
+        .get_occurrence(id("occurrence", raw)?)
+        .await?
+        .ok_or_else(|| not_found(raw))?;
+    if caller.principal.scope().is_some() {
+        let tags = st.store.event_tags(o.event_id).await?.unwrap_or_default();
+        if !caller.principal.can_see(&tags) {
+            return Err(not_found(raw));
+        }
     }
-    list(&st, &p, Some(event_id)).await
+    let mut out = OccOut::from(&o);
+    out.attempts = Some(attempts);
+    Ok(out)
 }
 
 async fn get_occurrence(
     State(st): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Json<OccOut>, ApiError> {
-    let (o, attempts) = st
-        .store
-        .get_occurrence(id("occurrence", &raw)?)
-        .await?
-        .ok_or_else(|| not_found(&raw))?;
-    let mut out = OccOut::from(&o);
-    out.attempts = Some(attempts);
-    Ok(Json(out))
+    Ok(Json(visible(&st, &caller, &raw).await?))
 }
 
 /// Re-drives a `failed` or `missed` occurrence: pending now, with a fresh set of attempts.
 async fn retry_occurrence(
     State(st): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Json<OccOut>, ApiError> {
-    let oid = id("occurrence", &raw)?;
-    let (o, _) = st
-        .store
-        .get_occurrence(oid)
-        .await?
-        .ok_or_else(|| not_found(&raw))?;
+    let o = visible(&st, &caller, &raw).await?;
     let Some(event) = st.store.get_event(o.event_id).await? else {
         return Err(ApiError::Conflict(
             "the occurrence's event was deleted; it cannot be re-driven".into(),
@@ -164,7 +180,7 @@ async fn retry_occurrence(
     };
     let extra = event.retry.resolve(&st.config.retry).max_attempts;
     let now = now_ms();
-    match st.store.redrive(oid, extra, now).await? {
+    match st.store.redrive(o.id, extra, now).await? {
         Redrive::Done => {}
         Redrive::NotFound => return Err(not_found(&raw)),
         Redrive::WrongStatus(s) => {
@@ -175,14 +191,14 @@ async fn retry_occurrence(
         }
     }
     st.engine.due_at(now);
-    let (o, attempts) = st
-        .store
-        .get_occurrence(oid)
-        .await?
-        .ok_or_else(|| not_found(&raw))?;
-    let mut out = OccOut::from(&o);
-    out.attempts = Some(attempts);
-    Ok(Json(out))
+    st.audit(
+        &caller,
+        "occurrence.retry",
+        Some(o.id.to_string()),
+        json!({ "event_id": o.event_id }),
+    )
+    .await;
+    Ok(Json(visible(&st, &caller, &raw).await?))
 }
 
 fn change_result(c: OccChange, raw: &str, verb: &str) -> Result<(), ApiError> {
@@ -193,30 +209,31 @@ fn change_result(c: OccChange, raw: &str, verb: &str) -> Result<(), ApiError> {
             "occurrence is {} and has been attempted or finished: only upcoming occurrences can be {verb}",
             s.as_str()
         ))),
-        OccChange::Taken => Err(ApiError::Conflict(
-            "the event already has an occurrence at that time".into(),
-        )),
+        OccChange::Taken => Err(ApiError::Conflict("the event already has an occurrence at that time".into())),
     }
 }
 
 /// Cancels one upcoming occurrence; the rest of the series is untouched.
 async fn cancel_occurrence(
     State(st): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Json<OccOut>, ApiError> {
-    let oid = id("occurrence", &raw)?;
+    let o = visible(&st, &caller, &raw).await?;
     change_result(
-        st.store.cancel_occurrence(oid, now_ms()).await?,
+        st.store.cancel_occurrence(o.id, now_ms()).await?,
         &raw,
         "cancelled",
     )?;
-    st.engine.forget_occurrence(oid);
-    let (o, _) = st
-        .store
-        .get_occurrence(oid)
-        .await?
-        .ok_or_else(|| not_found(&raw))?;
-    Ok(Json(OccOut::from(&o)))
+    st.engine.forget_occurrence(o.id);
+    st.audit(
+        &caller,
+        "occurrence.cancel",
+        Some(o.id.to_string()),
+        json!({ "event_id": o.event_id }),
+    )
+    .await;
+    Ok(Json(visible(&st, &caller, &raw).await?))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -228,22 +245,25 @@ struct MoveIn {
 /// Moves one upcoming occurrence to another time (`{"scheduled_at": "…"}`).
 async fn move_occurrence(
     State(st): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
     Body(m, _): Body<MoveIn>,
 ) -> Result<Json<OccOut>, ApiError> {
-    let oid = id("occurrence", &raw)?;
+    let o = visible(&st, &caller, &raw).await?;
     let to = ceil_ms(parse_time("scheduled_at", &m.scheduled_at).map_err(ApiError::BadRequest)?);
     change_result(
-        st.store.move_occurrence(oid, to, now_ms()).await?,
+        st.store.move_occurrence(o.id, to, now_ms()).await?,
         &raw,
         "moved",
     )?;
-    st.engine.forget_occurrence(oid);
+    st.engine.forget_occurrence(o.id);
     st.engine.due_at(to);
-    let (o, _) = st
-        .store
-        .get_occurrence(oid)
-        .await?
-        .ok_or_else(|| not_found(&raw))?;
-    Ok(Json(OccOut::from(&o)))
+    st.audit(
+        &caller,
+        "occurrence.move",
+        Some(o.id.to_string()),
+        json!({ "event_id": o.event_id, "from": o.scheduled_at, "to": fmt_ms(to) }),
+    )
+    .await;
+    Ok(Json(visible(&st, &caller, &raw).await?))
 }

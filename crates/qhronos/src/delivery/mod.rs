@@ -4,6 +4,7 @@
 //! not silently followed), uses no system proxy, and pools connections per host.
 
 pub mod signing;
+pub mod ssrf;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,8 +25,8 @@ use crate::domain::{fmt_ms, now_ms};
 pub struct Delivered {
     pub attempt: Attempt,
     pub success: bool,
-    /// The receiver said the target is gone for good (410).
-    pub gone: bool,
+    /// No retry can help: the receiver said 410 Gone, or the guard refuses the target.
+    pub permanent: bool,
     /// `Retry-After` from a 429 or 503.
     pub retry_after: Option<Duration>,
 }
@@ -50,11 +51,17 @@ pub struct Deliverer {
     per_target: usize,
     targets: Mutex<HashMap<String, Arc<Semaphore>>>,
     default_secret: String,
+    guard: Arc<ssrf::Guard>,
 }
 
 impl Deliverer {
-    pub fn new(cfg: &DeliveryConfig, default_secret: String) -> anyhow::Result<Deliverer> {
+    pub fn new(
+        cfg: &DeliveryConfig,
+        default_secret: String,
+        guard: Arc<ssrf::Guard>,
+    ) -> anyhow::Result<Deliverer> {
         let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(ssrf::GuardedResolver(guard.clone())))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .user_agent(cfg.user_agent.clone())
@@ -67,6 +74,7 @@ impl Deliverer {
             per_target: cfg.per_target_concurrency,
             targets: Mutex::new(HashMap::new()),
             default_secret,
+            guard,
         })
     }
 
@@ -99,6 +107,21 @@ impl Deliverer {
     ) -> Delivered {
         let started_at = now_ms();
         let clock = Instant::now();
+        if let Err(e) = self.guard.check_literal(event.action.url()) {
+            return Delivered {
+                attempt: Attempt {
+                    attempt,
+                    started_at,
+                    duration_ms: 0,
+                    status_code: None,
+                    error: Some(format!("refused: {e}")),
+                    response: None,
+                },
+                success: false,
+                permanent: true,
+                retry_after: None,
+            };
+        }
         let request = match &event.action {
             Action::Webhook { url } => {
                 let body = WebhookBody {
@@ -127,7 +150,7 @@ impl Deliverer {
                     .header("webhook-timestamp", ts.to_string())
                     .header(
                         "webhook-signature",
-                        signing::standard_signature(secret, &id, ts, &body),
+                        self.signatures(event, secret, &id, ts, &body, started_at),
                     )
                     .body(body)
             }
@@ -177,7 +200,7 @@ impl Deliverer {
                 response: None,
             },
             success: false,
-            gone: false,
+            permanent: false,
             retry_after: None,
         };
         match result {
@@ -185,7 +208,7 @@ impl Deliverer {
                 let status = resp.status();
                 d.attempt.status_code = Some(status.as_u16());
                 d.success = status.is_success();
-                d.gone = status.as_u16() == 410;
+                d.permanent = status.as_u16() == 410;
                 if status.as_u16() == 429 || status.as_u16() == 503 {
                     d.retry_after = resp
                         .headers()
@@ -210,6 +233,30 @@ impl Deliverer {
         }
         d.attempt.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
         d
+    }
+
+    /// `webhook-signature`: the current secret's, and during a rotation's grace period the
+    /// previous secret's too, space-separated (Standard Webhooks).
+    fn signatures(
+        &self,
+        event: &Event,
+        secret: &str,
+        id: &str,
+        ts: i64,
+        body: &[u8],
+        now: i64,
+    ) -> String {
+        let current = signing::standard_signature(secret, id, ts, body);
+        match &event.previous_secret {
+            Some((prev, until)) if *until > now => {
+                let prev = prev.as_deref().unwrap_or(&self.default_secret);
+                format!(
+                    "{current} {}",
+                    signing::standard_signature(prev, id, ts, body)
+                )
+            }
+            _ => current,
+        }
     }
 
     /// Reads at most `excerpt_bytes` of the body (not the whole body: a receiver could answer

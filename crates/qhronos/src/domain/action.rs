@@ -23,6 +23,8 @@ pub enum Action {
     },
 }
 
+const MAX_HEADERS: usize = 32;
+
 const KNOWN_LATER: [&str; 3] = ["websocket", "pull", "email"];
 
 impl Action {
@@ -78,6 +80,12 @@ impl Action {
                     let h = h
                         .as_object()
                         .ok_or("action.params.headers: expected an object of strings")?;
+                    if h.len() > MAX_HEADERS {
+                        return Err(format!(
+                            "action.params.headers: at most {MAX_HEADERS} headers ({} given)",
+                            h.len()
+                        ));
+                    }
                     for (k, v) in h {
                         let v = v.as_str().ok_or_else(|| {
                             format!("action.params.headers.{k}: expected a string")

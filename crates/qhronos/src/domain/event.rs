@@ -95,6 +95,9 @@ pub struct Event {
     pub tags: Vec<String>,
     pub metadata: Value,
     pub hmac_secret: Option<String>,
+    /// The secret before the last change, still signing until `previous_secret_until`
+    /// (`None` inside: the server's default secret was in use).
+    pub previous_secret: Option<(Option<String>, Millis)>,
     pub retry: RetryPolicy,
     pub misfire: MisfirePolicy,
     pub status: EventStatus,
@@ -107,6 +110,7 @@ pub struct Event {
 const MAX_NAME: usize = 256;
 const MAX_TAG: usize = 128;
 const MAX_TAGS: usize = 64;
+const MAX_METADATA: usize = 64 * 1024;
 
 impl EventIn {
     /// Applies `patch` on top of `self` (a partial update).
@@ -184,6 +188,15 @@ impl EventIn {
         if tags.len() > MAX_TAGS {
             return Err(format!("tags: at most {MAX_TAGS}"));
         }
+        if let Some(m) = &self.metadata {
+            let size = serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX);
+            if size > MAX_METADATA {
+                return Err(format!(
+                    "metadata: at most {} KiB of JSON ({size} bytes given)",
+                    MAX_METADATA / 1024
+                ));
+            }
+        }
         let metadata = match &self.metadata {
             None | Some(Value::Null) => Value::Object(Default::default()),
             Some(v @ Value::Object(_)) => v.clone(),
@@ -218,6 +231,7 @@ impl EventIn {
             tags,
             metadata,
             hmac_secret,
+            previous_secret: None,
             retry,
             misfire: self.misfire.clone().unwrap_or_default(),
             status,

@@ -225,7 +225,7 @@ impl Dispatcher {
 pub fn next_step(d: &Delivered, attempt: u32, limit: u32, retry: &Retry, now: Millis) -> Next {
     if d.success {
         Next::Completed
-    } else if d.gone || attempt >= limit {
+    } else if d.permanent || attempt >= limit {
         Next::Failed
     } else {
         let delay = match d.retry_after {

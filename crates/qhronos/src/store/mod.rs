@@ -118,6 +118,46 @@ pub enum OccChange {
     Taken,
 }
 
+/// An issued token, without its secret part.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenRecord {
+    pub jti: String,
+    pub sub: String,
+    pub access: crate::auth::Access,
+    pub scope: Vec<String>,
+    #[serde(with = "crate::domain::ms_rfc3339")]
+    pub expires_at: Millis,
+    #[serde(with = "crate::domain::ms_rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "crate::domain::ms_rfc3339::option")]
+    pub revoked_at: Option<Millis>,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    #[serde(with = "crate::domain::ms_rfc3339")]
+    pub at: Millis,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub ip: Option<String>,
+    pub summary: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+    pub limit: i64,
+    /// Entries older than this id.
+    pub before_id: Option<i64>,
+}
+
 /// Occurrence counts by status, for `/status`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Counts {
@@ -207,6 +247,20 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a batch of outcomes in one transaction.
     async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()>;
     async fn counts(&self) -> Result<Counts>;
+
+    async fn create_token(&self, t: &TokenRecord) -> Result<()>;
+    /// Newest first.
+    async fn list_tokens(&self, limit: i64, before_jti: Option<&str>) -> Result<Vec<TokenRecord>>;
+    /// False when the token is unknown; revoking twice is harmless.
+    async fn revoke_token(&self, jti: &str, now: Millis) -> Result<bool>;
+    async fn revoked_jtis(&self) -> Result<Vec<String>>;
+    /// The tags of an event, deleted or not (for scope checks on old occurrences).
+    async fn event_tags(&self, id: Uuid) -> Result<Option<Vec<String>>>;
+
+    /// `entry.id` is ignored; the store numbers entries.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// Newest first.
+    async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>>;
 }
 
 /// Opens the store named by the URL and applies its migrations.

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use super::sqlite_rows::{self as rows, to_json, EVENT_COLS, OCC_COLS};
 use super::{
-    Claimed, Counts, Created, EventFilter, Next, OccChange, OccFilter, Outcome, Redrive, Result,
-    Store,
+    AuditEntry, AuditFilter, Claimed, Counts, Created, EventFilter, Next, OccChange, OccFilter,
+    Outcome, Redrive, Result, Store, TokenRecord,
 };
 use crate::domain::event::Event;
 use crate::domain::occurrence::{Attempt, NewOccurrence, OccStatus, Occurrence};
@@ -66,9 +66,9 @@ async fn insert_event_row(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO events (id, name, description, start_time, timezone, schedule, exdates, rdates, \
-         action, tags, metadata, hmac_secret, retry, misfire, status, next_fire_at, idempotency_key, \
-         request_hash, created_at, updated_at) \
-         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         action, tags, metadata, hmac_secret, previous_hmac_secret, previous_secret_until, retry, misfire, \
+         status, next_fire_at, idempotency_key, request_hash, created_at, updated_at) \
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     )
     .bind(e.id.to_string())
     .bind(&e.name)
@@ -82,6 +82,8 @@ async fn insert_event_row(
     .bind(to_json(&e.tags))
     .bind(to_json(&e.metadata))
     .bind(&e.hmac_secret)
+    .bind(e.previous_secret.as_ref().and_then(|p| p.0.clone()))
+    .bind(e.previous_secret.as_ref().map(|p| p.1))
     .bind(to_json(&e.retry))
     .bind(to_json(&e.misfire))
     .bind(e.status.as_str())
@@ -326,7 +328,8 @@ impl Store for SqliteStore {
         let mut tx = self.write.begin().await?;
         let n = sqlx::query(
             "UPDATE events SET name = ?, description = ?, start_time = ?, timezone = ?, schedule = ?, \
-             exdates = ?, rdates = ?, action = ?, tags = ?, metadata = ?, hmac_secret = ?, retry = ?, \
+             exdates = ?, rdates = ?, action = ?, tags = ?, metadata = ?, hmac_secret = ?, \
+             previous_hmac_secret = ?, previous_secret_until = ?, retry = ?, \
              misfire = ?, status = ?, next_fire_at = ?, updated_at = ? WHERE id = ? AND status != 'deleted'",
         )
         .bind(&e.name)
@@ -340,6 +343,8 @@ impl Store for SqliteStore {
         .bind(to_json(&e.tags))
         .bind(to_json(&e.metadata))
         .bind(&e.hmac_secret)
+        .bind(e.previous_secret.as_ref().and_then(|p| p.0.clone()))
+        .bind(e.previous_secret.as_ref().map(|p| p.1))
         .bind(to_json(&e.retry))
         .bind(to_json(&e.misfire))
         .bind(e.status.as_str())
@@ -754,5 +759,105 @@ impl Store for SqliteStore {
             }
         }
         Ok(c)
+    }
+
+    async fn create_token(&self, t: &TokenRecord) -> Result<()> {
+        sqlx::query("INSERT INTO tokens (jti, sub, access, scope, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&t.jti)
+            .bind(&t.sub)
+            .bind(t.access.as_str())
+            .bind(to_json(&t.scope))
+            .bind(t.expires_at)
+            .bind(t.created_at)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_tokens(&self, limit: i64, before: Option<&str>) -> Result<Vec<TokenRecord>> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM tokens WHERE 1 = 1");
+        if let Some(b) = before {
+            q.push(" AND jti < ").push_bind(b.to_string());
+        }
+        q.push(" ORDER BY jti DESC LIMIT ").push_bind(limit);
+        q.build()
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(rows::token)
+            .collect()
+    }
+
+    async fn revoke_token(&self, jti: &str, now: Millis) -> Result<bool> {
+        let n = sqlx::query("UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE jti = ?")
+            .bind(now)
+            .bind(jti)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn revoked_jtis(&self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT jti FROM tokens WHERE revoked_at IS NOT NULL")
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+
+    async fn event_tags(&self, id: Uuid) -> Result<Option<Vec<String>>> {
+        let tags: Option<String> = sqlx::query_scalar("SELECT tags FROM events WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        tags.map(|t| {
+            serde_json::from_str(&t).map_err(|e| super::StoreError::Corrupt(format!("tags: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn append_audit(&self, e: &AuditEntry) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit (at, actor, action, target, ip, summary) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.at)
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.target)
+        .bind(&e.ip)
+        .bind(to_json(&e.summary))
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM audit WHERE 1 = 1");
+        if let Some(a) = &f.actor {
+            q.push(" AND actor = ").push_bind(a.clone());
+        }
+        if let Some(a) = &f.action {
+            q.push(" AND action = ").push_bind(a.clone());
+        }
+        if let Some(t) = &f.target {
+            q.push(" AND target = ").push_bind(t.clone());
+        }
+        if let Some(from) = f.from {
+            q.push(" AND at >= ").push_bind(from);
+        }
+        if let Some(to) = f.to {
+            q.push(" AND at <= ").push_bind(to);
+        }
+        if let Some(b) = f.before_id {
+            q.push(" AND id < ").push_bind(b);
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+        q.build()
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(rows::audit)
+            .collect()
     }
 }

@@ -4,12 +4,14 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Result, StoreError};
+use super::{AuditEntry, Result, StoreError, TokenRecord};
 use crate::domain::event::{Event, EventStatus};
 use crate::domain::occurrence::{Attempt, OccStatus, Occurrence};
+use crate::domain::Millis;
 
 pub const EVENT_COLS: &str = "id, name, description, start_time, timezone, schedule, exdates, rdates, \
-     action, tags, metadata, hmac_secret, retry, misfire, status, next_fire_at, created_at, updated_at";
+     action, tags, metadata, hmac_secret, previous_hmac_secret, previous_secret_until, retry, misfire, \
+     status, next_fire_at, created_at, updated_at";
 
 pub const OCC_COLS: &str = "id, event_id, scheduled_at, status, attempts, attempt_limit, \
      next_attempt_at, last_error, created_at, updated_at, completed_at";
@@ -42,6 +44,10 @@ pub fn event(row: &SqliteRow) -> Result<Event> {
         tags: json(row, "tags")?,
         metadata: json(row, "metadata")?,
         hmac_secret: row.try_get("hmac_secret")?,
+        previous_secret: row
+            .try_get::<Option<Millis>, _>("previous_secret_until")?
+            .map(|until| Ok::<_, sqlx::Error>((row.try_get("previous_hmac_secret")?, until)))
+            .transpose()?,
         retry: json(row, "retry")?,
         misfire: json(row, "misfire")?,
         status: match status.as_str() {
@@ -88,4 +94,29 @@ pub fn attempt(row: &SqliteRow) -> Result<Attempt> {
 
 pub fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+pub fn token(row: &SqliteRow) -> Result<TokenRecord> {
+    let access: String = row.try_get("access")?;
+    Ok(TokenRecord {
+        jti: row.try_get("jti")?,
+        sub: row.try_get("sub")?,
+        access: crate::auth::Access::parse(&access).map_err(|e| corrupt("access", e))?,
+        scope: json(row, "scope")?,
+        expires_at: row.try_get("expires_at")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+pub fn audit(row: &SqliteRow) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        at: row.try_get("at")?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        ip: row.try_get("ip")?,
+        summary: json(row, "summary")?,
+    })
 }

@@ -28,6 +28,7 @@ fn start_node(dir: &Path) -> Node {
         .arg(dir)
         .env("QHRONOS_MASTER_TOKEN", TOKEN)
         .env("QHRONOS_ENGINE__POLL_INTERVAL", "50ms")
+        .env("QHRONOS_DELIVERY__ALLOWED_NETWORKS", "[127.0.0.0/8]")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -1,0 +1,47 @@
+//! `GET /audit`: the audit log, newest first.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::extract::Params;
+use super::AppState;
+use crate::error::ApiError;
+use crate::store::AuditFilter;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/audit", get(list_audit))
+}
+
+async fn list_audit(State(st): State<AppState>, p: Params) -> Result<Json<Value>, ApiError> {
+    p.only(&["actor", "action", "target", "from", "to", "limit", "cursor"])?;
+    let limit = p.limit()?;
+    let before_id = p
+        .get("cursor")
+        .map(|c| {
+            c.parse::<i64>().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "cursor: '{c}' is not a cursor from a previous page"
+                ))
+            })
+        })
+        .transpose()?;
+    let f = AuditFilter {
+        actor: p.get("actor").map(String::from),
+        action: p.get("action").map(String::from),
+        target: p.get("target").map(String::from),
+        from: p.time("from")?,
+        to: p.time("to")?,
+        limit: limit + 1,
+        before_id,
+    };
+    let mut list = st.store.list_audit(&f).await?;
+    let next = if list.len() as i64 > limit {
+        list.truncate(limit as usize);
+        list.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(json!({ "data": list, "next_cursor": next })))
+}

@@ -1,0 +1,124 @@
+//! `/tokens`: issue (master only), list and revoke (admin) JWTs.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::extract::{Body, Params};
+use super::AppState;
+use crate::auth::{Access, Caller};
+use crate::domain::{fmt_ms, now_ms, parse_time};
+use crate::error::ApiError;
+use crate::store::TokenRecord;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{jti}", delete(revoke_token))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenIn {
+    sub: Option<String>,
+    access: Option<String>,
+    #[serde(default)]
+    scope: Vec<String>,
+    expires_at: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+async fn create_token(
+    State(st): State<AppState>,
+    caller: Caller,
+    Body(t, _): Body<TokenIn>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let bad = ApiError::BadRequest;
+    let sub = t
+        .sub
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 256)
+        .ok_or_else(|| bad("sub is required (1 to 256 characters): who the token is for".into()))?;
+    let access = Access::parse(
+        t.access
+            .as_deref()
+            .ok_or_else(|| bad("access is required: read, write, read_write or admin".into()))?,
+    )
+    .map_err(bad)?;
+    if let Some(k) = t.kind.as_deref().filter(|k| *k != "jwt") {
+        return Err(bad(format!("type '{k}' is not supported: only \"jwt\"")));
+    }
+    for tag in &t.scope {
+        if tag.trim().is_empty() || tag.contains(',') || tag.chars().count() > 128 {
+            return Err(bad(format!(
+                "scope: '{tag}' is not a valid tag (1 to 128 characters, no commas)"
+            )));
+        }
+    }
+    let now = now_ms();
+    let expires_at = parse_time(
+        "expires_at",
+        t.expires_at
+            .as_deref()
+            .ok_or_else(|| bad("expires_at is required (an RFC 3339 time)".into()))?,
+    )
+    .map_err(bad)?
+    .as_millisecond();
+    if expires_at <= now {
+        return Err(bad("expires_at must be in the future".into()));
+    }
+    let (token, jti) = st.tokens.issue(sub, access, &t.scope, expires_at, now)?;
+    let rec = TokenRecord {
+        jti: jti.clone(),
+        sub: sub.to_string(),
+        access,
+        scope: t.scope.clone(),
+        expires_at,
+        created_at: now,
+        revoked_at: None,
+    };
+    st.store.create_token(&rec).await?;
+    st.audit(
+        &caller,
+        "token.issue",
+        Some(jti.clone()),
+        json!({ "sub": sub, "access": access, "scope": t.scope, "expires_at": fmt_ms(expires_at) }),
+    )
+    .await;
+    let mut out = serde_json::to_value(&rec).unwrap_or_default();
+    out["token"] = Value::String(token);
+    out["type"] = Value::String("jwt".into());
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+async fn list_tokens(State(st): State<AppState>, p: Params) -> Result<Json<Value>, ApiError> {
+    p.only(&["limit", "cursor"])?;
+    let limit = p.limit()?;
+    let mut list = st.store.list_tokens(limit + 1, p.get("cursor")).await?;
+    let next = if list.len() as i64 > limit {
+        list.truncate(limit as usize);
+        list.last().map(|t| t.jti.clone())
+    } else {
+        None
+    };
+    Ok(Json(json!({ "data": list, "next_cursor": next })))
+}
+
+async fn revoke_token(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(jti): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !st.store.revoke_token(&jti, now_ms()).await? {
+        return Err(ApiError::NotFound(format!("token '{jti}' not found")));
+    }
+    st.tokens.revoke_local(&jti);
+    st.audit(&caller, "token.revoke", Some(jti), json!({}))
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}

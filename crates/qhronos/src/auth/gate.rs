@@ -1,0 +1,135 @@
+//! The gate in front of every route: who is calling (master token, issued token, or nobody),
+//! rate limiting by that identity (by client IP for anonymous requests), then the permission
+//! table. One middleware, so that no route can skip a step.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::jwt::Tokens;
+use super::master::MasterToken;
+use super::permissions::{self, PUBLIC};
+use super::principal::{Caller, Principal};
+use crate::error::ApiError;
+use crate::ratelimit::{Decision, RateLimiter};
+use std::time::Instant;
+
+#[derive(Clone)]
+pub struct Gate {
+    pub master: Arc<MasterToken>,
+    pub tokens: Arc<Tokens>,
+    /// `None` when rate limiting is off.
+    pub limiter: Option<Arc<RateLimiter>>,
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    let v = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl Gate {
+    fn authenticate(&self, req: &Request) -> Result<Option<Principal>, &'static str> {
+        let Some(token) = bearer(req) else {
+            return match req.headers().get(AUTHORIZATION) {
+                Some(_) => Err("malformed Authorization header: expected 'Bearer <token>'"),
+                None => Ok(None),
+            };
+        };
+        if self.master.verify(token) {
+            return Ok(Some(Principal::Master));
+        }
+        self.tokens.verify(token).map(Some)
+    }
+}
+
+fn unauthorized(reason: &str) -> Response {
+    let mut r = (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({ "error": format!("{reason}: send 'Authorization: Bearer <token>'") })),
+    )
+        .into_response();
+    r.headers_mut().insert(
+        axum::http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer"),
+    );
+    r
+}
+
+fn set_headers(r: &mut Response, d: &Decision) {
+    let h = r.headers_mut();
+    h.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
+    h.insert("x-ratelimit-reset", HeaderValue::from(d.reset_secs));
+}
+
+pub async fn gate(State(g): State<Gate>, mut req: Request, next: Next) -> Response {
+    let ip: Option<IpAddr> = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let auth = g.authenticate(&req);
+    let key = match &auth {
+        Ok(Some(p)) => p.actor(),
+        _ => format!("ip:{}", ip.map(|i| i.to_string()).unwrap_or_default()),
+    };
+    let decision = g
+        .limiter
+        .as_ref()
+        .map(|l| (l.check_at(&key, Instant::now()), l.per_second()));
+    if let Some((d, per_second)) = &decision {
+        if !d.allowed {
+            let mut r = (StatusCode::TOO_MANY_REQUESTS, Json(json!({ "error": format!("rate limit exceeded: {} requests burst, then {} per second; retry after {} s", d.limit, per_second, d.retry_after_secs) }))).into_response();
+            set_headers(&mut r, d);
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from(d.retry_after_secs),
+            );
+            return r;
+        }
+    }
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let mut res = match route {
+        // No route matched: the fallback answers 404 whoever asks.
+        None => next.run(req).await,
+        Some(r) if PUBLIC.contains(&r.as_str()) => next.run(req).await,
+        Some(r) => match auth {
+            Err(reason) => unauthorized(reason),
+            Ok(None) => unauthorized("missing token"),
+            Ok(Some(principal)) => match permissions::need(req.method(), &r) {
+                None => ApiError::Forbidden(format!("no permission rule for {} {r}", req.method()))
+                    .into_response(),
+                Some(need) if !principal.allows(need) => {
+                    let has = match &principal {
+                        Principal::Token { access, .. } => access.as_str(),
+                        Principal::Master => "master",
+                    };
+                    ApiError::Forbidden(format!(
+                        "this token has access '{has}'; {} {r} needs {}",
+                        req.method(),
+                        need.as_str()
+                    ))
+                    .into_response()
+                }
+                Some(_) => {
+                    req.extensions_mut().insert(Caller { principal, ip });
+                    next.run(req).await
+                }
+            },
+        },
+    };
+    if let Some((d, _)) = &decision {
+        set_headers(&mut res, d);
+    }
+    res
+}

@@ -1,0 +1,172 @@
+//! Who is calling, and what they may do.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// The role of an issued token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// May only read.
+    Read,
+    /// May create, change and delete events and re-drive occurrences.
+    Write,
+    /// Both.
+    ReadWrite,
+    /// Both, plus tokens and the audit log.
+    Admin,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::ReadWrite => "read_write",
+            Access::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Access, String> {
+        match s {
+            "read" => Ok(Access::Read),
+            "write" => Ok(Access::Write),
+            "read_write" => Ok(Access::ReadWrite),
+            "admin" => Ok(Access::Admin),
+            _ => Err(format!(
+                "access '{s}' is unknown: expected read, write, read_write or admin"
+            )),
+        }
+    }
+}
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Read,
+    Write,
+    Admin,
+    /// Only the master token.
+    Master,
+}
+
+impl Need {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Need::Read => "read",
+            Need::Write => "write",
+            Need::Admin => "admin",
+            Need::Master => "the master token",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Principal {
+    Master,
+    Token {
+        jti: String,
+        sub: String,
+        access: Access,
+        /// Tags this token may see and touch; empty means every event.
+        scope: Vec<String>,
+    },
+}
+
+impl Principal {
+    pub fn allows(&self, need: Need) -> bool {
+        match self {
+            Principal::Master => true,
+            Principal::Token { access, .. } => matches!(
+                (access, need),
+                (Access::Admin, Need::Read | Need::Write | Need::Admin)
+                    | (Access::ReadWrite, Need::Read | Need::Write)
+                    | (Access::Read, Need::Read)
+                    | (Access::Write, Need::Write)
+            ),
+        }
+    }
+
+    /// The rate-limit and audit identity.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Master => "master".into(),
+            Principal::Token { jti, sub, .. } => format!("token:{jti} ({sub})"),
+        }
+    }
+
+    /// `None`: unrestricted.
+    pub fn scope(&self) -> Option<&[String]> {
+        match self {
+            Principal::Token { scope, .. } if !scope.is_empty() => Some(scope),
+            _ => None,
+        }
+    }
+
+    /// True when an event with these tags is inside the scope.
+    pub fn can_see(&self, tags: &[String]) -> bool {
+        match self.scope() {
+            None => true,
+            Some(scope) => tags.iter().any(|t| scope.contains(t)),
+        }
+    }
+
+    /// The tags an event written by this caller gets: its own when inside the scope, the
+    /// scope's when it has none; a tag outside the scope is refused.
+    pub fn scoped_tags(&self, tags: Vec<String>) -> Result<Vec<String>, ApiError> {
+        let Some(scope) = self.scope() else {
+            return Ok(tags);
+        };
+        if tags.is_empty() {
+            return Ok(scope.to_vec());
+        }
+        match tags.iter().find(|t| !scope.contains(t)) {
+            Some(t) => Err(ApiError::Forbidden(format!(
+                "tag '{t}' is outside this token's scope [{}]",
+                scope.join(", ")
+            ))),
+            None => Ok(tags),
+        }
+    }
+
+    /// Narrows a list filter to the scope: the requested tags inside it, or the whole scope.
+    /// `None`: nothing can match.
+    pub fn filter_tags(&self, requested: Vec<String>) -> Option<Vec<String>> {
+        match self.scope() {
+            None => Some(requested),
+            Some(scope) if requested.is_empty() => Some(scope.to_vec()),
+            Some(scope) => {
+                let t: Vec<String> = requested
+                    .into_iter()
+                    .filter(|t| scope.contains(t))
+                    .collect();
+                (!t.is_empty()).then_some(t)
+            }
+        }
+    }
+}
+
+/// The authenticated caller of a request, as handlers see it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub ip: Option<IpAddr>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or(ApiError::Unauthorized)
+    }
+}
