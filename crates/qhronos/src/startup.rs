@@ -139,7 +139,10 @@ impl Application {
 
     /// Serves until Ctrl-C / SIGTERM (or forever, in tests that drop the task).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         for t in &self.engine.tasks {

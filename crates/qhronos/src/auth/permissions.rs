@@ -3,7 +3,7 @@
 
 use axum::http::Method;
 
-use super::principal::Need;
+pub use super::principal::Need;
 
 /// Routes anyone may call.
 pub const PUBLIC: &[&str] = &["/health", "/status"];

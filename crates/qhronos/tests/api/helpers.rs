@@ -16,6 +16,8 @@ use qhronos::startup::Application;
 use serde_json::{json, Value};
 
 pub const TOKEN: &str = "test-master-token-0123456789";
+/// The JWT signing key of test servers, so tests can forge expired or badly signed tokens.
+pub const JWT_KEY: &str = "test-jwt-signing-key-0123456789-abcdefghij";
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -43,6 +45,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c.delivery.allowed_networks = vec!["127.0.0.0/8".parse().expect("cidr")];
     // Tests poll quickly; the rate-limit test turns it back on.
     c.rate_limit.enabled = false;
+    c.auth.jwt_secret = Some(JWT_KEY.to_string());
     c.engine.expander_interval = Dur::from_millis(200);
     c
 }
@@ -74,8 +77,22 @@ impl TestApp {
     }
 
     pub async fn req(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.req_as(Some(TOKEN), method, path, body).await
+    }
+
+    /// A request with another bearer token (`None`: no Authorization header).
+    pub async fn req_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut r = self.client.request(m, self.url(path)).bearer_auth(TOKEN);
+        let mut r = self.client.request(m, self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
         if let Some(b) = body {
             r = r.json(&b);
         }
@@ -94,6 +111,15 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.req("GET", path, None).await
+    }
+
+    /// Issues a token through the API and returns it.
+    pub async fn token(&self, access: &str, scope: &[&str]) -> String {
+        let (s, v) = self
+            .post("/tokens", json!({"sub": format!("{access}-user"), "access": access, "scope": scope, "expires_at": in_ms(3_600_000)}))
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v["token"].as_str().expect("token").to_string()
     }
 
     /// Creates an event and returns its id.

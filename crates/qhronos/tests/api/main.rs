@@ -2,6 +2,8 @@
 
 mod delivery;
 mod events;
+mod fuzz_input;
 mod helpers;
 mod restart;
+mod security;
 mod validation;
