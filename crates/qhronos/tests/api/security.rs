@@ -456,3 +456,25 @@ async fn input_limits_name_the_limit() {
     b["name"] = json!("n".repeat(257));
     assert_eq!(app.post("/events", b).await.0, 400);
 }
+
+#[tokio::test]
+async fn a_redirect_to_an_internal_address_is_not_followed() {
+    let app = spawn_app().await;
+    let inside = Receiver::start(vec![]).await;
+    // A receiver that answers 302 pointing at another (internal) address.
+    let location = format!("{}/internal", inside.url());
+    let redirector = axum::Router::new().fallback(move || {
+        let location = location.clone();
+        async move { (axum::http::StatusCode::FOUND, [(axum::http::header::LOCATION, location)], "moved") }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, redirector).await });
+    let mut b = webhook_event(&format!("http://{addr}/hook"), 0);
+    b["retry"]["max_attempts"] = json!(1);
+    let id = app.create(b).await;
+    let occs = app.wait_occurrences(&id, Duration::from_secs(5), |l| l.first().is_some_and(|o| o["status"] == "failed")).await;
+    assert!(occs[0]["last_error"].as_str().unwrap().contains("HTTP 302"), "{}", occs[0]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(inside.received().is_empty(), "the redirect must not be followed");
+}
