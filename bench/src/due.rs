@@ -191,17 +191,17 @@ pub async fn kill9(h: &mut Harness, count: usize) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let recs = h.receiver.snapshot();
     let a = account(&recs, &ids);
-    // Delivered before the kill and again after it: the deliveries the dead process had made
-    // without recording them (in flight at the kill, or completed but not yet written).
+    // Delivered by the first process and again by the second: the deliveries the dead process
+    // had made without recording them (in flight at the kill, or done but not yet written).
     let firsts_before: std::collections::HashSet<&str> = a
         .firsts
         .iter()
-        .filter(|d| d.arrival_ns < kill_at)
+        .filter(|d| d.arrival_ns < back_at)
         .map(|d| d.occurrence_id.as_str())
         .collect();
     let redelivered = recs
         .iter()
-        .filter(|d| d.arrival_ns >= kill_at && firsts_before.contains(d.occurrence_id.as_str()))
+        .filter(|d| d.arrival_ns >= back_at && firsts_before.contains(d.occurrence_id.as_str()))
         .map(|d| d.occurrence_id.as_str())
         .collect::<std::collections::HashSet<_>>()
         .len();
@@ -214,6 +214,7 @@ pub async fn kill9(h: &mut Harness, count: usize) -> anyhow::Result<()> {
     let status = h.api.status().await?;
     let mut rows = stats::lateness_rows(&a, count);
     rows.extend([
+        ("SIGKILL after T", secs(kill_at - t)),
         ("arrived before SIGKILL", before.to_string()),
         ("arrived while dying", (after_kill - before).to_string()),
         (
@@ -229,7 +230,7 @@ pub async fn kill9(h: &mut Harness, count: usize) -> anyhow::Result<()> {
             },
         ),
         (
-            "in flight at the kill (re-delivered)",
+            "in flight at the kill (delivered by both)",
             redelivered.to_string(),
         ),
         (

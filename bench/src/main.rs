@@ -6,6 +6,7 @@
 mod api;
 mod create;
 mod due;
+mod expander;
 mod receiver;
 mod server;
 mod stats;
@@ -68,6 +69,16 @@ enum Cmd {
         #[arg(long, default_value_t = 100_000)]
         count: u64,
     },
+    /// CPU qhronosd needs to keep `events` recurring events materialised 24 h ahead, against
+    /// an idle qhronosd with none.
+    Expander {
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        #[arg(long, default_value_t = 120)]
+        measure_seconds: u64,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+    },
     /// precision (1000/s, 30 s), burst 100000, create-latency, create-rate, batch-create.
     All,
 }
@@ -83,12 +94,17 @@ pub struct Harness {
 
 impl Harness {
     pub fn start(bin: &Path) -> anyhow::Result<Harness> {
+        Harness::start_with_env(bin, &[])
+    }
+
+    /// Like [`Harness::start`], with extra environment for qhronosd (see [`Server::start`]).
+    pub fn start_with_env(bin: &Path, extra_env: &[(&str, &str)]) -> anyhow::Result<Harness> {
         let dir = tempfile::Builder::new()
             .prefix("qhronos-bench-")
             .tempdir()?;
         let token = Alphanumeric.sample_string(&mut rand::rng(), 32);
         let receiver = Receiver::start()?;
-        let server = Server::start(bin, dir.path(), &token)?;
+        let server = Server::start(bin, dir.path(), &token, extra_env)?;
         let api = Api::new(&server.base, &token, &receiver.url())?;
         Ok(Harness {
             server,
@@ -132,6 +148,15 @@ fn default_qhronosd() -> PathBuf {
 }
 
 async fn run(bin: &Path, cmd: Cmd) -> anyhow::Result<()> {
+    if let Cmd::Expander {
+        events,
+        measure_seconds,
+        clients,
+    } = cmd
+    {
+        // Starts (and finishes) its own two servers.
+        return expander::run(bin, events, measure_seconds, clients).await;
+    }
     let h = Harness::start(bin)?;
     let res = match cmd {
         Cmd::Precision { rate, seconds } => due::precision(&h, rate, seconds).await,
@@ -145,6 +170,7 @@ async fn run(bin: &Path, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::CreateLatency { rate, seconds } => create::latency(&h, rate, seconds).await,
         Cmd::CreateRate { clients, seconds } => create::rate(&h, clients, seconds).await,
         Cmd::BatchCreate { seconds } => create::batch(&h, seconds).await,
+        Cmd::Expander { .. } => unreachable!("handled above"),
         Cmd::All => unreachable!("expanded by main"),
     };
     h.finish();

@@ -48,32 +48,53 @@ struct Inner {
 pub struct Receiver {
     inner: Arc<Inner>,
     pub addr: SocketAddr,
-    runtime: Option<tokio::runtime::Runtime>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Receiver {
+    /// Starts the receiver in a thread of its own that owns its runtime (so it can be started
+    /// and stopped from async code).
     pub fn start() -> anyhow::Result<Receiver> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("receiver")
-            .enable_all()
-            .build()?;
         let inner = Arc::new(Inner::default());
         let app = Router::new()
             .route("/hook", post(hook))
             .fallback(hook)
             .with_state(inner.clone());
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .context("receiver bind")?;
-        let addr = listener.local_addr()?;
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("receiver".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("receiver-worker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => return drop(addr_tx.send(Err(anyhow::Error::from(e)))),
+                };
+                rt.block_on(async move {
+                    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                        Ok(l) => l,
+                        Err(e) => return drop(addr_tx.send(Err(e.into()))),
+                    };
+                    let _ = addr_tx.send(listener.local_addr().map_err(Into::into));
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async {
+                            let _ = stop_rx.await;
+                        })
+                        .await;
+                });
+                rt.shutdown_background();
+            })?;
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .context("receiver did not start")??;
         Ok(Receiver {
             inner,
             addr,
-            runtime: Some(runtime),
+            stop: Some(stop_tx),
         })
     }
 
@@ -122,8 +143,8 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 }

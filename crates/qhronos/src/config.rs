@@ -35,6 +35,35 @@ pub struct Config {
     pub engine: EngineConfig,
     pub retry: RetryDefaults,
     pub misfire: MisfireDefaults,
+    pub retention: RetentionConfig,
+}
+
+/// How long finished work is kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Completed, missed and cancelled occurrences (and their attempts).
+    pub completed: Dur,
+    /// Failed occurrences (the dead-letter list).
+    pub failed: Dur,
+    /// Finished events (inactive one-time events, ended series, deleted events).
+    pub events: Dur,
+    /// How often a pass runs.
+    pub interval: Dur,
+    /// Rows deleted per statement.
+    pub batch: i64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            completed: Dur::from_secs(7 * 86_400),
+            failed: Dur::from_secs(30 * 86_400),
+            events: Dur::from_secs(30 * 86_400),
+            interval: Dur::from_secs(60),
+            batch: 500,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -144,6 +173,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             retry: RetryDefaults::default(),
             misfire: MisfireDefaults::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -260,6 +290,12 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid(format!(
+                "log_format: '{}' is not a log format: use text or json",
+                self.log_format
+            )));
+        }
         if self.retry.max_attempts == 0 {
             return bad("retry.max_attempts must be at least 1");
         }
@@ -267,6 +303,9 @@ impl Config {
             return bad(
                 "delivery.concurrency and delivery.per_target_concurrency must be at least 1",
             );
+        }
+        if self.retention.batch <= 0 {
+            return bad("retention.batch must be at least 1");
         }
         if self.engine.claim_batch <= 0 {
             return bad("engine.claim_batch must be at least 1");

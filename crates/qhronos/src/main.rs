@@ -1,37 +1,39 @@
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use qhronos::config::{Config, Overrides};
 use qhronos::startup::{describe_store, open_store, Application};
 
 /// qhronosd: the Qhronos scheduling and delivery service.
 ///
 /// Settings come from built-in defaults, then --config FILE, then QHRONOS_* environment
-/// variables, then these flags.
+/// variables, then these flags. Without a command, qhronosd serves.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "qhronosd", version, about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// YAML configuration file (see config.example.yaml).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     config: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, global = true)]
     host: Option<std::net::IpAddr>,
-    #[arg(long)]
+    #[arg(long, global = true)]
     port: Option<u16>,
     /// error, warn, info, debug, trace (or a tracing filter).
-    #[arg(long)]
+    #[arg(long, global = true)]
     log_level: Option<String>,
     /// text or json.
-    #[arg(long)]
+    #[arg(long, global = true)]
     log_format: Option<String>,
     /// Directory of the embedded store.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// sqlite://PATH (default: <data-dir>/qhronos.db).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", global = true)]
     database_url: Option<String>,
     /// The master token (at least 16 characters). Prefer QHRONOS_MASTER_TOKEN: flags show in `ps`.
-    #[arg(long, value_name = "TOKEN")]
+    #[arg(long, value_name = "TOKEN", global = true)]
     master_token: Option<String>,
     /// Apply database migrations, then exit.
     #[arg(long)]
@@ -39,6 +41,83 @@ struct Cli {
     /// Generate a new master token, print it once, store its hash, then exit.
     #[arg(long)]
     reset_master_token: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Work with the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Write a consistent copy of the embedded database to FILE; safe while qhronosd runs.
+    Backup {
+        /// The new file (must not exist).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Replace the embedded database with a backup. Stop qhronosd first.
+    Restore {
+        /// A file written by `qhronosd backup` or `POST /admin/backup`.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Replace an existing database (it is kept as qhronos.db.before-restore).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate the configuration (defaults, --config FILE, QHRONOS_* environment, flags) and
+    /// print the effective settings as YAML, secrets masked. Exit code 0 when it is valid, 2
+    /// (with the error) when it is not.
+    Check,
+}
+
+/// What is shown in place of a secret that is set.
+const MASK: &str = "***";
+
+/// The settings with every secret that is set replaced by `***`: the master token, the JWT
+/// key, and a password inside the database URL.
+fn masked(config: &Config) -> serde_json::Value {
+    let mut v = serde_json::to_value(config).unwrap_or_default();
+    for path in [&["master_token"][..], &["auth", "jwt_secret"][..]] {
+        let mut slot = Some(&mut v);
+        for k in path {
+            slot = slot.and_then(|s| s.get_mut(*k));
+        }
+        if let Some(s) = slot.filter(|s| !s.is_null()) {
+            *s = MASK.into();
+        }
+    }
+    if let Some(url) = v.get_mut("database_url") {
+        if let Some(mut u) = url.as_str().and_then(|s| url::Url::parse(s).ok()) {
+            if u.password().is_some() && u.set_password(Some(MASK)).is_ok() {
+                *url = u.as_str().into();
+            }
+        }
+    }
+    v
+}
+
+/// `qhronosd config check`.
+fn config_check(file: Option<&std::path::Path>, overrides: &Overrides) -> ! {
+    match Config::load(file, overrides) {
+        Ok(config) => {
+            let yaml = serde_yaml_ng::to_string(&masked(&config))
+                .unwrap_or_else(|e| format!("# cannot print the settings: {e}\n"));
+            println!(
+                "# effective configuration: defaults, then {}, then QHRONOS_* environment, then flags; secrets masked",
+                file.map_or_else(|| "no config file".to_string(), |p| p.display().to_string())
+            );
+            print!("{yaml}");
+            eprintln!("configuration is valid");
+            std::process::exit(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2)
+        }
+    }
 }
 
 #[tokio::main]
@@ -53,8 +132,16 @@ async fn main() -> anyhow::Result<()> {
         database_url: cli.database_url,
         master_token: cli.master_token,
     };
+    if let Some(Command::Config(ConfigCommand::Check)) = cli.command {
+        config_check(cli.config.as_deref(), &overrides);
+    }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     qhronos::telemetry::init(&config.log_level, &config.log_format);
+    match cli.command {
+        Some(Command::Backup { to }) => return backup(&config, &to).await,
+        Some(Command::Restore { from, force }) => return restore(&config, &from, force).await,
+        _ => {}
+    }
     if cli.migrate {
         open_store(&config).await?;
         eprintln!("migrations applied: {}", describe_store(&config));
@@ -71,4 +158,64 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     Application::build(config).await?.run_until_stopped().await
+}
+
+/// `qhronosd backup --to FILE`.
+async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    store.backup_to(to).await?;
+    let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "backup of {} written to {} ({bytes} bytes)",
+        describe_store(config),
+        to.display()
+    );
+    Ok(())
+}
+
+/// `qhronosd restore --from FILE [--force]`: checks the backup, brings its schema up to date on
+/// a copy, then moves the copy into place. The running service must be stopped: SQLite cannot
+/// swap a database under an open connection.
+async fn restore(config: &Config, from: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if config
+        .database_url
+        .as_deref()
+        .is_some_and(|u| !u.is_empty())
+    {
+        anyhow::bail!("restore works on the embedded store in --data-dir; a database_url is set");
+    }
+    anyhow::ensure!(from.is_file(), "{} is not a file", from.display());
+    std::fs::create_dir_all(&config.data_dir)?;
+    let db = config.data_dir.join("qhronos.db");
+    if db.exists() && !force {
+        anyhow::bail!(
+            "{} exists: stop qhronosd, then run again with --force to replace it (the current one is kept as qhronos.db.before-restore)",
+            db.display()
+        );
+    }
+    let staging = config.data_dir.join("qhronos.db.restoring");
+    std::fs::copy(from, &staging).with_context(|| format!("cannot copy {}", from.display()))?;
+    let (events, occurrences) = qhronos::store::sqlite::prepare_restore(&staging)
+        .await
+        .with_context(|| format!("{} is not a usable Qhronos database", from.display()))?;
+    // The old database moves aside with its WAL, which may hold its last transactions.
+    for suffix in ["", "-wal", "-shm"] {
+        let old = config.data_dir.join(format!("qhronos.db{suffix}"));
+        if old.exists() {
+            std::fs::rename(
+                &old,
+                config
+                    .data_dir
+                    .join(format!("qhronos.db.before-restore{suffix}")),
+            )?;
+        }
+    }
+    std::fs::rename(&staging, &db)?;
+    eprintln!(
+        "restored {} into {} ({events} events, {occurrences} occurrences); start qhronosd",
+        from.display(),
+        db.display()
+    );
+    Ok(())
 }

@@ -16,7 +16,9 @@ use crate::config::Config;
 use crate::delivery::ssrf::Guard;
 use crate::delivery::Deliverer;
 use crate::domain::now_ms;
+use crate::engine::retention::Retention;
 use crate::engine::{self, Engine, EngineHandle};
+use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::{self, Store};
 
@@ -25,6 +27,7 @@ pub struct Application {
     router: axum::Router,
     engine: Engine,
     addr: SocketAddr,
+    retention: Retention,
 }
 
 /// Opens the store the configuration names, creating the data directory for the embedded one.
@@ -95,7 +98,15 @@ impl Application {
             config.delivery.hosts.clone(),
         ));
         let deliverer = Arc::new(Deliverer::new(&config.delivery, secret, guard.clone())?);
-        let mut engine = engine::start(store.clone(), &config, deliverer);
+        let metrics = Arc::new(Metrics::new());
+        let mut engine = engine::start(store.clone(), &config, deliverer, metrics.clone());
+        let retention = Retention {
+            store: store.clone(),
+            config: config.retention.clone(),
+            metrics: metrics.clone(),
+            last: Default::default(),
+        };
+        engine.tasks.push(tokio::spawn(retention.clone().run()));
         engine.tasks.push(tokio::spawn(refresh_revocations(
             store.clone(),
             tokens.clone(),
@@ -109,11 +120,14 @@ impl Application {
             started: Instant::now(),
             started_at: now_ms(),
             store_kind: "sqlite",
+            metrics: metrics.clone(),
+            retention: retention.last.clone(),
         };
         let gate = Gate {
             master: Arc::new(token),
             tokens,
             limiter: RateLimiter::new(&config.rate_limit).map(Arc::new),
+            metrics: metrics.clone(),
         };
         let router = api::router(state, gate);
         let listener = TcpListener::bind((config.host, config.port))
@@ -126,11 +140,17 @@ impl Application {
             router,
             engine,
             addr,
+            retention,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The retention service, so tests can run a pass at a chosen time.
+    pub fn retention(&self) -> Retention {
+        self.retention.clone()
     }
 
     pub fn engine(&self) -> EngineHandle {

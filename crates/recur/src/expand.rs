@@ -12,8 +12,8 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use crate::calendar::{
-    civil_from_days, days_from_civil, days_in_month, days_in_year, week_start, weekday, Civil,
-    Weeks, MAX_YEAR, MIN_YEAR,
+    civil_from_days, days_from_civil, days_in_month, days_in_year, week1_start, week_start,
+    weekday, Civil, Weeks, MAX_YEAR, MIN_YEAR,
 };
 use crate::rule::{Frequency, Rule, Until};
 
@@ -49,6 +49,8 @@ pub(crate) struct Plan {
     days: Vec<(Option<i64>, i64)>,
     /// Numbered weekdays count within the month (else within the year).
     month_scope: bool,
+    /// `day_ok` needs the day of the year (BYYEARDAY, or numbered weekdays counted in the year).
+    need_year: bool,
     /// Daily and longer: the times of day, sorted.
     times: Vec<(i64, i64, i64)>,
     /// Sub-daily: expansion lists and limit filters.
@@ -190,6 +192,10 @@ impl Plan {
             month_days,
             days,
             month_scope: freq == Frequency::Monthly || !rule.by_month.is_empty(),
+            need_year: !rule.by_year_day.is_empty()
+                || (freq != Frequency::Monthly
+                    && rule.by_month.is_empty()
+                    && rule.by_day.iter().any(|d| d.ordinal.is_some())),
             times,
             exp_minutes: minutes,
             exp_seconds: seconds,
@@ -224,9 +230,7 @@ impl Plan {
         {
             return false;
         }
-        let need_year = !self.year_days.is_empty()
-            || (!self.month_scope && self.days.iter().any(|d| d.0.is_some()));
-        let (yd, ylen) = if need_year {
+        let (yd, ylen) = if self.need_year {
             (dn - days_from_civil(y, 1, 1) + 1, days_in_year(y))
         } else {
             (0, 0)
@@ -270,6 +274,116 @@ impl Plan {
             }
         }
         true
+    }
+
+    /// Days of the period `[first_day, first_day + len)` that might pass [`Plan::day_ok`],
+    /// ascending: a superset of the days that do, computed from the day parts instead of by
+    /// looking at every day (a yearly rule otherwise examines 365 days for one instance). Periods
+    /// of a week or less are listed whole.
+    fn candidate_days(&self, first_day: i64, len: i64) -> Vec<i64> {
+        let end = first_day + len;
+        if len <= 7 {
+            return (first_day..end).collect();
+        }
+        // The ranges to look in: the selected months of a year, else the whole period.
+        let (y0, m0, _) = civil_from_days(first_day);
+        let mut month_buf = [(0i64, 0i64); 12]; // (first day, length) of each month
+        let mut nm = 0;
+        let mut m = m0;
+        let mut d = first_day;
+        while d < end && nm < 12 {
+            let ml = days_in_month(y0, m);
+            if !self.has_months || self.months[m as usize] {
+                month_buf[nm] = (d, ml);
+                nm += 1;
+            }
+            d += ml;
+            m += 1;
+        }
+        let months = &month_buf[..nm];
+        let mut out: Vec<i64> = Vec::with_capacity(64);
+        if !self.week_nos.is_empty() {
+            // The days of the selected weeks, in the week-numbering years that overlap this year
+            // (Dec 29-31 can be week 1 of the next one, Jan 1-3 week 52/53 of the previous one).
+            for wy in y0 - 1..=y0 + 1 {
+                let w1 = week1_start(wy, self.wkst);
+                let nweeks = (week1_start(wy + 1, self.wkst) - w1) / 7;
+                for &n in &self.week_nos {
+                    let i = if n > 0 { n - 1 } else { nweeks + n };
+                    if (0..nweeks).contains(&i) {
+                        out.extend((w1 + i * 7..w1 + i * 7 + 7).filter(|&dn| {
+                            months.iter().any(|&(d0, ml)| (d0..d0 + ml).contains(&dn))
+                        }));
+                    }
+                }
+            }
+        } else if !self.month_days.is_empty() {
+            for &(d0, ml) in months {
+                for &x in &self.month_days {
+                    let i = if x > 0 { x - 1 } else { ml + x };
+                    if (0..ml).contains(&i) {
+                        out.push(d0 + i);
+                    }
+                }
+            }
+        } else if !self.year_days.is_empty() {
+            let ylen = days_in_year(y0);
+            for &x in &self.year_days {
+                let i = if x > 0 { x - 1 } else { ylen + x };
+                let dn = first_day + i;
+                if (0..ylen).contains(&i)
+                    && months.iter().any(|&(d0, ml)| (d0..d0 + ml).contains(&dn))
+                {
+                    out.push(dn);
+                }
+            }
+        } else if !self.days.is_empty() {
+            for &(ord, w) in &self.days {
+                match ord {
+                    None => {
+                        for &(d0, ml) in months {
+                            let f = d0 + (w - weekday(d0)).rem_euclid(7);
+                            out.extend((f..d0 + ml).step_by(7));
+                        }
+                    }
+                    // Numbered weekdays count within each month (month scope) or the year.
+                    Some(n) => {
+                        let nth = |s0: i64, sl: i64| -> Option<i64> {
+                            let dn = if n > 0 {
+                                s0 + (w - weekday(s0)).rem_euclid(7) + (n - 1) * 7
+                            } else {
+                                let last = s0 + sl - 1;
+                                last - (weekday(last) - w).rem_euclid(7) + (n + 1) * 7
+                            };
+                            (s0..s0 + sl).contains(&dn).then_some(dn)
+                        };
+                        if self.month_scope {
+                            out.extend(months.iter().filter_map(|&(d0, ml)| nth(d0, ml)));
+                        } else if let Some(dn) = nth(first_day, len) {
+                            if months.iter().any(|&(d0, ml)| (d0..d0 + ml).contains(&dn)) {
+                                out.push(dn);
+                            }
+                        }
+                    }
+                }
+            }
+        } else {
+            for &(d0, ml) in months {
+                out.extend(d0..d0 + ml);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// True when the zone's UTC offset does not change after `from` up to `to_s` (seconds), so
+    /// local wall-clock time advances exactly with elapsed time over that span.
+    fn linear(&self, from: Timestamp, to_s: i64) -> bool {
+        self.tz
+            .following(from)
+            .next()
+            .is_none_or(|tr| tr.timestamp().as_second() > to_s)
     }
 
     /// The period holding `after` minus one (a safe place to start when not counting).
@@ -320,6 +434,8 @@ pub(crate) struct RuleIter<'a> {
     last: Option<Timestamp>,
     produced: u64,
     idle: u64,
+    /// Periods (or sub-daily steps) examined in total, for tests of the work done.
+    steps: u64,
     done: bool,
     pending_start: bool,
 }
@@ -344,6 +460,7 @@ impl<'a> RuleIter<'a> {
             last: None,
             produced,
             idle: 0,
+            steps: 0,
             done,
             pending_start: with_start && k == 0,
         }
@@ -351,6 +468,7 @@ impl<'a> RuleIter<'a> {
 
     fn fill(&mut self) {
         self.idle += 1;
+        self.steps += 1;
         let k = self.k;
         if self.plan.freq.is_sub_daily() {
             self.fill_sub_daily(k);
@@ -367,7 +485,7 @@ impl<'a> RuleIter<'a> {
             return;
         };
         // The candidate days of period k, in order.
-        let mut dates: Vec<(i64, i64, i64, i64)> = Vec::new();
+        let mut dates: Vec<(i64, i64, i64, i64)> = Vec::with_capacity(32);
         let mut weeks = None;
         let (first_day, len): (i64, i64) = match p.freq {
             Frequency::Yearly => {
@@ -412,7 +530,7 @@ impl<'a> RuleIter<'a> {
             self.done = true;
             return;
         }
-        for dn in first_day..first_day + len {
+        for dn in p.candidate_days(first_day, len) {
             let (y, m, md) = civil_from_days(dn);
             if p.day_ok(dn, y, m, md, weeks.as_ref()) {
                 dates.push((dn, y, m, md));
@@ -467,31 +585,66 @@ impl<'a> RuleIter<'a> {
             return;
         }
         if !p.day_ok(c.day, c.year, c.month, c.mday, None) {
-            // Jump to the next local midnight.
-            match to_instant(&p.tz, c.day + 1, 0, 0, 0, 0) {
+            // Jump to the start of the next local day that passes the date parts, found with
+            // plain calendar arithmetic rather than one zone lookup per day (a rare day filter
+            // such as BYMONTHDAY=-1;BYMONTH=1,8,11 would otherwise cost a step per day; found by
+            // fuzzing). The calendar repeats every 146 097 days, so a scan that long that finds
+            // nothing means no later day ever passes.
+            let last = days_from_civil(MAX_YEAR, 12, 31).min(c.day + 146_097);
+            let mut d = c.day + 1;
+            while d <= last {
+                let (y, m, md) = civil_from_days(d);
+                if p.day_ok(d, y, m, md, None) {
+                    break;
+                }
+                d += 1;
+            }
+            if d > last {
+                self.done = true;
+                return;
+            }
+            match to_instant(&p.tz, d, 0, 0, 0, 0) {
                 Some(mid) => self.k = self.period_at(k, mid.as_second()),
                 None => self.done = true,
             }
             return;
         }
         let hour_start = ps - c.minute * 60 - c.second;
+        // A BYHOUR/BYMINUTE/BYSECOND miss jumps straight to the next local time that could pass
+        // the filter (the next allowed hour, minute or second, else the next hour, minute or
+        // midnight) when the local clock runs without a UTC offset change until then, so a rare
+        // rule (`FREQ=SECONDLY;INTERVAL=986;BYHOUR=8;BYMINUTE=0;BYSECOND=0`) costs a few steps
+        // per day rather than one per minute (found by fuzzing). Across an offset change it
+        // falls back to the next hour, minute or step, which is always safe.
         if !p.f_hours.is_empty() && !p.f_hours.contains(&c.hour) {
-            self.k = if p.freq == Frequency::Hourly {
-                k + 1
-            } else {
-                self.period_at(k, hour_start + 3600)
+            let next_hour = hour_start + 3600;
+            let target = match p.f_hours.iter().find(|&&h| h > c.hour) {
+                Some(&h) => hour_start + (h - c.hour) * 3600,
+                None => hour_start + (24 - c.hour) * 3600,
             };
+            let to = if target > next_hour && p.linear(pt, target) {
+                target
+            } else {
+                next_hour
+            };
+            self.k = self.period_at(k, to);
             return;
         }
         if p.freq != Frequency::Hourly
             && !p.f_minutes.is_empty()
             && !p.f_minutes.contains(&c.minute)
         {
-            self.k = if p.freq == Frequency::Secondly {
-                self.period_at(k, ps - c.second + 60)
-            } else {
-                k + 1
+            let next_minute = ps - c.second + 60;
+            let target = match p.f_minutes.iter().find(|&&m| m > c.minute) {
+                Some(&m) => hour_start + m * 60,
+                None => hour_start + 3600,
             };
+            let to = if target > next_minute && p.linear(pt, target) {
+                target
+            } else {
+                next_minute
+            };
+            self.k = self.period_at(k, to);
             return;
         }
         self.k = k + 1;
@@ -499,6 +652,13 @@ impl<'a> RuleIter<'a> {
             && !p.f_seconds.is_empty()
             && !p.f_seconds.contains(&c.second)
         {
+            let target = match p.f_seconds.iter().find(|&&s| s > c.second) {
+                Some(&s) => ps - c.second + s.min(60),
+                None => ps - c.second + 60,
+            };
+            if target > ps + 1 && p.linear(pt, target) {
+                self.k = self.period_at(k, target);
+            }
             return;
         }
         let cands: Vec<i64> = match p.freq {
@@ -561,5 +721,177 @@ impl Iterator for RuleIter<'_> {
             }
             self.fill();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::Rule;
+
+    fn local(t: Timestamp, tz: &TimeZone) -> (i64, i64, i64) {
+        let c = local_civil(tz, t);
+        (c.hour, c.minute, c.second)
+    }
+
+    /// Sub-daily rules whose BYHOUR/BYMINUTE/BYSECOND jump ahead must give exactly the steps a
+    /// plain walk keeps, including across DST changes (1 h, 30 min at Lord Howe, 2 h at Troll,
+    /// midnight changes in Sao Paulo).
+    #[test]
+    fn filter_jumps_match_a_plain_walk_across_offset_changes() {
+        let windows = [
+            ("Europe/Berlin", "2026-03-28T12:00:00Z"),
+            ("Europe/Berlin", "2026-10-24T12:00:00Z"),
+            ("Australia/Lord_Howe", "2026-04-04T00:00:00Z"),
+            ("Australia/Lord_Howe", "2026-10-03T00:00:00Z"),
+            ("Antarctica/Troll", "2026-03-28T12:00:00Z"),
+            ("Antarctica/Troll", "2026-10-24T12:00:00Z"),
+            ("America/Sao_Paulo", "2018-02-16T12:00:00Z"),
+            ("America/Sao_Paulo", "2018-11-03T12:00:00Z"),
+        ];
+        let rules: [(&str, i64); 15] = [
+            ("FREQ=MINUTELY;INTERVAL=17;BYDAY=SU;BYHOUR=1,2,3", 1020),
+            (
+                "FREQ=SECONDLY;INTERVAL=601;BYMONTHDAY=29,5,18;BYHOUR=2,3",
+                601,
+            ),
+            ("FREQ=MINUTELY;INTERVAL=13;BYHOUR=1", 780),
+            ("FREQ=MINUTELY;INTERVAL=7;BYHOUR=3;BYMINUTE=1,2,3,30", 420),
+            ("FREQ=SECONDLY;INTERVAL=97;BYHOUR=1;BYMINUTE=10,50", 97),
+            ("FREQ=SECONDLY;INTERVAL=31;BYHOUR=0,23;BYMINUTE=10,45", 31),
+            ("FREQ=MINUTELY;BYHOUR=2;BYMINUTE=10,20,40,50", 60),
+            (
+                "FREQ=SECONDLY;INTERVAL=7;BYHOUR=0,1,2,3,23;BYMINUTE=0,30,59;BYSECOND=0,13",
+                7,
+            ),
+            (
+                "FREQ=SECONDLY;INTERVAL=61;BYHOUR=1,2;BYMINUTE=0,1,2,3,4,5,30,45",
+                61,
+            ),
+            ("FREQ=SECONDLY;INTERVAL=986;BYHOUR=2;BYMINUTE=0,31", 986),
+            ("FREQ=SECONDLY;BYHOUR=2;BYMINUTE=30;BYSECOND=0,59", 1),
+            ("FREQ=MINUTELY;BYHOUR=0,2,3;BYMINUTE=0,15,30,45", 60),
+            (
+                "FREQ=MINUTELY;INTERVAL=7;BYHOUR=1,2,23;BYMINUTE=1,2,3,30",
+                420,
+            ),
+            ("FREQ=HOURLY;BYHOUR=0,2,3", 3600),
+            ("FREQ=HOURLY;INTERVAL=5;BYHOUR=1,2,4", 18_000),
+        ];
+        for (zone, at) in windows {
+            let tz = TimeZone::get(zone).unwrap();
+            let start: Timestamp = at.parse().unwrap();
+            let end = start.as_second() + 3 * 86_400;
+            for (text, step) in rules {
+                let rule = Rule::parse(text).unwrap();
+                let plan = Plan::new(&rule, start, &tz, true);
+                let got: Vec<Timestamp> = RuleIter::new(&plan, None, true)
+                    .take_while(|t| t.as_second() < end)
+                    .collect();
+                let ok = |v: &[u8], x: i64| v.is_empty() || v.contains(&(x as u8));
+                let mut want = vec![start];
+                let mut s = start.as_second() + step;
+                while s < end {
+                    let t = Timestamp::new(s, 0).unwrap();
+                    let (h, m, sec) = local(t, &tz);
+                    let c = local_civil(&tz, t);
+                    let day_ok = (rule.by_month_day.is_empty()
+                        || rule.by_month_day.contains(&(c.mday as i8)))
+                        && (rule.by_day.is_empty()
+                            || rule
+                                .by_day
+                                .iter()
+                                .any(|d| d.weekday.index() == weekday(c.day)));
+                    if day_ok
+                        && ok(&rule.by_hour, h)
+                        && ok(&rule.by_minute, m)
+                        && ok(&rule.by_second, sec)
+                    {
+                        want.push(t);
+                    }
+                    s += step;
+                }
+                assert_eq!(got, want, "{text} in {zone} from {at}");
+            }
+        }
+    }
+
+    /// The day-part shortcut lists every day a full scan of the period accepts.
+    #[test]
+    fn candidate_days_agree_with_a_full_scan() {
+        let rules = [
+            "FREQ=YEARLY;BYDAY=20MO",
+            "FREQ=YEARLY;BYDAY=-1SU,2TU,FR",
+            "FREQ=YEARLY;BYMONTH=3,11;BYDAY=TH,-2MO,1TU",
+            "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29,-1,1",
+            "FREQ=YEARLY;BYMONTHDAY=13;BYDAY=FR",
+            "FREQ=YEARLY;BYYEARDAY=1,100,-1,-366,366",
+            "FREQ=YEARLY;BYMONTH=4,12;BYYEARDAY=100,-20,360",
+            "FREQ=YEARLY;BYWEEKNO=1,20,-1,53;BYDAY=MO,SU",
+            "FREQ=YEARLY;BYWEEKNO=1,20,-1,53",
+            "FREQ=YEARLY;BYWEEKNO=1;BYMONTH=12,1;WKST=SU",
+            "FREQ=YEARLY;BYWEEKNO=52,53,-53;BYDAY=TH;WKST=TH",
+            "FREQ=YEARLY;BYWEEKNO=53,-1,1,2;BYMONTHDAY=1,2,3,-1,-2,-3",
+            "FREQ=YEARLY;BYWEEKNO=10,20;BYYEARDAY=60,-300",
+            "FREQ=YEARLY;BYMONTH=1,6,7",
+            "FREQ=YEARLY",
+            "FREQ=MONTHLY;BYDAY=-1FR,1MO,3WE,5SA",
+            "FREQ=MONTHLY;BYDAY=5FR,-5MO,SU",
+            "FREQ=YEARLY;BYDAY=53MO,-53SU,52TH,-1WE",
+            "FREQ=YEARLY;BYMONTH=2,12;BYDAY=5SU,-5MO,4TU",
+            "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+            "FREQ=MONTHLY;BYMONTHDAY=-1,31,1,15;BYMONTH=2,4,5",
+            "FREQ=MONTHLY;BYMONTHDAY=13;BYDAY=FR",
+            "FREQ=MONTHLY",
+        ];
+        let start: Timestamp = "1999-12-31T10:00:00Z".parse().unwrap();
+        for text in rules {
+            let rule = Rule::parse(text).unwrap();
+            let plan = Plan::new(&rule, start, &TimeZone::UTC, true);
+            for y in 1999..2030 {
+                let periods: Vec<(i64, i64)> = if rule.freq == Frequency::Yearly {
+                    vec![(days_from_civil(y, 1, 1), days_in_year(y))]
+                } else {
+                    (1..=12)
+                        .map(|m| (days_from_civil(y, m, 1), days_in_month(y, m)))
+                        .collect()
+                };
+                let weeks = Weeks::new(y, plan.wkst);
+                for (d0, len) in periods {
+                    let ok = |dn: i64| {
+                        let (yy, m, md) = civil_from_days(dn);
+                        plan.day_ok(dn, yy, m, md, Some(&weeks))
+                    };
+                    let full: Vec<i64> = (d0..d0 + len).filter(|&d| ok(d)).collect();
+                    let cands = plan.candidate_days(d0, len);
+                    let short: Vec<i64> = cands.iter().copied().filter(|&d| ok(d)).collect();
+                    assert_eq!(short, full, "{text} in {y}");
+                    assert!(cands.windows(2).all(|w| w[0] < w[1]), "{text}");
+                }
+            }
+        }
+    }
+
+    /// Fuzz finding (a 5 s timeout): a sub-daily rule whose filters rarely line up with its
+    /// interval stepped through every minute of every matching hour, ~85 steps per day, so 200
+    /// instants took millions of steps. Jumping to the next allowed time of day keeps it to a
+    /// few steps per day.
+    #[test]
+    fn rare_sub_daily_filters_take_few_steps_per_day() {
+        let rule =
+            Rule::parse("FREQ=SECONDLY;INTERVAL=986;BYHOUR=8;BYMINUTE=0;BYSECOND=0").unwrap();
+        let start = Timestamp::UNIX_EPOCH;
+        let plan = Plan::new(&rule, start, &TimeZone::UTC, true);
+        let mut it = RuleIter::new(&plan, None, true);
+        let got: Vec<Timestamp> = it.by_ref().take(20).collect();
+        // Reference: k * 986 s landing on 08:00:00 UTC.
+        let want: Vec<Timestamp> = std::iter::once(0)
+            .chain((1..).map(|k| k * 986).filter(|s| s % 86_400 == 28_800))
+            .take(20)
+            .map(|s| Timestamp::new(s, 0).unwrap())
+            .collect();
+        assert_eq!(got, want);
+        let days = (got[19].as_second() / 86_400) as u64;
+        assert!(it.steps <= 4 * days, "{} steps for {days} days", it.steps);
     }
 }

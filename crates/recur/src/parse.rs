@@ -32,7 +32,11 @@ impl Rule {
     /// rejected with a message naming the part, so a client can fix its input.
     pub fn parse(s: &str) -> Result<Rule, RuleError> {
         let mut text = s.trim();
-        if text.len() >= 6 && text[..6].eq_ignore_ascii_case("RRULE:") {
+        // `get`, not indexing: byte 6 may fall inside a multi-byte character (found by fuzzing).
+        if text
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case("RRULE:"))
+        {
             text = text[6..].trim_start();
         }
         if text.is_empty() {
@@ -255,5 +259,25 @@ pub(crate) fn parse_until(value: &str) -> Result<Until, RuleError> {
             Ok(Until::Instant(t))
         }
         _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fuzz finding: a multi-byte character straddling byte 6 made the `RRULE:` prefix check
+    /// slice inside it and panic instead of returning an error.
+    #[test]
+    fn non_ascii_around_prefix_is_an_error_not_a_panic() {
+        for text in [
+            "FREFR\u{ae}=QYE=DA",
+            "RRULE\u{e9}FREQ=DAILY",
+            "\u{1f600}\u{1f600}",
+            "ab\u{e9}\u{e9}\u{e9}",
+        ] {
+            assert!(Rule::parse(text).is_err(), "{text:?}");
+        }
+        assert!(Rule::parse("rrule:FREQ=DAILY").is_ok());
     }
 }

@@ -14,7 +14,31 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/audit", get(list_audit))
 }
 
-async fn list_audit(State(st): State<AppState>, p: Params) -> Result<Json<Value>, ApiError> {
+/// Read the audit log
+///
+/// Newest first.
+#[utoipa::path(
+    get,
+    path = "/audit",
+    tag = "audit",
+    params(
+        ("actor" = Option<String>, Query, description = "`master` or `token:<jti> (<sub>)`"),
+        ("action" = Option<String>, Query, description = "e.g. `event.create`"),
+        ("target" = Option<String>, Query, description = "The id of what was changed"),
+        ("from" = Option<String>, Query, description = "At or after this RFC 3339 time"),
+        ("to" = Option<String>, Query, description = "Before this RFC 3339 time"),
+        ("limit" = Option<i64>, Query, description = "1 to 1000, default 50", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of audit entries", body = super::openapi::AuditPage),
+        (status = 400, response = super::openapi::BadRequest),
+    ),
+)]
+pub(super) async fn list_audit(
+    State(st): State<AppState>,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
     p.only(&["actor", "action", "target", "from", "to", "limit", "cursor"])?;
     let limit = p.limit()?;
     let before_id = p

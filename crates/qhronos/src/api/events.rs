@@ -61,7 +61,26 @@ fn earliest(occs: &[NewOccurrence]) -> Option<Millis> {
     occs.iter().map(|o| o.scheduled_at).min()
 }
 
-async fn create_event(
+/// Create an event
+///
+/// A one-time event (`start_time` only) or a series (`schedule`). `Idempotency-Key` makes a
+/// retry return the same event (200 instead of 201); the same key with a different body is 409.
+#[utoipa::path(
+    post,
+    path = "/events",
+    tag = "events",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a retry with the same key and body returns the same event")),
+    request_body = EventIn,
+    responses(
+        (status = 201, description = "Created", body = EventOut),
+        (status = 200, description = "Already created with this Idempotency-Key and body", body = EventOut),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 422, response = super::openapi::Unprocessable),
+    ),
+)]
+pub(super) async fn create_event(
     State(st): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -123,7 +142,18 @@ async fn create_event(
     }
 }
 
-async fn get_event(
+/// Get an event
+#[utoipa::path(
+    get,
+    path = "/events/{id}",
+    tag = "events",
+    params(("id" = String, Path, description = "The event id (a UUID)")),
+    responses(
+        (status = 200, description = "The event", body = EventOut),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+)]
+pub(super) async fn get_event(
     State(st): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
@@ -132,7 +162,27 @@ async fn get_event(
     Ok(Json(EventOut::from(&e)))
 }
 
-async fn list_events(
+/// List events
+///
+/// Newest first. `tags` matches events with any of them; `q` is a substring of the name or
+/// description.
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "events",
+    params(
+        ("tags" = Option<String>, Query, description = "Comma-separated tags: events with any of them"),
+        ("status" = Option<String>, Query, description = "active, paused or inactive"),
+        ("q" = Option<String>, Query, description = "A substring of the name or description"),
+        ("limit" = Option<i64>, Query, description = "1 to 1000, default 50", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of events", body = super::openapi::EventPage),
+        (status = 400, response = super::openapi::BadRequest),
+    ),
+)]
+pub(super) async fn list_events(
     State(st): State<AppState>,
     caller: Caller,
     p: Params,
@@ -175,7 +225,25 @@ async fn list_events(
     Ok(Json(json!({ "data": data, "next_cursor": next })))
 }
 
-async fn update_event(
+/// Update an event
+///
+/// A partial update: only the fields given change; `null` clears `description`, `schedule` and
+/// `hmac_secret`. A change of `start_time`, `timezone`, `schedule`, `exdates` or `rdates`
+/// re-plans future occurrences only.
+#[utoipa::path(
+    put,
+    path = "/events/{id}",
+    tag = "events",
+    params(("id" = String, Path, description = "The event id (a UUID)")),
+    request_body(content = EventIn, description = "The fields to change (every field optional)"),
+    responses(
+        (status = 200, description = "The updated event", body = EventOut),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Unprocessable),
+    ),
+)]
+pub(super) async fn update_event(
     State(st): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
@@ -245,7 +313,20 @@ async fn update_event(
     Ok(Json(EventOut::from(&e)))
 }
 
-async fn delete_event(
+/// Delete an event
+///
+/// Occurrences not yet fired become `cancelled` and stay visible under `/occurrences`.
+#[utoipa::path(
+    delete,
+    path = "/events/{id}",
+    tag = "events",
+    params(("id" = String, Path, description = "The event id (a UUID)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+)]
+pub(super) async fn delete_event(
     State(st): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
@@ -265,7 +346,21 @@ async fn delete_event(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn pause_event(
+/// Pause an event
+///
+/// Stops firing: occurrences not yet fired become `cancelled`.
+#[utoipa::path(
+    post,
+    path = "/events/{id}/pause",
+    tag = "events",
+    params(("id" = String, Path, description = "The event id (a UUID)")),
+    responses(
+        (status = 200, description = "The paused event", body = EventOut),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    ),
+)]
+pub(super) async fn pause_event(
     State(st): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
@@ -288,9 +383,22 @@ async fn pause_event(
     Ok(Json(EventOut::from(&e)))
 }
 
-/// Resumes a paused event. A series continues with its next instance after now; a one-time
-/// event whose time passed while paused fires late, subject to its misfire policy.
-async fn resume_event(
+/// Resume a paused event
+///
+/// A series continues with its next instance after now; a one-time event whose time passed
+/// while paused fires late, subject to its misfire policy.
+#[utoipa::path(
+    post,
+    path = "/events/{id}/resume",
+    tag = "events",
+    params(("id" = String, Path, description = "The event id (a UUID)")),
+    responses(
+        (status = 200, description = "The event", body = EventOut),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    ),
+)]
+pub(super) async fn resume_event(
     State(st): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
@@ -324,8 +432,20 @@ async fn resume_event(
     Ok(Json(EventOut::from(&e)))
 }
 
+/// Trigger an event now
+///
 /// Fires one extra occurrence now, whatever the event's schedule or status.
-async fn trigger_event(
+#[utoipa::path(
+    post,
+    path = "/events/{id}/trigger",
+    tag = "events",
+    params(("id" = String, Path, description = "The event id (a UUID)")),
+    responses(
+        (status = 201, description = "The new occurrence", body = super::occurrences::OccOut),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+)]
+pub(super) async fn trigger_event(
     State(st): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,

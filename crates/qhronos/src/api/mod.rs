@@ -1,10 +1,14 @@
 //! The HTTP API: one router per resource, merged here, behind one gate (authentication, rate
 //! limiting, permissions) — see `auth::gate`.
 
+pub mod admin;
 pub mod audit;
+pub mod docs;
 pub mod events;
 pub mod extract;
 pub mod occurrences;
+pub mod openapi;
+pub mod request_id;
 pub mod schedules;
 pub mod system;
 pub mod tokens;
@@ -17,7 +21,6 @@ use axum::http::{Method, Uri};
 use axum::middleware;
 use axum::Router;
 use serde_json::Value;
-use tower_http::trace::TraceLayer;
 use uuid::Uuid;
 
 use crate::auth::gate::{gate, Gate};
@@ -28,8 +31,10 @@ use crate::delivery::ssrf::Guard;
 use crate::domain::action::Action;
 use crate::domain::event::Event;
 use crate::domain::{now_ms, Millis};
+use crate::engine::retention::RetentionReport;
 use crate::engine::EngineHandle;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::store::{AuditEntry, Store};
 
 /// Request bodies above this are refused with 413.
@@ -45,6 +50,9 @@ pub struct AppState {
     pub started: Instant,
     pub started_at: Millis,
     pub store_kind: &'static str,
+    pub metrics: Arc<Metrics>,
+    /// What the last retention pass removed.
+    pub retention: Arc<std::sync::Mutex<Option<RetentionReport>>>,
 }
 
 impl AppState {
@@ -103,9 +111,17 @@ pub fn router(state: AppState, g: Gate) -> Router {
         .merge(schedules::router())
         .merge(tokens::router())
         .merge(audit::router())
+        .merge(admin::router())
+        .merge(openapi::router())
+        .merge(docs::router())
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(g, gate))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            system::track_http,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TraceLayer::new_for_http())
+        .layer(request_id::trace_layer())
+        .layer(middleware::from_fn(request_id::request_id))
         .with_state(state)
 }

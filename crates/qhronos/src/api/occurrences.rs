@@ -30,18 +30,28 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The response shape of an occurrence.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Occurrence)]
 pub struct OccOut {
     pub id: Uuid,
     pub event_id: Uuid,
+    #[schema(format = DateTime)]
     pub scheduled_at: String,
     pub status: OccStatus,
+    /// Attempts made so far.
     pub attempt_count: u32,
+    /// When the next attempt is due (`pending` only).
+    #[schema(format = DateTime)]
     pub next_attempt_at: Option<String>,
     pub last_error: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
+    #[schema(format = DateTime)]
     pub completed_at: Option<String>,
+    /// Every attempt, oldest first: only in `GET /occurrences/{id}` and the answers of the
+    /// routes that change one occurrence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<Attempt>>,
 }
@@ -119,7 +129,27 @@ async fn list(
     Ok(Json(json!({ "data": data, "next_cursor": next })))
 }
 
-async fn list_occurrences(
+/// List occurrences
+///
+/// All occurrences the token may see, newest first.
+#[utoipa::path(
+    get,
+    path = "/occurrences",
+    tag = "occurrences",
+    params(
+        ("tags" = Option<String>, Query, description = "Comma-separated tags: occurrences of events with any of them"),
+        ("status" = Option<String>, Query, description = "pending, scheduled, dispatched, completed, failed, missed or cancelled"),
+        ("from" = Option<String>, Query, description = "Scheduled at or after this RFC 3339 time"),
+        ("to" = Option<String>, Query, description = "Scheduled before this RFC 3339 time"),
+        ("limit" = Option<i64>, Query, description = "1 to 1000, default 50", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of occurrences", body = super::openapi::OccurrencePage),
+        (status = 400, response = super::openapi::BadRequest),
+    ),
+)]
+pub(super) async fn list_occurrences(
     State(st): State<AppState>,
     caller: Caller,
     p: Params,
@@ -128,7 +158,28 @@ async fn list_occurrences(
     list(&st, &caller, &p, None).await
 }
 
-async fn list_event_occurrences(
+/// List an event's occurrences
+///
+/// Newest first.
+#[utoipa::path(
+    get,
+    path = "/events/{id}/occurrences",
+    tag = "occurrences",
+    params(
+        ("id" = String, Path, description = "The event id (a UUID)"),
+        ("status" = Option<String>, Query, description = "pending, scheduled, dispatched, completed, failed, missed or cancelled"),
+        ("from" = Option<String>, Query, description = "Scheduled at or after this RFC 3339 time"),
+        ("to" = Option<String>, Query, description = "Scheduled before this RFC 3339 time"),
+        ("limit" = Option<i64>, Query, description = "1 to 1000, default 50", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of occurrences", body = super::openapi::OccurrencePage),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+)]
+pub(super) async fn list_event_occurrences(
     State(st): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
@@ -158,7 +209,18 @@ async fn visible(st: &AppState, caller: &Caller, raw: &str) -> Result<OccOut, Ap
     Ok(out)
 }
 
-async fn get_occurrence(
+/// Get an occurrence with its attempts
+#[utoipa::path(
+    get,
+    path = "/occurrences/{id}",
+    tag = "occurrences",
+    params(("id" = String, Path, description = "The occurrence id (a UUID)")),
+    responses(
+        (status = 200, description = "The occurrence with `attempts`", body = OccOut),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+)]
+pub(super) async fn get_occurrence(
     State(st): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
@@ -166,8 +228,21 @@ async fn get_occurrence(
     Ok(Json(visible(&st, &caller, &raw).await?))
 }
 
-/// Re-drives a `failed` or `missed` occurrence: pending now, with a fresh set of attempts.
-async fn retry_occurrence(
+/// Re-drive a failed or missed occurrence
+///
+/// The occurrence is pending again now, with a fresh set of attempts.
+#[utoipa::path(
+    post,
+    path = "/occurrences/{id}/retry",
+    tag = "occurrences",
+    params(("id" = String, Path, description = "The occurrence id (a UUID)")),
+    responses(
+        (status = 200, description = "The occurrence, pending again", body = OccOut),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    ),
+)]
+pub(super) async fn retry_occurrence(
     State(st): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
@@ -213,8 +288,21 @@ fn change_result(c: OccChange, raw: &str, verb: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Cancels one upcoming occurrence; the rest of the series is untouched.
-async fn cancel_occurrence(
+/// Cancel one upcoming occurrence
+///
+/// Only an occurrence not yet attempted; the rest of the series is untouched.
+#[utoipa::path(
+    delete,
+    path = "/occurrences/{id}",
+    tag = "occurrences",
+    params(("id" = String, Path, description = "The occurrence id (a UUID)")),
+    responses(
+        (status = 200, description = "The cancelled occurrence", body = OccOut),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    ),
+)]
+pub(super) async fn cancel_occurrence(
     State(st): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
@@ -236,14 +324,32 @@ async fn cancel_occurrence(
     Ok(Json(visible(&st, &caller, &raw).await?))
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// The body of `PATCH /occurrences/{id}`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MoveIn {
+pub(super) struct MoveIn {
+    /// The new time (RFC 3339 with an offset).
+    #[schema(format = DateTime)]
     scheduled_at: String,
 }
 
-/// Moves one upcoming occurrence to another time (`{"scheduled_at": "…"}`).
-async fn move_occurrence(
+/// Move one upcoming occurrence
+///
+/// Moves an occurrence not yet attempted to another time.
+#[utoipa::path(
+    patch,
+    path = "/occurrences/{id}",
+    tag = "occurrences",
+    params(("id" = String, Path, description = "The occurrence id (a UUID)")),
+    request_body = MoveIn,
+    responses(
+        (status = 200, description = "The moved occurrence", body = OccOut),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    ),
+)]
+pub(super) async fn move_occurrence(
     State(st): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::extract::Body;
 use super::AppState;
@@ -16,24 +16,62 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/schedules/preview", post(preview))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /schedules/preview`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PreviewIn {
+pub(super) struct PreviewIn {
+    /// Required: DTSTART, an RFC 3339 time with an offset.
+    #[schema(format = DateTime)]
     start_time: Option<String>,
+    /// IANA time zone the rule is evaluated in; default `UTC`.
     timezone: Option<String>,
+    /// An RRULE string or its JSON form; none: only `start_time` and `rdates`.
+    #[schema(value_type = Option<super::openapi::ScheduleInput>)]
     schedule: Option<Value>,
+    /// RFC 3339 instants removed from the set.
     exdates: Option<Vec<String>>,
+    /// RFC 3339 instants added to the set.
     rdates: Option<Vec<String>>,
     /// Only instants strictly after this.
+    #[schema(format = DateTime)]
     after: Option<String>,
     /// How many instants (default 10, at most 1000).
+    #[schema(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
-async fn preview(
+/// The answer of `POST /schedules/preview`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct PreviewOut {
+    /// The next instants, in UTC, ascending.
+    occurrences: Vec<String>,
+    /// The canonical RRULE.
+    schedule: Option<String>,
+    /// The rule's JSON form.
+    #[schema(value_type = Option<super::openapi::JsonScheduleDoc>)]
+    schedule_json: Option<recur::JsonSchedule>,
+    timezone: String,
+}
+
+/// Preview a schedule
+///
+/// The next `limit` instants strictly after `after`, computed by the same code that plans
+/// events: a rule that previews is a rule that saves. An invalid rule is a 400 naming the bad
+/// part.
+#[utoipa::path(
+    post,
+    path = "/schedules/preview",
+    tag = "schedules",
+    request_body = PreviewIn,
+    responses(
+        (status = 200, description = "The next instants", body = PreviewOut),
+        (status = 400, response = super::openapi::BadRequest),
+    ),
+)]
+pub(super) async fn preview(
     State(_): State<AppState>,
     Body(p, _): Body<PreviewIn>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PreviewOut>, ApiError> {
     let bad = ApiError::BadRequest;
     let start = p.start_time.as_deref().ok_or_else(|| {
         bad("start_time is required (an RFC 3339 time, e.g. 2026-01-01T09:00:00Z)".into())
@@ -68,10 +106,10 @@ async fn preview(
         .take(limit)
         .map(|t| fmt_ms(t.as_millisecond()))
         .collect();
-    Ok(Json(json!({
-        "occurrences": instants,
-        "schedule": rule.as_ref().map(|r| r.to_rrule_string()),
-        "schedule_json": rule.as_ref().map(|r| r.to_json()),
-        "timezone": tz,
-    })))
+    Ok(Json(PreviewOut {
+        occurrences: instants,
+        schedule: rule.as_ref().map(|r| r.to_rrule_string()),
+        schedule_json: rule.as_ref().map(|r| r.to_json()),
+        timezone: tz.to_string(),
+    }))
 }

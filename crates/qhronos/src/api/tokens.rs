@@ -20,19 +20,41 @@ pub fn router() -> Router<AppState> {
         .route("/tokens/{jti}", delete(revoke_token))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /tokens`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenIn {
+pub(super) struct TokenIn {
+    /// Required: who the token is for (1 to 256 characters).
     sub: Option<String>,
+    /// Required.
+    #[schema(value_type = Option<super::openapi::AccessDoc>)]
     access: Option<String>,
+    /// Tags the token is limited to; empty: every event.
     #[serde(default)]
     scope: Vec<String>,
+    /// Required: an RFC 3339 time in the future.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    /// Only `jwt`.
     #[serde(rename = "type")]
+    #[schema(example = "jwt")]
     kind: Option<String>,
 }
 
-async fn create_token(
+/// Issue a token
+///
+/// The token is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    tag = "tokens",
+    request_body = TokenIn,
+    responses(
+        (status = 201, description = "The token record with the token", body = super::openapi::TokenCreatedDoc),
+        (status = 400, response = super::openapi::BadRequest),
+    ),
+)]
+pub(super) async fn create_token(
     State(st): State<AppState>,
     caller: Caller,
     Body(t, _): Body<TokenIn>,
@@ -96,7 +118,26 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
-async fn list_tokens(State(st): State<AppState>, p: Params) -> Result<Json<Value>, ApiError> {
+/// List issued tokens
+///
+/// Newest first, without the tokens themselves.
+#[utoipa::path(
+    get,
+    path = "/tokens",
+    tag = "tokens",
+    params(
+        ("limit" = Option<i64>, Query, description = "1 to 1000, default 50", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of tokens", body = super::openapi::TokenPage),
+        (status = 400, response = super::openapi::BadRequest),
+    ),
+)]
+pub(super) async fn list_tokens(
+    State(st): State<AppState>,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
     p.only(&["limit", "cursor"])?;
     let limit = p.limit()?;
     let mut list = st.store.list_tokens(limit + 1, p.get("cursor")).await?;
@@ -109,7 +150,20 @@ async fn list_tokens(State(st): State<AppState>, p: Params) -> Result<Json<Value
     Ok(Json(json!({ "data": list, "next_cursor": next })))
 }
 
-async fn revoke_token(
+/// Revoke a token
+///
+/// Refused from the next request on (other nodes re-read revocations every second).
+#[utoipa::path(
+    delete,
+    path = "/tokens/{jti}",
+    tag = "tokens",
+    params(("jti" = String, Path, description = "The token's id (`jti`)")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+)]
+pub(super) async fn revoke_token(
     State(st): State<AppState>,
     caller: Caller,
     Path(jti): Path<String>,

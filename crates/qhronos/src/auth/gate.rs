@@ -27,6 +27,7 @@ pub struct Gate {
     pub tokens: Arc<Tokens>,
     /// `None` when rate limiting is off.
     pub limiter: Option<Arc<RateLimiter>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn bearer(req: &Request) -> Option<&str> {
@@ -86,6 +87,7 @@ pub async fn gate(State(g): State<Gate>, mut req: Request, next: Next) -> Respon
         .map(|l| (l.check_at(&key, Instant::now()), l.per_second()));
     if let Some((d, per_second)) = &decision {
         if !d.allowed {
+            g.metrics.rate_limited.inc();
             let mut r = (StatusCode::TOO_MANY_REQUESTS, Json(json!({ "error": format!("rate limit exceeded: {} requests burst, then {} per second; retry after {} s", d.limit, per_second, d.retry_after_secs) }))).into_response();
             set_headers(&mut r, d);
             r.headers_mut().insert(
@@ -107,6 +109,9 @@ pub async fn gate(State(g): State<Gate>, mut req: Request, next: Next) -> Respon
             Err(reason) => unauthorized(reason),
             Ok(None) => unauthorized("missing token"),
             Ok(Some(principal)) => match permissions::need(req.method(), &r) {
+                // A method the route does not have: the router answers 405 with `Allow`.
+                None if permissions::has_route(&r) => next.run(req).await,
+                // A route missing from the table is refused to everyone (fail closed).
                 None => ApiError::Forbidden(format!("no permission rule for {} {r}", req.method()))
                     .into_response(),
                 Some(need) if !principal.allows(need) => {

@@ -6,7 +6,16 @@ use axum::http::Method;
 pub use super::principal::Need;
 
 /// Routes anyone may call.
-pub const PUBLIC: &[&str] = &["/health", "/status"];
+pub const PUBLIC: &[&str] = &[
+    "/health",
+    "/status",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/docs/swagger-ui.css",
+    "/docs/swagger-ui-bundle.js",
+    "/docs/init.js",
+];
 
 /// `(method, route template, need)`.
 pub const TABLE: &[(&str, &str, Need)] = &[
@@ -29,7 +38,13 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/tokens", Need::Admin),
     ("DELETE", "/tokens/{jti}", Need::Admin),
     ("GET", "/audit", Need::Admin),
+    ("POST", "/admin/backup", Need::Admin),
 ];
+
+/// True when the table lists the route with some method.
+pub fn has_route(route: &str) -> bool {
+    TABLE.iter().any(|(_, r, _)| *r == route)
+}
 
 pub fn need(method: &Method, route: &str) -> Option<Need> {
     TABLE

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A validated action. Serialises as `{"type": …, "params": {…}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", content = "params", rename_all = "lowercase")]
 pub enum Action {
     /// POST of the signed occurrence body to `url`.
@@ -126,6 +126,14 @@ impl Action {
         Ok(Action::Webhook {
             url: check_url(field, s)?,
         })
+    }
+
+    /// The action type, as in `{"type": …}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Webhook { .. } => "webhook",
+            Action::Apicall { .. } => "apicall",
+        }
     }
 
     pub fn url(&self) -> &str {

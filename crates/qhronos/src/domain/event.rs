@@ -10,7 +10,7 @@ use super::policy::{MisfirePolicy, RetryPolicy};
 use super::schedule::{ceil_ms, parse_schedule, parse_times};
 use super::{fmt_ms, parse_time, Millis};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventStatus {
     /// Firing as scheduled.
@@ -53,29 +53,48 @@ fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 }
 
 /// The body of `POST /events` and `PUT /events/{id}` (where every field is optional).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "standup", "start_time": "2026-12-01T09:00:00+01:00", "timezone": "Europe/Berlin", "schedule": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "action": {"type": "webhook", "params": {"url": "https://example.com/hook"}}, "tags": ["team"], "metadata": {"room": 4}}))]
 pub struct EventIn {
+    /// Required on create: 1 to 256 characters
     pub name: Option<String>,
+    /// Free text; `null` clears it
     #[serde(default, deserialize_with = "double_option")]
     pub description: Option<Option<String>>,
+    /// Required on create: RFC 3339 with an offset; the one-time instant, or DTSTART of a
+    /// series
+    #[schema(format = DateTime)]
     pub start_time: Option<String>,
+    /// IANA time zone the rule is evaluated in; default `UTC`
     pub timezone: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<crate::api::openapi::ScheduleInput>)]
     pub schedule: Option<Option<Value>>,
+    /// RFC 3339 instants removed from the set (at most 1000)
     pub exdates: Option<Vec<String>>,
+    /// RFC 3339 instants added to the set (at most 1000)
     pub rdates: Option<Vec<String>>,
+    /// How to deliver (required on create, unless the legacy `webhook` or `webhook_url` is
+    /// given); only http and https URLs
+    #[schema(value_type = Option<Action>)]
     pub action: Option<Value>,
     /// Legacy: a webhook URL.
     pub webhook: Option<String>,
     /// Legacy: a webhook URL.
     pub webhook_url: Option<String>,
+    /// Tags for filtering and scopes: at most 64, each 1 to 128 characters, no commas
     pub tags: Option<Vec<String>>,
+    /// Any JSON object (at most 64 KiB), sent in the webhook body
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
+    /// Write-only signing secret (`whsec_` + base64, or any string); `null` returns to the
+    /// server's default secret
     #[serde(default, deserialize_with = "double_option")]
     pub hmac_secret: Option<Option<String>>,
     pub retry: Option<RetryPolicy>,
     pub misfire: Option<MisfirePolicy>,
+    /// `active` (default) or `paused`
     pub status: Option<String>,
 }
 
@@ -296,7 +315,7 @@ impl Event {
 }
 
 /// The response shape. `hmac_secret` is write-only: responses only say whether one is set.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventOut {
     pub id: Uuid,
     pub name: String,
@@ -304,11 +323,13 @@ pub struct EventOut {
     pub start_time: String,
     pub timezone: String,
     pub schedule: Option<String>,
+    #[schema(value_type = Option<crate::api::openapi::JsonScheduleDoc>)]
     pub schedule_json: Option<JsonSchedule>,
     pub exdates: Vec<String>,
     pub rdates: Vec<String>,
     pub action: Action,
     pub tags: Vec<String>,
+    #[schema(value_type = Object)]
     pub metadata: Value,
     pub hmac_secret_set: bool,
     pub retry: RetryPolicy,

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{ms_rfc3339, Millis};
 
 /// The lifecycle of DESIGN §3. Every change is visible in the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OccStatus {
     /// Materialised, waiting for its time (or for its next attempt).
@@ -83,10 +83,11 @@ pub struct Occurrence {
     pub completed_at: Option<Millis>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub attempt: u32,
     #[serde(with = "ms_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: Millis,
     pub duration_ms: i64,
     pub status_code: Option<u16>,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::duration::Dur;
 use crate::config::{MisfireDefaults, RetryDefaults};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Backoff {
     #[default]
@@ -18,7 +18,7 @@ pub enum Backoff {
 }
 
 /// The retry settings of one event, as given; omitted fields take the configured defaults.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,7 +103,7 @@ impl Retry {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MisfireKind {
     /// One late delivery for the newest missed instance; older ones are `missed`.
@@ -115,7 +115,7 @@ pub enum MisfireKind {
     Skip,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MisfirePolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::delivery::{Delivered, Deliverer};
 use crate::domain::policy::{MisfireKind, Retry};
 use crate::domain::{now_ms, Millis};
+use crate::metrics::{ActionLabel, DeliveryLabels, Metrics};
 use crate::store::{Claimed, Next, Outcome, Store};
 
 pub struct Dispatcher {
@@ -25,6 +26,7 @@ pub struct Dispatcher {
     forget: mpsc::UnboundedReceiver<Forget>,
     outcomes: mpsc::Sender<Outcome>,
     heartbeat: Arc<AtomicI64>,
+    metrics: Arc<Metrics>,
     slots: Arc<Semaphore>,
     owner: String,
     heap: BinaryHeap<Reverse<(Millis, u64)>>,
@@ -33,6 +35,8 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// Wiring only: each argument is one of the engine's shared parts.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
         config: Config,
@@ -41,6 +45,7 @@ impl Dispatcher {
         forget: mpsc::UnboundedReceiver<Forget>,
         outcomes: mpsc::Sender<Outcome>,
         heartbeat: Arc<AtomicI64>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let slots = Arc::new(Semaphore::new(config.delivery.concurrency));
         Dispatcher {
@@ -51,6 +56,7 @@ impl Dispatcher {
             forget,
             outcomes,
             heartbeat,
+            metrics,
             slots,
             owner: format!("node-{}", Uuid::now_v7()),
             heap: BinaryHeap::new(),
@@ -136,6 +142,9 @@ impl Dispatcher {
             )
             .await?;
         let full = claimed.len() as i64 >= batch;
+        if !claimed.is_empty() {
+            self.metrics.claim_batch.observe(claimed.len() as f64);
+        }
         let threshold = self.config.engine.misfire_threshold.as_millis();
         // fire_once: among late first attempts of one event, only the newest fires.
         let mut newest_late: HashMap<Uuid, Millis> = HashMap::new();
@@ -160,6 +169,13 @@ impl Dispatcher {
                         }
                     };
                 if missed {
+                    self.metrics
+                        .deliveries
+                        .get_or_create(&DeliveryLabels {
+                            outcome: "missed",
+                            action: c.event.action.kind(),
+                        })
+                        .inc();
                     let o = Outcome::Missed {
                         occurrence_id: c.occ.id,
                         event_id: c.event.id,
@@ -199,16 +215,36 @@ impl Dispatcher {
         let deliverer = self.deliverer.clone();
         let outcomes = self.outcomes.clone();
         let retry = c.event.retry.resolve(&self.config.retry);
+        let metrics = self.metrics.clone();
         tokio::spawn(async move {
             let Ok(_slot) = slots.acquire_owned().await else {
                 return;
             };
             let _target = deliverer.target_permit(&c.event.action).await;
             let attempt = c.occ.attempts + 1;
+            let action = c.event.action.kind();
+            if attempt == 1 {
+                let due = c.occ.next_attempt_at.unwrap_or(c.occ.scheduled_at);
+                let late_us = jiff::Timestamp::now().as_microsecond() - due * 1000;
+                metrics.fire_late(late_us);
+            }
             let d = deliverer
                 .deliver(&c.event, &c.occ, attempt, retry.timeout)
                 .await;
             let next = next_step(&d, attempt, c.occ.attempt_limit, &retry, now_ms());
+            metrics
+                .attempt_duration
+                .get_or_create(&ActionLabel { action })
+                .observe(d.attempt.duration_ms as f64 / 1000.0);
+            let outcome = match next {
+                Next::Completed => "completed",
+                Next::Retry(_) => "retry",
+                Next::Failed => "failed",
+            };
+            metrics
+                .deliveries
+                .get_or_create(&DeliveryLabels { outcome, action })
+                .inc();
             tracing::debug!(occurrence_id = %c.occ.id, attempt, status = ?d.attempt.status_code, ?next, "attempt finished");
             let o = Outcome::Attempted {
                 occurrence_id: c.occ.id,

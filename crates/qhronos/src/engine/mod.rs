@@ -4,6 +4,7 @@
 pub mod dispatcher;
 pub mod expander;
 pub mod plan;
+pub mod retention;
 mod writer;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -16,6 +17,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::delivery::Deliverer;
 use crate::domain::{now_ms, Millis};
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// A message to the dispatcher: drop what the store cancelled or moved.
@@ -75,7 +77,12 @@ pub struct Engine {
 }
 
 /// Starts the expander, the dispatcher and the outcome writer.
-pub fn start(store: Arc<dyn Store>, config: &Config, deliverer: Arc<Deliverer>) -> Engine {
+pub fn start(
+    store: Arc<dyn Store>,
+    config: &Config,
+    deliverer: Arc<Deliverer>,
+    metrics: Arc<Metrics>,
+) -> Engine {
     let dispatcher_wake = Arc::new(Notify::new());
     let expander_wake = Arc::new(Notify::new());
     let heartbeat = Arc::new(AtomicI64::new(0));
@@ -107,6 +114,7 @@ pub fn start(store: Arc<dyn Store>, config: &Config, deliverer: Arc<Deliverer>) 
         forget_rx,
         out_tx,
         heartbeat,
+        metrics,
     );
     Engine {
         handle,

@@ -2,6 +2,7 @@
 //! truth: claims, leases and retries are rows, so a crash loses nothing that was committed.
 
 pub mod sqlite;
+mod sqlite_batch;
 mod sqlite_rows;
 
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database URL '{0}': use sqlite://PATH")]
     UnsupportedUrl(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl From<StoreError> for crate::error::ApiError {
@@ -158,6 +161,37 @@ pub struct AuditFilter {
     pub before_id: Option<i64>,
 }
 
+/// What a retention pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Purged {
+    /// Completed, missed and cancelled occurrences (with their attempts).
+    pub occurrences_done: u64,
+    pub occurrences_failed: u64,
+    pub events: u64,
+}
+
+/// Cut-offs of a retention pass: rows last changed before these times go.
+#[derive(Debug, Clone, Copy)]
+pub struct PurgeCutoffs {
+    pub done_before: Millis,
+    pub failed_before: Millis,
+    pub events_before: Millis,
+    /// Rows deleted per statement, so that no transaction holds the writer for long.
+    pub batch: i64,
+}
+
+/// Figures read at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    pub counts: Counts,
+    /// Due time of the oldest pending occurrence that is already due.
+    pub oldest_overdue: Option<Millis>,
+    /// The earliest instance of an active series not yet materialised.
+    pub earliest_unexpanded: Option<Millis>,
+    /// (pool, idle, in use)
+    pub pools: Vec<(&'static str, u32, u32)>,
+}
+
 /// Occurrence counts by status, for `/status`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Counts {
@@ -247,6 +281,13 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a batch of outcomes in one transaction.
     async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()>;
     async fn counts(&self) -> Result<Counts>;
+
+    async fn gauges(&self, now: Millis) -> Result<Gauges>;
+    /// One retention pass: deletes, in batches, finished occurrences and events older than the
+    /// cut-offs. Never an event with a pending, scheduled or future occurrence or a next instance.
+    async fn purge(&self, now: Millis, c: &PurgeCutoffs) -> Result<Purged>;
+    /// Writes a consistent copy of the database to `path` while the service runs.
+    async fn backup_to(&self, path: &std::path::Path) -> Result<()>;
 
     async fn create_token(&self, t: &TokenRecord) -> Result<()>;
     /// Newest first.

@@ -15,12 +15,15 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
+
+use super::sqlite_batch::Job;
 
 use super::sqlite_rows::{self as rows, to_json, EVENT_COLS, OCC_COLS};
 use super::{
-    AuditEntry, AuditFilter, Claimed, Counts, Created, EventFilter, Next, OccChange, OccFilter,
-    Outcome, Redrive, Result, Store, TokenRecord,
+    AuditEntry, AuditFilter, Claimed, Counts, Created, EventFilter, Gauges, Next, OccChange,
+    OccFilter, Outcome, PurgeCutoffs, Purged, Redrive, Result, Store, TokenRecord,
 };
 use crate::domain::event::Event;
 use crate::domain::occurrence::{Attempt, NewOccurrence, OccStatus, Occurrence};
@@ -31,6 +34,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// Group-committed writes (see `sqlite_batch`).
+    batch: mpsc::Sender<Job>,
 }
 
 impl SqliteStore {
@@ -51,15 +56,44 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(opts)
             .await?;
-        Ok(SqliteStore { read, write })
+        let (batch, rx) = mpsc::channel(4096);
+        tokio::spawn(super::sqlite_batch::run(write.clone(), rx));
+        Ok(SqliteStore { read, write, batch })
     }
+}
+
+/// Checks that `path` is a Qhronos database, brings its schema up to date and folds its WAL
+/// into the main file, so that it can be moved into place as `qhronos.db`.
+pub async fn prepare_restore(path: &std::path::Path) -> Result<(u64, u64)> {
+    use sqlx::Connection;
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(false)
+        .foreign_keys(true);
+    let mut c = sqlx::SqliteConnection::connect_with(&opts).await?;
+    MIGRATOR.run(&mut c).await?;
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&mut c)
+        .await?;
+    let occs: i64 = sqlx::query_scalar("SELECT count(*) FROM occurrences")
+        .fetch_one(&mut c)
+        .await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut c)
+        .await?;
+    c.close().await?;
+    Ok((events.max(0) as u64, occs.max(0) as u64))
+}
+
+fn writer_gone() -> super::StoreError {
+    super::StoreError::Invalid("the store's writer has stopped".into())
 }
 
 fn ids_list(n: usize) -> String {
     vec!["?"; n].join(",")
 }
 
-async fn insert_event_row(
+pub(super) async fn insert_event_row(
     c: &mut SqliteConnection,
     e: &Event,
     idem: Option<(&str, &str)>,
@@ -94,51 +128,64 @@ async fn insert_event_row(
     .bind(e.updated_at)
     .execute(&mut *c)
     .await?;
-    write_tags(c, e).await
+    write_tags(c, e, true).await
 }
 
-async fn write_tags(c: &mut SqliteConnection, e: &Event) -> Result<()> {
+async fn write_tags(c: &mut SqliteConnection, e: &Event, fresh: bool) -> Result<()> {
+    if fresh {
+        return insert_tags(c, e).await;
+    }
     sqlx::query("DELETE FROM event_tags WHERE event_id = ?")
         .bind(e.id.to_string())
         .execute(&mut *c)
         .await?;
-    for t in &e.tags {
-        sqlx::query("INSERT OR IGNORE INTO event_tags (tag, event_id) VALUES (?, ?)")
-            .bind(t)
-            .bind(e.id.to_string())
-            .execute(&mut *c)
-            .await?;
+    insert_tags(c, e).await
+}
+
+async fn insert_tags(c: &mut SqliteConnection, e: &Event) -> Result<()> {
+    if e.tags.is_empty() {
+        return Ok(());
     }
+    let mut q = QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO event_tags (tag, event_id) ");
+    q.push_values(&e.tags, |mut b, t| {
+        b.push_bind(t.clone()).push_bind(e.id.to_string());
+    });
+    q.build().execute(&mut *c).await?;
     Ok(())
 }
 
 /// Inserts occurrences; an instant that exists is kept, except that one cancelled by a pause
 /// or a re-plan comes back to life.
-async fn upsert_occurrences(
+pub(super) async fn upsert_occurrences(
     c: &mut SqliteConnection,
     occs: &[NewOccurrence],
     now: Millis,
 ) -> Result<u64> {
     let mut n = 0;
-    for o in occs {
-        n += sqlx::query(
+    // Multi-row statements: one round trip per 500 occurrences, not one per occurrence.
+    for chunk in occs.chunks(500) {
+        let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO occurrences (id, event_id, scheduled_at, status, attempts, attempt_limit, \
-             next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?, ?, ?) \
-             ON CONFLICT (event_id, scheduled_at) DO UPDATE SET status = 'pending', \
+             next_attempt_at, created_at, updated_at) ",
+        );
+        q.push_values(chunk, |mut b, o| {
+            b.push_bind(o.id.to_string())
+                .push_bind(o.event_id.to_string())
+                .push_bind(o.scheduled_at)
+                .push("'pending'")
+                .push("0")
+                .push_bind(i64::from(o.attempt_limit))
+                .push_bind(o.scheduled_at)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        q.push(
+            " ON CONFLICT (event_id, scheduled_at) DO UPDATE SET status = 'pending', \
              cancelled_by = NULL, next_attempt_at = excluded.next_attempt_at, \
              updated_at = excluded.updated_at \
              WHERE occurrences.status = 'cancelled' AND occurrences.cancelled_by IN ('pause', 'replan')",
-        )
-        .bind(o.id.to_string())
-        .bind(o.event_id.to_string())
-        .bind(o.scheduled_at)
-        .bind(i64::from(o.attempt_limit))
-        .bind(o.scheduled_at)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
+        );
+        n += q.build().execute(&mut *c).await?.rows_affected();
     }
     Ok(n)
 }
@@ -259,25 +306,15 @@ impl Store for SqliteStore {
         occs: &[NewOccurrence],
         idem: Option<(&str, &str)>,
     ) -> Result<Created> {
-        let mut tx = self.write.begin().await?;
-        if let Some((key, _)) = idem {
-            let row = sqlx::query(AssertSqlSafe(format!(
-                "SELECT {EVENT_COLS}, request_hash FROM events WHERE idempotency_key = ?"
-            )))
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = row {
-                return Ok(Created::Existing {
-                    event: Box::new(rows::event(&row)?),
-                    request_hash: row.try_get("request_hash")?,
-                });
-            }
-        }
-        insert_event_row(&mut tx, e, idem).await?;
-        upsert_occurrences(&mut tx, occs, e.created_at).await?;
-        tx.commit().await?;
-        Ok(Created::New)
+        let (reply, rx) = oneshot::channel();
+        let job = Job::Create {
+            event: Box::new(e.clone()),
+            occurrences: occs.to_vec(),
+            idempotency: idem.map(|(k, h)| (k.to_string(), h.to_string())),
+            reply,
+        };
+        self.batch.send(job).await.map_err(|_| writer_gone())?;
+        rx.await.map_err(|_| writer_gone())?
     }
 
     async fn get_event(&self, id: Uuid) -> Result<Option<Event>> {
@@ -357,7 +394,7 @@ impl Store for SqliteStore {
         if n == 0 {
             return Ok(false);
         }
-        write_tags(&mut tx, e).await?;
+        write_tags(&mut tx, e, false).await?;
         if let Some(after) = replan_after {
             cancel_unfired(&mut tx, e.id, "replan", Some(after), e.updated_at).await?;
             upsert_occurrences(&mut tx, occs, e.updated_at).await?;
@@ -562,7 +599,7 @@ impl Store for SqliteStore {
 
     async fn events_to_expand(&self, until: Millis, limit: i64) -> Result<Vec<Event>> {
         let rs = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {EVENT_COLS} FROM events WHERE status = 'active' AND next_fire_at IS NOT NULL \
+            "SELECT {EVENT_COLS} FROM events INDEXED BY events_expand WHERE status = 'active' AND next_fire_at IS NOT NULL \
              AND next_fire_at <= ? ORDER BY next_fire_at LIMIT ?"
         )))
         .bind(until)
@@ -607,7 +644,7 @@ impl Store for SqliteStore {
         let mut tx = self.write.begin().await?;
         let rs = sqlx::query(AssertSqlSafe(format!(
             "UPDATE occurrences SET status = 'scheduled', lease_owner = ?, lease_expires_at = ?, updated_at = ? \
-             WHERE id IN (SELECT id FROM occurrences WHERE status = 'pending' AND next_attempt_at <= ? \
+             WHERE id IN (SELECT id FROM occurrences INDEXED BY occurrences_due WHERE status = 'pending' AND next_attempt_at <= ? \
              ORDER BY next_attempt_at LIMIT ?) RETURNING {OCC_COLS}"
         )))
         .bind(owner)
@@ -761,6 +798,106 @@ impl Store for SqliteStore {
         Ok(c)
     }
 
+    async fn gauges(&self, now: Millis) -> Result<Gauges> {
+        let counts = self.counts().await?;
+        let oldest_overdue: Option<i64> = sqlx::query_scalar(
+            "SELECT min(next_attempt_at) FROM occurrences INDEXED BY occurrences_due WHERE status = 'pending' AND next_attempt_at <= ?",
+        )
+        .bind(now)
+        .fetch_one(&self.read)
+        .await?;
+        let earliest_unexpanded: Option<i64> = sqlx::query_scalar(
+            "SELECT min(next_fire_at) FROM events INDEXED BY events_expand WHERE status = 'active' AND next_fire_at IS NOT NULL",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        let pool = |name, p: &SqlitePool| {
+            let idle = u32::try_from(p.num_idle()).unwrap_or(u32::MAX);
+            (name, idle, p.size().saturating_sub(idle))
+        };
+        Ok(Gauges {
+            counts,
+            oldest_overdue,
+            earliest_unexpanded,
+            pools: vec![pool("read", &self.read), pool("write", &self.write)],
+        })
+    }
+
+    async fn purge(&self, now: Millis, c: &PurgeCutoffs) -> Result<Purged> {
+        let mut out = Purged::default();
+        // Each statement is its own short transaction: the engine's writes interleave.
+        let delete_occ = |statuses: &'static str, before: Millis| {
+            let sql = format!(
+                "DELETE FROM occurrences WHERE id IN (SELECT id FROM occurrences WHERE status IN ({statuses}) \
+                 AND updated_at < ? LIMIT ?)"
+            );
+            (sql, before)
+        };
+        for (kind, (sql, before)) in [
+            (
+                0,
+                delete_occ("'completed', 'missed', 'cancelled'", c.done_before),
+            ),
+            (1, delete_occ("'failed'", c.failed_before)),
+        ] {
+            loop {
+                let n = sqlx::query(AssertSqlSafe(sql.as_str()))
+                    .bind(before)
+                    .bind(c.batch)
+                    .execute(&self.write)
+                    .await?
+                    .rows_affected();
+                if kind == 0 {
+                    out.occurrences_done += n;
+                } else {
+                    out.occurrences_failed += n;
+                }
+                if n < c.batch as u64 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.status IN ('inactive', 'deleted') \
+                 AND e.updated_at < ? AND e.next_fire_at IS NULL AND NOT EXISTS (SELECT 1 FROM occurrences o \
+                 WHERE o.event_id = e.id AND (o.status IN ('pending', 'scheduled', 'dispatched') OR o.scheduled_at > ?)) \
+                 LIMIT ?)",
+            )
+            .bind(c.events_before)
+            .bind(now)
+            .bind(c.batch)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+            out.events += n;
+            if n < c.batch as u64 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(out)
+    }
+
+    async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
+        if path.exists() {
+            return Err(super::StoreError::Invalid(format!(
+                "{} exists already; choose a new file",
+                path.display()
+            )));
+        }
+        let target = path
+            .to_str()
+            .ok_or_else(|| super::StoreError::Invalid("backup path is not UTF-8".into()))?;
+        // VACUUM INTO writes a consistent, compacted copy from one read transaction.
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.read)
+            .await?;
+        Ok(())
+    }
+
     async fn create_token(&self, t: &TokenRecord) -> Result<()> {
         sqlx::query("INSERT INTO tokens (jti, sub, access, scope, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&t.jti)
@@ -818,18 +955,13 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, e: &AuditEntry) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit (at, actor, action, target, ip, summary) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(e.at)
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.target)
-        .bind(&e.ip)
-        .bind(to_json(&e.summary))
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        let (reply, rx) = oneshot::channel();
+        let job = Job::Audit {
+            entry: Box::new(e.clone()),
+            reply,
+        };
+        self.batch.send(job).await.map_err(|_| writer_gone())?;
+        rx.await.map_err(|_| writer_gone())?
     }
 
     async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {

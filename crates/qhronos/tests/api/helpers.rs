@@ -23,6 +23,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub _dir: tempfile::TempDir,
+    pub retention: qhronos::engine::retention::Retention,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -60,6 +61,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     tweak(&mut config);
     let app = Application::build(config).await.expect("app builds");
     let addr = app.addr();
+    let retention = app.retention();
     let task = tokio::spawn(async move {
         let _ = app.run_until_stopped().await;
     });
@@ -67,6 +69,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         addr,
         client: reqwest::Client::new(),
         _dir: dir,
+        retention,
         task,
     }
 }

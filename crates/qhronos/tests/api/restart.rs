@@ -178,7 +178,8 @@ async fn a_generated_master_token_is_shown_once_and_only_its_hash_is_stored() {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut base = String::new();
-    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref().map_while(Result::ok) {
         if let Some(i) = line.find("listening on http://") {
             base = line[i + "listening on ".len()..]
                 .chars()
@@ -187,6 +188,8 @@ async fn a_generated_master_token_is_shown_once_and_only_its_hash_is_stored() {
             break;
         }
     }
+    // Keep draining, so the server never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     let client = reqwest::Client::new();
     let ok = client
         .get(format!("{base}/events"))

@@ -465,7 +465,13 @@ async fn a_redirect_to_an_internal_address_is_not_followed() {
     let location = format!("{}/internal", inside.url());
     let redirector = axum::Router::new().fallback(move || {
         let location = location.clone();
-        async move { (axum::http::StatusCode::FOUND, [(axum::http::header::LOCATION, location)], "moved") }
+        async move {
+            (
+                axum::http::StatusCode::FOUND,
+                [(axum::http::header::LOCATION, location)],
+                "moved",
+            )
+        }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -473,8 +479,19 @@ async fn a_redirect_to_an_internal_address_is_not_followed() {
     let mut b = webhook_event(&format!("http://{addr}/hook"), 0);
     b["retry"]["max_attempts"] = json!(1);
     let id = app.create(b).await;
-    let occs = app.wait_occurrences(&id, Duration::from_secs(5), |l| l.first().is_some_and(|o| o["status"] == "failed")).await;
-    assert!(occs[0]["last_error"].as_str().unwrap().contains("HTTP 302"), "{}", occs[0]);
+    let occs = app
+        .wait_occurrences(&id, Duration::from_secs(5), |l| {
+            l.first().is_some_and(|o| o["status"] == "failed")
+        })
+        .await;
+    assert!(
+        occs[0]["last_error"].as_str().unwrap().contains("HTTP 302"),
+        "{}",
+        occs[0]
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(inside.received().is_empty(), "the redirect must not be followed");
+    assert!(
+        inside.received().is_empty(),
+        "the redirect must not be followed"
+    );
 }

@@ -1,0 +1,752 @@
+//! `qhronos`: a command-line client of the qhronosd HTTP API.
+//!
+//! It only speaks HTTP (see docs/api.md); it does not link the service. Exit codes are in
+//! [`client::exit`] and docs/cli.md.
+
+mod client;
+mod output;
+
+use std::io::Read;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reqwest::Method;
+use serde_json::{json, Map, Value};
+
+use client::{exit, Client, Failure, Result};
+
+/// Command-line client of qhronosd, the Qhronos scheduling and webhook service.
+///
+/// Exit codes: 0 success, 1 usage or input error, 2 the API refused the request (4xx other than
+/// 401/403/404), 3 not found, 4 authentication or permission, 5 server error, 6 cannot connect.
+#[derive(Parser, Debug)]
+#[command(name = "qhronos", version, about, long_about)]
+struct Cli {
+    /// Base URL of qhronosd.
+    #[arg(
+        long,
+        env = "QHRONOS_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// Bearer token: the master token or an issued one.
+    #[arg(long, env = "QHRONOS_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print the server's JSON answer instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Seconds to wait for an answer.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", global = true)]
+    timeout: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create, list, inspect and control events.
+    #[command(subcommand)]
+    Events(EventsCmd),
+    /// List, inspect and re-drive occurrences (the deliveries of events).
+    #[command(subcommand, alias = "occ")]
+    Occurrences(OccurrencesCmd),
+    /// Issue, list and revoke API tokens (issuing needs the master token).
+    #[command(subcommand)]
+    Tokens(TokensCmd),
+    /// Show the next instants of a recurrence rule (POST /schedules/preview).
+    Preview(PreviewArgs),
+    /// Show the server's version, uptime, scheduler health and occurrence counts.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+enum EventsCmd {
+    /// Create an event from flags, or from a JSON body with --file.
+    Create(CreateArgs),
+    /// List events, newest first.
+    #[command(alias = "ls")]
+    List(ListEventsArgs),
+    /// Show one event.
+    Get { id: String },
+    /// Delete an event: occurrences not yet fired are cancelled.
+    #[command(alias = "rm")]
+    Delete { id: String },
+    /// Pause an event: occurrences not yet fired are cancelled until it is resumed.
+    Pause { id: String },
+    /// Resume a paused event.
+    Resume { id: String },
+    /// Fire one extra occurrence now.
+    Trigger { id: String },
+}
+
+#[derive(Args, Debug)]
+struct CreateArgs {
+    /// A full JSON event body (see docs/api.md); `-` reads it from stdin.
+    #[arg(
+        long,
+        short = 'f',
+        value_name = "PATH",
+        conflicts_with_all = ["name", "at", "webhook", "action_json", "schedule", "timezone", "tag", "metadata", "secret", "description"]
+    )]
+    file: Option<String>,
+    /// The event's name.
+    #[arg(long, required_unless_present = "file")]
+    name: Option<String>,
+    /// When: the one-time instant, or the first instance of a series (RFC 3339 with offset).
+    #[arg(long, value_name = "RFC3339", required_unless_present = "file")]
+    at: Option<String>,
+    /// Deliver a signed webhook POST to this URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present_any = ["file", "action_json"],
+        conflicts_with = "action_json"
+    )]
+    webhook: Option<String>,
+    /// The action as JSON, e.g. '{"type":"apicall","params":{"method":"POST","url":"…"}}'.
+    #[arg(long, value_name = "JSON")]
+    action_json: Option<String>,
+    /// A recurrence rule (RRULE), e.g. 'FREQ=WEEKLY;BYDAY=MO,WE'.
+    #[arg(long, value_name = "RRULE")]
+    schedule: Option<String>,
+    /// IANA time zone the rule is evaluated in (default UTC).
+    #[arg(long, value_name = "TZ")]
+    timezone: Option<String>,
+    /// A tag (repeat for several).
+    #[arg(long, value_name = "TAG")]
+    tag: Vec<String>,
+    /// A JSON object sent in the webhook body.
+    #[arg(long, value_name = "JSON")]
+    metadata: Option<String>,
+    /// The HMAC secret that signs this event's webhooks (default: the server's).
+    #[arg(long, value_name = "SECRET")]
+    secret: Option<String>,
+    /// Free text.
+    #[arg(long)]
+    description: Option<String>,
+    /// Idempotency-Key header: a retry with the same key returns the same event.
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct ListEventsArgs {
+    /// Only events with this tag (repeat: any of them).
+    #[arg(long, value_name = "TAG")]
+    tag: Vec<String>,
+    /// active, paused or inactive.
+    #[arg(long)]
+    status: Option<String>,
+    /// A substring of the name or description.
+    #[arg(long, short = 'q')]
+    query: Option<String>,
+    /// Page size (the server's default is 50, at most 1000).
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Follow next_cursor and list every page.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum OccurrencesCmd {
+    /// List occurrences, newest first.
+    #[command(alias = "ls")]
+    List(ListOccArgs),
+    /// Show one occurrence with its delivery attempts.
+    Get { id: String },
+    /// Re-drive a failed or missed occurrence with a fresh set of attempts.
+    Retry { id: String },
+}
+
+#[derive(Args, Debug)]
+struct ListOccArgs {
+    /// Only this event's occurrences.
+    #[arg(long, value_name = "ID")]
+    event: Option<String>,
+    /// Only occurrences of events with this tag (repeat: any of them; not with --event).
+    #[arg(long, value_name = "TAG", conflicts_with = "event")]
+    tag: Vec<String>,
+    /// pending, scheduled, completed, failed, missed or cancelled.
+    #[arg(long)]
+    status: Option<String>,
+    /// Page size (the server's default is 50, at most 1000).
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Follow next_cursor and list every page.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokensCmd {
+    /// Issue a token (master token only). The token is shown once.
+    Create(CreateTokenArgs),
+    /// List issued tokens (admin), without the tokens themselves.
+    #[command(alias = "ls")]
+    List {
+        /// Follow next_cursor and list every page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a token by its id (jti).
+    Revoke { jti: String },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+#[value(rename_all = "snake_case")]
+enum AccessArg {
+    Read,
+    Write,
+    ReadWrite,
+    Admin,
+}
+
+impl AccessArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            AccessArg::Read => "read",
+            AccessArg::Write => "write",
+            AccessArg::ReadWrite => "read_write",
+            AccessArg::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct CreateTokenArgs {
+    /// Who the token is for.
+    #[arg(long)]
+    sub: String,
+    /// What it may do.
+    #[arg(long, value_enum)]
+    access: AccessArg,
+    /// A tag the token is limited to (repeat for several; none: every event).
+    #[arg(long, value_name = "TAG")]
+    scope: Vec<String>,
+    /// When it expires: an RFC 3339 time, or a duration from now (90m, 12h, 30d, 2w).
+    #[arg(long, value_name = "RFC3339|DURATION")]
+    expires: String,
+}
+
+#[derive(Args, Debug)]
+struct PreviewArgs {
+    /// The rule, e.g. 'FREQ=DAILY;BYHOUR=9' (with or without `RRULE:`).
+    rrule: String,
+    /// DTSTART, RFC 3339 with offset (default: now, to the second).
+    #[arg(long, value_name = "RFC3339")]
+    start: Option<String>,
+    /// IANA time zone the rule is evaluated in (default UTC).
+    #[arg(long, value_name = "TZ")]
+    timezone: Option<String>,
+    /// Only instants strictly after this (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    after: Option<String>,
+    /// How many instants (default 10, at most 1000).
+    #[arg(long, short = 'n')]
+    count: Option<u32>,
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version are not errors; every usage error exits 1 (not clap's 2,
+            // which means "the API refused the request" here).
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(exit::SERVER);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(out) => {
+            if !out.is_empty() {
+                print!("{out}");
+                if !out.ends_with('\n') {
+                    println!();
+                }
+            }
+        }
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            std::process::exit(f.code);
+        }
+    }
+}
+
+/// Runs one command; its stdout text, or the failure.
+async fn run(cli: Cli) -> Result<String> {
+    let client = Client::new(
+        &cli.url,
+        cli.token.clone(),
+        Duration::from_secs(cli.timeout.max(1)),
+    )?;
+    let json_out = cli.json;
+    // `--json`: the server's answer, pretty-printed; otherwise the human rendering.
+    let show = |v: &Value, human: &dyn Fn(&Value) -> String| -> String {
+        if json_out {
+            output::json(v)
+        } else {
+            human(v)
+        }
+    };
+    match cli.command {
+        Command::Events(cmd) => match (matches!(cmd, EventsCmd::Pause { .. }), cmd) {
+            (_, EventsCmd::Create(a)) => {
+                let body = event_body(&a)?;
+                let headers: Vec<(&str, String)> = a
+                    .idempotency_key
+                    .iter()
+                    .map(|k| ("Idempotency-Key", k.clone()))
+                    .collect();
+                let v = client
+                    .send_with(
+                        Method::POST,
+                        client.url("events", &[]),
+                        Some(&body),
+                        &headers,
+                    )
+                    .await?;
+                Ok(show(&v, &|v| {
+                    format!(
+                        "created event {}\n{}",
+                        output::field(v, "id"),
+                        output::event_detail(v)
+                    )
+                }))
+            }
+            (_, EventsCmd::List(a)) => {
+                let query = vec![
+                    ("tags", a.tag.join(",")),
+                    ("status", a.status.unwrap_or_default()),
+                    ("q", a.query.unwrap_or_default()),
+                    ("limit", a.limit.map(|l| l.to_string()).unwrap_or_default()),
+                ];
+                let v = list(&client, "events", query, a.all).await?;
+                Ok(show(&v, &|v| list_human(v, output::events_table)))
+            }
+            (_, EventsCmd::Get { id }) => {
+                let v = client
+                    .send(
+                        Method::GET,
+                        client.url(&format!("events/{}", seg(&id)), &[]),
+                        None,
+                    )
+                    .await?;
+                Ok(show(&v, &output::event_detail))
+            }
+            (_, EventsCmd::Delete { id }) => {
+                client
+                    .send(
+                        Method::DELETE,
+                        client.url(&format!("events/{}", seg(&id)), &[]),
+                        None,
+                    )
+                    .await?;
+                Ok(if json_out {
+                    String::new()
+                } else {
+                    format!("deleted event {id}")
+                })
+            }
+            (pause, EventsCmd::Pause { id } | EventsCmd::Resume { id }) => {
+                let verb = if pause { "pause" } else { "resume" };
+                let v = client
+                    .send(
+                        Method::POST,
+                        client.url(&format!("events/{}/{verb}", seg(&id)), &[]),
+                        None,
+                    )
+                    .await?;
+                Ok(show(&v, &|v| {
+                    format!(
+                        "event {} is {}\n",
+                        output::field(v, "id"),
+                        output::field(v, "status")
+                    )
+                }))
+            }
+            (_, EventsCmd::Trigger { id }) => {
+                let v = client
+                    .send(
+                        Method::POST,
+                        client.url(&format!("events/{}/trigger", seg(&id)), &[]),
+                        None,
+                    )
+                    .await?;
+                Ok(show(&v, &|v| {
+                    format!(
+                        "triggered occurrence {}\n{}",
+                        output::field(v, "id"),
+                        output::occurrence_detail(v)
+                    )
+                }))
+            }
+        },
+        Command::Occurrences(cmd) => match cmd {
+            OccurrencesCmd::List(a) => {
+                let path = match &a.event {
+                    Some(id) => format!("events/{}/occurrences", seg(id)),
+                    None => "occurrences".into(),
+                };
+                let query = vec![
+                    ("tags", a.tag.join(",")),
+                    ("status", a.status.unwrap_or_default()),
+                    ("limit", a.limit.map(|l| l.to_string()).unwrap_or_default()),
+                ];
+                let v = list(&client, &path, query, a.all).await?;
+                Ok(show(&v, &|v| list_human(v, output::occurrences_table)))
+            }
+            OccurrencesCmd::Get { id } => {
+                let v = client
+                    .send(
+                        Method::GET,
+                        client.url(&format!("occurrences/{}", seg(&id)), &[]),
+                        None,
+                    )
+                    .await?;
+                Ok(show(&v, &output::occurrence_detail))
+            }
+            OccurrencesCmd::Retry { id } => {
+                let v = client
+                    .send(
+                        Method::POST,
+                        client.url(&format!("occurrences/{}/retry", seg(&id)), &[]),
+                        None,
+                    )
+                    .await?;
+                Ok(show(&v, &|v| {
+                    format!(
+                        "occurrence {} re-driven\n{}",
+                        output::field(v, "id"),
+                        output::occurrence_detail(v)
+                    )
+                }))
+            }
+        },
+        Command::Tokens(cmd) => match cmd {
+            TokensCmd::Create(a) => {
+                let expires_at = expiry(&a.expires, jiff::Timestamp::now())?;
+                let body = json!({
+                    "sub": a.sub,
+                    "access": a.access.as_str(),
+                    "scope": a.scope,
+                    "expires_at": expires_at,
+                });
+                let v = client
+                    .send(Method::POST, client.url("tokens", &[]), Some(&body))
+                    .await?;
+                Ok(show(&v, &|v| {
+                    format!(
+                        "{}\ntoken (shown only now, keep it):\n{}\n",
+                        output::pairs(&[
+                            ("jti", output::field(v, "jti")),
+                            ("sub", output::field(v, "sub")),
+                            ("access", output::field(v, "access")),
+                            ("scope", output::field(v, "scope")),
+                            ("expires_at", output::field(v, "expires_at")),
+                        ]),
+                        output::field(v, "token")
+                    )
+                }))
+            }
+            TokensCmd::List { all } => {
+                let v = list(&client, "tokens", vec![], all).await?;
+                Ok(show(&v, &|v| list_human(v, output::tokens_table)))
+            }
+            TokensCmd::Revoke { jti } => {
+                client
+                    .send(
+                        Method::DELETE,
+                        client.url(&format!("tokens/{}", seg(&jti)), &[]),
+                        None,
+                    )
+                    .await?;
+                Ok(if json_out {
+                    String::new()
+                } else {
+                    format!("revoked token {jti}")
+                })
+            }
+        },
+        Command::Preview(a) => {
+            let start = match a.start {
+                Some(s) => s,
+                None => jiff::Timestamp::now()
+                    .round(jiff::Unit::Second)
+                    .map_err(|e| Failure::usage(e.to_string()))?
+                    .to_string(),
+            };
+            let mut body = json!({ "start_time": start, "schedule": a.rrule });
+            if let Some(tz) = &a.timezone {
+                body["timezone"] = tz.clone().into();
+            }
+            if let Some(after) = a.after {
+                body["after"] = after.into();
+            }
+            if let Some(n) = a.count {
+                body["limit"] = n.into();
+            }
+            let v = client
+                .send(
+                    Method::POST,
+                    client.url("schedules/preview", &[]),
+                    Some(&body),
+                )
+                .await?;
+            Ok(show(&v, &preview_human))
+        }
+        Command::Status => {
+            let v = client
+                .send(Method::GET, client.url("status", &[]), None)
+                .await?;
+            Ok(show(&v, &output::status))
+        }
+    }
+}
+
+/// One path segment, percent-encoded, so an id cannot change the route.
+fn seg(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// GET a list; with `all`, follow `next_cursor` and return every item as one
+/// `{"data": [...], "next_cursor": null}`.
+async fn list(
+    client: &Client,
+    path: &str,
+    mut query: Vec<(&str, String)>,
+    all: bool,
+) -> Result<Value> {
+    let first = client
+        .send(Method::GET, client.url(path, &query), None)
+        .await?;
+    if !all {
+        return Ok(first);
+    }
+    let mut items = first["data"].as_array().cloned().unwrap_or_default();
+    let mut cursor = first["next_cursor"].as_str().map(str::to_string);
+    query.push(("cursor", String::new()));
+    while let Some(c) = cursor.filter(|c| !c.is_empty()) {
+        if let Some(last) = query.last_mut() {
+            last.1 = c;
+        }
+        let page = client
+            .send(Method::GET, client.url(path, &query), None)
+            .await?;
+        items.extend(page["data"].as_array().cloned().unwrap_or_default());
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+    }
+    Ok(json!({ "data": items, "next_cursor": null }))
+}
+
+/// A list page as a table, with a hint when there are more pages.
+fn list_human(v: &Value, table: fn(&[Value]) -> String) -> String {
+    let items = v["data"].as_array().cloned().unwrap_or_default();
+    let mut out = table(&items);
+    if v["next_cursor"].as_str().is_some_and(|c| !c.is_empty()) {
+        out.push_str("(more results: use --all, or a larger --limit)\n");
+    }
+    out
+}
+
+fn preview_human(v: &Value) -> String {
+    let tz_name = v["timezone"].as_str().unwrap_or("UTC").to_string();
+    let tz = jiff::tz::TimeZone::get(&tz_name).ok();
+    let mut out = format!(
+        "schedule: {} (timezone {tz_name})\n",
+        output::field(v, "schedule")
+    );
+    let instants = v["occurrences"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = instants
+        .iter()
+        .map(|i| {
+            let utc = output::cell(i);
+            let local = match (&tz, utc.parse::<jiff::Timestamp>()) {
+                (Some(tz), Ok(ts)) => ts
+                    .to_zoned_datetime(tz.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S %:z %a")
+                    .to_string(),
+                _ => "-".into(),
+            };
+            vec![utc, local]
+        })
+        .collect();
+    out.push_str(&output::table(&["UTC", "LOCAL"], &rows));
+    out
+}
+
+/// The body of `events create`: the --file JSON, or one built from the flags.
+fn event_body(a: &CreateArgs) -> Result<Value> {
+    if let Some(path) = &a.file {
+        let text = if path == "-" {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Failure::usage(format!("cannot read the event from stdin: {e}")))?;
+            s
+        } else {
+            std::fs::read_to_string(path)
+                .map_err(|e| Failure::usage(format!("cannot read {path}: {e}")))?
+        };
+        let v: Value = serde_json::from_str(&text).map_err(|e| {
+            Failure::usage(format!(
+                "{}: not JSON: {e}",
+                if path == "-" { "stdin" } else { path }
+            ))
+        })?;
+        if !v.is_object() {
+            return Err(Failure::usage("the event body must be a JSON object"));
+        }
+        return Ok(v);
+    }
+    let mut body = Map::new();
+    body.insert("name".into(), a.name.clone().unwrap_or_default().into());
+    body.insert("start_time".into(), a.at.clone().unwrap_or_default().into());
+    if let Some(d) = &a.description {
+        body.insert("description".into(), d.clone().into());
+    }
+    let action = match (&a.webhook, &a.action_json) {
+        (Some(url), _) => json!({ "type": "webhook", "params": { "url": url } }),
+        (None, Some(j)) => parse_json_object("--action-json", j)?,
+        (None, None) => return Err(Failure::usage("give --webhook URL or --action-json JSON")),
+    };
+    body.insert("action".into(), action);
+    if let Some(s) = &a.schedule {
+        body.insert("schedule".into(), s.clone().into());
+    }
+    if let Some(tz) = &a.timezone {
+        body.insert("timezone".into(), tz.clone().into());
+    }
+    if !a.tag.is_empty() {
+        body.insert("tags".into(), a.tag.clone().into());
+    }
+    if let Some(m) = &a.metadata {
+        body.insert("metadata".into(), parse_json_object("--metadata", m)?);
+    }
+    if let Some(s) = &a.secret {
+        body.insert("hmac_secret".into(), s.clone().into());
+    }
+    Ok(Value::Object(body))
+}
+
+fn parse_json_object(flag: &str, text: &str) -> Result<Value> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(Failure::usage(format!("{flag} must be a JSON object"))),
+        Err(e) => Err(Failure::usage(format!("{flag} is not JSON: {e}"))),
+    }
+}
+
+/// `--expires`: an RFC 3339 time as given, or now plus a duration (`90m`, `12h`, `30d`, `2w`,
+/// `3600s`), as RFC 3339 UTC.
+fn expiry(s: &str, now: jiff::Timestamp) -> Result<String> {
+    let s = s.trim();
+    if s.parse::<jiff::Timestamp>().is_ok() {
+        return Ok(s.to_string());
+    }
+    let bad = || {
+        Failure::usage(format!(
+            "--expires '{s}' is neither an RFC 3339 time (2027-01-01T00:00:00Z) nor a duration \
+             (90m, 12h, 30d, 2w)"
+        ))
+    };
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    let secs_per = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    let secs = n.checked_mul(secs_per).ok_or_else(bad)?;
+    let t = now
+        .checked_add(jiff::SignedDuration::from_secs(secs))
+        .map_err(|_| bad())?;
+    Ok(t.round(jiff::Unit::Second).unwrap_or(t).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_accepts_times_and_durations() {
+        let now: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(expiry("30d", now).unwrap(), "2026-01-31T00:00:00Z");
+        assert_eq!(expiry("12h", now).unwrap(), "2026-01-01T12:00:00Z");
+        assert_eq!(expiry("2w", now).unwrap(), "2026-01-15T00:00:00Z");
+        assert_eq!(
+            expiry("2027-01-01T00:00:00+01:00", now).unwrap(),
+            "2027-01-01T00:00:00+01:00"
+        );
+        for bad in ["", "30", "d", "30y", "soon", "99999999999999999d"] {
+            assert_eq!(expiry(bad, now).unwrap_err().code, exit::USAGE, "{bad}");
+        }
+    }
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(seg("abc-123"), "abc-123");
+        assert_eq!(seg("../tokens"), "..%2Ftokens");
+        assert_eq!(seg("a b"), "a%20b");
+    }
+
+    #[test]
+    fn body_from_flags() {
+        let cli = Cli::try_parse_from([
+            "qhronos",
+            "events",
+            "create",
+            "--name",
+            "n",
+            "--at",
+            "2030-01-01T00:00:00Z",
+            "--webhook",
+            "http://x/h",
+            "--tag",
+            "a",
+            "--tag",
+            "b",
+            "--metadata",
+            r#"{"k":1}"#,
+        ])
+        .unwrap();
+        let Command::Events(EventsCmd::Create(a)) = cli.command else {
+            panic!("parsed as create")
+        };
+        let b = event_body(&a).unwrap();
+        assert_eq!(
+            b,
+            json!({"name": "n", "start_time": "2030-01-01T00:00:00Z",
+                   "action": {"type": "webhook", "params": {"url": "http://x/h"}},
+                   "tags": ["a", "b"], "metadata": {"k": 1}})
+        );
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

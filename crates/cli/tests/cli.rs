@@ -1,0 +1,643 @@
+//! The real `qhronos` binary against a real qhronosd, started in-process on port 0 with its own
+//! temporary SQLite database.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+
+use qhronos::config::Config;
+use qhronos::startup::Application;
+use serde_json::Value;
+
+const TOKEN: &str = "cli-test-master-token-0123456789";
+
+/// A running server: its own runtime (the tests themselves are synchronous, they run processes).
+struct Server {
+    addr: SocketAddr,
+    _rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config {
+            port: 0,
+            data_dir: dir.path().to_path_buf(),
+            master_token: Some(TOKEN.to_string()),
+            ..Default::default()
+        };
+        config.delivery.allowed_networks = vec!["127.0.0.0/8".parse().expect("cidr")];
+        config.rate_limit.enabled = false;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let app = rt
+            .block_on(Application::build(config))
+            .expect("the server starts");
+        let addr = app.addr();
+        rt.spawn(async move {
+            let _ = app.run_until_stopped().await;
+        });
+        Server {
+            addr,
+            _rt: rt,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `qhronos` pointed at this server with the master token.
+    fn cli(&self) -> Command {
+        let mut c = bare();
+        c.env("QHRONOS_URL", self.url()).env("QHRONOS_TOKEN", TOKEN);
+        c
+    }
+}
+
+/// The binary without any QHRONOS_* variable from the test's environment.
+fn bare() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_qhronos"));
+    c.env_remove("QHRONOS_URL").env_remove("QHRONOS_TOKEN");
+    c.stdin(Stdio::null());
+    c
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+fn run(c: &mut Command, args: &[&str]) -> Out {
+    let o = c.args(args).output().expect("qhronos runs");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Runs and expects exit 0.
+fn ok(c: &mut Command, args: &[&str]) -> Out {
+    let o = run(c, args);
+    assert_eq!(
+        o.code, 0,
+        "qhronos {args:?} failed: {}\n{}",
+        o.stderr, o.stdout
+    );
+    o
+}
+
+/// Within the server's look-ahead window (1 h), so the occurrence is planned at once.
+fn in_half_an_hour() -> String {
+    (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1800))
+        .round(jiff::Unit::Second)
+        .unwrap()
+        .to_string()
+}
+
+/// An address where nothing listens (a port just released).
+fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    drop(l);
+    format!("http://{addr}")
+}
+
+#[test]
+fn events_lifecycle() {
+    let s = Server::start();
+    let at = in_half_an_hour();
+
+    // Create, human output.
+    let o = ok(
+        &mut s.cli(),
+        &[
+            "events",
+            "create",
+            "--name",
+            "standup",
+            "--at",
+            &at,
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+            "--schedule",
+            "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
+            "--timezone",
+            "Europe/Berlin",
+            "--tag",
+            "team",
+            "--tag",
+            "daily",
+            "--metadata",
+            r#"{"room": 4}"#,
+            "--secret",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ],
+    );
+    assert!(o.stdout.starts_with("created event "), "{}", o.stdout);
+    let human_id = o.stdout["created event ".len()..]
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(o.stdout.contains("FREQ=WEEKLY"), "{}", o.stdout);
+    assert!(o.stdout.contains("hmac_secret_set:"), "{}", o.stdout);
+    assert!(o.stdout.contains("team,daily"), "{}", o.stdout);
+
+    // Create, --json: the server's answer.
+    let o = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "events",
+            "create",
+            "--name",
+            "once",
+            "--at",
+            &at,
+            "--webhook",
+            "http://127.0.0.1:9/once",
+        ],
+    );
+    let ev = o.json();
+    let id = ev["id"].as_str().expect("id").to_string();
+    assert_eq!(ev["name"], "once");
+    assert_eq!(ev["action"]["params"]["url"], "http://127.0.0.1:9/once");
+    assert_eq!(ev["status"], "active");
+
+    // Create from a file on stdin.
+    let mut child = s
+        .cli()
+        .args(["--json", "events", "create", "--file", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    write!(
+        child.stdin.take().unwrap(),
+        r#"{{"name": "from-stdin", "start_time": "{at}", "webhook": "http://127.0.0.1:9/s", "tags": ["stdin"]}}"#
+    )
+    .unwrap();
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["tags"], serde_json::json!(["stdin"]));
+
+    // Create from a file on disk.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("event.json");
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"name": "from-file", "start_time": "{at}", "action": {{"type": "webhook", "params": {{"url": "http://127.0.0.1:9/f"}}}}}}"#
+        ),
+    )
+    .unwrap();
+    let o = ok(
+        &mut s.cli(),
+        &["events", "create", "-f", file.to_str().unwrap()],
+    );
+    assert!(o.stdout.contains("from-file"), "{}", o.stdout);
+
+    // List: a table with the header and every event.
+    let o = ok(&mut s.cli(), &["events", "list"]);
+    let header = o.stdout.lines().next().unwrap();
+    for col in ["ID", "NAME", "STATUS", "SCHEDULE", "START", "TAGS"] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert_eq!(o.stdout.lines().count(), 5, "{}", o.stdout);
+    assert!(o.stdout.contains(&human_id) && o.stdout.contains(&id));
+    // Columns are aligned: every row has its NAME where the header has it.
+    let name_col = header.find("NAME").unwrap();
+    for line in o.stdout.lines().skip(1) {
+        assert_eq!(line.as_bytes()[name_col - 1], b' ', "{line}");
+        assert_ne!(line.as_bytes()[name_col], b' ', "{line}");
+    }
+
+    // List by tag, --json.
+    let v = ok(&mut s.cli(), &["--json", "events", "list", "--tag", "team"]).json();
+    let data = v["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0]["id"], human_id.as_str());
+
+    // --all follows next_cursor: pages of one.
+    let o = ok(&mut s.cli(), &["events", "list", "--limit", "1"]);
+    assert!(o.stdout.contains("more results"), "{}", o.stdout);
+    let v = ok(
+        &mut s.cli(),
+        &["--json", "events", "list", "--limit", "1", "--all"],
+    )
+    .json();
+    assert_eq!(v["data"].as_array().unwrap().len(), 4);
+    assert!(v["next_cursor"].is_null());
+
+    // Get.
+    let o = ok(&mut s.cli(), &["events", "get", &human_id]);
+    assert!(o.stdout.contains("Europe/Berlin"), "{}", o.stdout);
+    let v = ok(&mut s.cli(), &["--json", "events", "get", &id]).json();
+    assert_eq!(v["id"], id.as_str());
+
+    // Pause and resume.
+    let o = ok(&mut s.cli(), &["events", "pause", &human_id]);
+    assert!(o.stdout.contains("paused"), "{}", o.stdout);
+    let v = ok(&mut s.cli(), &["--json", "events", "get", &human_id]).json();
+    assert_eq!(v["status"], "paused");
+    let v = ok(
+        &mut s.cli(),
+        &["--json", "events", "list", "--status", "paused"],
+    )
+    .json();
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    let o = ok(&mut s.cli(), &["events", "resume", &human_id]);
+    assert!(o.stdout.contains("active"), "{}", o.stdout);
+
+    // Trigger: a new occurrence now.
+    let o = ok(&mut s.cli(), &["events", "trigger", &id]);
+    assert!(
+        o.stdout.starts_with("triggered occurrence "),
+        "{}",
+        o.stdout
+    );
+    let v = ok(&mut s.cli(), &["--json", "events", "trigger", &id]).json();
+    assert_eq!(v["event_id"], id.as_str());
+
+    // Delete, then get: not found, exit 3.
+    let o = ok(&mut s.cli(), &["events", "delete", &id]);
+    assert_eq!(o.stdout.trim(), format!("deleted event {id}"));
+    let o = run(&mut s.cli(), &["events", "get", &id]);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.stderr.contains("not found"), "{}", o.stderr);
+    let o = run(&mut s.cli(), &["events", "delete", &id]);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+
+    // A bad request from the server: exit 2 with its message.
+    let o = run(
+        &mut s.cli(),
+        &[
+            "events",
+            "create",
+            "--name",
+            "bad",
+            "--at",
+            "tomorrow",
+            "--webhook",
+            "http://127.0.0.1:9/x",
+        ],
+    );
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("start_time"), "{}", o.stderr);
+}
+
+#[test]
+fn occurrences() {
+    let s = Server::start();
+    let at = in_half_an_hour();
+    let ev = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "events",
+            "create",
+            "--name",
+            "later",
+            "--at",
+            &at,
+            "--webhook",
+            "http://127.0.0.1:9/later",
+            "--tag",
+            "ops",
+        ],
+    )
+    .json();
+    let event_id = ev["id"].as_str().unwrap().to_string();
+
+    // The one-time event's occurrence is planned at creation.
+    let v = ok(
+        &mut s.cli(),
+        &["--json", "occurrences", "list", "--event", &event_id],
+    )
+    .json();
+    let occs = v["data"].as_array().unwrap();
+    assert_eq!(occs.len(), 1, "{v}");
+    let occ_id = occs[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(occs[0]["status"], "pending");
+
+    let o = ok(&mut s.cli(), &["occurrences", "list"]);
+    assert!(o.stdout.lines().next().unwrap().starts_with("ID"));
+    assert!(o.stdout.contains(&occ_id) && o.stdout.contains(&event_id));
+    let v = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "occurrences",
+            "list",
+            "--status",
+            "pending",
+            "--tag",
+            "ops",
+        ],
+    )
+    .json();
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    let v = ok(
+        &mut s.cli(),
+        &["--json", "occurrences", "list", "--status", "failed"],
+    )
+    .json();
+    assert_eq!(v["data"].as_array().unwrap().len(), 0);
+
+    // Get: the detail with its (empty) attempts.
+    let o = ok(&mut s.cli(), &["occurrences", "get", &occ_id]);
+    assert!(o.stdout.contains("pending"), "{}", o.stdout);
+    assert!(o.stdout.contains("no attempts yet"), "{}", o.stdout);
+    let v = ok(&mut s.cli(), &["--json", "occurrences", "get", &occ_id]).json();
+    assert!(v["attempts"].is_array(), "{v}");
+
+    // Retry of a pending occurrence: the server's 409 message, exit 2.
+    let o = run(&mut s.cli(), &["occurrences", "retry", &occ_id]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("only failed or missed occurrences can be retried"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("409"), "{}", o.stderr);
+
+    // Unknown occurrence: exit 3.
+    let o = run(
+        &mut s.cli(),
+        &["occurrences", "get", "0190b7a5-0000-7000-8000-000000000000"],
+    );
+    assert_eq!(o.code, 3, "{}", o.stderr);
+}
+
+#[test]
+fn tokens() {
+    let s = Server::start();
+    let o = ok(
+        &mut s.cli(),
+        &[
+            "tokens",
+            "create",
+            "--sub",
+            "billing",
+            "--access",
+            "read",
+            "--scope",
+            "billing",
+            "--expires",
+            "30d",
+        ],
+    );
+    assert!(o.stdout.contains("shown only now"), "{}", o.stdout);
+    let v = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "tokens",
+            "create",
+            "--sub",
+            "ops",
+            "--access",
+            "read_write",
+            "--expires",
+            "2099-01-01T00:00:00Z",
+        ],
+    )
+    .json();
+    let token = v["token"].as_str().expect("token").to_string();
+    let jti = v["jti"].as_str().expect("jti").to_string();
+    assert_eq!(v["access"], "read_write");
+
+    // List: both, as a table and as JSON.
+    let o = ok(&mut s.cli(), &["tokens", "list"]);
+    assert!(o.stdout.starts_with("JTI"), "{}", o.stdout);
+    assert!(o.stdout.contains("billing") && o.stdout.contains(&jti));
+    let v = ok(&mut s.cli(), &["--json", "tokens", "list"]).json();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    assert!(
+        v["data"][0].get("token").is_none(),
+        "lists never hold the token"
+    );
+
+    // The issued token works (by flag, overriding the environment).
+    let o = ok(&mut s.cli(), &["--token", &token, "events", "list"]);
+    assert!(o.stdout.starts_with("ID"));
+
+    // A read token may not create: 403, exit 4, the server's reason.
+    let read = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "tokens",
+            "create",
+            "--sub",
+            "r",
+            "--access",
+            "read",
+            "--expires",
+            "1h",
+        ],
+    )
+    .json();
+    let o = run(
+        &mut s.cli(),
+        &[
+            "--token",
+            read["token"].as_str().unwrap(),
+            "events",
+            "create",
+            "--name",
+            "x",
+            "--at",
+            &in_half_an_hour(),
+            "--webhook",
+            "http://127.0.0.1:9/x",
+        ],
+    );
+    assert_eq!(o.code, 4, "{}", o.stderr);
+    assert!(o.stderr.contains("needs write"), "{}", o.stderr);
+
+    // Revoke: then the token is refused.
+    let o = ok(&mut s.cli(), &["tokens", "revoke", &jti]);
+    assert_eq!(o.stdout.trim(), format!("revoked token {jti}"));
+    let o = run(&mut s.cli(), &["--token", &token, "events", "list"]);
+    assert_eq!(o.code, 4, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("the server refused the token: set --token or QHRONOS_TOKEN"),
+        "{}",
+        o.stderr
+    );
+
+    // Bad input caught before any request: exit 1.
+    let o = run(
+        &mut s.cli(),
+        &[
+            "tokens",
+            "create",
+            "--sub",
+            "x",
+            "--access",
+            "read",
+            "--expires",
+            "soon",
+        ],
+    );
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("--expires"), "{}", o.stderr);
+    let o = run(
+        &mut s.cli(),
+        &[
+            "tokens",
+            "create",
+            "--sub",
+            "x",
+            "--access",
+            "root",
+            "--expires",
+            "1d",
+        ],
+    );
+    assert_eq!(o.code, 1, "{}", o.stderr);
+}
+
+#[test]
+fn preview_and_status() {
+    let s = Server::start();
+    let o = ok(
+        &mut s.cli(),
+        &[
+            "preview",
+            "FREQ=DAILY;BYHOUR=9;BYMINUTE=0;BYSECOND=0",
+            "--start",
+            "2030-03-28T09:00:00+01:00",
+            "--timezone",
+            "Europe/Berlin",
+            "--count",
+            "4",
+        ],
+    );
+    // Across the DST change: 09:00 local is 08:00 UTC, then 07:00 UTC.
+    assert!(o.stdout.contains("2030-03-28T08:00:00Z"), "{}", o.stdout);
+    assert!(o.stdout.contains("2030-03-31T07:00:00Z"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("2030-03-31 09:00:00 +02:00"),
+        "{}",
+        o.stdout
+    );
+    let v = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "preview",
+            "RRULE:FREQ=HOURLY;COUNT=5",
+            "--start",
+            "2030-01-01T00:00:00Z",
+        ],
+    )
+    .json();
+    assert_eq!(v["occurrences"].as_array().unwrap().len(), 5);
+
+    let o = run(&mut s.cli(), &["preview", "FREQ=SOMETIMES"]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+
+    // Status needs no token.
+    let o = ok(bare().env("QHRONOS_URL", s.url()), &["status"]);
+    assert!(o.stdout.contains("version:"), "{}", o.stdout);
+    assert!(o.stdout.contains("sqlite"), "{}", o.stdout);
+    let v = ok(&mut s.cli(), &["status", "--json"]).json();
+    assert_eq!(v["store"], "sqlite");
+}
+
+#[test]
+fn errors() {
+    let s = Server::start();
+
+    // A wrong token: exit 4 and the message.
+    let o = run(
+        &mut s.cli(),
+        &["--token", "not-the-token-at-all", "events", "list"],
+    );
+    assert_eq!(o.code, 4, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("the server refused the token: set --token or QHRONOS_TOKEN"),
+        "{}",
+        o.stderr
+    );
+    // No token at all.
+    let o = run(bare().env("QHRONOS_URL", s.url()), &["events", "list"]);
+    assert_eq!(o.code, 4, "{}", o.stderr);
+    assert!(o.stderr.contains("QHRONOS_TOKEN"), "{}", o.stderr);
+
+    // Nothing listening: exit 6 and the message.
+    let url = dead_url();
+    let o = run(
+        bare().env("QHRONOS_TOKEN", TOKEN),
+        &["--url", &url, "events", "list"],
+    );
+    assert_eq!(o.code, 6, "{}", o.stderr);
+    assert!(
+        o.stderr.contains(&format!(
+            "cannot reach qhronosd at {url}: is it running? (set --url or QHRONOS_URL)"
+        )),
+        "{}",
+        o.stderr
+    );
+
+    // Usage errors: exit 1 (not clap's 2).
+    let o = run(&mut s.cli(), &["events", "create", "--name", "x"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let o = run(&mut s.cli(), &["frobnicate"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let o = run(
+        &mut s.cli(),
+        &[
+            "events",
+            "create",
+            "--name",
+            "x",
+            "--at",
+            "2030-01-01T00:00:00Z",
+            "--webhook",
+            "http://127.0.0.1:9/x",
+            "--metadata",
+            "[1]",
+        ],
+    );
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("--metadata"), "{}", o.stderr);
+    let o = run(&mut s.cli(), &["--url", "not a url", "status"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+
+    // --help and --version succeed.
+    let o = ok(&mut bare(), &["--help"]);
+    assert!(o.stdout.contains("Exit codes"), "{}", o.stdout);
+    let o = ok(&mut bare(), &["--version"]);
+    assert_eq!(
+        o.stdout.trim(),
+        format!("qhronos {}", env!("CARGO_PKG_VERSION"))
+    );
+}

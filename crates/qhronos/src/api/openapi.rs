@@ -1,0 +1,489 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
+//! types' `ToSchema` derives, served at `GET /openapi.json`.
+//!
+//! What every route has in common is added here from the permission table rather than repeated
+//! on each handler: the bearer security requirement (none for `PUBLIC` routes), the role it
+//! needs, and the 401 / 403 / 429 answers of the gate; a route with a body also answers 400 and
+//! 413. `docs/openapi.json` is the checked-in copy; a test fails when it drifts.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+use serde_json::json;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ContentBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Schema, Type,
+};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+use super::AppState;
+use crate::auth::permissions::{PUBLIC, TABLE};
+use crate::domain::duration::Dur;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(openapi_json))
+}
+
+/// The document, serialised once.
+fn cached() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(document_json)
+}
+
+/// The OpenAPI 3.1 description of this API.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "system",
+    responses((status = 200, description = "This document", content_type = "application/json", body = Object)),
+)]
+pub async fn openapi_json() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], cached())
+}
+
+/// The document as a value.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document as pretty-printed JSON with a trailing newline, exactly as checked in at
+/// `docs/openapi.json`.
+pub fn document_json() -> String {
+    let mut s = serde_json::to_string_pretty(&document()).expect("the document serialises");
+    s.push('\n');
+    s
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Qhronos",
+        description = "Scheduling and delivery service: register events (one-time or recurring by an \
+iCalendar RRULE) and Qhronos delivers each occurrence as a signed webhook or an API call, \
+retrying until it is acknowledged.\n\nEvery route but `/health`, `/status`, `/openapi.json` and \
+`/docs` needs `Authorization: Bearer <token>`. Errors are `{\"error\": \"message\"}`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        super::events::create_event,
+        super::events::list_events,
+        super::events::get_event,
+        super::events::update_event,
+        super::events::delete_event,
+        super::events::pause_event,
+        super::events::resume_event,
+        super::events::trigger_event,
+        super::occurrences::list_event_occurrences,
+        super::occurrences::list_occurrences,
+        super::occurrences::get_occurrence,
+        super::occurrences::cancel_occurrence,
+        super::occurrences::move_occurrence,
+        super::occurrences::retry_occurrence,
+        super::schedules::preview,
+        super::tokens::create_token,
+        super::tokens::list_tokens,
+        super::tokens::revoke_token,
+        super::audit::list_audit,
+        super::system::health,
+        super::system::status,
+        super::system::metrics,
+        super::admin::backup,
+        openapi_json,
+        super::docs::docs_page,
+    ),
+    components(
+        schemas(ErrorBody, EventPage, OccurrencePage, TokenPage, AuditPage),
+        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable, TooManyRequests),
+    ),
+    modifiers(&Common),
+    tags(
+        (name = "events", description = "Events: what to deliver, where, and when"),
+        (name = "occurrences", description = "Occurrences: one due instance of an event, with its delivery attempts"),
+        (name = "schedules", description = "Recurrence rules"),
+        (name = "tokens", description = "Issued tokens (JWT) with roles and tag scopes"),
+        (name = "audit", description = "The audit log"),
+        (name = "system", description = "Health, status and this document (no authentication)"),
+    ),
+)]
+struct ApiDoc;
+
+/// Name of the bearer security scheme.
+const BEARER: &str = "bearer";
+
+/// Applies what the permission table says to every operation.
+struct Common;
+
+impl Modify for Common {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.security_schemes.insert(
+            BEARER.into(),
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The master token, or a token issued by `POST /tokens` (a JWT).",
+                    ))
+                    .build(),
+            ),
+        );
+        doc.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let public = PUBLIC.contains(&path.as_str());
+            for (method, op) in operations(item) {
+                if public {
+                    // No security at all, overriding the global requirement; the rate limit
+                    // (per client IP) still applies.
+                    op.security = Some(Vec::new());
+                    op.responses
+                        .responses
+                        .entry("429".to_string())
+                        .or_insert_with(|| {
+                            RefOr::Ref(Ref::from_response_name(TooManyRequests::NAME))
+                        });
+                    continue;
+                }
+                let Some((_, _, need)) = TABLE
+                    .iter()
+                    .find(|(m, r, _)| m.eq_ignore_ascii_case(method) && r == path)
+                else {
+                    continue;
+                };
+                let needs = format!(
+                    "Needs a token with `{}` access{}.",
+                    need.as_str(),
+                    match need.as_str() {
+                        "master" => " (the master token only)",
+                        "admin" => " (or the master token)",
+                        _ => " (`read_write`, `admin` and the master token include it)",
+                    }
+                );
+                op.description = Some(match op.description.take() {
+                    Some(d) if !d.is_empty() => format!("{d}\n\n{needs}"),
+                    _ => needs,
+                });
+                let mut add = vec![
+                    ("401", Unauthorized::NAME),
+                    ("403", Forbidden::NAME),
+                    ("429", TooManyRequests::NAME),
+                ];
+                if op.request_body.is_some() {
+                    add.push(("400", BadRequest::NAME));
+                    add.push(("413", PayloadTooLarge::NAME));
+                }
+                for (code, name) in add {
+                    op.responses
+                        .responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+                }
+            }
+        }
+    }
+}
+
+/// The operations of a path item with their methods, in a fixed order.
+fn operations(item: &mut PathItem) -> Vec<(&'static str, &mut Operation)> {
+    [
+        ("GET", item.get.as_mut()),
+        ("PUT", item.put.as_mut()),
+        ("POST", item.post.as_mut()),
+        ("DELETE", item.delete.as_mut()),
+        ("PATCH", item.patch.as_mut()),
+        ("HEAD", item.head.as_mut()),
+        ("OPTIONS", item.options.as_mut()),
+        ("TRACE", item.trace.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.map(|op| (m, op)))
+    .collect()
+}
+
+/// Every error: a message that names the field and what would be accepted.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error, example = json!({"error": "name is required (a non-empty string)"}))]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+macro_rules! error_responses {
+    ($($name:ident: $desc:literal;)*) => {$(
+        pub struct $name;
+        impl $name {
+            pub const NAME: &'static str = stringify!($name);
+        }
+        impl<'s> utoipa::ToResponse<'s> for $name {
+            fn response() -> (&'s str, RefOr<Response>) {
+                (
+                    Self::NAME,
+                    ResponseBuilder::new()
+                        .description($desc)
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("Error")))
+                                .build(),
+                        )
+                        .build()
+                        .into(),
+                )
+            }
+        }
+    )*};
+}
+
+error_responses! {
+    BadRequest: "Bad input: the message names the field (or query parameter) and what would be accepted";
+    Unauthorized: "No token, or a wrong, expired or revoked one (with `WWW-Authenticate: Bearer`)";
+    Forbidden: "The token's role does not allow this route, or a tag is outside its scope";
+    NotFound: "Unknown id (also for ids that are not UUIDs, and for events outside the token's scope)";
+    Conflict: "A conflict with the current state";
+    PayloadTooLarge: "The request body is over 1 MiB";
+    Unprocessable: "The delivery target is refused by the SSRF guard; the message names the setting that allows it";
+    TooManyRequests: "Rate limited: `Retry-After` says when to try again; every answer carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`";
+}
+
+/// `"250ms"`, `"5s"`, `"2m"`, `"1h"`, `"1d"`: a whole number with a unit.
+impl PartialSchema for Dur {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A duration: a whole number with a unit ms, s, m, h or d, e.g. \"250ms\", \"5s\", \"2m\", \"1h\"",
+            ))
+            .examples([json!("5s")])
+            .into()
+    }
+}
+
+impl ToSchema for Dur {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Duration")
+    }
+}
+
+/// A recurrence rule: an RRULE string (`"FREQ=WEEKLY;BYDAY=MO,WE"`, with or without `RRULE:`)
+/// or its JSON form. `null` (on update) removes the rule.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ScheduleInput {
+    Rrule(String),
+    Json(Box<JsonScheduleDoc>),
+}
+
+/// The JSON form of an RRULE (RFC 5545). Unknown fields are refused.
+#[derive(Serialize, ToSchema)]
+#[schema(as = JsonSchedule)]
+#[allow(dead_code)]
+pub struct JsonScheduleDoc {
+    /// `secondly`, `minutely`, `hourly`, `daily`, `weekly`, `monthly` or `yearly`
+    /// (case-insensitive on input).
+    #[schema(example = "weekly")]
+    pub frequency: String,
+    pub interval: Option<i64>,
+    /// Weekdays, optionally numbered: `["MO", "-1FR"]`.
+    #[serde(default)]
+    pub by_day: Vec<String>,
+    #[serde(default)]
+    pub by_month_day: Vec<i64>,
+    #[serde(default)]
+    pub by_month: Vec<i64>,
+    #[serde(default)]
+    pub by_year_day: Vec<i64>,
+    #[serde(default)]
+    pub by_week_no: Vec<i64>,
+    #[serde(default)]
+    pub by_hour: Vec<i64>,
+    #[serde(default)]
+    pub by_minute: Vec<i64>,
+    #[serde(default)]
+    pub by_second: Vec<i64>,
+    #[serde(default)]
+    pub by_set_pos: Vec<i64>,
+    /// Week start, `MO` (default) to `SU`.
+    pub week_start: Option<String>,
+    pub count: Option<i64>,
+    /// An RFC 3339 instant (any offset) or a date `YYYY-MM-DD`.
+    pub until: Option<String>,
+}
+
+/// The role of an issued token.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = Access)]
+#[allow(dead_code)]
+pub enum AccessDoc {
+    Read,
+    Write,
+    ReadWrite,
+    Admin,
+}
+
+/// An issued token, without the token itself.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Token)]
+#[allow(dead_code)]
+pub struct TokenDoc {
+    pub jti: String,
+    /// Who the token is for.
+    pub sub: String,
+    pub access: AccessDoc,
+    /// Tags the token is limited to; empty: every event.
+    pub scope: Vec<String>,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+}
+
+/// A newly issued token: the record plus the token, shown only in this answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TokenCreated)]
+#[allow(dead_code)]
+pub struct TokenCreatedDoc {
+    pub jti: String,
+    pub sub: String,
+    pub access: AccessDoc,
+    pub scope: Vec<String>,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+    /// The bearer token (a JWT). Shown only here.
+    pub token: String,
+    /// Always `jwt`.
+    #[serde(rename = "type")]
+    #[schema(example = "jwt")]
+    pub kind: String,
+}
+
+/// One line of the audit log. Never holds secrets, metadata or headers.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditEntry)]
+#[allow(dead_code)]
+pub struct AuditEntryDoc {
+    pub id: i64,
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// `master` or `token:<jti> (<sub>)`.
+    pub actor: String,
+    /// e.g. `event.create`, `occurrence.retry`, `token.revoke`.
+    pub action: String,
+    /// The id of what was changed.
+    pub target: Option<String>,
+    /// The client's IP address.
+    pub ip: Option<String>,
+    /// What changed (names of fields, never their secret values).
+    #[schema(value_type = Object)]
+    pub summary: serde_json::Value,
+}
+
+macro_rules! pages {
+    ($($page:ident of $item:ty;)*) => {$(
+        /// A page of a list, newest first. Pass `next_cursor` back as `cursor` for the next page;
+        /// `null` on the last page.
+        #[derive(Serialize, ToSchema)]
+        #[allow(dead_code)]
+        pub struct $page {
+            pub data: Vec<$item>,
+            pub next_cursor: Option<String>,
+        }
+    )*};
+}
+
+pages! {
+    EventPage of crate::domain::event::EventOut;
+    OccurrencePage of super::occurrences::OccOut;
+    TokenPage of TokenDoc;
+    AuditPage of AuditEntryDoc;
+}
+
+/// `GET /health`.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct Health {
+    /// `ok` or `unhealthy`.
+    #[schema(example = "ok")]
+    pub status: String,
+    /// Why it is unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `GET /status`. Never a secret.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct Status {
+    pub version: String,
+    pub uptime_seconds: u64,
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    /// The store kind, e.g. `sqlite`.
+    pub store: String,
+    pub scheduler: SchedulerStatus,
+    /// Occurrence counts by status; `null` when the store could not be read.
+    pub occurrences: Option<BTreeMap<String, i64>>,
+    pub queue: QueueStatus,
+    /// What the last retention pass removed; `null` before the first pass.
+    pub retention: Option<RetentionStatus>,
+}
+
+/// Where a backup was written.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct BackupOut {
+    /// Absolute path of the new file on the server.
+    pub path: String,
+    pub bytes: u64,
+    pub took_ms: i64,
+}
+
+/// Whether the engine keeps up.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct QueueStatus {
+    /// Age of the oldest pending occurrence past its due time; `null` when none is overdue.
+    pub oldest_overdue_seconds: Option<f64>,
+    /// How far the earliest unexpanded instance of a series lies inside the look-ahead window
+    /// (0 when the expander keeps up).
+    pub expander_lag_seconds: f64,
+    /// Moving average of send time minus due time of recent first attempts, in milliseconds.
+    pub fire_lag_ms: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct RetentionStatus {
+    #[schema(format = DateTime)]
+    pub ran_at: String,
+    pub removed: RetentionRemoved,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct RetentionRemoved {
+    pub occurrences_done: u64,
+    pub occurrences_failed: u64,
+    pub events: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct SchedulerStatus {
+    #[schema(format = DateTime)]
+    pub heartbeat_at: Option<String>,
+    pub heartbeat_age_ms: i64,
+    pub healthy: bool,
+}
