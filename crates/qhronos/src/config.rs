@@ -36,6 +36,20 @@ pub struct Config {
     pub retry: RetryDefaults,
     pub misfire: MisfireDefaults,
     pub retention: RetentionConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Record metrics and serve `GET /metrics`.
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true }
+    }
 }
 
 /// How long finished work is kept.
@@ -174,6 +188,7 @@ impl Default for Config {
             retry: RetryDefaults::default(),
             misfire: MisfireDefaults::default(),
             retention: RetentionConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

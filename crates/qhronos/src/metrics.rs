@@ -70,6 +70,8 @@ pub struct Metrics {
     pub retention_removed: Family<StatusLabel, Counter>,
     /// Moving average of fire lateness in microseconds (for `/status`).
     pub fire_lag_avg_us: AtomicU64,
+    /// `metrics.enabled`: when false nothing is recorded and `/metrics` answers 404.
+    pub enabled: bool,
 }
 
 impl Default for Metrics {
@@ -95,6 +97,7 @@ impl Metrics {
             db_pool: Family::default(),
             retention_removed: Family::default(),
             fire_lag_avg_us: AtomicU64::new(0),
+            enabled: true,
             registry: Registry::default(),
         };
         r.register(
@@ -160,8 +163,35 @@ impl Metrics {
         Metrics { registry: r, ..m }
     }
 
+    pub fn claimed(&self, n: usize) {
+        if self.enabled {
+            self.claim_batch.observe(n as f64);
+        }
+    }
+
+    pub fn delivery(&self, outcome: &'static str, action: &'static str) {
+        if self.enabled {
+            self.deliveries
+                .get_or_create(&DeliveryLabels { outcome, action })
+                .inc();
+        }
+    }
+
+    /// One attempt finished after `ms` milliseconds with this outcome.
+    pub fn attempted(&self, action: &'static str, ms: i64, outcome: &'static str) {
+        if self.enabled {
+            self.attempt_duration
+                .get_or_create(&ActionLabel { action })
+                .observe(ms as f64 / 1000.0);
+            self.delivery(outcome, action);
+        }
+    }
+
     /// Records the lateness of a first attempt (histogram and moving average).
     pub fn fire_late(&self, late_us: i64) {
+        if !self.enabled {
+            return;
+        }
         let us = late_us.max(0) as u64;
         self.fire_lateness.observe(us as f64 / 1e6);
         let old = self.fire_lag_avg_us.load(Ordering::Relaxed);
@@ -172,6 +202,14 @@ impl Metrics {
             old - old / 16 + us / 16
         };
         self.fire_lag_avg_us.store(new, Ordering::Relaxed);
+    }
+
+    /// A registry that records nothing (`metrics.enabled: false`).
+    pub fn disabled() -> Metrics {
+        Metrics {
+            enabled: false,
+            ..Metrics::new()
+        }
     }
 
     /// The text exposition format.

@@ -98,7 +98,11 @@ impl Application {
             config.delivery.hosts.clone(),
         ));
         let deliverer = Arc::new(Deliverer::new(&config.delivery, secret, guard.clone())?);
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(if config.metrics.enabled {
+            Metrics::new()
+        } else {
+            Metrics::disabled()
+        });
         let mut engine = engine::start(store.clone(), &config, deliverer, metrics.clone());
         let retention = Retention {
             store: store.clone(),

@@ -114,7 +114,13 @@ pub(super) async fn status(State(st): State<AppState>) -> (StatusCode, Json<Valu
     tag = "system",
     responses((status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain")),
 )]
-pub(super) async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+pub(super) async fn metrics(State(st): State<AppState>) -> axum::response::Response {
+    if !st.metrics.enabled {
+        return crate::error::ApiError::NotFound(
+            "metrics are disabled (metrics.enabled: false)".into(),
+        )
+        .into_response();
+    }
     let now = now_ms();
     if let Ok(g) = st.store.gauges(now).await {
         let m = &st.metrics;
@@ -156,6 +162,7 @@ pub(super) async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         )],
         st.metrics.render(),
     )
+        .into_response()
 }
 
 /// Seconds by which the earliest unexpanded instance lies inside the look-ahead window.
@@ -177,6 +184,9 @@ pub async fn track_http(
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let start = std::time::Instant::now();
+    if !m.enabled {
+        return next.run(req).await;
+    }
     let res = next.run(req).await;
     let status = res.status().as_u16();
     m.http_requests

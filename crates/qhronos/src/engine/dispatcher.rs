@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::delivery::{Delivered, Deliverer};
 use crate::domain::policy::{MisfireKind, Retry};
 use crate::domain::{now_ms, Millis};
-use crate::metrics::{ActionLabel, DeliveryLabels, Metrics};
+use crate::metrics::Metrics;
 use crate::store::{Claimed, Next, Outcome, Store};
 
 pub struct Dispatcher {
@@ -143,7 +143,7 @@ impl Dispatcher {
             .await?;
         let full = claimed.len() as i64 >= batch;
         if !claimed.is_empty() {
-            self.metrics.claim_batch.observe(claimed.len() as f64);
+            self.metrics.claimed(claimed.len());
         }
         let threshold = self.config.engine.misfire_threshold.as_millis();
         // fire_once: among late first attempts of one event, only the newest fires.
@@ -169,13 +169,7 @@ impl Dispatcher {
                         }
                     };
                 if missed {
-                    self.metrics
-                        .deliveries
-                        .get_or_create(&DeliveryLabels {
-                            outcome: "missed",
-                            action: c.event.action.kind(),
-                        })
-                        .inc();
+                    self.metrics.delivery("missed", c.event.action.kind());
                     let o = Outcome::Missed {
                         occurrence_id: c.occ.id,
                         event_id: c.event.id,
@@ -232,19 +226,12 @@ impl Dispatcher {
                 .deliver(&c.event, &c.occ, attempt, retry.timeout)
                 .await;
             let next = next_step(&d, attempt, c.occ.attempt_limit, &retry, now_ms());
-            metrics
-                .attempt_duration
-                .get_or_create(&ActionLabel { action })
-                .observe(d.attempt.duration_ms as f64 / 1000.0);
             let outcome = match next {
                 Next::Completed => "completed",
                 Next::Retry(_) => "retry",
                 Next::Failed => "failed",
             };
-            metrics
-                .deliveries
-                .get_or_create(&DeliveryLabels { outcome, action })
-                .inc();
+            metrics.attempted(action, d.attempt.duration_ms, outcome);
             tracing::debug!(occurrence_id = %c.occ.id, attempt, status = ?d.attempt.status_code, ?next, "attempt finished");
             let o = Outcome::Attempted {
                 occurrence_id: c.occ.id,
