@@ -51,7 +51,6 @@ async fn authorization_matrix_covers_every_route_and_caller() {
         .req("DELETE", &format!("/tokens/{revoked_jti}"), None)
         .await;
     assert_eq!(s, 204);
-    // The revocation above made a second admin token's jti unknown? No: revoke the last issued one.
     let expired = forge(JWT_KEY, -5, "admin");
     let bad_sig = forge("another-key-another-key-another-key-1234", 3600, "admin");
 
