@@ -52,16 +52,7 @@ impl Gate {
 }
 
 fn unauthorized(reason: &str) -> Response {
-    let mut r = (
-        StatusCode::UNAUTHORIZED,
-        Json(json!({ "error": format!("{reason}: send 'Authorization: Bearer <token>'") })),
-    )
-        .into_response();
-    r.headers_mut().insert(
-        axum::http::header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer"),
-    );
-    r
+    ApiError::Unauthorized(reason.to_string()).into_response()
 }
 
 fn set_headers(r: &mut Response, d: &Decision) {

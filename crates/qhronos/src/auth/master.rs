@@ -1,19 +1,12 @@
 //! Master-token authentication. Only a SHA-256 hash of the token is kept (in memory, and in the
 //! store when the token was generated), and every comparison is constant-time.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
-use axum::middleware::Next;
-use axum::response::Response;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
 use crate::store::Store;
 
 const MASTER_HASH_KEY: &str = "master_token_sha256";
@@ -88,25 +81,4 @@ pub async fn default_hmac_secret(store: &dyn Store) -> anyhow::Result<String> {
         base64::engine::general_purpose::STANDARD.encode(key)
     );
     Ok(store.setting_or_insert(DEFAULT_SECRET_KEY, &fresh).await?)
-}
-
-/// Middleware: the request must carry `Authorization: Bearer <master token>`.
-pub async fn require_master(
-    State(token): State<Arc<MasterToken>>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let presented = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    match presented {
-        Some(t) if token.verify(t) => Ok(next.run(req).await),
-        _ => Err(ApiError::Unauthorized),
-    }
 }

@@ -167,6 +167,6 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
             .extensions
             .get::<Caller>()
             .cloned()
-            .ok_or(ApiError::Unauthorized)
+            .ok_or_else(|| ApiError::Unauthorized("missing token".into()))
     }
 }
