@@ -154,6 +154,9 @@ pub struct EngineConfig {
     pub lease: Dur,
     /// Lateness at first attempt beyond which the misfire policy applies.
     pub misfire_threshold: Dur,
+    /// On SIGTERM/SIGINT, how long deliveries in flight may take to finish before the process
+    /// exits (the unfinished ones are delivered again after the restart).
+    pub shutdown_grace: Dur,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -216,6 +219,7 @@ impl Default for EngineConfig {
             claim_batch: 1000,
             lease: Dur::from_secs(120),
             misfire_threshold: Dur::from_secs(60),
+            shutdown_grace: Dur::from_secs(10),
         }
     }
 }

@@ -28,6 +28,7 @@ pub struct Application {
     engine: Engine,
     addr: SocketAddr,
     retention: Retention,
+    shutdown_grace: std::time::Duration,
 }
 
 /// Opens the store the configuration names, creating the data directory for the embedded one.
@@ -103,7 +104,7 @@ impl Application {
         } else {
             Metrics::disabled()
         });
-        let mut engine = engine::start(store.clone(), &config, deliverer, metrics.clone());
+        let mut engine = engine::start(store.clone(), &config, deliverer, metrics.clone())?;
         let retention = Retention {
             store: store.clone(),
             config: config.retention.clone(),
@@ -145,6 +146,7 @@ impl Application {
             engine,
             addr,
             retention,
+            shutdown_grace: config.engine.shutdown_grace.0,
         })
     }
 
@@ -163,14 +165,35 @@ impl Application {
 
     /// Serves until Ctrl-C / SIGTERM (or forever, in tests that drop the task).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then shuts down gracefully: no new requests, no new
+    /// claims; deliveries in flight finish (up to `engine.shutdown_grace`) and are recorded;
+    /// occurrences held for later go back to `pending` for the next start.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let app = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(stop)
             .await?;
-        for t in &self.engine.tasks {
-            t.abort();
+        tracing::info!(grace = ?self.shutdown_grace, "shutting down: no new claims; waiting for deliveries in flight");
+        let stopped = self.engine.shutdown(self.shutdown_grace).await?;
+        if stopped.unfinished > 0 {
+            tracing::warn!(
+                unfinished = stopped.unfinished,
+                released = stopped.released,
+                "stopped with deliveries still running; they are delivered again after the restart"
+            );
+        } else {
+            tracing::info!(
+                released = stopped.released,
+                "stopped: every delivery in flight was recorded; held occurrences returned to pending"
+            );
         }
         Ok(())
     }
@@ -202,5 +225,5 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down; occurrences in flight are delivered again after restart");
+    tracing::info!("stop signal received");
 }

@@ -93,7 +93,8 @@ pub(super) async fn create_event(
     e.tags = caller.principal.scoped_tags(std::mem::take(&mut e.tags))?;
     st.check_target(&e.action).await?;
     let after = start_after(&e, now);
-    let occs = plan_event(&st, &mut e, after, now)?;
+    let mut occs = plan_event(&st, &mut e, after, now)?;
+    st.engine.lease_near(&mut occs, now);
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
@@ -116,9 +117,7 @@ pub(super) async fn create_event(
         .await?
     {
         Created::New => {
-            if let Some(t) = earliest(&occs) {
-                st.engine.due_at(t);
-            }
+            st.engine.hold(&e, &occs, now);
             if e.next_fire_at.is_some() {
                 st.engine.expand_now();
             }

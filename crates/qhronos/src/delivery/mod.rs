@@ -27,6 +27,8 @@ pub struct Delivered {
     pub success: bool,
     /// No retry can help: the receiver said 410 Gone, or the guard refuses the target.
     pub permanent: bool,
+    /// The receiver answered 410 Gone: a recurring event is paused.
+    pub gone: bool,
     /// `Retry-After` from a 429 or 503.
     pub retry_after: Option<Duration>,
 }
@@ -119,6 +121,7 @@ impl Deliverer {
                 },
                 success: false,
                 permanent: true,
+                gone: false,
                 retry_after: None,
             };
         }
@@ -201,6 +204,7 @@ impl Deliverer {
             },
             success: false,
             permanent: false,
+            gone: false,
             retry_after: None,
         };
         match result {
@@ -208,14 +212,14 @@ impl Deliverer {
                 let status = resp.status();
                 d.attempt.status_code = Some(status.as_u16());
                 d.success = status.is_success();
-                d.permanent = status.as_u16() == 410;
+                d.gone = status.as_u16() == 410;
+                d.permanent = d.gone;
                 if status.as_u16() == 429 || status.as_u16() == 503 {
                     d.retry_after = resp
                         .headers()
                         .get(RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                        .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
                 }
                 if status.is_redirection() {
                     d.attempt.error = Some(format!(
@@ -290,5 +294,41 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
         msg
     } else {
         format!("request failed: {e}")
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); a date in the past means
+/// now.
+fn parse_retry_after(v: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+    let ms = (at.as_millisecond() - now.as_millisecond()).max(0);
+    Some(Duration::from_millis(ms.unsigned_abs()))
+}
+
+#[cfg(test)]
+mod retry_after_tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now: jiff::Timestamp = "1994-11-06T08:49:00Z".parse().unwrap();
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::from_secs(37))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
     }
 }

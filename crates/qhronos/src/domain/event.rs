@@ -122,6 +122,8 @@ pub struct Event {
     pub status: EventStatus,
     /// The next instance not yet materialised as an occurrence; `None` when the set is exhausted.
     pub next_fire_at: Option<Millis>,
+    /// Why the engine paused the event (a receiver answered 410 Gone); `None` otherwise.
+    pub paused_reason: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -255,6 +257,7 @@ impl EventIn {
             misfire: self.misfire.clone().unwrap_or_default(),
             status,
             next_fire_at: None,
+            paused_reason: None,
             created_at,
             updated_at: now,
         };
@@ -335,6 +338,10 @@ pub struct EventOut {
     pub retry: RetryPolicy,
     pub misfire: MisfirePolicy,
     pub status: EventStatus,
+    /// Why the engine paused this event, e.g. "the receiver answered 410 Gone"; absent when a
+    /// person paused it. Resuming clears it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -362,6 +369,7 @@ impl From<&Event> for EventOut {
             retry: e.retry.clone(),
             misfire: e.misfire.clone(),
             status: e.status,
+            paused_reason: e.paused_reason.clone(),
             created_at: fmt_ms(e.created_at),
             updated_at: fmt_ms(e.updated_at),
         }

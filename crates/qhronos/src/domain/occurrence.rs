@@ -103,6 +103,9 @@ pub struct NewOccurrence {
     pub event_id: Uuid,
     pub scheduled_at: Millis,
     pub attempt_limit: u32,
+    /// Inserted already claimed under a lease until this time: the creating node holds it in
+    /// its timer (an event due now fires without waiting for a claim round trip).
+    pub lease_until: Option<Millis>,
 }
 
 impl NewOccurrence {
@@ -112,6 +115,7 @@ impl NewOccurrence {
             event_id,
             scheduled_at,
             attempt_limit,
+            lease_until: None,
         }
     }
 }

@@ -1,8 +1,8 @@
-//! The dispatcher: claims occurrences due within a short horizon under a lease, holds them in a
-//! min-heap and fires each at its due time; outcomes go to the batching writer.
+//! The dispatcher: the claimer takes occurrences due within a short horizon under a lease and
+//! hands them to the timer thread; the launcher turns each one the timer fires into a delivery
+//! task; outcomes go to the batching writer.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,125 +10,167 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use uuid::Uuid;
 
-use super::Forget;
-use crate::config::Config;
+use super::timer::TimerHandle;
+use crate::config::{Config, RetryDefaults};
 use crate::delivery::{Delivered, Deliverer};
 use crate::domain::policy::{MisfireKind, Retry};
 use crate::domain::{now_ms, Millis};
 use crate::metrics::Metrics;
 use crate::store::{Claimed, Next, Outcome, Store};
 
-pub struct Dispatcher {
-    store: Arc<dyn Store>,
-    config: Config,
-    deliverer: Arc<Deliverer>,
-    wake: Arc<Notify>,
-    forget: mpsc::UnboundedReceiver<Forget>,
-    outcomes: mpsc::Sender<Outcome>,
-    heartbeat: Arc<AtomicI64>,
-    metrics: Arc<Metrics>,
-    slots: Arc<Semaphore>,
-    owner: String,
-    heap: BinaryHeap<Reverse<(Millis, u64)>>,
-    held: HashMap<u64, Claimed>,
-    seq: u64,
+/// More permits than deliveries can ever be in flight; shutdown takes them all to wait for the
+/// last delivery.
+const IN_FLIGHT_PERMITS: u32 = 1 << 24;
+
+/// Starts one delivery task per fired occurrence.
+#[derive(Clone)]
+pub struct Launcher {
+    pub runtime: tokio::runtime::Handle,
+    pub deliverer: Arc<Deliverer>,
+    pub outcomes: mpsc::Sender<Outcome>,
+    pub retry: RetryDefaults,
+    pub metrics: Arc<Metrics>,
+    /// All deliveries at once (`delivery.concurrency`).
+    pub slots: Arc<Semaphore>,
+    /// One permit per delivery task alive, so shutdown can wait for them.
+    pub in_flight: Arc<Semaphore>,
 }
 
-impl Dispatcher {
-    /// Wiring only: each argument is one of the engine's shared parts.
-    #[allow(clippy::too_many_arguments)]
+impl Launcher {
     pub fn new(
-        store: Arc<dyn Store>,
-        config: Config,
+        config: &Config,
         deliverer: Arc<Deliverer>,
-        wake: Arc<Notify>,
-        forget: mpsc::UnboundedReceiver<Forget>,
         outcomes: mpsc::Sender<Outcome>,
-        heartbeat: Arc<AtomicI64>,
         metrics: Arc<Metrics>,
-    ) -> Self {
-        let slots = Arc::new(Semaphore::new(config.delivery.concurrency));
-        Dispatcher {
-            store,
-            config,
+    ) -> Launcher {
+        Launcher {
+            runtime: tokio::runtime::Handle::current(),
             deliverer,
-            wake,
-            forget,
             outcomes,
-            heartbeat,
+            retry: config.retry.clone(),
             metrics,
-            slots,
-            owner: format!("node-{}", Uuid::now_v7()),
-            heap: BinaryHeap::new(),
-            held: HashMap::new(),
-            seq: 0,
+            slots: Arc::new(Semaphore::new(config.delivery.concurrency)),
+            in_flight: Arc::new(Semaphore::new(IN_FLIGHT_PERMITS as usize)),
         }
     }
 
-    pub async fn run(mut self) {
+    /// Deliveries started and not yet recorded.
+    pub fn in_flight(&self) -> usize {
+        IN_FLIGHT_PERMITS as usize - self.in_flight.available_permits()
+    }
+
+    /// Waits until every delivery task has handed its outcome to the writer, or `grace` passed;
+    /// returns how many were still running.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        match tokio::time::timeout(grace, self.in_flight.acquire_many(IN_FLIGHT_PERMITS)).await {
+            Ok(Ok(all)) => {
+                all.forget();
+                0
+            }
+            _ => self.in_flight(),
+        }
+    }
+
+    /// Starts the delivery of one occurrence whose time has come. Called on the timer thread:
+    /// it only spawns.
+    pub fn launch(&self, c: Claimed) {
+        let Ok(alive) = self.in_flight.clone().try_acquire_owned() else {
+            // Shutting down: the occurrence stays leased and is delivered after the restart.
+            return;
+        };
+        let me = self.clone();
+        self.runtime.spawn(async move {
+            me.deliver(c).await;
+            drop(alive);
+        });
+    }
+
+    async fn deliver(&self, c: Claimed) {
+        let attempt = c.occ.attempts + 1;
+        let due = c.occ.next_attempt_at.unwrap_or(c.occ.scheduled_at);
+        // The target's own cap first, then a global slot: deliveries queued behind a slow
+        // target must not hold slots that healthy targets need.
+        let _target = self.deliverer.target_permit(&c.event.action).await;
+        let Ok(_slot) = self.slots.acquire().await else {
+            return;
+        };
+        if attempt == 1 {
+            let late_us = super::timer::now_us() - due * 1000;
+            self.metrics.fire_late(late_us);
+        }
+        let retry = c.event.retry.resolve(&self.retry);
+        let d = self
+            .deliverer
+            .deliver(&c.event, &c.occ, attempt, retry.timeout)
+            .await;
+        let next = next_step(&d, attempt, c.occ.attempt_limit, &retry, now_ms());
+        let outcome = match next {
+            Next::Completed => "completed",
+            Next::Retry(_) => "retry",
+            Next::Failed => "failed",
+        };
+        let action = c.event.action.kind();
+        self.metrics
+            .attempted(action, d.attempt.duration_ms, outcome);
+        tracing::debug!(occurrence_id = %c.occ.id, attempt, status = ?d.attempt.status_code, ?next, "attempt finished");
+        let gone = d.gone;
+        let o = Outcome::Attempted {
+            occurrence_id: c.occ.id,
+            event_id: c.event.id,
+            attempt: d.attempt,
+            next,
+            pause_event: (gone && c.event.schedule.is_some())
+                .then(|| "the receiver answered 410 Gone".to_string()),
+        };
+        let _ = self.outcomes.send(o).await;
+    }
+}
+
+/// Claims due occurrences into the timer.
+pub struct Claimer {
+    pub store: Arc<dyn Store>,
+    pub config: Config,
+    pub timer: TimerHandle,
+    pub wake: Arc<Notify>,
+    pub outcomes: mpsc::Sender<Outcome>,
+    pub heartbeat: Arc<AtomicI64>,
+    pub metrics: Arc<Metrics>,
+    pub owner: String,
+}
+
+impl Claimer {
+    pub async fn run(self) {
         let poll = self.config.engine.poll_interval.as_millis();
-        let mut next_claim = 0;
         let mut failures = 0u32;
         loop {
             let now = now_ms();
             self.heartbeat.store(now, Ordering::Relaxed);
-            self.drop_forgotten();
-            if now >= next_claim {
-                match self.claim(now).await {
-                    Ok(full) => {
-                        failures = 0;
-                        next_claim = if full { now } else { now + poll };
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        tracing::error!(error = %e, "claiming occurrences failed");
-                        next_claim = now + (poll * i64::from(failures.min(10)));
-                    }
+            let wait = match self.claim(now).await {
+                Ok(true) => 0,
+                Ok(false) => {
+                    failures = 0;
+                    poll
                 }
-            }
-            self.fire_due();
-            let wake_at = self
-                .heap
-                .peek()
-                .map_or(next_claim, |Reverse((t, _))| (*t).min(next_claim));
-            let wait = Duration::from_millis(u64::try_from(wake_at - now_ms()).unwrap_or(0));
-            if wait.is_zero() {
+                Err(e) => {
+                    failures += 1;
+                    tracing::error!(error = %e, "claiming occurrences failed");
+                    poll * i64::from(failures.min(10))
+                }
+            };
+            if wait == 0 {
                 tokio::task::yield_now().await;
                 continue;
             }
-            let wake = self.wake.clone();
-            let woke = tokio::select! {
-                _ = tokio::time::sleep(wait) => None,
-                _ = wake.notified() => Some(None),
-                f = self.forget.recv() => Some(f),
-            };
-            match woke {
-                Some(None) => next_claim = 0,
-                Some(Some(f)) => self.forget_one(f),
-                None => {}
+            let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
             }
-        }
-    }
-
-    /// Drops held occurrences that the store has just cancelled or moved.
-    fn forget_one(&mut self, f: Forget) {
-        match f {
-            Forget::Event { event_id, after } => self.held.retain(|_, c| {
-                c.event.id != event_id
-                    || after.is_some_and(|after| c.occ.attempts > 0 || c.occ.scheduled_at <= after)
-            }),
-            Forget::Occurrence(id) => self.held.retain(|_, c| c.occ.id != id),
-        }
-    }
-
-    fn drop_forgotten(&mut self) {
-        while let Ok(f) = self.forget.try_recv() {
-            self.forget_one(f);
         }
     }
 
     /// Claims a batch; returns true when the batch was full (more may be waiting).
-    async fn claim(&mut self, now: Millis) -> anyhow::Result<bool> {
+    async fn claim(&self, now: Millis) -> anyhow::Result<bool> {
         let e = &self.config.engine;
         let batch = e.claim_batch;
         let claimed = self
@@ -145,103 +187,52 @@ impl Dispatcher {
         if !claimed.is_empty() {
             self.metrics.claimed(claimed.len());
         }
-        let threshold = self.config.engine.misfire_threshold.as_millis();
-        // fire_once: among late first attempts of one event, only the newest fires.
-        let mut newest_late: HashMap<Uuid, Millis> = HashMap::new();
-        for c in &claimed {
-            if c.occ.attempts == 0 && now - c.occ.scheduled_at > threshold {
-                let t = newest_late.entry(c.event.id).or_insert(c.occ.scheduled_at);
-                *t = (*t).max(c.occ.scheduled_at);
-            }
-        }
-        for c in claimed {
-            let late = c.occ.attempts == 0 && now - c.occ.scheduled_at > threshold;
-            if late {
-                let (kind, window) = c.event.misfire.resolve(&self.config.misfire);
-                let too_old = now - c.occ.scheduled_at
-                    > i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-                let missed = too_old
-                    || match kind {
-                        MisfireKind::Skip => true,
-                        MisfireKind::FireAll => false,
-                        MisfireKind::FireOnce => {
-                            newest_late.get(&c.event.id) != Some(&c.occ.scheduled_at)
-                        }
-                    };
-                if missed {
-                    self.metrics.delivery("missed", c.event.action.kind());
-                    let o = Outcome::Missed {
-                        occurrence_id: c.occ.id,
-                        event_id: c.event.id,
-                    };
-                    if self.outcomes.send(o).await.is_err() {
-                        anyhow::bail!("outcome writer stopped");
-                    }
-                    continue;
-                }
-            }
-            let due = c.occ.next_attempt_at.unwrap_or(c.occ.scheduled_at);
-            self.seq += 1;
-            self.heap.push(Reverse((due, self.seq)));
-            self.held.insert(self.seq, c);
-        }
-        Ok(full)
-    }
-
-    /// Fires everything whose time has come. Never early: an entry fires only when its due
-    /// time is at or before now.
-    fn fire_due(&mut self) {
-        let now = now_ms();
-        while let Some(Reverse((due, seq))) = self.heap.peek().copied() {
-            if due > now {
-                break;
-            }
-            self.heap.pop();
-            let Some(c) = self.held.remove(&seq) else {
-                continue;
-            };
-            self.spawn_delivery(c);
-        }
-    }
-
-    fn spawn_delivery(&self, c: Claimed) {
-        let slots = self.slots.clone();
-        let deliverer = self.deliverer.clone();
-        let outcomes = self.outcomes.clone();
-        let retry = c.event.retry.resolve(&self.config.retry);
-        let metrics = self.metrics.clone();
-        tokio::spawn(async move {
-            let Ok(_slot) = slots.acquire_owned().await else {
-                return;
-            };
-            let _target = deliverer.target_permit(&c.event.action).await;
-            let attempt = c.occ.attempts + 1;
-            let action = c.event.action.kind();
-            if attempt == 1 {
-                let due = c.occ.next_attempt_at.unwrap_or(c.occ.scheduled_at);
-                let late_us = jiff::Timestamp::now().as_microsecond() - due * 1000;
-                metrics.fire_late(late_us);
-            }
-            let d = deliverer
-                .deliver(&c.event, &c.occ, attempt, retry.timeout)
-                .await;
-            let next = next_step(&d, attempt, c.occ.attempt_limit, &retry, now_ms());
-            let outcome = match next {
-                Next::Completed => "completed",
-                Next::Retry(_) => "retry",
-                Next::Failed => "failed",
-            };
-            metrics.attempted(action, d.attempt.duration_ms, outcome);
-            tracing::debug!(occurrence_id = %c.occ.id, attempt, status = ?d.attempt.status_code, ?next, "attempt finished");
-            let o = Outcome::Attempted {
+        let (hold, missed) = split_misfires(claimed, now, &self.config);
+        for c in missed {
+            self.metrics.delivery("missed", c.event.action.kind());
+            let o = Outcome::Missed {
                 occurrence_id: c.occ.id,
                 event_id: c.event.id,
-                attempt: d.attempt,
-                next,
             };
-            let _ = outcomes.send(o).await;
-        });
+            if self.outcomes.send(o).await.is_err() {
+                anyhow::bail!("outcome writer stopped");
+            }
+        }
+        self.timer.hold(hold);
+        Ok(full)
     }
+}
+
+/// Applies the misfire policy to a claimed batch: returns what to fire and what was missed.
+/// Only first attempts later than `engine.misfire_threshold` are subject to it; `fire_once`
+/// fires only the newest late occurrence of each event.
+pub fn split_misfires(
+    claimed: Vec<Claimed>,
+    now: Millis,
+    config: &Config,
+) -> (Vec<Claimed>, Vec<Claimed>) {
+    let threshold = config.engine.misfire_threshold.as_millis();
+    let is_late = |c: &Claimed| c.occ.attempts == 0 && now - c.occ.scheduled_at > threshold;
+    let mut newest_late: HashMap<Uuid, Millis> = HashMap::new();
+    for c in claimed.iter().filter(|c| is_late(c)) {
+        let t = newest_late.entry(c.event.id).or_insert(c.occ.scheduled_at);
+        *t = (*t).max(c.occ.scheduled_at);
+    }
+    claimed.into_iter().partition(|c| {
+        if !is_late(c) {
+            return true;
+        }
+        let (kind, window) = c.event.misfire.resolve(&config.misfire);
+        let too_old =
+            now - c.occ.scheduled_at > i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        let missed = too_old
+            || match kind {
+                MisfireKind::Skip => true,
+                MisfireKind::FireAll => false,
+                MisfireKind::FireOnce => newest_late.get(&c.event.id) != Some(&c.occ.scheduled_at),
+            };
+        !missed
+    })
 }
 
 /// What follows an attempt: done, a retry at a time, or the dead-letter list.

@@ -5,20 +5,26 @@ pub mod dispatcher;
 pub mod expander;
 pub mod plan;
 pub mod retention;
+pub mod timer;
 mod writer;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::config::Config;
 use crate::delivery::Deliverer;
+use crate::domain::event::Event;
+use crate::domain::occurrence::{NewOccurrence, OccStatus, Occurrence};
 use crate::domain::{now_ms, Millis};
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{Claimed, Store};
+use dispatcher::Launcher;
+use timer::TimerHandle;
 
 /// A message to the dispatcher: drop what the store cancelled or moved.
 #[derive(Debug, Clone, Copy)]
@@ -36,9 +42,10 @@ pub enum Forget {
 pub struct EngineHandle {
     dispatcher_wake: Arc<Notify>,
     expander_wake: Arc<Notify>,
-    forget: mpsc::UnboundedSender<Forget>,
+    timer: TimerHandle,
     heartbeat: Arc<AtomicI64>,
     claim_horizon_ms: i64,
+    lease_ms: i64,
 }
 
 impl EngineHandle {
@@ -57,47 +64,125 @@ impl EngineHandle {
     /// Drops the event's occurrences from the dispatcher's timer after the store cancelled them:
     /// all of them (paused, deleted), or with `after` the first attempts due later (re-planned).
     pub fn forget_event(&self, event_id: Uuid, after: Option<Millis>) {
-        let _ = self.forget.send(Forget::Event { event_id, after });
+        self.timer.forget(Forget::Event { event_id, after });
     }
 
     /// Drops one occurrence from the dispatcher's timer (cancelled or moved).
     pub fn forget_occurrence(&self, id: Uuid) {
-        let _ = self.forget.send(Forget::Occurrence(id));
+        self.timer.forget(Forget::Occurrence(id));
     }
 
     /// When the dispatcher last went round its loop (ms since the epoch; 0: never).
     pub fn heartbeat(&self) -> Millis {
         self.heartbeat.load(Ordering::Relaxed)
     }
+
+    /// Marks the occurrences of a new event that fall within the claim horizon as claimed by
+    /// this node, so that the store inserts them leased ([`NewOccurrence::lease_until`]) and
+    /// [`EngineHandle::hold`] can put them straight into the timer: no claim round trip between
+    /// the create and the fire.
+    pub fn lease_near(&self, occs: &mut [NewOccurrence], now: Millis) {
+        for o in occs.iter_mut() {
+            if o.scheduled_at <= now + self.claim_horizon_ms {
+                o.lease_until = Some(now + self.lease_ms);
+            }
+        }
+    }
+
+    /// Hands the leased occurrences of a just-committed new event to the timer.
+    pub fn hold(&self, event: &Event, occs: &[NewOccurrence], now: Millis) {
+        let event = Arc::new(event.clone());
+        let held = occs
+            .iter()
+            .filter(|o| o.lease_until.is_some())
+            .map(|o| Claimed {
+                occ: Occurrence {
+                    id: o.id,
+                    event_id: o.event_id,
+                    scheduled_at: o.scheduled_at,
+                    status: OccStatus::Scheduled,
+                    attempts: 0,
+                    attempt_limit: o.attempt_limit,
+                    next_attempt_at: Some(o.scheduled_at),
+                    last_error: None,
+                    created_at: now,
+                    updated_at: now,
+                    completed_at: None,
+                },
+                event: event.clone(),
+            })
+            .collect();
+        self.timer.hold(held);
+    }
 }
 
 pub struct Engine {
     pub handle: EngineHandle,
+    /// Tasks that stop at once on shutdown (claimer, expander, upkeep).
     pub tasks: Vec<JoinHandle<()>>,
+    store: Arc<dyn Store>,
+    launcher: Launcher,
+    writer_flush: mpsc::Sender<oneshot::Sender<()>>,
 }
 
-/// Starts the expander, the dispatcher and the outcome writer.
+/// What a graceful shutdown did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stopped {
+    /// Held in the timer, not yet fired: returned to `pending` for the next start.
+    pub released: u64,
+    /// Deliveries still running at the deadline: they are delivered again after the restart.
+    pub unfinished: usize,
+}
+
+impl Engine {
+    /// Graceful stop: claims no more, hands back what the timer held, lets deliveries in flight
+    /// finish up to `grace`, writes their outcomes, and returns the rest to `pending`.
+    pub async fn shutdown(self, grace: Duration) -> anyhow::Result<Stopped> {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let unfired = self.handle.timer.stop().await;
+        let ids: Vec<Uuid> = unfired.iter().map(|c| c.occ.id).collect();
+        let unfinished = self.launcher.drain(grace).await;
+        let (tx, rx) = oneshot::channel();
+        if self.writer_flush.send(tx).await.is_ok() {
+            let _ = rx.await;
+        }
+        let released = self.store.release_claims(&ids, now_ms()).await?;
+        Ok(Stopped {
+            released,
+            unfinished,
+        })
+    }
+}
+
+/// Starts the expander, the claimer, the timer thread and the outcome writer.
 pub fn start(
     store: Arc<dyn Store>,
     config: &Config,
     deliverer: Arc<Deliverer>,
     metrics: Arc<Metrics>,
-) -> Engine {
+) -> anyhow::Result<Engine> {
     let dispatcher_wake = Arc::new(Notify::new());
     let expander_wake = Arc::new(Notify::new());
     let heartbeat = Arc::new(AtomicI64::new(0));
-    let (forget_tx, forget_rx) = mpsc::unbounded_channel();
     let (out_tx, out_rx) = mpsc::channel(16_384);
+    let (flush_tx, flush_rx) = mpsc::channel(4);
+    let launcher = dispatcher::Launcher::new(config, deliverer, out_tx.clone(), metrics.clone());
+    let fire = launcher.clone();
+    let timer = timer::start(move |c| fire.launch(c))?;
     let handle = EngineHandle {
         dispatcher_wake: dispatcher_wake.clone(),
         expander_wake: expander_wake.clone(),
-        forget: forget_tx,
+        timer: timer.clone(),
         heartbeat: heartbeat.clone(),
         claim_horizon_ms: config.engine.claim_horizon.as_millis(),
+        lease_ms: config.engine.lease.as_millis(),
     };
     let writer = writer::Writer {
         store: store.clone(),
         rx: out_rx,
+        flush: flush_rx,
         handle: handle.clone(),
     };
     let expander = expander::Expander {
@@ -106,22 +191,23 @@ pub fn start(
         wake: expander_wake,
         handle: handle.clone(),
     };
-    let dispatcher = dispatcher::Dispatcher::new(
-        store,
-        config.clone(),
-        deliverer,
-        dispatcher_wake,
-        forget_rx,
-        out_tx,
+    let claimer = dispatcher::Claimer {
+        store: store.clone(),
+        config: config.clone(),
+        timer,
+        wake: dispatcher_wake,
+        outcomes: out_tx,
         heartbeat,
         metrics,
-    );
-    Engine {
+        owner: format!("node-{}", Uuid::now_v7()),
+    };
+    // The writer is not in `tasks`: shutdown flushes it rather than stopping it.
+    tokio::spawn(writer.run());
+    Ok(Engine {
         handle,
-        tasks: vec![
-            tokio::spawn(writer.run()),
-            tokio::spawn(expander.run()),
-            tokio::spawn(dispatcher.run()),
-        ],
-    }
+        tasks: vec![tokio::spawn(expander.run()), tokio::spawn(claimer.run())],
+        store,
+        launcher,
+        writer_flush: flush_tx,
+    })
 }

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::EngineHandle;
-use crate::domain::now_ms;
+use crate::domain::{now_ms, Millis};
 use crate::store::{Next, Outcome, Store};
 
 const MAX_BATCH: usize = 2_000;
@@ -15,42 +15,80 @@ const MAX_BATCH: usize = 2_000;
 pub struct Writer {
     pub store: Arc<dyn Store>,
     pub rx: mpsc::Receiver<Outcome>,
+    /// Shutdown asks for everything received so far to be written, and waits for the answer.
+    pub flush: mpsc::Receiver<oneshot::Sender<()>>,
     pub handle: EngineHandle,
 }
 
 impl Writer {
     pub async fn run(mut self) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while let Some(first) = self.rx.recv().await {
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match self.rx.try_recv() {
-                    Ok(o) => batch.push(o),
-                    Err(_) => break,
+        let mut can_flush = true;
+        loop {
+            let mut flushed = None;
+            tokio::select! {
+                first = self.rx.recv() => match first {
+                    Some(o) => batch.push(o),
+                    None => return,
+                },
+                reply = self.flush.recv(), if can_flush => match reply {
+                    Some(r) => flushed = Some(r),
+                    None => can_flush = false,
+                },
+            }
+            // Without a flush request, one batch; with one, until the channel is empty.
+            loop {
+                while batch.len() < MAX_BATCH {
+                    match self.rx.try_recv() {
+                        Ok(o) => batch.push(o),
+                        Err(_) => break,
+                    }
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                self.write(&batch).await;
+                batch.clear();
+                if flushed.is_none() {
+                    break;
                 }
             }
-            // Never drop outcomes: a write that fails is tried again. If the process dies first,
-            // the leases expire and the occurrences are delivered again (at least once).
-            let mut delay = Duration::from_millis(100);
-            while let Err(e) = self.store.record_outcomes(&batch, now_ms()).await {
-                tracing::error!(error = %e, outcomes = batch.len(), "recording outcomes failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+            if let Some(reply) = flushed {
+                let _ = reply.send(());
             }
-            let earliest_retry = batch
-                .iter()
-                .filter_map(|o| match o {
-                    Outcome::Attempted {
-                        next: Next::Retry(at),
-                        ..
-                    } => Some(*at),
-                    _ => None,
-                })
-                .min();
-            if let Some(at) = earliest_retry {
-                self.handle.due_at(at);
+        }
+    }
+
+    /// Writes one batch, retrying until it is stored, then tells the engine what follows.
+    async fn write(&self, batch: &[Outcome]) {
+        // Never drop outcomes: a write that fails is tried again. If the process dies first,
+        // the leases expire and the occurrences are delivered again (at least once).
+        let mut delay = Duration::from_millis(100);
+        while let Err(e) = self.store.record_outcomes(batch, now_ms()).await {
+            tracing::error!(error = %e, outcomes = batch.len(), "recording outcomes failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        let mut earliest_retry: Option<Millis> = None;
+        for o in batch {
+            if let Outcome::Attempted {
+                next,
+                pause_event,
+                event_id,
+                ..
+            } = o
+            {
+                if let Next::Retry(at) = next {
+                    earliest_retry = Some(earliest_retry.map_or(*at, |e| e.min(*at)));
+                }
+                if pause_event.is_some() {
+                    // The store cancelled what had not fired; drop it from the timer too.
+                    self.handle.forget_event(*event_id, None);
+                }
             }
-            batch.clear();
+        }
+        if let Some(at) = earliest_retry {
+            self.handle.due_at(at);
         }
     }
 }

@@ -88,6 +88,8 @@ pub enum Outcome {
         event_id: Uuid,
         attempt: Attempt,
         next: Next,
+        /// Pause the (recurring) event with this reason: its receiver answered 410 Gone.
+        pause_event: Option<String>,
     },
     /// Skipped by the misfire policy.
     Missed { occurrence_id: Uuid, event_id: Uuid },
@@ -278,6 +280,9 @@ pub trait Store: Send + Sync + 'static {
     /// Returns expired leases to `pending`; with `all`, every lease (a single-node store at
     /// start-up, when no other process can hold one).
     async fn release_leases(&self, now: Millis, all: bool) -> Result<u64>;
+    /// Returns these claimed occurrences to `pending` (a node that stops hands back what it
+    /// held and had not fired).
+    async fn release_claims(&self, ids: &[Uuid], now: Millis) -> Result<u64>;
     /// Writes a batch of outcomes in one transaction.
     async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()>;
     async fn counts(&self) -> Result<Counts>;

@@ -85,6 +85,32 @@ pub async fn prepare_restore(path: &std::path::Path) -> Result<(u64, u64)> {
     Ok((events.max(0) as u64, occs.max(0) as u64))
 }
 
+/// Pauses an event whose receiver said it is gone, with the reason, cancelling what has not
+/// fired (resuming revives it).
+async fn pause_gone(
+    c: &mut SqliteConnection,
+    event_id: Uuid,
+    reason: &str,
+    now: Millis,
+) -> Result<()> {
+    let n = sqlx::query(
+        "UPDATE events SET status = 'paused', paused_reason = ?, updated_at = ? WHERE id = ? AND status = 'active'",
+    )
+    .bind(reason)
+    .bind(now)
+    .bind(event_id.to_string())
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if n > 0 {
+        cancel_unfired(c, event_id, "pause", None, now).await?;
+    }
+    Ok(())
+}
+
+/// The lease owner of occurrences handed to the creating node's timer with the create itself.
+const HANDED_OVER: &str = "created";
+
 fn writer_gone() -> super::StoreError {
     super::StoreError::Invalid("the store's writer has stopped".into())
 }
@@ -101,8 +127,8 @@ pub(super) async fn insert_event_row(
     sqlx::query(
         "INSERT INTO events (id, name, description, start_time, timezone, schedule, exdates, rdates, \
          action, tags, metadata, hmac_secret, previous_hmac_secret, previous_secret_until, retry, misfire, \
-         status, next_fire_at, idempotency_key, request_hash, created_at, updated_at) \
-         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         status, next_fire_at, paused_reason, idempotency_key, request_hash, created_at, updated_at) \
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     )
     .bind(e.id.to_string())
     .bind(&e.name)
@@ -122,6 +148,7 @@ pub(super) async fn insert_event_row(
     .bind(to_json(&e.misfire))
     .bind(e.status.as_str())
     .bind(e.next_fire_at)
+    .bind(&e.paused_reason)
     .bind(idem.map(|(k, _)| k))
     .bind(idem.map(|(_, h)| h))
     .bind(e.created_at)
@@ -166,16 +193,22 @@ pub(super) async fn upsert_occurrences(
     for chunk in occs.chunks(500) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO occurrences (id, event_id, scheduled_at, status, attempts, attempt_limit, \
-             next_attempt_at, created_at, updated_at) ",
+             next_attempt_at, lease_owner, lease_expires_at, created_at, updated_at) ",
         );
         q.push_values(chunk, |mut b, o| {
             b.push_bind(o.id.to_string())
                 .push_bind(o.event_id.to_string())
                 .push_bind(o.scheduled_at)
-                .push("'pending'")
+                .push(if o.lease_until.is_some() {
+                    "'scheduled'"
+                } else {
+                    "'pending'"
+                })
                 .push("0")
                 .push_bind(i64::from(o.attempt_limit))
                 .push_bind(o.scheduled_at)
+                .push_bind(o.lease_until.map(|_| HANDED_OVER))
+                .push_bind(o.lease_until)
                 .push_bind(now)
                 .push_bind(now);
         });
@@ -367,7 +400,7 @@ impl Store for SqliteStore {
             "UPDATE events SET name = ?, description = ?, start_time = ?, timezone = ?, schedule = ?, \
              exdates = ?, rdates = ?, action = ?, tags = ?, metadata = ?, hmac_secret = ?, \
              previous_hmac_secret = ?, previous_secret_until = ?, retry = ?, \
-             misfire = ?, status = ?, next_fire_at = ?, updated_at = ? WHERE id = ? AND status != 'deleted'",
+             misfire = ?, status = ?, next_fire_at = ?, paused_reason = ?, updated_at = ? WHERE id = ? AND status != 'deleted'",
         )
         .bind(&e.name)
         .bind(&e.description)
@@ -386,6 +419,7 @@ impl Store for SqliteStore {
         .bind(to_json(&e.misfire))
         .bind(e.status.as_str())
         .bind(e.next_fire_at)
+        .bind(&e.paused_reason)
         .bind(e.updated_at)
         .bind(e.id.to_string())
         .execute(&mut *tx)
@@ -414,14 +448,14 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         let mut tx = self.write.begin().await?;
         let n = if paused {
-            sqlx::query("UPDATE events SET status = 'paused', updated_at = ? WHERE id = ? AND status != 'deleted'")
+            sqlx::query("UPDATE events SET status = 'paused', paused_reason = NULL, updated_at = ? WHERE id = ? AND status != 'deleted'")
                 .bind(now)
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
         } else {
-            sqlx::query("UPDATE events SET status = 'active', next_fire_at = ?, updated_at = ? WHERE id = ? AND status != 'deleted'")
+            sqlx::query("UPDATE events SET status = 'active', paused_reason = NULL, next_fire_at = ?, updated_at = ? WHERE id = ? AND status != 'deleted'")
                 .bind(next_fire_at)
                 .bind(now)
                 .bind(id.to_string())
@@ -701,6 +735,25 @@ impl Store for SqliteStore {
         .rows_affected())
     }
 
+    async fn release_claims(&self, ids: &[Uuid], now: Millis) -> Result<u64> {
+        let mut tx = self.write.begin().await?;
+        let mut n = 0;
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "UPDATE occurrences SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+                 updated_at = ? WHERE status = 'scheduled' AND id IN ({})",
+                ids_list(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql.as_str())).bind(now);
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            n += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let mut finished: Vec<String> = Vec::new();
@@ -711,6 +764,7 @@ impl Store for SqliteStore {
                     event_id,
                     attempt: a,
                     next,
+                    pause_event,
                 } => {
                     let id = occurrence_id.to_string();
                     sqlx::query(
@@ -747,6 +801,10 @@ impl Store for SqliteStore {
                     .bind(&id)
                     .execute(&mut *tx)
                     .await?;
+                    if let Some(reason) = pause_event {
+                        // After the occurrence's own update: the pause cancels the rest.
+                        pause_gone(&mut tx, *event_id, reason, now).await?;
+                    }
                     if !matches!(next, Next::Retry(_)) {
                         finished.push(event_id.to_string());
                     }

@@ -11,7 +11,7 @@ use crate::domain::Millis;
 
 pub const EVENT_COLS: &str = "id, name, description, start_time, timezone, schedule, exdates, rdates, \
      action, tags, metadata, hmac_secret, previous_hmac_secret, previous_secret_until, retry, misfire, \
-     status, next_fire_at, created_at, updated_at";
+     status, next_fire_at, paused_reason, created_at, updated_at";
 
 pub const OCC_COLS: &str = "id, event_id, scheduled_at, status, attempts, attempt_limit, \
      next_attempt_at, last_error, created_at, updated_at, completed_at";
@@ -55,6 +55,7 @@ pub fn event(row: &SqliteRow) -> Result<Event> {
             s => EventStatus::parse(s).map_err(|e| corrupt("status", e))?,
         },
         next_fire_at: row.try_get("next_fire_at")?,
+        paused_reason: row.try_get("paused_reason")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -189,6 +189,8 @@ struct ReceiverState {
     /// Status codes to answer with, in order; the last one repeats. Empty: 200.
     script: Arc<Vec<u16>>,
     delay: Duration,
+    /// Headers sent with every answer.
+    headers: Arc<Vec<(&'static str, &'static str)>>,
 }
 
 /// A real HTTP server on 127.0.0.1 that records every request.
@@ -201,7 +203,7 @@ async fn record(
     State(st): State<ReceiverState>,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, &'static str) {
+) -> (StatusCode, HeaderMap, &'static str) {
     let n = {
         let mut got = st.got.lock().expect("lock");
         got.push(Received {
@@ -220,8 +222,13 @@ async fn record(
         .or(st.script.last())
         .copied()
         .unwrap_or(200);
+    let mut out = HeaderMap::new();
+    for (k, v) in st.headers.iter() {
+        out.insert(*k, v.parse().expect("header value"));
+    }
     (
         StatusCode::from_u16(code).expect("status"),
+        out,
         "receiver says hi",
     )
 }
@@ -232,10 +239,27 @@ impl Receiver {
     }
 
     pub async fn start_with_delay(script: Vec<u16>, delay: Duration) -> Receiver {
+        Self::serve(script, delay, vec![]).await
+    }
+
+    /// Answers with these headers on every response.
+    pub async fn start_with_headers(
+        script: Vec<u16>,
+        headers: Vec<(&'static str, &'static str)>,
+    ) -> Receiver {
+        Self::serve(script, Duration::ZERO, headers).await
+    }
+
+    async fn serve(
+        script: Vec<u16>,
+        delay: Duration,
+        headers: Vec<(&'static str, &'static str)>,
+    ) -> Receiver {
         let state = ReceiverState {
             got: Default::default(),
             script: Arc::new(script),
             delay,
+            headers: Arc::new(headers),
         };
         let app = Router::new()
             .route("/{*path}", any(record))

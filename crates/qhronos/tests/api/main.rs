@@ -2,6 +2,7 @@
 
 mod cli;
 mod delivery;
+mod engine;
 mod events;
 mod fuzz_input;
 mod helpers;

@@ -23,22 +23,31 @@ impl Drop for Node {
 
 /// Starts `qhronosd` on a free port and waits for its "listening on" line.
 fn start_node(dir: &Path) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_qhronosd"))
-        .args(["--port", "0", "--log-format", "json", "--data-dir"])
+    start_node_with(dir, &[]).0
+}
+
+/// Starts `qhronosd` with extra settings; also returns every line it writes to stderr.
+fn start_node_with(dir: &Path, env: &[(&str, &str)]) -> (Node, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qhronosd"));
+    cmd.args(["--port", "0", "--log-format", "json", "--data-dir"])
         .arg(dir)
         .env("QHRONOS_MASTER_TOKEN", TOKEN)
         .env("QHRONOS_ENGINE__POLL_INTERVAL", "50ms")
         .env("QHRONOS_DELIVERY__ALLOWED_NETWORKS", "[127.0.0.0/8]")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("qhronosd starts");
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("qhronosd starts");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line.clone());
             if !sent {
                 if let Some(i) = line.find("listening on http://") {
                     let rest = &line[i + "listening on ".len()..];
@@ -55,7 +64,170 @@ fn start_node(dir: &Path) -> Node {
     let base = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("qhronosd printed its address");
-    Node { child, base }
+    (Node { child, base }, lines_rx)
+}
+
+/// Sends SIGTERM and waits for the process to exit; returns how long it took.
+fn terminate(node: &mut Node, within: Duration) -> Duration {
+    let t = std::time::Instant::now();
+    let ok = Command::new("kill")
+        .args(["-TERM", &node.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(ok.success());
+    loop {
+        if let Some(status) = node.child.try_wait().expect("wait") {
+            assert!(status.success(), "qhronosd exited with {status}");
+            return t.elapsed();
+        }
+        assert!(
+            t.elapsed() < within,
+            "qhronosd did not stop within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+async fn occurrences(client: &reqwest::Client, node: &Node, event: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = client
+        .get(format!(
+            "{}/events/{event}/occurrences?limit=500",
+            node.base
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["data"].as_array().cloned().unwrap_or_default()
+}
+
+// Multi-threaded: `terminate` blocks its thread while the test's receiver must go on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_deliveries_in_flight_and_hands_back_held_work() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each delivery takes 600 ms, so the signal lands while one is in flight.
+    let rx = Receiver::start_with_delay(vec![], Duration::from_millis(600)).await;
+    let client = reqwest::Client::new();
+    let (mut node, lines) = start_node_with(dir.path(), &[]);
+    let create = |name: &str, ms: i64| {
+        client
+            .post(format!("{}/events", node.base))
+            .bearer_auth(TOKEN)
+            .json(&json!({"name": name, "start_time": in_ms(ms), "webhook": rx.url()}))
+            .send()
+    };
+    let now_one = create("now", 100).await.unwrap();
+    assert_eq!(now_one.status(), 201);
+    // Due in 1.5 s: inside the claim horizon, so held in the timer when the signal comes.
+    let later = create("later", 1_500).await.unwrap();
+    assert_eq!(later.status(), 201);
+    let later: serde_json::Value = later.json().await.unwrap();
+    rx.wait_for(1, Duration::from_secs(5)).await;
+    let took = terminate(&mut node, Duration::from_secs(8));
+    // The delivery in flight was allowed to finish (the receiver holds it 600 ms)...
+    assert!(took >= Duration::from_millis(300), "stopped after {took:?}");
+    let log: Vec<String> = lines.try_iter().collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("held occurrences returned to pending")),
+        "{log:#?}"
+    );
+    assert_eq!(
+        rx.received().len(),
+        1,
+        "the held occurrence must not fire during shutdown"
+    );
+
+    // ...and recorded: after the restart it is completed with one attempt, not delivered again;
+    // the held one is delivered by the new process.
+    let (node, _lines) = start_node_with(dir.path(), &[]);
+    let later_id = later["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let occ = occurrences(&client, &node, &later_id).await;
+        if occ.first().is_some_and(|o| o["status"] == "completed") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "later not delivered: {occ:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rx.received().len(), 2, "each delivered exactly once");
+    let s = status(&client, &node).await;
+    assert_eq!(s["occurrences"]["completed"], 2, "{s}");
+}
+
+#[tokio::test]
+async fn misfire_policies_apply_to_what_came_due_while_the_server_was_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(vec![]).await;
+    let client = reqwest::Client::new();
+    let settings = [("QHRONOS_ENGINE__MISFIRE_THRESHOLD", "300ms")];
+    let (mut node, _l) = start_node_with(dir.path(), &settings);
+    // Three series, one instance per second from 3 s from now; the server is stopped across
+    // the first three instances.
+    let mut ids = Vec::new();
+    for policy in ["skip", "fire_once", "fire_all"] {
+        let r = client
+            .post(format!("{}/events", node.base))
+            .bearer_auth(TOKEN)
+            .json(&json!({
+                "name": policy,
+                "start_time": in_ms(3_000),
+                "schedule": "FREQ=SECONDLY;COUNT=4",
+                "webhook": format!("{}?policy={policy}", rx.url()),
+                "misfire": {"policy": policy},
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: serde_json::Value = r.json().await.unwrap();
+        ids.push((policy, v["id"].as_str().unwrap().to_string()));
+    }
+    terminate(&mut node, Duration::from_secs(8));
+    // Down from ~0 s to ~5.5 s: instances at 3, 4 and 5 s come due while nothing runs.
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    let (node, _l) = start_node_with(dir.path(), &settings);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let statuses = loop {
+        let mut all = Vec::new();
+        for (policy, id) in &ids {
+            let mut occ = occurrences(&client, &node, id).await;
+            occ.sort_by_key(|o| o["scheduled_at"].as_str().unwrap_or("").to_string());
+            let s: Vec<String> = occ
+                .iter()
+                .map(|o| o["status"].as_str().unwrap_or("").to_string())
+                .collect();
+            all.push((*policy, s));
+        }
+        let settled = all
+            .iter()
+            .all(|(_, s)| s.len() == 4 && s.iter().all(|x| x == "completed" || x == "missed"));
+        if settled {
+            break all;
+        }
+        assert!(std::time::Instant::now() < deadline, "not settled: {all:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let get = |p: &str| statuses.iter().find(|(q, _)| *q == p).unwrap().1.clone();
+    // skip: every late instance missed; the one due after the restart (6 s) fires.
+    assert_eq!(get("skip"), ["missed", "missed", "missed", "completed"]);
+    // fire_once: of the late ones, only the newest fires.
+    assert_eq!(
+        get("fire_once"),
+        ["missed", "missed", "completed", "completed"]
+    );
+    // fire_all: every one fires.
+    assert_eq!(
+        get("fire_all"),
+        ["completed", "completed", "completed", "completed"]
+    );
 }
 
 async fn status(client: &reqwest::Client, node: &Node) -> serde_json::Value {
