@@ -20,12 +20,19 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("request body is larger than the 1 MiB limit")]
+    #[error("request body is larger than the limit (1 MiB; 16 MiB for POST /events/batch)")]
     PayloadTooLarge,
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Items of a batch are invalid (each with its index, status and error); nothing was
+    /// written.
+    #[error("{message}")]
+    Items {
+        message: String,
+        items: Vec<serde_json::Value>,
+    },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -41,6 +48,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Items { .. } => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -58,7 +66,11 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?e, "request failed");
         }
         let status = self.status();
-        let mut res = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        let body = match &self {
+            ApiError::Items { message, items } => json!({ "error": message, "items": items }),
+            _ => json!({ "error": self.to_string() }),
+        };
+        let mut res = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

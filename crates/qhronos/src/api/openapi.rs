@@ -73,6 +73,7 @@ retrying until it is acknowledged.\n\nEvery route but `/health`, `/status`, `/op
     ),
     paths(
         super::events::create_event,
+        super::events::create_events_batch,
         super::events::list_events,
         super::events::get_event,
         super::events::update_event,

@@ -20,6 +20,7 @@ pub const PUBLIC: &[&str] = &[
 /// `(method, route template, need)`.
 pub const TABLE: &[(&str, &str, Need)] = &[
     ("POST", "/events", Need::Write),
+    ("POST", "/events/batch", Need::Write),
     ("GET", "/events", Need::Read),
     ("GET", "/events/{id}", Need::Read),
     ("PUT", "/events/{id}", Need::Write),

@@ -223,6 +223,8 @@ pub trait Store: Send + Sync + 'static {
         occurrences: &[NewOccurrence],
         idempotency: Option<(&str, &str)>,
     ) -> Result<Created>;
+    /// Inserts many new events and their first occurrences in one transaction: all or none.
+    async fn create_events(&self, events: &[(Event, Vec<NewOccurrence>)]) -> Result<()>;
     /// Deleted events are not found.
     async fn get_event(&self, id: Uuid) -> Result<Option<Event>>;
     async fn list_events(&self, f: &EventFilter) -> Result<Vec<Event>>;

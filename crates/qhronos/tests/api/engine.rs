@@ -146,3 +146,106 @@ async fn a_dead_target_does_not_delay_a_healthy_one() {
         "healthy target delayed: {late:?}"
     );
 }
+
+#[tokio::test]
+async fn a_batch_is_created_whole_and_its_events_fire() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(vec![]).await;
+    let events: Vec<_> = (0..300)
+        .map(|i| {
+            let mut e = webhook_event(&format!("{}?i={i}", rx.url()), 200 + i);
+            e["name"] = json!(format!("batch {i}"));
+            e
+        })
+        .collect();
+    let (s, v) = app.post("/events/batch", json!({ "events": events })).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["count"], 300);
+    let ids = v["ids"].as_array().unwrap();
+    assert_eq!(ids.len(), 300);
+    // In the order of the request.
+    let (_, first) = app
+        .get(&format!("/events/{}", ids[0].as_str().unwrap()))
+        .await;
+    assert_eq!(first["name"], "batch 0");
+    let (_, last) = app
+        .get(&format!("/events/{}", ids[299].as_str().unwrap()))
+        .await;
+    assert_eq!(last["name"], "batch 299");
+    rx.wait_for(300, Duration::from_secs(10)).await;
+    let (_, audit) = app.get("/audit?action=event.create_batch").await;
+    assert_eq!(audit["data"][0]["summary"]["count"], 300, "{audit}");
+}
+
+#[tokio::test]
+async fn a_batch_with_an_invalid_item_creates_nothing_and_names_each_bad_item() {
+    let app = spawn_app().await;
+    let good = webhook_event("http://127.0.0.1:9/hook", 60_000);
+    let mut no_name = good.clone();
+    no_name["name"] = json!("");
+    let mut internal = good.clone();
+    internal["action"] = json!({"type": "webhook", "params": {"url": "http://10.0.0.1/hook"}});
+    let (s, v) = app
+        .post(
+            "/events/batch",
+            json!({"events": [good, no_name, {"name": "x", "nonsense": 1}, internal]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"], "3 of 4 events are invalid; nothing was created");
+    let items = v["items"].as_array().unwrap();
+    let indexes: Vec<i64> = items.iter().map(|i| i["index"].as_i64().unwrap()).collect();
+    assert_eq!(indexes, [1, 2, 3]);
+    assert_eq!(items[0]["status"], 400);
+    assert!(
+        items[1]["error"].as_str().unwrap().contains("nonsense"),
+        "{v}"
+    );
+    assert_eq!(items[2]["status"], 422);
+    let (_, list) = app.get("/events").await;
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        0,
+        "nothing created: {list}"
+    );
+
+    let (s, v) = app.post("/events/batch", json!({"events": []})).await;
+    assert_eq!(s, 400);
+    assert_eq!(v["error"], "events: expected 1 to 1000 events, got 0");
+    let many: Vec<_> = (0..1001)
+        .map(|_| webhook_event("http://127.0.0.1:9/", 60_000))
+        .collect();
+    let (s, v) = app.post("/events/batch", json!({ "events": many })).await;
+    assert_eq!(s, 400);
+    assert_eq!(v["error"], "events: expected 1 to 1000 events, got 1001");
+}
+
+#[tokio::test]
+async fn a_scoped_token_batch_gets_its_scope_and_cannot_leave_it() {
+    let app = spawn_app().await;
+    let token = app.token("write", &["team-a"]).await;
+    let mut inside = webhook_event("http://127.0.0.1:9/hook", 60_000);
+    inside["tags"] = json!(["team-a"]);
+    let mut outside = inside.clone();
+    outside["tags"] = json!(["team-b"]);
+    let (s, v) = app
+        .req_as(
+            Some(&token),
+            "POST",
+            "/events/batch",
+            Some(json!({"events": [inside.clone(), outside]})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["items"][0]["index"], 1);
+    assert_eq!(v["items"][0]["status"], 403);
+    let (s, v) = app
+        .req_as(
+            Some(&token),
+            "POST",
+            "/events/batch",
+            Some(json!({"events": [inside]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+}
