@@ -202,7 +202,8 @@ fn created_in(v: &Value) -> usize {
     let arr = v
         .as_array()
         .or_else(|| v.get("data").and_then(Value::as_array))
-        .or_else(|| v.get("events").and_then(Value::as_array));
+        .or_else(|| v.get("events").and_then(Value::as_array))
+        .or_else(|| v.get("ids").and_then(Value::as_array));
     arr.map_or(BATCH, Vec::len)
 }
 

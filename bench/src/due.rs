@@ -10,6 +10,8 @@ use crate::stats::{self, account, ms, table};
 use crate::Harness;
 
 const CREATE_CONCURRENCY: usize = 32;
+/// Batch requests in flight while setting a scenario up.
+const BATCH_CLIENTS: usize = 2;
 const SEC: i128 = 1_000_000_000;
 
 /// Sleeps until the wall-clock instant `ns` (bounded by the distance to it).
@@ -30,7 +32,7 @@ async fn plan_start(h: &Harness, n: usize, lead: Duration) -> anyhow::Result<i12
         .map(|i| h.api.event_body("calibration", far + i as i128 * SEC))
         .collect();
     let t = Instant::now();
-    let ids = h.api.create_all(bodies, CREATE_CONCURRENCY).await?;
+    let ids = h.api.create_many(bodies, BATCH_CLIENTS).await?;
     let rate = k as f64 / t.elapsed().as_secs_f64();
     h.api.delete_all(ids, CREATE_CONCURRENCY).await?;
     let est = Duration::from_secs_f64(n as f64 / rate * 1.3 + 1.0);
@@ -50,7 +52,7 @@ async fn create_before(
 ) -> anyhow::Result<Vec<String>> {
     let bodies: Vec<Value> = starts.iter().map(|s| h.api.event_body("b", *s)).collect();
     let t = Instant::now();
-    let ids = h.api.create_all(bodies, CREATE_CONCURRENCY).await?;
+    let ids = h.api.create_many(bodies, BATCH_CLIENTS).await?;
     let took = t.elapsed().as_secs_f64();
     let margin = ms(first_due - now_ns()) / 1000.0;
     eprintln!(

@@ -7,6 +7,7 @@ mod api;
 mod create;
 mod due;
 mod expander;
+mod pending;
 mod receiver;
 mod server;
 mod stats;
@@ -62,6 +63,18 @@ enum Cmd {
     /// POST /events/batch with 1000 events a request, if the build has it.
     BatchCreate {
         #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// `count` one-time events pending over `days` days: RSS, restart to first on-time fire,
+    /// then the precision row (`rate` x `seconds`) with all of them in the store.
+    Pending {
+        #[arg(long, default_value_t = 10_000_000)]
+        count: usize,
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
     /// A burst, with qhronosd killed (SIGKILL) half-way through and restarted.
@@ -161,6 +174,17 @@ async fn run(bin: &Path, cmd: Cmd) -> anyhow::Result<()> {
     let res = match cmd {
         Cmd::Precision { rate, seconds } => due::precision(&h, rate, seconds).await,
         Cmd::Burst { count } => due::burst(&h, count as usize).await,
+        Cmd::Pending {
+            count,
+            days,
+            rate,
+            seconds,
+        } => {
+            let mut h = h;
+            let r = pending::run(&mut h, count, days, rate, seconds).await;
+            h.finish();
+            return r;
+        }
         Cmd::Kill9 { count } => {
             let mut h = h;
             let r = due::kill9(&mut h, count as usize).await;

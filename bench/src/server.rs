@@ -143,6 +143,13 @@ impl Server {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
+    /// VmRSS of the running process now, in kB.
+    pub fn rss_kb(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// Peak RSS over this server's processes so far (kB).
     pub fn peak_kb(&self) -> u64 {
         self.earlier_peak_kb
