@@ -32,6 +32,9 @@ pub struct Dispatcher {
     heap: BinaryHeap<Reverse<(Millis, u64)>>,
     held: HashMap<u64, Claimed>,
     seq: u64,
+    /// Held occurrences dropped by `forget` but still leased to this node: released at once,
+    /// so that another node (or this one) claims them again without waiting out the lease.
+    dropped: Vec<Uuid>,
 }
 
 impl Dispatcher {
@@ -62,6 +65,7 @@ impl Dispatcher {
             heap: BinaryHeap::new(),
             held: HashMap::new(),
             seq: 0,
+            dropped: Vec::new(),
         }
     }
 
@@ -73,6 +77,9 @@ impl Dispatcher {
             let now = now_ms();
             self.heartbeat.store(now, Ordering::Relaxed);
             self.drop_forgotten();
+            if self.release_dropped(now).await {
+                next_claim = now;
+            }
             if now >= next_claim {
                 match self.claim(now).await {
                     Ok(full) => {
@@ -114,10 +121,37 @@ impl Dispatcher {
     fn forget_one(&mut self, f: Forget) {
         match f {
             Forget::Event { event_id, after } => self.held.retain(|_, c| {
-                c.event.id != event_id
-                    || after.is_some_and(|after| c.occ.attempts > 0 || c.occ.scheduled_at <= after)
+                let keep = c.event.id != event_id
+                    || after.is_some_and(|after| c.occ.attempts > 0 || c.occ.scheduled_at <= after);
+                if !keep {
+                    self.dropped.push(c.occ.id);
+                }
+                keep
             }),
-            Forget::Occurrence(id) => self.held.retain(|_, c| c.occ.id != id),
+            Forget::Occurrence(id) => self.held.retain(|_, c| {
+                let keep = c.occ.id != id;
+                if !keep {
+                    self.dropped.push(c.occ.id);
+                }
+                keep
+            }),
+        }
+    }
+
+    /// Returns dropped occurrences that are still leased to this node to `pending` (those the
+    /// store cancelled or moved are not leased any more and stay as they are). True when some
+    /// were released: they are due again.
+    async fn release_dropped(&mut self, now: Millis) -> bool {
+        if self.dropped.is_empty() {
+            return false;
+        }
+        let ids = std::mem::take(&mut self.dropped);
+        match self.store.release_claims(&self.owner, &ids, now).await {
+            Ok(n) => n > 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing dropped claims failed; their leases expire instead");
+                false
+            }
         }
     }
 

@@ -22,8 +22,8 @@ use super::sqlite_batch::Job;
 
 use super::sqlite_rows::{self as rows, to_json, EVENT_COLS, OCC_COLS};
 use super::{
-    AuditEntry, AuditFilter, Claimed, Counts, Created, EventFilter, Gauges, Next, OccChange,
-    OccFilter, Outcome, PurgeCutoffs, Purged, Redrive, Result, Store, TokenRecord,
+    AuditEntry, AuditFilter, Change, Claimed, Counts, Created, EventFilter, Gauges, Next,
+    OccChange, OccFilter, Outcome, PurgeCutoffs, Purged, Redrive, Result, Store, TokenRecord,
 };
 use crate::domain::event::Event;
 use crate::domain::occurrence::{Attempt, NewOccurrence, OccStatus, Occurrence};
@@ -263,6 +263,14 @@ async fn upcoming_check(c: &mut SqliteConnection, id: Uuid) -> Result<Option<Occ
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn single_process(&self) -> bool {
+        true
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
@@ -699,6 +707,39 @@ impl Store for SqliteStore {
         .execute(&self.write)
         .await?
         .rows_affected())
+    }
+
+    async fn release_claims(&self, owner: &str, ids: &[Uuid], now: Millis) -> Result<u64> {
+        let mut n = 0;
+        for chunk in ids.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE occurrences SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = ",
+            );
+            q.push_bind(now)
+                .push(" WHERE status = 'scheduled' AND lease_owner = ")
+                .push_bind(owner.to_string())
+                .push(" AND id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.to_string());
+            }
+            q.push(")");
+            n += q.build().execute(&self.write).await?.rows_affected();
+        }
+        Ok(n)
+    }
+
+    /// One process by construction: it always holds every upkeep lease.
+    async fn try_upkeep_lease(&self, _: &str, _: &str, _: Millis, _: Millis) -> Result<bool> {
+        Ok(true)
+    }
+
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
+    }
+
+    async fn publish(&self, _: &Change) -> Result<()> {
+        Ok(())
     }
 
     async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{in_ms, Receiver, TOKEN};
+use crate::helpers::{in_ms, Receiver, TestDb, TOKEN};
 
 struct Node {
     child: Child,
@@ -21,9 +21,17 @@ impl Drop for Node {
     }
 }
 
-/// Starts `qhronosd` on a free port and waits for its "listening on" line.
-fn start_node(dir: &Path) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_qhronosd"))
+/// Starts `qhronosd` on a free port and waits for its "listening on" line. With a PostgreSQL
+/// database, on that (with short leases: a restarted node must wait out the old node's).
+fn start_node(dir: &Path, db: Option<&TestDb>) -> Node {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qhronosd"));
+    if let Some(db) = db {
+        cmd.args(["--database-url", &db.url])
+            .env("QHRONOS_DATABASE__POOL_SIZE", "4")
+            .env("QHRONOS_ENGINE__LEASE", "4s")
+            .env("QHRONOS_RETRY__TIMEOUT", "1s");
+    }
+    let mut child = cmd
         .args(["--port", "0", "--log-format", "json", "--data-dir"])
         .arg(dir)
         .env("QHRONOS_MASTER_TOKEN", TOKEN)
@@ -75,7 +83,8 @@ async fn kill_9_and_restart_loses_nothing_and_leaves_nothing_stuck() {
     // A slow receiver, so that the kill lands while deliveries are in flight.
     let rx = Receiver::start_with_delay(vec![], Duration::from_millis(150)).await;
     let client = reqwest::Client::new();
-    let node = start_node(dir.path());
+    let db = TestDb::for_test().await;
+    let node = start_node(dir.path(), db.as_ref());
     const N: usize = 40;
     for i in 0..N {
         let r = client
@@ -96,7 +105,7 @@ async fn kill_9_and_restart_loses_nothing_and_leaves_nothing_stuck() {
     drop(node); // SIGKILL: no graceful anything.
     let delivered_before = rx.received().len();
 
-    let node = start_node(dir.path());
+    let node = start_node(dir.path(), db.as_ref());
     // Every occurrence is delivered at least once...
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -138,17 +147,37 @@ async fn kill_9_and_restart_loses_nothing_and_leaves_nothing_stuck() {
 #[tokio::test]
 async fn migrate_only_migrates_and_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_qhronosd"))
+    let db = TestDb::for_test().await;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qhronosd"));
+    if let Some(db) = &db {
+        cmd.args(["--database-url", &db.url]);
+    }
+    let out = cmd
         .args(["--migrate", "--data-dir"])
         .arg(dir.path())
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(dir.path().join("qhronos.db").exists());
+    match &db {
+        None => assert!(dir.path().join("qhronos.db").exists()),
+        Some(db) => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM occurrences")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            assert_eq!(n, 0);
+            let _ = c.close().await;
+        }
+    }
 }
 
 #[tokio::test]
 async fn a_generated_master_token_is_shown_once_and_only_its_hash_is_stored() {
+    if crate::helpers::sqlite_only("reads the embedded database file for the plain token") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_qhronosd"))
         .args(["--reset-master-token", "--data-dir"])
