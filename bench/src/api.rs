@@ -128,7 +128,11 @@ impl Api {
         bodies: Vec<Value>,
         clients: usize,
     ) -> anyhow::Result<Vec<String>> {
-        let probe = self.post("/events/batch").json(&json!({"events": []})).send().await?;
+        let probe = self
+            .post("/events/batch")
+            .json(&json!({"events": []}))
+            .send()
+            .await?;
         if matches!(probe.status().as_u16(), 404 | 405 | 403) {
             return self.create_all(bodies, clients.max(32)).await;
         }

@@ -12,7 +12,13 @@ const CLIENTS: usize = 2;
 /// Events created per round (then RSS is sampled).
 const ROUND: usize = 200_000;
 
-pub async fn run(h: &mut Harness, count: usize, days: u64, rate: u64, seconds: u64) -> anyhow::Result<()> {
+pub async fn run(
+    h: &mut Harness,
+    count: usize,
+    days: u64,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<()> {
     // 1. The pending events, from 2 h to `days` ahead (beyond the look-ahead window: rows in
     //    the events table, none in memory).
     let begin = now_ns() + 2 * 3600 * SEC;
@@ -71,21 +77,42 @@ pub async fn run(h: &mut Harness, count: usize, days: u64, rate: u64, seconds: u
     table(
         &format!("pending {count} over {days} days"),
         &[
-            ("created", format!("{count} in {create_s:.1} s ({:.0}/s)", count as f64 / create_s)),
-            ("RSS after creating (VmRSS)", format!("{:.1} MiB", rss_loaded as f64 / 1024.0)),
+            (
+                "created",
+                format!(
+                    "{count} in {create_s:.1} s ({:.0}/s)",
+                    count as f64 / create_s
+                ),
+            ),
+            (
+                "RSS after creating (VmRSS)",
+                format!("{:.1} MiB", rss_loaded as f64 / 1024.0),
+            ),
             (
                 "RSS max while creating",
-                format!("{:.1} MiB", *rss_during.iter().max().unwrap_or(&0) as f64 / 1024.0),
+                format!(
+                    "{:.1} MiB",
+                    *rss_during.iter().max().unwrap_or(&0) as f64 / 1024.0
+                ),
             ),
-            ("restart: spawn -> listening", format!("{:.3} s", ms(listening - spawned) / 1000.0)),
+            (
+                "restart: spawn -> listening",
+                format!("{:.3} s", ms(listening - spawned) / 1000.0),
+            ),
             (
                 "restart: spawn -> first on-time fire",
                 match first_on_time {
-                    Some(f) => format!("{:.3} s (probe due then, delivered within 10 ms)", ms(f - spawned) / 1000.0),
+                    Some(f) => format!(
+                        "{:.3} s (probe due then, delivered within 10 ms)",
+                        ms(f - spawned) / 1000.0
+                    ),
                     None => "no probe was on time".into(),
                 },
             ),
-            ("RSS after restart", format!("{:.1} MiB", rss_restarted as f64 / 1024.0)),
+            (
+                "RSS after restart",
+                format!("{:.1} MiB", rss_restarted as f64 / 1024.0),
+            ),
         ],
     );
     // 3. The precision row with all of them pending.

@@ -25,10 +25,12 @@ pub struct Config {
     pub log_format: String,
     /// Where the embedded store keeps its files. Default: `./data`.
     pub data_dir: PathBuf,
-    /// `sqlite://path` for the embedded store. Empty: `<data_dir>/qhronos.db`.
+    /// `sqlite://path` for the embedded store, `postgres://user@host/db` for PostgreSQL (several
+    /// nodes on one database). Empty: `<data_dir>/qhronos.db`.
     pub database_url: Option<String>,
     /// The master token. Empty: one is generated on first start and only its hash is stored.
     pub master_token: Option<String>,
+    pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
     pub delivery: DeliveryConfig,
@@ -49,6 +51,29 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig { enabled: true }
+    }
+}
+
+/// Connection settings of the PostgreSQL store (the embedded store ignores them).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Connections per node (one more is held for LISTEN/NOTIFY).
+    pub pool_size: u32,
+    /// Longest a statement may run before PostgreSQL cancels it.
+    pub statement_timeout: Dur,
+    /// Longest wait for a connection (a new one, or a free one from the pool); `/health` turns
+    /// unhealthy after this when the database is away.
+    pub connect_timeout: Dur,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            pool_size: 16,
+            statement_timeout: Dur::from_secs(30),
+            connect_timeout: Dur::from_secs(5),
+        }
     }
 }
 
@@ -184,6 +209,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             database_url: None,
             master_token: None,
+            database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
             rate_limit: RateLimitConfig::default(),
             delivery: DeliveryConfig::default(),
@@ -322,6 +348,13 @@ impl Config {
             return bad(
                 "delivery.concurrency and delivery.per_target_concurrency must be at least 1",
             );
+        }
+        if self.database.pool_size == 0 {
+            return bad("database.pool_size must be at least 1");
+        }
+        if self.database.statement_timeout.0.is_zero() || self.database.connect_timeout.0.is_zero()
+        {
+            return bad("database.statement_timeout and database.connect_timeout must be above 0");
         }
         if self.retention.batch <= 0 {
             return bad("retention.batch must be at least 1");

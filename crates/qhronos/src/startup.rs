@@ -39,7 +39,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
     }
-    let store = store::connect(&url)
+    let store = store::connect(&url, &config.database)
         .await
         .with_context(|| format!("cannot open the store at {url}"))?;
     Ok(store)
@@ -59,7 +59,15 @@ pub fn describe_store(config: &Config) -> String {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let store = open_store(&config).await?;
-        tracing::info!(data = %describe_store(&config), "store opened (SQLite, WAL mode)");
+        match store.kind() {
+            "sqlite" => {
+                tracing::info!(data = %describe_store(&config), "store opened (SQLite, WAL mode)")
+            }
+            kind => tracing::info!(
+                store = kind,
+                "store opened (shared by every node on this database)"
+            ),
+        }
 
         let (token, source) =
             MasterToken::init(store.as_ref(), config.master_token.as_deref()).await?;
@@ -83,8 +91,10 @@ impl Application {
 
         // The embedded store has one process by construction: every lease it finds was held by
         // an earlier run of this process, which is gone. Release them all now, not after the
-        // lease expires.
-        let released = store.release_leases(now_ms(), true).await?;
+        // lease expires. A shared store's other nodes hold live leases: only expired ones go.
+        let released = store
+            .release_leases(now_ms(), store.single_process())
+            .await?;
         if released > 0 {
             tracing::info!(
                 released,
@@ -111,11 +121,22 @@ impl Application {
             metrics: metrics.clone(),
             last: Default::default(),
         };
-        engine.tasks.push(tokio::spawn(retention.clone().run()));
+        engine
+            .tasks
+            .push(tokio::spawn(retention.clone().run(config.engine.lease)));
         engine.tasks.push(tokio::spawn(refresh_revocations(
             store.clone(),
             tokens.clone(),
         )));
+        if let Some(changes) = store.changes() {
+            engine.tasks.push(tokio::spawn(follow_changes(
+                changes,
+                store.clone(),
+                engine.handle.clone(),
+                tokens.clone(),
+            )));
+        }
+        let store_kind = store.kind();
         let state = AppState {
             store,
             config: Arc::new(config.clone()),
@@ -124,7 +145,7 @@ impl Application {
             guard,
             started: Instant::now(),
             started_at: now_ms(),
-            store_kind: "sqlite",
+            store_kind,
             metrics: metrics.clone(),
             retention: retention.last.clone(),
         };
@@ -205,6 +226,31 @@ async fn refresh_revocations(store: Arc<dyn Store>, tokens: Arc<Tokens>) {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         if let Err(e) = tokens.refresh(store.as_ref()).await {
             tracing::warn!(error = %e, "reading revoked tokens failed");
+        }
+    }
+}
+
+/// Acts on changes made through other nodes as they commit: a paused, deleted or changed event
+/// and a cancelled or moved occurrence leave this node's timer (and go back to the store, to be
+/// claimed again as they are now); a revocation is read at once.
+async fn follow_changes(
+    mut changes: tokio::sync::broadcast::Receiver<store::Change>,
+    store: Arc<dyn Store>,
+    engine: EngineHandle,
+    tokens: Arc<Tokens>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match changes.recv().await {
+            Ok(store::Change::Event(id)) => engine.forget_event(id, None),
+            Ok(store::Change::Occurrence(id)) => engine.forget_occurrence(id),
+            Ok(store::Change::Tokens | store::Change::Resync) | Err(RecvError::Lagged(_)) => {
+                if let Err(e) = tokens.refresh(store.as_ref()).await {
+                    tracing::warn!(error = %e, "reading revoked tokens failed");
+                }
+            }
+            Ok(store::Change::Message(_)) => {}
+            Err(RecvError::Closed) => return,
         }
     }
 }

@@ -103,9 +103,27 @@ pub struct NewOccurrence {
     pub event_id: Uuid,
     pub scheduled_at: Millis,
     pub attempt_limit: u32,
-    /// Inserted already claimed under a lease until this time: the creating node holds it in
-    /// its timer (an event due now fires without waiting for a claim round trip).
-    pub lease_until: Option<Millis>,
+    /// Inserted already claimed under this lease: the creating node holds it in its timer (an
+    /// event due now fires without waiting for a claim round trip).
+    pub lease: Option<Lease>,
+}
+
+/// A claim on an occurrence: which node holds it, until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub node: Uuid,
+    pub until: Millis,
+}
+
+impl Lease {
+    /// The node's name in `lease_owner` (the dispatcher claims under the same name).
+    pub fn owner_of(node: Uuid) -> String {
+        format!("node-{node}")
+    }
+
+    pub fn owner(&self) -> String {
+        Self::owner_of(self.node)
+    }
 }
 
 impl NewOccurrence {
@@ -115,7 +133,7 @@ impl NewOccurrence {
             event_id,
             scheduled_at,
             attempt_limit,
-            lease_until: None,
+            lease: None,
         }
     }
 }

@@ -136,10 +136,13 @@ pub struct Claimer {
     pub heartbeat: Arc<AtomicI64>,
     pub metrics: Arc<Metrics>,
     pub owner: String,
+    /// Occurrences the timer dropped (their event changed, possibly through another node)
+    /// while still leased to this node.
+    pub dropped: mpsc::UnboundedReceiver<Vec<(Uuid, Millis)>>,
 }
 
 impl Claimer {
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let poll = self.config.engine.poll_interval.as_millis();
         let mut failures = 0u32;
         loop {
@@ -162,10 +165,24 @@ impl Claimer {
                 continue;
             }
             let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+            let wake = self.wake.clone();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.wake.notified() => {}
+                _ = wake.notified() => {}
+                Some(ids) = self.dropped.recv() => self.release_dropped(ids).await,
             }
+        }
+    }
+
+    /// Returns dropped occurrences still leased to this node to `pending` at once, so that they
+    /// are claimed again as they are now (those the store cancelled or moved are not leased
+    /// any more and stay as they are), rather than after the lease expires.
+    async fn release_dropped(&mut self, mut ids: Vec<(Uuid, Millis)>) {
+        while let Ok(more) = self.dropped.try_recv() {
+            ids.extend(more);
+        }
+        if let Err(e) = self.store.release_claims(&self.owner, &ids, now_ms()).await {
+            tracing::warn!(error = %e, "releasing dropped claims failed; their leases expire instead");
         }
     }
 

@@ -25,9 +25,23 @@ pub struct Expander {
 
 impl Expander {
     pub async fn run(self) {
+        let owner = format!("expander-{}", uuid::Uuid::now_v7());
         loop {
-            if let Err(e) = self.tick().await {
-                tracing::error!(error = %e, "expander tick failed");
+            // One node expands at a time; a holder that dies is replaced once its lease expires.
+            let now = now_ms();
+            let lease = self.config.engine.lease.as_millis();
+            match self
+                .store
+                .try_upkeep_lease("expander", &owner, now + lease, now)
+                .await
+            {
+                Ok(true) => {
+                    if let Err(e) = self.tick().await {
+                        tracing::error!(error = %e, "expander tick failed");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "taking the expander lease failed"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.config.engine.expander_interval.0) => {}

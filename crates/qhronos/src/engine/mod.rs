@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::delivery::Deliverer;
 use crate::domain::event::Event;
-use crate::domain::occurrence::{NewOccurrence, OccStatus, Occurrence};
+use crate::domain::occurrence::{Lease, NewOccurrence, OccStatus, Occurrence};
 use crate::domain::{now_ms, Millis};
 use crate::metrics::Metrics;
 use crate::store::{Claimed, Store};
@@ -46,6 +46,8 @@ pub struct EngineHandle {
     heartbeat: Arc<AtomicI64>,
     claim_horizon_ms: i64,
     lease_ms: i64,
+    /// This node's id: its claims are leased to `Lease::owner_of(node)`.
+    node: Uuid,
 }
 
 impl EngineHandle {
@@ -78,13 +80,16 @@ impl EngineHandle {
     }
 
     /// Marks the occurrences of a new event that fall within the claim horizon as claimed by
-    /// this node, so that the store inserts them leased ([`NewOccurrence::lease_until`]) and
+    /// this node, so that the store inserts them leased ([`NewOccurrence::lease`]) and
     /// [`EngineHandle::hold`] can put them straight into the timer: no claim round trip between
     /// the create and the fire.
     pub fn lease_near(&self, occs: &mut [NewOccurrence], now: Millis) {
         for o in occs.iter_mut() {
             if o.scheduled_at <= now + self.claim_horizon_ms {
-                o.lease_until = Some(now + self.lease_ms);
+                o.lease = Some(Lease {
+                    node: self.node,
+                    until: now + self.lease_ms,
+                });
             }
         }
     }
@@ -94,8 +99,8 @@ impl EngineHandle {
         let event = Arc::new(event.clone());
         let held = occs
             .iter()
-            .filter(|o| o.lease_until.is_some())
-            .map(|o| Claimed {
+            .filter_map(|o| o.lease.map(|l| (o, l.until)))
+            .map(|(o, lease_until)| Claimed {
                 occ: Occurrence {
                     id: o.id,
                     event_id: o.event_id,
@@ -110,6 +115,7 @@ impl EngineHandle {
                     completed_at: None,
                 },
                 event: event.clone(),
+                lease_until,
             })
             .collect();
         self.timer.hold(held);
@@ -142,13 +148,15 @@ impl Engine {
             t.abort();
         }
         let unfired = self.handle.timer.stop().await;
-        let ids: Vec<Uuid> = unfired.iter().map(|c| c.occ.id).collect();
+        let claims: Vec<(Uuid, Millis)> =
+            unfired.iter().map(|c| (c.occ.id, c.lease_until)).collect();
         let unfinished = self.launcher.drain(grace).await;
         let (tx, rx) = oneshot::channel();
         if self.writer_flush.send(tx).await.is_ok() {
             let _ = rx.await;
         }
-        let released = self.store.release_claims(&ids, now_ms()).await?;
+        let owner = Lease::owner_of(self.handle.node);
+        let released = self.store.release_claims(&owner, &claims, now_ms()).await?;
         Ok(Stopped {
             released,
             unfinished,
@@ -170,7 +178,14 @@ pub fn start(
     let (flush_tx, flush_rx) = mpsc::channel(4);
     let launcher = dispatcher::Launcher::new(config, deliverer, out_tx.clone(), metrics.clone());
     let fire = launcher.clone();
-    let timer = timer::start(move |c| fire.launch(c))?;
+    let (dropped_tx, dropped_rx) = mpsc::unbounded_channel();
+    let timer = timer::start(
+        move |c| fire.launch(c),
+        move |ids| {
+            let _ = dropped_tx.send(ids);
+        },
+    )?;
+    let node = Uuid::now_v7();
     let handle = EngineHandle {
         dispatcher_wake: dispatcher_wake.clone(),
         expander_wake: expander_wake.clone(),
@@ -178,6 +193,7 @@ pub fn start(
         heartbeat: heartbeat.clone(),
         claim_horizon_ms: config.engine.claim_horizon.as_millis(),
         lease_ms: config.engine.lease.as_millis(),
+        node,
     };
     let writer = writer::Writer {
         store: store.clone(),
@@ -199,7 +215,8 @@ pub fn start(
         outcomes: out_tx,
         heartbeat,
         metrics,
-        owner: format!("node-{}", Uuid::now_v7()),
+        owner: Lease::owner_of(node),
+        dropped: dropped_rx,
     };
     // The writer is not in `tasks`: shutdown flushes it rather than stopping it.
     tokio::spawn(writer.run());

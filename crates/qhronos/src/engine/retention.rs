@@ -58,11 +58,26 @@ impl Retention {
         Ok(removed)
     }
 
-    pub async fn run(self) {
+    /// Passes every `interval`, on one node at a time: the node holding the `retention` upkeep
+    /// lease (`lease` long, renewed by each pass) runs them.
+    pub async fn run(self, lease: crate::domain::duration::Dur) {
+        let owner = format!("retention-{}", uuid::Uuid::now_v7());
         loop {
             tokio::time::sleep(self.config.interval.0).await;
-            if let Err(e) = self.run_once(now_ms()).await {
-                tracing::error!(error = %e, "retention pass failed");
+            let now = now_ms();
+            let until = now + lease.as_millis().max(2 * self.config.interval.as_millis());
+            match self
+                .store
+                .try_upkeep_lease("retention", &owner, until, now)
+                .await
+            {
+                Ok(true) => {
+                    if let Err(e) = self.run_once(now).await {
+                        tracing::error!(error = %e, "retention pass failed");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "taking the retention lease failed"),
             }
         }
     }

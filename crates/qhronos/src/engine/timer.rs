@@ -14,6 +14,8 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
+use uuid::Uuid;
+
 use super::Forget;
 use crate::domain::Millis;
 use crate::store::Claimed;
@@ -66,12 +68,16 @@ impl TimerHandle {
 }
 
 /// Starts the timer thread; `fire` is called on that thread for each occurrence whose time has
-/// come, and must not block (it hands the occurrence to the async runtime).
-pub fn start(fire: impl FnMut(Claimed) + Send + 'static) -> std::io::Result<TimerHandle> {
+/// come, and `dropped` with the claims of held occurrences a `Forget` removed (still leased to
+/// this node in the store); neither may block (they hand over to the async runtime).
+pub fn start(
+    fire: impl FnMut(Claimed) + Send + 'static,
+    dropped: impl FnMut(Vec<(Uuid, Millis)>) + Send + 'static,
+) -> std::io::Result<TimerHandle> {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("qhronos-timer".into())
-        .spawn(move || Timer::default().run(&rx, fire, now_us))?;
+        .spawn(move || Timer::default().run(&rx, fire, dropped, now_us))?;
     Ok(TimerHandle { tx })
 }
 
@@ -89,6 +95,7 @@ impl Timer {
         mut self,
         rx: &mpsc::Receiver<Command>,
         mut fire: impl FnMut(Claimed),
+        mut dropped: impl FnMut(Vec<(Uuid, Millis)>),
         clock: impl Fn() -> i64,
     ) {
         loop {
@@ -112,7 +119,12 @@ impl Timer {
             };
             match command {
                 Command::Hold(batch) => self.hold(batch),
-                Command::Forget(f) => self.forget(f),
+                Command::Forget(f) => {
+                    let ids = self.forget(f);
+                    if !ids.is_empty() {
+                        dropped(ids);
+                    }
+                }
                 Command::Stop(reply) => {
                     let _ = reply.send(self.held.into_values().collect());
                     return;
@@ -129,17 +141,27 @@ impl Timer {
         }
     }
 
-    pub fn forget(&mut self, f: Forget) {
-        match f {
-            Forget::Event { event_id, after } => self.held.retain(|_, c| {
-                c.event.id != event_id
-                    || after.is_some_and(|after| c.occ.attempts > 0 || c.occ.scheduled_at <= after)
-            }),
-            Forget::Occurrence(id) => self.held.retain(|_, c| c.occ.id != id),
-        }
+    /// Drops held occurrences; returns their claims (`(id, lease_until)`).
+    pub fn forget(&mut self, f: Forget) -> Vec<(Uuid, Millis)> {
+        let mut ids = Vec::new();
+        self.held.retain(|_, c| {
+            let keep = match f {
+                Forget::Event { event_id, after } => {
+                    c.event.id != event_id
+                        || after
+                            .is_some_and(|after| c.occ.attempts > 0 || c.occ.scheduled_at <= after)
+                }
+                Forget::Occurrence(id) => c.occ.id != id,
+            };
+            if !keep {
+                ids.push((c.occ.id, c.lease_until));
+            }
+            keep
+        });
         if self.held.is_empty() {
             self.heap.clear();
         }
+        ids
     }
 
     /// The earliest due time still held (entries of forgotten occurrences are skipped).
@@ -180,8 +202,6 @@ impl Timer {
 mod tests {
     use std::sync::Arc;
 
-    use uuid::Uuid;
-
     use super::*;
     use crate::domain::event::Event;
     use crate::domain::occurrence::{OccStatus, Occurrence};
@@ -202,6 +222,7 @@ mod tests {
                 completed_at: None,
             },
             event: event.clone(),
+            lease_until: at + 1000,
         }
     }
 
@@ -243,11 +264,15 @@ mod tests {
         let c = claimed(&e, 9);
         let a_id = a.occ.id;
         t.hold(vec![a, b, c]);
-        t.forget(Forget::Occurrence(a_id));
-        t.forget(Forget::Event {
-            event_id: e.id,
-            after: Some(6),
-        });
+        assert_eq!(t.forget(Forget::Occurrence(a_id)), vec![(a_id, 1005)]);
+        assert_eq!(
+            t.forget(Forget::Event {
+                event_id: e.id,
+                after: Some(6),
+            })
+            .len(),
+            1
+        );
         assert_eq!(t.len(), 1);
         let mut fired = Vec::new();
         t.fire_due(100_000, &mut |c| fired.push(c.event.id));
@@ -268,6 +293,7 @@ mod tests {
                 move |c| {
                     let _ = fired_tx.send(c.occ.scheduled_at);
                 },
+                |_| {},
                 move || c2.load(Ordering::SeqCst),
             )
         });

@@ -1,6 +1,8 @@
 //! Storage: one `Store` trait, one implementation per database. The database is the source of
 //! truth: claims, leases and retries are rows, so a crash loses nothing that was committed.
 
+pub mod postgres;
+mod postgres_rows;
 pub mod sqlite;
 mod sqlite_batch;
 mod sqlite_rows;
@@ -24,7 +26,7 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error("unsupported database URL '{0}': use sqlite://PATH")]
+    #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
     #[error("{0}")]
     Invalid(String),
@@ -78,6 +80,8 @@ pub enum Created {
 pub struct Claimed {
     pub occ: Occurrence,
     pub event: Arc<Event>,
+    /// The claim's `lease_expires_at`: it tells this claim from a later one of the same row.
+    pub lease_until: Millis,
 }
 
 /// What happened to a claimed occurrence; written back in batches.
@@ -205,8 +209,55 @@ pub struct Counts {
     pub cancelled: i64,
 }
 
+/// A change made through one node that the others must act on, carried by PostgreSQL's
+/// LISTEN/NOTIFY (see `Store::changes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// An event was updated, paused, resumed or deleted: drop what is held of it, re-read it.
+    Event(Uuid),
+    /// One occurrence was cancelled or moved.
+    Occurrence(Uuid),
+    /// A token was revoked.
+    Tokens,
+    /// A message for other users of the channel (e.g. a WebSocket fan-out): `Store::publish`.
+    Message(String),
+    /// The listening connection was lost and came back: notifications may have been missed.
+    Resync,
+}
+
+impl Change {
+    /// The NOTIFY payload (at most 8000 bytes: PostgreSQL's limit).
+    pub fn payload(&self) -> String {
+        match self {
+            Change::Event(id) => format!("e:{id}"),
+            Change::Occurrence(id) => format!("o:{id}"),
+            Change::Tokens => "t:".into(),
+            Change::Message(m) => format!("m:{m}"),
+            Change::Resync => "r:".into(),
+        }
+    }
+
+    pub fn parse(payload: &str) -> Option<Change> {
+        let (kind, rest) = payload.split_once(':')?;
+        Some(match kind {
+            "e" => Change::Event(Uuid::parse_str(rest).ok()?),
+            "o" => Change::Occurrence(Uuid::parse_str(rest).ok()?),
+            "t" => Change::Tokens,
+            "m" => Change::Message(rest.to_string()),
+            "r" => Change::Resync,
+            _ => return None,
+        })
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`, for `/status` and logs.
+    fn kind(&self) -> &'static str;
+    /// True when only one process can use the database (the embedded store): every lease found
+    /// at start-up was then held by an earlier run of this process.
+    fn single_process(&self) -> bool;
+
     /// Cheap liveness check.
     async fn ping(&self) -> Result<()>;
 
@@ -282,9 +333,29 @@ pub trait Store: Send + Sync + 'static {
     /// Returns expired leases to `pending`; with `all`, every lease (a single-node store at
     /// start-up, when no other process can hold one).
     async fn release_leases(&self, now: Millis, all: bool) -> Result<u64>;
-    /// Returns these claimed occurrences to `pending` (a node that stops hands back what it
-    /// held and had not fired).
-    async fn release_claims(&self, ids: &[Uuid], now: Millis) -> Result<u64>;
+    /// Returns to `pending` the given occurrences still held by `owner` under the same claim
+    /// (`(id, lease_until)`; a later claim of the row has another `lease_until` and is left
+    /// alone): the dispatcher dropped them before firing, or is stopping.
+    async fn release_claims(
+        &self,
+        owner: &str,
+        claims: &[(Uuid, Millis)],
+        now: Millis,
+    ) -> Result<u64>;
+    /// Takes or renews the lease on a piece of upkeep that must run on one node at a time
+    /// (`expander`, `retention`). True when `owner` holds it until `until`.
+    async fn try_upkeep_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        until: Millis,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Changes made through other nodes, as they commit. `None` for a single-process store.
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>>;
+    /// Tells every node (this one included) about a change. A single-process store has no
+    /// other node, and its own callers act directly: it does nothing there.
+    async fn publish(&self, change: &Change) -> Result<()>;
     /// Writes a batch of outcomes in one transaction.
     async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()>;
     async fn counts(&self) -> Result<Counts>;
@@ -312,9 +383,11 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store named by the URL and applies its migrations.
-pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+pub async fn connect(url: &str, db: &crate::config::DatabaseConfig) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::PgStore::open(url, db).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))
     }

@@ -22,8 +22,8 @@ use super::sqlite_batch::Job;
 
 use super::sqlite_rows::{self as rows, to_json, EVENT_COLS, OCC_COLS};
 use super::{
-    AuditEntry, AuditFilter, Claimed, Counts, Created, EventFilter, Gauges, Next, OccChange,
-    OccFilter, Outcome, PurgeCutoffs, Purged, Redrive, Result, Store, TokenRecord,
+    AuditEntry, AuditFilter, Change, Claimed, Counts, Created, EventFilter, Gauges, Next,
+    OccChange, OccFilter, Outcome, PurgeCutoffs, Purged, Redrive, Result, Store, TokenRecord,
 };
 use crate::domain::event::Event;
 use crate::domain::occurrence::{Attempt, NewOccurrence, OccStatus, Occurrence};
@@ -107,9 +107,6 @@ async fn pause_gone(
     }
     Ok(())
 }
-
-/// The lease owner of occurrences handed to the creating node's timer with the create itself.
-const HANDED_OVER: &str = "created";
 
 fn writer_gone() -> super::StoreError {
     super::StoreError::Invalid("the store's writer has stopped".into())
@@ -199,7 +196,7 @@ pub(super) async fn upsert_occurrences(
             b.push_bind(o.id.to_string())
                 .push_bind(o.event_id.to_string())
                 .push_bind(o.scheduled_at)
-                .push(if o.lease_until.is_some() {
+                .push(if o.lease.is_some() {
                     "'scheduled'"
                 } else {
                     "'pending'"
@@ -207,8 +204,8 @@ pub(super) async fn upsert_occurrences(
                 .push("0")
                 .push_bind(i64::from(o.attempt_limit))
                 .push_bind(o.scheduled_at)
-                .push_bind(o.lease_until.map(|_| HANDED_OVER))
-                .push_bind(o.lease_until)
+                .push_bind(o.lease.map(|l| l.owner()))
+                .push_bind(o.lease.map(|l| l.until))
                 .push_bind(now)
                 .push_bind(now);
         });
@@ -313,6 +310,14 @@ async fn upcoming_check(c: &mut SqliteConnection, id: Uuid) -> Result<Option<Occ
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn single_process(&self) -> bool {
+        true
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
@@ -786,10 +791,11 @@ impl Store for SqliteStore {
         Ok(occs
             .into_iter()
             .filter_map(|occ| {
-                events
-                    .get(&occ.event_id)
-                    .cloned()
-                    .map(|event| Claimed { occ, event })
+                events.get(&occ.event_id).cloned().map(|event| Claimed {
+                    occ,
+                    event,
+                    lease_until,
+                })
             })
             .collect())
     }
@@ -807,23 +813,46 @@ impl Store for SqliteStore {
         .rows_affected())
     }
 
-    async fn release_claims(&self, ids: &[Uuid], now: Millis) -> Result<u64> {
-        let mut tx = self.write.begin().await?;
+    async fn release_claims(
+        &self,
+        owner: &str,
+        claims: &[(Uuid, Millis)],
+        now: Millis,
+    ) -> Result<u64> {
         let mut n = 0;
-        for chunk in ids.chunks(500) {
-            let sql = format!(
-                "UPDATE occurrences SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
-                 updated_at = ? WHERE status = 'scheduled' AND id IN ({})",
-                ids_list(chunk.len())
+        for chunk in claims.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE occurrences SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = ",
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql.as_str())).bind(now);
-            for id in chunk {
-                q = q.bind(id.to_string());
+            q.push_bind(now)
+                .push(" WHERE status = 'scheduled' AND lease_owner = ")
+                .push_bind(owner.to_string())
+                .push(" AND (id, lease_expires_at) IN (VALUES ");
+            let mut sep = q.separated(", ");
+            for (id, until) in chunk {
+                sep.push("(")
+                    .push_bind_unseparated(id.to_string())
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(*until)
+                    .push_unseparated(")");
             }
-            n += q.execute(&mut *tx).await?.rows_affected();
+            q.push(")");
+            n += q.build().execute(&self.write).await?.rows_affected();
         }
-        tx.commit().await?;
         Ok(n)
+    }
+
+    /// One process by construction: it always holds every upkeep lease.
+    async fn try_upkeep_lease(&self, _: &str, _: &str, _: Millis, _: Millis) -> Result<bool> {
+        Ok(true)
+    }
+
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
+    }
+
+    async fn publish(&self, _: &Change) -> Result<()> {
+        Ok(())
     }
 
     async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()> {

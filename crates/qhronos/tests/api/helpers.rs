@@ -1,5 +1,12 @@
-//! The test harness: the real application on port 0 with its own temporary SQLite database, a
-//! real HTTP receiver on 127.0.0.1, and typed helpers.
+//! The test harness: the real application on port 0 with its own temporary database, a real
+//! HTTP receiver on 127.0.0.1, and typed helpers.
+//!
+//! The backend: `TEST_STORE=sqlite|postgres`, else the test target's `DEFAULT_STORE` (the `api`
+//! target runs on SQLite, `api_postgres` on PostgreSQL). On PostgreSQL each test gets a fresh
+//! database on the server at `POSTGRES_TEST_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), dropped when the test ends. When that server
+//! cannot be reached and `POSTGRES_TEST_URL` is not set, a PostgreSQL test says so and runs on
+//! SQLite instead; with `POSTGRES_TEST_URL` set (CI sets it), it fails.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -23,6 +30,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub _dir: tempfile::TempDir,
+    /// The PostgreSQL database of this test (dropped with it); `None` on SQLite.
+    pub db: Option<TestDb>,
     pub retention: qhronos::engine::retention::Retention,
     task: tokio::task::JoinHandle<()>,
 }
@@ -58,6 +67,12 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(dir.path());
+    let db = TestDb::for_test().await;
+    if let Some(db) = &db {
+        config.database_url = Some(db.url.clone());
+        // Tests run in parallel against one server with max_connections = 100.
+        config.database.pool_size = 4;
+    }
     tweak(&mut config);
     let app = Application::build(config).await.expect("app builds");
     let addr = app.addr();
@@ -69,8 +84,131 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         addr,
         client: reqwest::Client::new(),
         _dir: dir,
+        db,
         retention,
         task,
+    }
+}
+
+/// The store the tests run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    let name = std::env::var("TEST_STORE").unwrap_or_else(|_| crate::DEFAULT_STORE.to_string());
+    match name.as_str() {
+        "postgres" => Backend::Postgres,
+        "sqlite" => Backend::Sqlite,
+        other => panic!("TEST_STORE={other}: use sqlite or postgres"),
+    }
+}
+
+/// For tests of what only the embedded store has (its file, backups, restore): true, after
+/// saying why, when the suite runs on PostgreSQL.
+pub fn sqlite_only(why: &str) -> bool {
+    if backend() == Backend::Postgres {
+        eprintln!("skipped on PostgreSQL: {why}");
+        return true;
+    }
+    false
+}
+
+/// A fresh PostgreSQL database, dropped (best effort) with this value.
+pub struct TestDb {
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+impl TestDb {
+    /// A database for this test when the suite runs on PostgreSQL; `None` on SQLite, and when
+    /// PostgreSQL is unreachable and `POSTGRES_TEST_URL` is unset (the test then runs on SQLite,
+    /// after saying so).
+    pub async fn for_test() -> Option<TestDb> {
+        if backend() != Backend::Postgres {
+            return None;
+        }
+        let set = std::env::var("POSTGRES_TEST_URL").ok();
+        let admin = set
+            .clone()
+            .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_string());
+        match TestDb::create(&admin).await {
+            Ok(db) => Some(db),
+            Err(e) if set.is_none() => {
+                eprintln!(
+                    "PostgreSQL at {admin} is unreachable ({e}); POSTGRES_TEST_URL is unset, so \
+                     this test runs on SQLite instead"
+                );
+                None
+            }
+            Err(e) => panic!("PostgreSQL at {admin} (POSTGRES_TEST_URL): {e}"),
+        }
+    }
+
+    async fn create(admin: &str) -> Result<TestDb, sqlx::Error> {
+        use sqlx::Connection;
+        let name = format!("qhronos_test_{}", uuid::Uuid::now_v7().simple());
+        let mut c =
+            tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(admin))
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        // CREATE DATABASE fails while another session uses the template; that passes quickly.
+        let mut tries = 0;
+        loop {
+            match sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut c)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if tries < 20 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let _ = c.close().await;
+        let mut url = url::Url::parse(admin).map_err(|e| sqlx::Error::Configuration(e.into()))?;
+        url.set_path(&name);
+        Ok(TestDb {
+            url: url.to_string(),
+            admin: admin.to_string(),
+            name,
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: use a thread with its own.
+        let t = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut c)
+                    .await;
+                    let _ = c.close().await;
+                }
+            });
+        });
+        let _ = t.join();
     }
 }
 

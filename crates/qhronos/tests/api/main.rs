@@ -11,3 +11,6 @@ mod operations;
 mod restart;
 mod security;
 mod validation;
+
+/// The backend of this target (`TEST_STORE` overrides it); see helpers.rs.
+const DEFAULT_STORE: &str = "sqlite";

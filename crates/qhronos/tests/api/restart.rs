@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{in_ms, Receiver, TOKEN};
+use crate::helpers::{in_ms, Receiver, TestDb, TOKEN};
 
 struct Node {
     child: Child,
@@ -21,14 +21,25 @@ impl Drop for Node {
     }
 }
 
-/// Starts `qhronosd` on a free port and waits for its "listening on" line.
-fn start_node(dir: &Path) -> Node {
-    start_node_with(dir, &[]).0
+/// Starts `qhronosd` on a free port and waits for its "listening on" line. With a PostgreSQL
+/// database, on that (with short leases: a restarted node must wait out the old node's).
+fn start_node(dir: &Path, db: Option<&TestDb>) -> Node {
+    start_node_with(dir, db, &[]).0
 }
 
 /// Starts `qhronosd` with extra settings; also returns every line it writes to stderr.
-fn start_node_with(dir: &Path, env: &[(&str, &str)]) -> (Node, std::sync::mpsc::Receiver<String>) {
+fn start_node_with(
+    dir: &Path,
+    db: Option<&TestDb>,
+    env: &[(&str, &str)],
+) -> (Node, std::sync::mpsc::Receiver<String>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_qhronosd"));
+    if let Some(db) = db {
+        cmd.args(["--database-url", &db.url])
+            .env("QHRONOS_DATABASE__POOL_SIZE", "4")
+            .env("QHRONOS_ENGINE__LEASE", "4s")
+            .env("QHRONOS_RETRY__TIMEOUT", "1s");
+    }
     cmd.args(["--port", "0", "--log-format", "json", "--data-dir"])
         .arg(dir)
         .env("QHRONOS_MASTER_TOKEN", TOKEN)
@@ -111,7 +122,8 @@ async fn sigterm_finishes_deliveries_in_flight_and_hands_back_held_work() {
     // Each delivery takes 600 ms, so the signal lands while one is in flight.
     let rx = Receiver::start_with_delay(vec![], Duration::from_millis(600)).await;
     let client = reqwest::Client::new();
-    let (mut node, lines) = start_node_with(dir.path(), &[]);
+    let db = TestDb::for_test().await;
+    let (mut node, lines) = start_node_with(dir.path(), db.as_ref(), &[]);
     let create = |name: &str, ms: i64| {
         client
             .post(format!("{}/events", node.base))
@@ -143,7 +155,7 @@ async fn sigterm_finishes_deliveries_in_flight_and_hands_back_held_work() {
 
     // ...and recorded: after the restart it is completed with one attempt, not delivered again;
     // the held one is delivered by the new process.
-    let (node, _lines) = start_node_with(dir.path(), &[]);
+    let (node, _lines) = start_node_with(dir.path(), db.as_ref(), &[]);
     let later_id = later["id"].as_str().unwrap().to_string();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -168,7 +180,8 @@ async fn misfire_policies_apply_to_what_came_due_while_the_server_was_stopped() 
     let rx = Receiver::start(vec![]).await;
     let client = reqwest::Client::new();
     let settings = [("QHRONOS_ENGINE__MISFIRE_THRESHOLD", "300ms")];
-    let (mut node, _l) = start_node_with(dir.path(), &settings);
+    let db = TestDb::for_test().await;
+    let (mut node, _l) = start_node_with(dir.path(), db.as_ref(), &settings);
     // Three series, one instance per second from 3 s from now; the server is stopped across
     // the first three instances.
     let mut ids = Vec::new();
@@ -193,7 +206,7 @@ async fn misfire_policies_apply_to_what_came_due_while_the_server_was_stopped() 
     terminate(&mut node, Duration::from_secs(8));
     // Down from ~0 s to ~5.5 s: instances at 3, 4 and 5 s come due while nothing runs.
     tokio::time::sleep(Duration::from_millis(5_500)).await;
-    let (node, _l) = start_node_with(dir.path(), &settings);
+    let (node, _l) = start_node_with(dir.path(), db.as_ref(), &settings);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let statuses = loop {
         let mut all = Vec::new();
@@ -247,7 +260,8 @@ async fn kill_9_and_restart_loses_nothing_and_leaves_nothing_stuck() {
     // A slow receiver, so that the kill lands while deliveries are in flight.
     let rx = Receiver::start_with_delay(vec![], Duration::from_millis(150)).await;
     let client = reqwest::Client::new();
-    let node = start_node(dir.path());
+    let db = TestDb::for_test().await;
+    let node = start_node(dir.path(), db.as_ref());
     const N: usize = 40;
     for i in 0..N {
         let r = client
@@ -268,7 +282,7 @@ async fn kill_9_and_restart_loses_nothing_and_leaves_nothing_stuck() {
     drop(node); // SIGKILL: no graceful anything.
     let delivered_before = rx.received().len();
 
-    let node = start_node(dir.path());
+    let node = start_node(dir.path(), db.as_ref());
     // Every occurrence is delivered at least once...
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -310,17 +324,37 @@ async fn kill_9_and_restart_loses_nothing_and_leaves_nothing_stuck() {
 #[tokio::test]
 async fn migrate_only_migrates_and_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_qhronosd"))
+    let db = TestDb::for_test().await;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qhronosd"));
+    if let Some(db) = &db {
+        cmd.args(["--database-url", &db.url]);
+    }
+    let out = cmd
         .args(["--migrate", "--data-dir"])
         .arg(dir.path())
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(dir.path().join("qhronos.db").exists());
+    match &db {
+        None => assert!(dir.path().join("qhronos.db").exists()),
+        Some(db) => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM occurrences")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            assert_eq!(n, 0);
+            let _ = c.close().await;
+        }
+    }
 }
 
 #[tokio::test]
 async fn a_generated_master_token_is_shown_once_and_only_its_hash_is_stored() {
+    if crate::helpers::sqlite_only("reads the embedded database file for the plain token") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_qhronosd"))
         .args(["--reset-master-token", "--data-dir"])

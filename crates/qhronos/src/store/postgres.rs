@@ -1,0 +1,1256 @@
+//! The PostgreSQL store: several `qhronosd` nodes on one database.
+//!
+//! Claims take due rows with `FOR UPDATE SKIP LOCKED` under a lease, so nodes never wait on each
+//! other and a dead node's work comes back when its lease expires. Upkeep that must run once
+//! (expansion, retention) holds a row lease in `upkeep_leases`. Changes that other nodes must act
+//! on at once (pause, delete, update, cancel, move, revocation) are sent with `pg_notify` inside
+//! the transaction that makes them, so they arrive exactly when they commit; one connection per
+//! node LISTENs and hands them out through `changes()`.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, QueryBuilder, Row};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::postgres_rows as rows;
+use super::sqlite_rows::{to_json, EVENT_COLS, OCC_COLS};
+use super::{
+    AuditEntry, AuditFilter, Change, Claimed, Counts, Created, EventFilter, Gauges, Next,
+    OccChange, OccFilter, Outcome, PurgeCutoffs, Purged, Redrive, Result, Store, StoreError,
+    TokenRecord,
+};
+use crate::config::DatabaseConfig;
+use crate::domain::event::Event;
+use crate::domain::occurrence::{Attempt, NewOccurrence, OccStatus, Occurrence};
+use crate::domain::Millis;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The NOTIFY channel of every node.
+const CHANNEL: &str = "qhronos";
+
+pub struct PgStore {
+    pool: PgPool,
+    changes: broadcast::Sender<Change>,
+}
+
+impl PgStore {
+    /// Connects, applies the embedded migrations (one node at a time: sqlx takes an advisory
+    /// lock) and starts listening for other nodes' changes.
+    pub async fn open(url: &str, db: &DatabaseConfig) -> Result<PgStore> {
+        let opts = PgConnectOptions::from_str(url)?
+            .application_name("qhronosd")
+            .options([(
+                "statement_timeout",
+                format!("{}ms", db.statement_timeout.as_millis()),
+            )]);
+        let pool = PgPoolOptions::new()
+            // One more for the LISTEN connection, which stays checked out.
+            .max_connections(db.pool_size + 1)
+            .acquire_timeout(db.connect_timeout.0)
+            .connect_with(opts)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        let (changes, _) = broadcast::channel(4096);
+        tokio::spawn(listen(pool.clone(), changes.clone()));
+        Ok(PgStore { pool, changes })
+    }
+}
+
+/// Forwards NOTIFY payloads to `changes`, reconnecting for as long as the process runs. After a
+/// reconnection it sends `Change::Resync`: notifications may have been missed meanwhile.
+async fn listen(pool: PgPool, changes: broadcast::Sender<Change>) {
+    // After the first connection, every new one may have missed notifications.
+    let mut lost = false;
+    loop {
+        if pool.is_closed() {
+            return;
+        }
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(error = %e, "LISTEN connection failed; retrying");
+                lost = true;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANNEL).await {
+            tracing::debug!(error = %e, "LISTEN failed; retrying");
+            lost = true;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        if lost {
+            tracing::info!("listening for other nodes' changes again");
+            let _ = changes.send(Change::Resync);
+        }
+        lost = true;
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => {
+                    if let Some(c) = Change::parse(n.payload()) {
+                        let _ = changes.send(c);
+                    }
+                }
+                Ok(None) => {
+                    let _ = changes.send(Change::Resync);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "lost the LISTEN connection; reconnecting");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn notify(c: &mut PgConnection, change: &Change) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(change.payload())
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+async fn insert_event_row(
+    c: &mut PgConnection,
+    e: &Event,
+    idem: Option<(&str, &str)>,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "INSERT INTO events (id, name, description, start_time, timezone, schedule, exdates, rdates, \
+         action, tags, metadata, hmac_secret, previous_hmac_secret, previous_secret_until, retry, misfire, \
+         status, next_fire_at, idempotency_key, request_hash, created_at, updated_at, paused_reason) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23) \
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(e.id.to_string())
+    .bind(&e.name)
+    .bind(&e.description)
+    .bind(e.start_time)
+    .bind(&e.timezone)
+    .bind(&e.schedule)
+    .bind(to_json(&e.exdates))
+    .bind(to_json(&e.rdates))
+    .bind(to_json(&e.action))
+    .bind(to_json(&e.tags))
+    .bind(to_json(&e.metadata))
+    .bind(&e.hmac_secret)
+    .bind(e.previous_secret.as_ref().and_then(|p| p.0.clone()))
+    .bind(e.previous_secret.as_ref().map(|p| p.1))
+    .bind(to_json(&e.retry))
+    .bind(to_json(&e.misfire))
+    .bind(e.status.as_str())
+    .bind(e.next_fire_at)
+    .bind(idem.map(|(k, _)| k))
+    .bind(idem.map(|(_, h)| h))
+    .bind(e.created_at)
+    .bind(e.updated_at)
+    .bind(&e.paused_reason)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Ok(false);
+    }
+    insert_tags(c, e).await?;
+    Ok(true)
+}
+
+async fn insert_tags(c: &mut PgConnection, e: &Event) -> Result<()> {
+    if e.tags.is_empty() {
+        return Ok(());
+    }
+    let mut q = QueryBuilder::<Postgres>::new("INSERT INTO event_tags (tag, event_id) ");
+    q.push_values(&e.tags, |mut b, t| {
+        b.push_bind(t.clone()).push_bind(e.id.to_string());
+    });
+    q.push(" ON CONFLICT DO NOTHING");
+    q.build().execute(&mut *c).await?;
+    Ok(())
+}
+
+/// Inserts occurrences; an instant that exists is kept, except that one cancelled by a pause
+/// or a re-plan comes back to life.
+async fn upsert_occurrences(
+    c: &mut PgConnection,
+    occs: &[NewOccurrence],
+    now: Millis,
+) -> Result<u64> {
+    let mut n = 0;
+    for chunk in occs.chunks(1000) {
+        let ids: Vec<String> = chunk.iter().map(|o| o.id.to_string()).collect();
+        let events: Vec<String> = chunk.iter().map(|o| o.event_id.to_string()).collect();
+        let at: Vec<i64> = chunk.iter().map(|o| o.scheduled_at).collect();
+        let limits: Vec<i64> = chunk.iter().map(|o| i64::from(o.attempt_limit)).collect();
+        let owners: Vec<Option<String>> =
+            chunk.iter().map(|o| o.lease.map(|l| l.owner())).collect();
+        let until: Vec<Option<i64>> = chunk.iter().map(|o| o.lease.map(|l| l.until)).collect();
+        n += sqlx::query(
+            "INSERT INTO occurrences (id, event_id, scheduled_at, status, attempts, attempt_limit, \
+             next_attempt_at, lease_owner, lease_expires_at, created_at, updated_at) \
+             SELECT u.id, u.event_id, u.at, CASE WHEN u.owner IS NULL THEN 'pending' ELSE 'scheduled' END, \
+             0, u.lim, u.at, u.owner, u.until, $5, $5 \
+             FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $6::text[], $7::bigint[]) \
+             AS u(id, event_id, at, lim, owner, until) \
+             ON CONFLICT (event_id, scheduled_at) DO UPDATE SET status = 'pending', \
+             cancelled_by = NULL, next_attempt_at = excluded.next_attempt_at, \
+             updated_at = excluded.updated_at \
+             WHERE occurrences.status = 'cancelled' AND occurrences.cancelled_by IN ('pause', 'replan')",
+        )
+        .bind(ids)
+        .bind(events)
+        .bind(at)
+        .bind(limits)
+        .bind(now)
+        .bind(owners)
+        .bind(until)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    }
+    Ok(n)
+}
+
+async fn cancel_unfired(
+    c: &mut PgConnection,
+    event_id: Uuid,
+    by: &str,
+    after: Option<Millis>,
+    now: Millis,
+) -> Result<u64> {
+    let mut q = QueryBuilder::<Postgres>::new(
+        "UPDATE occurrences SET status = 'cancelled', cancelled_by = ",
+    );
+    q.push_bind(by.to_string())
+        .push(
+            ", lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = NULL, updated_at = ",
+        )
+        .push_bind(now)
+        .push(" WHERE event_id = ")
+        .push_bind(event_id.to_string())
+        .push(" AND status IN ('pending', 'scheduled')");
+    if let Some(after) = after {
+        q.push(" AND attempts = 0 AND scheduled_at > ")
+            .push_bind(after);
+    }
+    Ok(q.build().execute(&mut *c).await?.rows_affected())
+}
+
+/// Finished one-time events and series become `inactive` once nothing is left to deliver.
+async fn finish_if_done(c: &mut PgConnection, event_ids: &[String], now: Millis) -> Result<()> {
+    if event_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE events e SET status = 'inactive', updated_at = $1 WHERE e.id = ANY($2) \
+         AND e.status = 'active' AND e.next_fire_at IS NULL AND NOT EXISTS (SELECT 1 FROM occurrences o \
+         WHERE o.event_id = e.id AND o.status IN ('pending', 'scheduled', 'dispatched'))",
+    )
+    .bind(now)
+    .bind(event_ids)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+fn push_tags(q: &mut QueryBuilder<Postgres>, col: &str, tags: &[String]) {
+    if tags.is_empty() {
+        return;
+    }
+    q.push(format!(
+        " AND {col} IN (SELECT event_id FROM event_tags WHERE tag = ANY("
+    ));
+    q.push_bind(tags.to_vec());
+    q.push("))");
+}
+
+/// `Some` when the occurrence is unknown or no longer upcoming. Locks the row.
+async fn upcoming_check(c: &mut PgConnection, id: Uuid) -> Result<Option<OccChange>> {
+    let row = sqlx::query("SELECT status, attempts FROM occurrences WHERE id = $1 FOR UPDATE")
+        .bind(id.to_string())
+        .fetch_optional(&mut *c)
+        .await?;
+    let Some(row) = row else {
+        return Ok(Some(OccChange::NotFound));
+    };
+    let status: String = row.try_get("status")?;
+    let attempts: i64 = row.try_get("attempts")?;
+    let status = OccStatus::parse(&status).map_err(StoreError::Corrupt)?;
+    if !matches!(status, OccStatus::Pending | OccStatus::Scheduled) || attempts > 0 {
+        return Ok(Some(OccChange::WrongStatus(status)));
+    }
+    Ok(None)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn single_process(&self) -> bool {
+        false
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn get_setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn create_event(
+        &self,
+        e: &Event,
+        occs: &[NewOccurrence],
+        idem: Option<(&str, &str)>,
+    ) -> Result<Created> {
+        let mut tx = self.pool.begin().await?;
+        // With a key already used, the insert does nothing (waiting for a concurrent insert of
+        // the same key to commit or roll back), and the earlier event is returned.
+        if !insert_event_row(&mut tx, e, idem).await? {
+            let key = idem.map(|(k, _)| k).unwrap_or_default();
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {EVENT_COLS}, request_hash FROM events WHERE idempotency_key = $1"
+            )))
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::Invalid("idempotency key vanished".into()))?;
+            return Ok(Created::Existing {
+                event: Box::new(rows::event(&row)?),
+                request_hash: row.try_get("request_hash")?,
+            });
+        }
+        upsert_occurrences(&mut tx, occs, e.created_at).await?;
+        tx.commit().await?;
+        Ok(Created::New)
+    }
+
+    async fn create_events(&self, events: &[(Event, Vec<NewOccurrence>)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // Arrays in, UNNEST on the server: one statement for the events, one for their tags.
+        let mut cols: [Vec<Option<String>>; 12] = Default::default();
+        let (mut start, mut prev_until, mut next, mut created, mut updated) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut tag, mut tag_event) = (Vec::new(), Vec::new());
+        for (e, _) in events {
+            let text = [
+                Some(e.id.to_string()),
+                Some(e.name.clone()),
+                e.description.clone(),
+                Some(e.timezone.clone()),
+                e.schedule.clone(),
+                Some(to_json(&e.exdates)),
+                Some(to_json(&e.rdates)),
+                Some(to_json(&e.action)),
+                Some(to_json(&e.tags)),
+                Some(to_json(&e.metadata)),
+                e.hmac_secret.clone(),
+                e.previous_secret.as_ref().and_then(|p| p.0.clone()),
+            ];
+            for (col, v) in cols.iter_mut().zip(text) {
+                col.push(v);
+            }
+            start.push(e.start_time);
+            prev_until.push(e.previous_secret.as_ref().map(|p| p.1));
+            next.push(e.next_fire_at);
+            created.push(e.created_at);
+            updated.push(e.updated_at);
+            for t in &e.tags {
+                tag.push(t.clone());
+                tag_event.push(e.id.to_string());
+            }
+        }
+        let policies: Vec<(String, String, String)> = events
+            .iter()
+            .map(|(e, _)| {
+                (
+                    to_json(&e.retry),
+                    to_json(&e.misfire),
+                    e.status.as_str().to_string(),
+                )
+            })
+            .collect();
+        let retry: Vec<&str> = policies.iter().map(|p| p.0.as_str()).collect();
+        let misfire: Vec<&str> = policies.iter().map(|p| p.1.as_str()).collect();
+        let status: Vec<&str> = policies.iter().map(|p| p.2.as_str()).collect();
+        let mut q = sqlx::query(
+            "INSERT INTO events (id, name, description, timezone, schedule, exdates, rdates, action, \
+             tags, metadata, hmac_secret, previous_hmac_secret, start_time, previous_secret_until, \
+             next_fire_at, created_at, updated_at, retry, misfire, status) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], \
+             $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::text[], $19::text[], $20::text[])",
+        );
+        for col in cols {
+            q = q.bind(col);
+        }
+        q.bind(start)
+            .bind(prev_until)
+            .bind(next)
+            .bind(created)
+            .bind(updated)
+            .bind(retry)
+            .bind(misfire)
+            .bind(status)
+            .execute(&mut *tx)
+            .await?;
+        if !tag.is_empty() {
+            sqlx::query(
+                "INSERT INTO event_tags (tag, event_id) SELECT * FROM UNNEST($1::text[], $2::text[]) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(tag)
+            .bind(tag_event)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let occs: Vec<NewOccurrence> = events.iter().flat_map(|(_, o)| o.iter().copied()).collect();
+        let now = events.first().map_or(0, |(e, _)| e.created_at);
+        upsert_occurrences(&mut tx, &occs, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_event(&self, id: Uuid) -> Result<Option<Event>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {EVENT_COLS} FROM events WHERE id = $1 AND status != 'deleted'"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(rows::event).transpose()
+    }
+
+    async fn list_events(&self, f: &EventFilter) -> Result<Vec<Event>> {
+        let mut q = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {EVENT_COLS} FROM events WHERE status != 'deleted'"
+        ));
+        if let Some(s) = f.status {
+            q.push(" AND status = ").push_bind(s.as_str());
+        }
+        if let Some(text) = &f.q {
+            let pat = format!(
+                "%{}%",
+                text.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            // ILIKE: SQLite's LIKE ignores ASCII case, and so does the API on both stores.
+            q.push(" AND (name ILIKE ")
+                .push_bind(pat.clone())
+                .push(" ESCAPE '\\' OR description ILIKE ")
+                .push_bind(pat)
+                .push(" ESCAPE '\\')");
+        }
+        if let Some(b) = f.before_id {
+            q.push(" AND id < ").push_bind(b.to_string());
+        }
+        push_tags(&mut q, "id", &f.tags);
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+        let rs = q.build().fetch_all(&self.pool).await?;
+        rs.iter().map(rows::event).collect()
+    }
+
+    async fn update_event(
+        &self,
+        e: &Event,
+        replan_after: Option<Millis>,
+        occs: &[NewOccurrence],
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE events SET name = $1, description = $2, start_time = $3, timezone = $4, schedule = $5, \
+             exdates = $6, rdates = $7, action = $8, tags = $9, metadata = $10, hmac_secret = $11, \
+             previous_hmac_secret = $12, previous_secret_until = $13, retry = $14, \
+             misfire = $15, status = $16, next_fire_at = $17, updated_at = $18, paused_reason = $20 \
+             WHERE id = $19 AND status != 'deleted'",
+        )
+        .bind(&e.name)
+        .bind(&e.description)
+        .bind(e.start_time)
+        .bind(&e.timezone)
+        .bind(&e.schedule)
+        .bind(to_json(&e.exdates))
+        .bind(to_json(&e.rdates))
+        .bind(to_json(&e.action))
+        .bind(to_json(&e.tags))
+        .bind(to_json(&e.metadata))
+        .bind(&e.hmac_secret)
+        .bind(e.previous_secret.as_ref().and_then(|p| p.0.clone()))
+        .bind(e.previous_secret.as_ref().map(|p| p.1))
+        .bind(to_json(&e.retry))
+        .bind(to_json(&e.misfire))
+        .bind(e.status.as_str())
+        .bind(e.next_fire_at)
+        .bind(e.updated_at)
+        .bind(e.id.to_string())
+        .bind(&e.paused_reason)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM event_tags WHERE event_id = $1")
+            .bind(e.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        insert_tags(&mut tx, e).await?;
+        if let Some(after) = replan_after {
+            cancel_unfired(&mut tx, e.id, "replan", Some(after), e.updated_at).await?;
+            upsert_occurrences(&mut tx, occs, e.updated_at).await?;
+        }
+        finish_if_done(&mut tx, &[e.id.to_string()], e.updated_at).await?;
+        notify(&mut tx, &Change::Event(e.id)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn set_paused(
+        &self,
+        id: Uuid,
+        paused: bool,
+        next_fire_at: Option<Millis>,
+        occs: &[NewOccurrence],
+        now: Millis,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let n = if paused {
+            sqlx::query("UPDATE events SET status = 'paused', paused_reason = NULL, updated_at = $1 WHERE id = $2 AND status != 'deleted'")
+                .bind(now)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        } else {
+            sqlx::query("UPDATE events SET status = 'active', paused_reason = NULL, next_fire_at = $1, updated_at = $2 WHERE id = $3 AND status != 'deleted'")
+                .bind(next_fire_at)
+                .bind(now)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        };
+        if n == 0 {
+            return Ok(false);
+        }
+        if paused {
+            cancel_unfired(&mut tx, id, "pause", None, now).await?;
+        } else {
+            upsert_occurrences(&mut tx, occs, now).await?;
+            finish_if_done(&mut tx, &[id.to_string()], now).await?;
+        }
+        notify(&mut tx, &Change::Event(id)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_event(&self, id: Uuid, now: Millis) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("UPDATE events SET status = 'deleted', next_fire_at = NULL, idempotency_key = NULL, updated_at = $1 WHERE id = $2 AND status != 'deleted'")
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM event_tags WHERE event_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        cancel_unfired(&mut tx, id, "delete", None, now).await?;
+        notify(&mut tx, &Change::Event(id)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn insert_occurrences(&self, occs: &[NewOccurrence], now: Millis) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let n = upsert_occurrences(&mut tx, occs, now).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn list_occurrences(&self, f: &OccFilter) -> Result<Vec<Occurrence>> {
+        let mut q = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {OCC_COLS} FROM occurrences WHERE 1 = 1"
+        ));
+        if let Some(id) = f.event_id {
+            q.push(" AND event_id = ").push_bind(id.to_string());
+        }
+        if let Some(s) = f.status {
+            q.push(" AND status = ").push_bind(s.as_str());
+        }
+        if let Some(from) = f.from {
+            q.push(" AND scheduled_at >= ").push_bind(from);
+        }
+        if let Some(to) = f.to {
+            q.push(" AND scheduled_at <= ").push_bind(to);
+        }
+        if let Some((at, id)) = f.before {
+            q.push(" AND (scheduled_at, id) < (")
+                .push_bind(at)
+                .push(", ")
+                .push_bind(id.to_string())
+                .push(")");
+        }
+        push_tags(&mut q, "event_id", &f.tags);
+        q.push(" ORDER BY scheduled_at DESC, id DESC LIMIT ")
+            .push_bind(f.limit);
+        let rs = q.build().fetch_all(&self.pool).await?;
+        rs.iter().map(rows::occurrence).collect()
+    }
+
+    async fn get_occurrence(&self, id: Uuid) -> Result<Option<(Occurrence, Vec<Attempt>)>> {
+        let Some(row) = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {OCC_COLS} FROM occurrences WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let occ = rows::occurrence(&row)?;
+        let attempts =
+            sqlx::query("SELECT * FROM attempts WHERE occurrence_id = $1 ORDER BY attempt")
+                .bind(id.to_string())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(rows::attempt)
+                .collect::<Result<Vec<_>>>()?;
+        Ok(Some((occ, attempts)))
+    }
+
+    async fn redrive(&self, id: Uuid, extra: u32, now: Millis) -> Result<Redrive> {
+        let mut tx = self.pool.begin().await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM occurrences WHERE id = $1 FOR UPDATE")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(status) = status else {
+            return Ok(Redrive::NotFound);
+        };
+        let status = OccStatus::parse(&status).map_err(StoreError::Corrupt)?;
+        if !matches!(status, OccStatus::Failed | OccStatus::Missed) {
+            return Ok(Redrive::WrongStatus(status));
+        }
+        sqlx::query(
+            "UPDATE occurrences SET status = 'pending', next_attempt_at = $1, attempt_limit = attempts + $2, \
+             completed_at = NULL, updated_at = $3 WHERE id = $4",
+        )
+        .bind(now)
+        .bind(i64::from(extra))
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Redrive::Done)
+    }
+
+    async fn cancel_occurrence(&self, id: Uuid, now: Millis) -> Result<OccChange> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(c) = upcoming_check(&mut tx, id).await? {
+            return Ok(c);
+        }
+        sqlx::query(
+            "UPDATE occurrences SET status = 'cancelled', cancelled_by = 'user', lease_owner = NULL, \
+             lease_expires_at = NULL, next_attempt_at = NULL, updated_at = $1 WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        notify(&mut tx, &Change::Occurrence(id)).await?;
+        tx.commit().await?;
+        Ok(OccChange::Done)
+    }
+
+    async fn move_occurrence(&self, id: Uuid, to: Millis, now: Millis) -> Result<OccChange> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(c) = upcoming_check(&mut tx, id).await? {
+            return Ok(c);
+        }
+        let taken: Option<String> = sqlx::query_scalar(
+            "SELECT o.id FROM occurrences o JOIN occurrences me ON me.event_id = o.event_id \
+             WHERE me.id = $1 AND o.scheduled_at = $2 AND o.id != me.id",
+        )
+        .bind(id.to_string())
+        .bind(to)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if taken.is_some() {
+            return Ok(OccChange::Taken);
+        }
+        let moved = sqlx::query(
+            "UPDATE occurrences SET status = 'pending', scheduled_at = $1, next_attempt_at = $1, \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = $2 WHERE id = $3",
+        )
+        .bind(to)
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await;
+        match moved {
+            Ok(_) => {}
+            // A concurrent move to the same instant committed first.
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                return Ok(OccChange::Taken)
+            }
+            Err(e) => return Err(e.into()),
+        }
+        notify(&mut tx, &Change::Occurrence(id)).await?;
+        tx.commit().await?;
+        Ok(OccChange::Done)
+    }
+
+    async fn events_to_expand(&self, until: Millis, limit: i64) -> Result<Vec<Event>> {
+        let rs = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {EVENT_COLS} FROM events WHERE status = 'active' AND next_fire_at IS NOT NULL \
+             AND next_fire_at <= $1 ORDER BY next_fire_at LIMIT $2"
+        )))
+        .bind(until)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rs.iter().map(rows::event).collect()
+    }
+
+    async fn save_expansion(
+        &self,
+        event_id: Uuid,
+        occs: &[NewOccurrence],
+        next: Option<Millis>,
+        now: Millis,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let n =
+            sqlx::query("UPDATE events SET next_fire_at = $1 WHERE id = $2 AND status = 'active'")
+                .bind(next)
+                .bind(event_id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        // Paused or deleted meanwhile: materialise nothing.
+        if n > 0 {
+            upsert_occurrences(&mut tx, occs, now).await?;
+            finish_if_done(&mut tx, &[event_id.to_string()], now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_due(
+        &self,
+        owner: &str,
+        due_before: Millis,
+        lease_until: Millis,
+        limit: i64,
+        now: Millis,
+    ) -> Result<Vec<Claimed>> {
+        let mut tx = self.pool.begin().await?;
+        // SKIP LOCKED: rows another node is claiming right now are left to it, not waited for.
+        // Besides due pending rows, rows whose lease has expired (their node died, or stalled)
+        // are taken over: other nodes keep running, so no start-up can release them.
+        let rs = sqlx::query(AssertSqlSafe(format!(
+            "WITH due AS (SELECT id FROM occurrences WHERE status = 'pending' AND next_attempt_at <= $4 \
+               ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED), \
+             expired AS (SELECT id FROM occurrences WHERE status = 'scheduled' AND lease_expires_at < $3 \
+               LIMIT $5 FOR UPDATE SKIP LOCKED) \
+             UPDATE occurrences SET status = 'scheduled', lease_owner = $1, lease_expires_at = $2, updated_at = $3 \
+             WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM expired) \
+             RETURNING {OCC_COLS}"
+        )))
+        .bind(owner)
+        .bind(lease_until)
+        .bind(now)
+        .bind(due_before)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let occs = rs
+            .iter()
+            .map(rows::occurrence)
+            .collect::<Result<Vec<_>>>()?;
+        let mut ids: Vec<String> = occs.iter().map(|o| o.event_id.to_string()).collect();
+        ids.sort();
+        ids.dedup();
+        let mut events: HashMap<Uuid, Arc<Event>> = HashMap::new();
+        if !ids.is_empty() {
+            let rs = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {EVENT_COLS} FROM events WHERE id = ANY($1)"
+            )))
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in rs {
+                let e = rows::event(&row)?;
+                events.insert(e.id, Arc::new(e));
+            }
+        }
+        tx.commit().await?;
+        Ok(occs
+            .into_iter()
+            .filter_map(|occ| {
+                events.get(&occ.event_id).cloned().map(|event| Claimed {
+                    occ,
+                    event,
+                    lease_until,
+                })
+            })
+            .collect())
+    }
+
+    async fn release_leases(&self, now: Millis, all: bool) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE occurrences SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+             updated_at = $1 WHERE status = 'scheduled' AND ($2 OR lease_expires_at < $1)",
+        )
+        .bind(now)
+        .bind(all)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    async fn release_claims(
+        &self,
+        owner: &str,
+        claims: &[(Uuid, Millis)],
+        now: Millis,
+    ) -> Result<u64> {
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<String> = claims.iter().map(|(id, _)| id.to_string()).collect();
+        let until: Vec<i64> = claims.iter().map(|(_, u)| *u).collect();
+        Ok(sqlx::query(
+            "UPDATE occurrences SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+             updated_at = $1 WHERE status = 'scheduled' AND lease_owner = $2 \
+             AND (id, lease_expires_at) IN (SELECT * FROM UNNEST($3::text[], $4::bigint[]))",
+        )
+        .bind(now)
+        .bind(owner)
+        .bind(ids)
+        .bind(until)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    async fn try_upkeep_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        until: Millis,
+        now: Millis,
+    ) -> Result<bool> {
+        let held: Option<String> = sqlx::query_scalar(
+            "INSERT INTO upkeep_leases (name, owner, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE upkeep_leases.owner = excluded.owner OR upkeep_leases.expires_at < $4 \
+             RETURNING owner",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(held.is_some())
+    }
+
+    fn changes(&self) -> Option<broadcast::Receiver<Change>> {
+        Some(self.changes.subscribe())
+    }
+
+    async fn publish(&self, change: &Change) -> Result<()> {
+        let mut c = self.pool.acquire().await?;
+        notify(&mut c, change).await
+    }
+
+    async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()> {
+        // Three statements per batch, whatever its size: arrays in, UNNEST on the server.
+        let mut a_id = Vec::new();
+        let mut a_n = Vec::new();
+        let mut a_start = Vec::new();
+        let mut a_dur = Vec::new();
+        let mut a_code: Vec<Option<i64>> = Vec::new();
+        let mut a_err: Vec<Option<String>> = Vec::new();
+        let mut a_resp: Vec<Option<String>> = Vec::new();
+        let mut u_id = Vec::new();
+        let mut u_status = Vec::new();
+        let mut u_attempt: Vec<Option<i64>> = Vec::new();
+        let mut u_next: Vec<Option<i64>> = Vec::new();
+        let mut u_err: Vec<Option<String>> = Vec::new();
+        let mut finished: Vec<String> = Vec::new();
+        let mut gone: Vec<(Uuid, String)> = Vec::new();
+        for o in outcomes {
+            match o {
+                Outcome::Attempted {
+                    occurrence_id,
+                    event_id,
+                    attempt: a,
+                    next,
+                    pause_event,
+                } => {
+                    if let Some(reason) = pause_event {
+                        gone.push((*event_id, reason.clone()));
+                    }
+                    let id = occurrence_id.to_string();
+                    a_id.push(id.clone());
+                    a_n.push(i64::from(a.attempt));
+                    a_start.push(a.started_at);
+                    a_dur.push(a.duration_ms);
+                    a_code.push(a.status_code.map(i64::from));
+                    a_err.push(a.error.clone());
+                    a_resp.push(a.response.clone());
+                    let (status, next_at) = match next {
+                        Next::Completed => ("completed", None),
+                        Next::Retry(at) => ("pending", Some(*at)),
+                        Next::Failed => ("failed", None),
+                    };
+                    u_id.push(id);
+                    u_status.push(status.to_string());
+                    u_attempt.push(Some(i64::from(a.attempt)));
+                    u_next.push(next_at);
+                    u_err.push(if *next == Next::Completed {
+                        None
+                    } else {
+                        a.error
+                            .clone()
+                            .or_else(|| a.status_code.map(|c| format!("HTTP {c}")))
+                    });
+                    if !matches!(next, Next::Retry(_)) {
+                        finished.push(event_id.to_string());
+                    }
+                }
+                Outcome::Missed {
+                    occurrence_id,
+                    event_id,
+                } => {
+                    u_id.push(occurrence_id.to_string());
+                    u_status.push("missed".to_string());
+                    u_attempt.push(None);
+                    u_next.push(None);
+                    u_err.push(None);
+                    finished.push(event_id.to_string());
+                }
+            }
+        }
+        finished.sort();
+        finished.dedup();
+        let mut tx = self.pool.begin().await?;
+        if !a_id.is_empty() {
+            sqlx::query(
+                "INSERT INTO attempts (occurrence_id, attempt, started_at, duration_ms, status_code, error, response) \
+                 SELECT u.* FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
+                 $6::text[], $7::text[]) AS u(id, n, s, d, c, e, r) \
+                 WHERE EXISTS (SELECT 1 FROM occurrences o WHERE o.id = u.id) ON CONFLICT DO NOTHING",
+            )
+            .bind(&a_id)
+            .bind(&a_n)
+            .bind(&a_start)
+            .bind(&a_dur)
+            .bind(&a_code)
+            .bind(&a_err)
+            .bind(&a_resp)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !u_id.is_empty() {
+            sqlx::query(
+                "UPDATE occurrences o SET status = u.status, \
+                 attempts = GREATEST(o.attempts, COALESCE(u.attempt, o.attempts)), \
+                 next_attempt_at = u.next_at, lease_owner = NULL, lease_expires_at = NULL, \
+                 last_error = CASE WHEN u.attempt IS NULL THEN o.last_error ELSE u.err END, \
+                 updated_at = $6, completed_at = CASE WHEN u.status = 'pending' THEN NULL ELSE $6 END \
+                 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]) \
+                 AS u(id, status, attempt, next_at, err) \
+                 WHERE o.id = u.id AND o.status = 'scheduled'",
+            )
+            .bind(&u_id)
+            .bind(&u_status)
+            .bind(&u_attempt)
+            .bind(&u_next)
+            .bind(&u_err)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // After the occurrences' own updates: the pause cancels the rest of the series.
+        for (event_id, reason) in &gone {
+            let n = sqlx::query(
+                "UPDATE events SET status = 'paused', paused_reason = $1, updated_at = $2 \
+                 WHERE id = $3 AND status = 'active'",
+            )
+            .bind(reason)
+            .bind(now)
+            .bind(event_id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                cancel_unfired(&mut tx, *event_id, "pause", None, now).await?;
+            }
+        }
+        finish_if_done(&mut tx, &finished, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn counts(&self) -> Result<Counts> {
+        let rs = sqlx::query("SELECT status, count(*) AS n FROM occurrences GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut c = Counts::default();
+        for r in rs {
+            let s: String = r.try_get("status")?;
+            let n: i64 = r.try_get("n")?;
+            match s.as_str() {
+                "pending" => c.pending = n,
+                "scheduled" | "dispatched" => c.scheduled += n,
+                "failed" => c.failed = n,
+                "completed" => c.completed = n,
+                "missed" => c.missed = n,
+                "cancelled" => c.cancelled = n,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    async fn gauges(&self, now: Millis) -> Result<Gauges> {
+        let counts = self.counts().await?;
+        let oldest_overdue: Option<i64> = sqlx::query_scalar(
+            "SELECT min(next_attempt_at) FROM occurrences WHERE status = 'pending' AND next_attempt_at <= $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let earliest_unexpanded: Option<i64> = sqlx::query_scalar(
+            "SELECT min(next_fire_at) FROM events WHERE status = 'active' AND next_fire_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        Ok(Gauges {
+            counts,
+            oldest_overdue,
+            earliest_unexpanded,
+            pools: vec![("postgres", idle, self.pool.size().saturating_sub(idle))],
+        })
+    }
+
+    async fn purge(&self, now: Millis, c: &PurgeCutoffs) -> Result<Purged> {
+        let mut out = Purged::default();
+        // Each statement is its own short transaction: the engine's writes interleave.
+        for (done, statuses, before) in [
+            (true, "'completed', 'missed', 'cancelled'", c.done_before),
+            (false, "'failed'", c.failed_before),
+        ] {
+            let sql = format!(
+                "DELETE FROM occurrences WHERE id IN (SELECT id FROM occurrences WHERE status IN ({statuses}) \
+                 AND updated_at < $1 LIMIT $2)"
+            );
+            loop {
+                let n = sqlx::query(AssertSqlSafe(sql.as_str()))
+                    .bind(before)
+                    .bind(c.batch)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                if done {
+                    out.occurrences_done += n;
+                } else {
+                    out.occurrences_failed += n;
+                }
+                if n < c.batch as u64 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.status IN ('inactive', 'deleted') \
+                 AND e.updated_at < $1 AND e.next_fire_at IS NULL AND NOT EXISTS (SELECT 1 FROM occurrences o \
+                 WHERE o.event_id = e.id AND (o.status IN ('pending', 'scheduled', 'dispatched') OR o.scheduled_at > $2)) \
+                 LIMIT $3)",
+            )
+            .bind(c.events_before)
+            .bind(now)
+            .bind(c.batch)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            out.events += n;
+            if n < c.batch as u64 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(out)
+    }
+
+    async fn backup_to(&self, _: &std::path::Path) -> Result<()> {
+        Err(StoreError::Invalid(
+            "backups of the PostgreSQL store are PostgreSQL's job: use pg_dump or your provider's \
+             snapshots (see docs/deployment.md)"
+                .into(),
+        ))
+    }
+
+    async fn create_token(&self, t: &TokenRecord) -> Result<()> {
+        sqlx::query("INSERT INTO tokens (jti, sub, access, scope, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&t.jti)
+            .bind(&t.sub)
+            .bind(t.access.as_str())
+            .bind(to_json(&t.scope))
+            .bind(t.expires_at)
+            .bind(t.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_tokens(&self, limit: i64, before: Option<&str>) -> Result<Vec<TokenRecord>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM tokens WHERE 1 = 1");
+        if let Some(b) = before {
+            q.push(" AND jti < ").push_bind(b.to_string());
+        }
+        q.push(" ORDER BY jti DESC LIMIT ").push_bind(limit);
+        q.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(rows::token)
+            .collect()
+    }
+
+    async fn revoke_token(&self, jti: &str, now: Millis) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let n =
+            sqlx::query("UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE jti = $2")
+                .bind(now)
+                .bind(jti)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if n > 0 {
+            notify(&mut tx, &Change::Tokens).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    async fn revoked_jtis(&self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT jti FROM tokens WHERE revoked_at IS NOT NULL")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn event_tags(&self, id: Uuid) -> Result<Option<Vec<String>>> {
+        let tags: Option<String> = sqlx::query_scalar("SELECT tags FROM events WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        tags.map(|t| {
+            serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn append_audit(&self, e: &AuditEntry) -> Result<()> {
+        sqlx::query("INSERT INTO audit (at, actor, action, target, ip, summary) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(e.at)
+            .bind(&e.actor)
+            .bind(&e.action)
+            .bind(&e.target)
+            .bind(&e.ip)
+            .bind(to_json(&e.summary))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM audit WHERE 1 = 1");
+        if let Some(a) = &f.actor {
+            q.push(" AND actor = ").push_bind(a.clone());
+        }
+        if let Some(a) = &f.action {
+            q.push(" AND action = ").push_bind(a.clone());
+        }
+        if let Some(t) = &f.target {
+            q.push(" AND target = ").push_bind(t.clone());
+        }
+        if let Some(from) = f.from {
+            q.push(" AND at >= ").push_bind(from);
+        }
+        if let Some(to) = f.to {
+            q.push(" AND at <= ").push_bind(to);
+        }
+        if let Some(b) = f.before_id {
+            q.push(" AND id < ").push_bind(b);
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+        q.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(rows::audit)
+            .collect()
+    }
+}
