@@ -426,6 +426,11 @@ pub(super) async fn update_event(
         if let Some(t) = earliest(&occs) {
             st.engine.due_at(t);
         }
+    } else {
+        // Same times, other content (target, secret, payload): what the timer holds was
+        // claimed with the old event; it goes back to the store and is claimed again as it is.
+        st.engine.forget_event(id, None);
+        st.engine.due_at(now);
     }
     let e = st
         .store

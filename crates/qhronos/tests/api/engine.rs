@@ -249,3 +249,24 @@ async fn a_scoped_token_batch_gets_its_scope_and_cannot_leave_it() {
         .await;
     assert_eq!(s, 201, "{v}");
 }
+
+#[tokio::test]
+async fn a_changed_target_applies_to_an_occurrence_already_held_for_firing() {
+    let app = spawn_app().await;
+    let old = Receiver::start(vec![]).await;
+    let new = Receiver::start(vec![]).await;
+    // Due in 700 ms: inside the claim horizon, so held in the timer from the create on.
+    let id = app.create(webhook_event(&old.url(), 700)).await;
+    let (s, v) = app
+        .req(
+            "PUT",
+            &format!("/events/{id}"),
+            Some(json!({"action": {"type": "webhook", "params": {"url": new.url()}}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    new.wait_for(1, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(old.received().len(), 0, "the old target must not be called");
+    assert_eq!(new.received().len(), 1);
+}
