@@ -1,5 +1,6 @@
 //! Black-box integration tests: the real server, a real receiver, a temporary database each.
 
+mod channels;
 mod cli;
 mod delivery;
 mod events;
@@ -10,3 +11,4 @@ mod operations;
 mod restart;
 mod security;
 mod validation;
+mod websocket;
