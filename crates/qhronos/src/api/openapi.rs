@@ -66,9 +66,10 @@ pub fn document_json() -> String {
     info(
         title = "Qhronos",
         description = "Scheduling and delivery service: register events (one-time or recurring by an \
-iCalendar RRULE) and Qhronos delivers each occurrence as a signed webhook or an API call, \
-retrying until it is acknowledged.\n\nEvery route but `/health`, `/status`, `/openapi.json` and \
-`/docs` needs `Authorization: Bearer <token>`. Errors are `{\"error\": \"message\"}`.",
+iCalendar RRULE) and Qhronos delivers each occurrence as a signed webhook, an API call, a \
+WebSocket message, an email or a message clients pull, retrying until it is acknowledged.\n\n\
+Every route but `/health`, `/status`, `/openapi.json`, `/docs` and `/ws` (which takes its token \
+inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\": \"message\"}`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(

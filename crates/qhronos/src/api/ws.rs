@@ -26,6 +26,7 @@ use crate::auth::permissions::Need;
 use crate::auth::Principal;
 use crate::delivery::ws::Outbox;
 use crate::domain::action::check_name;
+use crate::domain::now_ms;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
@@ -131,7 +132,17 @@ async fn subscribe(
         Hello::ClientHook { client_name, token } => {
             let principal = authenticate(st, token.as_deref().or(header_token.as_deref()))?;
             let name = check_name("client_name", &client_name)?;
-            Ok(st.hub.add_client(&name, principal))
+            let registered = st.hub.add_client(&name, principal);
+            // What failed while the client was away is delivered now, not at its retry time.
+            let now = now_ms();
+            match st.store.wake_client(&name, now).await {
+                Ok(0) => {}
+                Ok(_) => st.engine.due_at(now),
+                Err(e) => {
+                    tracing::warn!(error = %e, client = %name, "waking a client's retries failed")
+                }
+            }
+            Ok(registered)
         }
         Hello::TagListener { tags, token } => {
             let principal = authenticate(st, token.as_deref().or(header_token.as_deref()))?;

@@ -181,7 +181,9 @@ impl Hub {
             conn
         };
         let Some(conn) = conn else {
-            return fail(format!("no WebSocket client '{client}' is connected"));
+            return fail(format!(
+                "no WebSocket client '{client}' is connected (with a token whose scope covers this event)"
+            ));
         };
         if let Err(e) = conn.tx.try_send(event_frame(event, occ)) {
             self.lock().waiting.remove(&occ.id);

@@ -307,6 +307,9 @@ pub trait Store: Send + Sync + 'static {
     /// ("visibility timeout expired") and goes back to `pending`, due now, or to `failed` when
     /// it has used its last attempt. Returns how many expired.
     async fn expire_claims(&self, now: Millis) -> Result<u64>;
+    /// A WebSocket client connected: its occurrences waiting for a retry (`pending`, attempted
+    /// at least once, next attempt later than `now`) become due now. Returns how many.
+    async fn wake_client(&self, client_name: &str, now: Millis) -> Result<u64>;
 
     async fn gauges(&self, now: Millis) -> Result<Gauges>;
     /// One retention pass: deletes, in batches, finished occurrences and events older than the

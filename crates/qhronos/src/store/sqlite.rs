@@ -930,6 +930,22 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
+    async fn wake_client(&self, client_name: &str, now: Millis) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE occurrences SET next_attempt_at = ?, updated_at = ? WHERE status = 'pending' \
+             AND attempts > 0 AND next_attempt_at > ? AND event_id IN (SELECT id FROM events \
+             WHERE status != 'deleted' AND json_extract(action, '$.type') = 'websocket' \
+             AND json_extract(action, '$.params.client_name') = ?)",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .bind(client_name)
+        .execute(&self.write)
+        .await?
+        .rows_affected())
+    }
+
     async fn counts(&self) -> Result<Counts> {
         let rs = sqlx::query("SELECT status, count(*) AS n FROM occurrences GROUP BY status")
             .fetch_all(&self.read)
