@@ -219,3 +219,85 @@ impl Hub {
         d
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::event::EventIn;
+    use crate::domain::occurrence::OccStatus;
+
+    fn event(tags: &[&str]) -> Event {
+        let input: EventIn = serde_json::from_value(json!({
+            "name": "e", "start_time": "2026-01-01T00:00:00Z", "tags": tags,
+            "action": {"type": "websocket", "params": {"client_name": "c"}},
+        }))
+        .unwrap();
+        input.validate(Uuid::now_v7(), 0, 0).unwrap()
+    }
+
+    fn occ(e: &Event) -> Occurrence {
+        Occurrence {
+            id: Uuid::now_v7(),
+            event_id: e.id,
+            scheduled_at: 0,
+            status: OccStatus::Scheduled,
+            attempts: 0,
+            attempt_limit: 3,
+            next_attempt_at: None,
+            last_error: None,
+            created_at: 0,
+            updated_at: 0,
+            completed_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_read_never_holds_the_sender() {
+        let hub = Hub::new(Duration::from_millis(50), 1);
+        let (_id, _outbox) = hub.add_client("c", Principal::Master);
+        let (_l, _listener_outbox) = hub.add_listener(vec!["t".into()]);
+        let e = event(&["t"]);
+        // Fills the one-slot queue; nobody acks.
+        let d = hub.deliver("c", &e, &occ(&e), 1, 0).await;
+        assert!(d.attempt.error.unwrap().contains("did not acknowledge"));
+        // The queue is full: the next delivery fails at once instead of waiting.
+        let t = Instant::now();
+        let d = hub.deliver("c", &e, &occ(&e), 1, 0).await;
+        assert!(t.elapsed() < Duration::from_millis(40));
+        assert!(d.attempt.error.unwrap().contains("not keeping up"));
+        // Copies to a listener that does not read are dropped, never awaited.
+        for _ in 0..10 {
+            hub.broadcast(&e, &occ(&e));
+        }
+        assert_eq!(hub.connected(), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn acks_count_only_from_the_connection_that_got_the_event() {
+        let hub = Hub::new(Duration::from_secs(5), 8);
+        let (a, mut outbox) = hub.add_client("c", Principal::Master);
+        let e = event(&[]);
+        let o = occ(&e);
+        let waiting = hub.deliver("c", &e, &o, 1, 0);
+        let acker = async {
+            let frame: serde_json::Value =
+                serde_json::from_str(&outbox.recv().await.unwrap()).unwrap();
+            assert_eq!(frame["occurrence_id"], o.id.to_string());
+            assert!(!hub.ack(a + 1000, o.id), "another connection's ack");
+            assert!(hub.ack(a, o.id));
+        };
+        let (d, ()) = tokio::join!(waiting, acker);
+        assert!(d.success);
+        // A scoped token's connection does not get events outside its scope.
+        hub.remove(a);
+        let scoped = Principal::Token {
+            jti: "j".into(),
+            sub: "s".into(),
+            access: crate::auth::Access::Read,
+            scope: vec!["x".into()],
+        };
+        let (_b, _out) = hub.add_client("c", scoped);
+        let d = hub.deliver("c", &e, &occ(&e), 1, 0).await;
+        assert!(d.attempt.error.unwrap().contains("is connected"));
+    }
+}
