@@ -311,3 +311,48 @@ async fn bad_subscriptions_get_an_error_frame_and_are_closed() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_occurrence_due_while_no_client_is_connected_is_delivered_when_one_connects() {
+    let app = ws_app().await;
+    let id = app
+        .create(ws_event(
+            "late-riser",
+            json!({"max_attempts": 5, "initial_delay": "1m", "max_delay": "1m"}),
+        ))
+        .await;
+    let occs = app
+        .wait_occurrences(&id, Duration::from_secs(5), |l| {
+            l.first()
+                .is_some_and(|o| o["attempt_count"] == 1 && o["status"] == "pending")
+        })
+        .await;
+    assert!(
+        occs[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no WebSocket client 'late-riser' is connected"),
+        "{occs:?}"
+    );
+    // Its retry is a minute away; connecting brings it forward.
+    let mut ws = subscribe(
+        &app,
+        json!({"type": "client-hook", "client_name": "late-riser", "token": TOKEN}),
+    )
+    .await;
+    let ev = next_json(&mut ws, Duration::from_secs(5))
+        .await
+        .expect("delivered on connect");
+    assert_eq!(ev["event_id"], id);
+    ws.send(Message::Text(
+        json!({"type": "ack", "occurrence_id": ev["occurrence_id"]})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    app.wait_occurrences(&id, Duration::from_secs(3), |l| {
+        l.first().is_some_and(|o| o["status"] == "completed")
+    })
+    .await;
+}
