@@ -15,7 +15,7 @@ const BATCH_CLIENTS: usize = 2;
 const SEC: i128 = 1_000_000_000;
 
 /// Sleeps until the wall-clock instant `ns` (bounded by the distance to it).
-async fn sleep_until_ns(ns: i128) {
+pub(crate) async fn sleep_until_ns(ns: i128) {
     let d = ns - now_ns();
     if d > 0 {
         tokio::time::sleep(Duration::from_nanos(d as u64)).await;
@@ -25,7 +25,7 @@ async fn sleep_until_ns(ns: i128) {
 /// Measures how fast this server creates events (a throw-away batch of far-future events,
 /// deleted again so that they leave nothing pending), and returns the instant at which `n`
 /// events created from now on will all exist, plus `lead`.
-async fn plan_start(h: &Harness, n: usize, lead: Duration) -> anyhow::Result<i128> {
+pub(crate) async fn plan_start(h: &Harness, n: usize, lead: Duration) -> anyhow::Result<i128> {
     let k = (n / 20).clamp(100, 1000);
     let far = now_ns() + 400 * 86_400 * SEC;
     let bodies = (0..k)
@@ -155,7 +155,7 @@ pub async fn burst(h: &Harness, count: usize) -> anyhow::Result<()> {
 
 /// Polls GET /status every 50 ms until `done(occurrences)`, for at most `max_s` seconds.
 /// Returns the instant it became true, or None.
-async fn wait_status(
+pub(crate) async fn wait_status(
     h: &Harness,
     done: impl Fn(&Value) -> bool,
     max_s: u64,

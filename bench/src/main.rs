@@ -11,6 +11,7 @@ mod pending;
 mod receiver;
 mod server;
 mod stats;
+mod ws;
 
 use std::path::{Path, PathBuf};
 
@@ -91,6 +92,14 @@ enum Cmd {
         measure_seconds: u64,
         #[arg(long, default_value_t = 32)]
         clients: usize,
+    },
+    /// Events to one WebSocket client (action `websocket`) that acknowledges each: lateness at
+    /// the client, losses, and whether every occurrence was recorded completed.
+    Websocket {
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// precision (1000/s, 30 s), burst 100000, create-latency, create-rate, batch-create.
     All,
@@ -194,6 +203,7 @@ async fn run(bin: &Path, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::CreateLatency { rate, seconds } => create::latency(&h, rate, seconds).await,
         Cmd::CreateRate { clients, seconds } => create::rate(&h, clients, seconds).await,
         Cmd::BatchCreate { seconds } => create::batch(&h, seconds).await,
+        Cmd::Websocket { rate, seconds } => ws::websocket(&h, rate, seconds).await,
         Cmd::Expander { .. } => unreachable!("handled above"),
         Cmd::All => unreachable!("expanded by main"),
     };

@@ -65,13 +65,17 @@ pub fn json(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
 }
 
-/// The delivery target of an event: the URL, with the method for an `apicall`.
+/// The delivery target of an event: the URL (with the method for an `apicall`), the WebSocket
+/// client, the pull queue, or the email recipients.
 pub fn target(event: &Value) -> String {
     let action = &event["action"];
-    let url = cell(&action["params"]["url"]);
+    let p = &action["params"];
     match action["type"].as_str() {
-        Some("apicall") => format!("{} {url}", cell(&action["params"]["method"])),
-        _ => url,
+        Some("apicall") => format!("{} {}", cell(&p["method"]), cell(&p["url"])),
+        Some("websocket") => format!("ws:{}", cell(&p["client_name"])),
+        Some("pull") => format!("queue:{}", cell(&p["queue"])),
+        Some("email") => format!("mailto:{}", cell(&p["to"])),
+        _ => cell(&p["url"]),
     }
 }
 
@@ -261,6 +265,27 @@ fn human_seconds(s: u64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn targets_name_each_channel() {
+        let t = |a: Value| target(&json!({ "action": a }));
+        assert_eq!(
+            t(json!({"type": "webhook", "params": {"url": "https://h/x"}})),
+            "https://h/x"
+        );
+        assert_eq!(
+            t(json!({"type": "websocket", "params": {"client_name": "laptop"}})),
+            "ws:laptop"
+        );
+        assert_eq!(
+            t(json!({"type": "pull", "params": {"queue": "jobs"}})),
+            "queue:jobs"
+        );
+        assert_eq!(
+            t(json!({"type": "email", "params": {"to": ["a@x.org", "b@x.org"]}})),
+            "mailto:a@x.org,b@x.org"
+        );
+    }
 
     #[test]
     fn table_aligns_columns() {

@@ -39,6 +39,99 @@ pub struct Config {
     pub misfire: MisfireDefaults,
     pub retention: RetentionConfig,
     pub metrics: MetricsConfig,
+    pub websocket: WebsocketConfig,
+    pub pull: PullConfig,
+    pub smtp: SmtpConfig,
+}
+
+/// The WebSocket channel (`GET /ws`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebsocketConfig {
+    /// How long a client has to acknowledge an event before the attempt counts as failed.
+    pub ack_timeout: Dur,
+    /// How often the server pings each connection.
+    pub ping_interval: Dur,
+    /// Messages queued per connection; when full, a delivery to it fails (and is retried) and
+    /// tag-listener copies are dropped, so a slow client never holds the dispatcher.
+    pub buffer: usize,
+}
+
+impl Default for WebsocketConfig {
+    fn default() -> Self {
+        WebsocketConfig {
+            ack_timeout: Dur::from_secs(30),
+            ping_interval: Dur::from_secs(15),
+            buffer: 1024,
+        }
+    }
+}
+
+/// The pull channel (`POST /queues/{queue}/claim`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PullConfig {
+    /// How long a claimed occurrence stays invisible before it returns to its queue, unless
+    /// the claim gives `visibility`.
+    pub visibility_timeout: Dur,
+    /// The longest `wait` a claim may ask for (long polling).
+    pub max_wait: Dur,
+    /// How often a waiting claim looks again.
+    pub poll_interval: Dur,
+    /// How often expired claims are returned to their queues.
+    pub sweep_interval: Dur,
+}
+
+impl Default for PullConfig {
+    fn default() -> Self {
+        PullConfig {
+            visibility_timeout: Dur::from_secs(30),
+            max_wait: Dur::from_secs(30),
+            poll_interval: Dur::from_millis(200),
+            sweep_interval: Dur::from_secs(1),
+        }
+    }
+}
+
+/// How the connection to the SMTP server is secured.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP, upgraded with STARTTLS (required; port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host or a test server.
+    None,
+}
+
+/// The email channel. Without `host`, events with an `email` action are refused (422).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// The sender, e.g. `Qhronos <qhronos@example.com>`.
+    pub from: String,
+    /// Connecting and each SMTP command.
+    pub timeout: Dur,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: None,
+            port: 587,
+            tls: SmtpTls::Starttls,
+            user: None,
+            password: None,
+            from: "qhronos@localhost".into(),
+            timeout: Dur::from_secs(10),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -218,6 +311,9 @@ impl Default for Config {
             misfire: MisfireDefaults::default(),
             retention: RetentionConfig::default(),
             metrics: MetricsConfig::default(),
+            websocket: WebsocketConfig::default(),
+            pull: PullConfig::default(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -364,6 +460,33 @@ impl Config {
         }
         if self.engine.lease.0 <= self.engine.claim_horizon.0 + self.retry.timeout.0 {
             return bad("engine.lease must be longer than engine.claim_horizon plus retry.timeout");
+        }
+        if self.engine.lease.0 <= self.engine.claim_horizon.0 + self.websocket.ack_timeout.0 {
+            return bad(
+                "engine.lease must be longer than engine.claim_horizon plus websocket.ack_timeout",
+            );
+        }
+        if self.websocket.buffer == 0 {
+            return bad("websocket.buffer must be at least 1");
+        }
+        if self.websocket.ping_interval.0.is_zero()
+            || self.pull.poll_interval.0.is_zero()
+            || self.pull.sweep_interval.0.is_zero()
+        {
+            return bad("websocket.ping_interval, pull.poll_interval and pull.sweep_interval must be above 0");
+        }
+        if self.pull.visibility_timeout.0.is_zero() {
+            return bad("pull.visibility_timeout must be above 0");
+        }
+        if let Some(from) = self.smtp.host.as_ref().map(|_| &self.smtp.from) {
+            if from.parse::<lettre::message::Mailbox>().is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "smtp.from: '{from}' is not an email address"
+                )));
+            }
+        }
+        if self.smtp.user.is_some() != self.smtp.password.is_some() {
+            return bad("smtp.user and smtp.password go together: set both or neither");
         }
         if self.rate_limit.enabled
             && (self.rate_limit.burst == 0

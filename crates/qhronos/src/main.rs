@@ -77,10 +77,14 @@ enum ConfigCommand {
 const MASK: &str = "***";
 
 /// The settings with every secret that is set replaced by `***`: the master token, the JWT
-/// key, and a password inside the database URL.
+/// key, the SMTP password, and a password inside the database URL.
 fn masked(config: &Config) -> serde_json::Value {
     let mut v = serde_json::to_value(config).unwrap_or_default();
-    for path in [&["master_token"][..], &["auth", "jwt_secret"][..]] {
+    for path in [
+        &["master_token"][..],
+        &["auth", "jwt_secret"][..],
+        &["smtp", "password"][..],
+    ] {
         let mut slot = Some(&mut v);
         for k in path {
             slot = slot.and_then(|s| s.get_mut(*k));

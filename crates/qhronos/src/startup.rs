@@ -13,7 +13,9 @@ use crate::auth::gate::Gate;
 use crate::auth::jwt::Tokens;
 use crate::auth::{default_hmac_secret, MasterToken, TokenSource};
 use crate::config::Config;
+use crate::delivery::email::Mailer;
 use crate::delivery::ssrf::Guard;
+use crate::delivery::ws::Hub;
 use crate::delivery::Deliverer;
 use crate::domain::now_ms;
 use crate::engine::retention::Retention;
@@ -108,7 +110,18 @@ impl Application {
             config.delivery.allowed_networks.clone(),
             config.delivery.hosts.clone(),
         ));
-        let deliverer = Arc::new(Deliverer::new(&config.delivery, secret, guard.clone())?);
+        let hub = Arc::new(Hub::new(
+            config.websocket.ack_timeout.0,
+            config.websocket.buffer,
+        ));
+        let mailer = Mailer::new(&config.smtp, config.delivery.response_excerpt_bytes)?;
+        let deliverer = Arc::new(Deliverer::new(
+            &config.delivery,
+            secret,
+            guard.clone(),
+            hub.clone(),
+            mailer,
+        )?);
         let metrics = Arc::new(if config.metrics.enabled {
             Metrics::new()
         } else {
@@ -124,6 +137,10 @@ impl Application {
         engine
             .tasks
             .push(tokio::spawn(retention.clone().run(config.engine.lease)));
+        engine.tasks.push(tokio::spawn(expire_claims(
+            store.clone(),
+            config.pull.sweep_interval.0,
+        )));
         engine.tasks.push(tokio::spawn(refresh_revocations(
             store.clone(),
             tokens.clone(),
@@ -137,12 +154,15 @@ impl Application {
             )));
         }
         let store_kind = store.kind();
+        let master = Arc::new(token);
         let state = AppState {
             store,
             config: Arc::new(config.clone()),
             engine: engine.handle.clone(),
             tokens: tokens.clone(),
+            master: master.clone(),
             guard,
+            hub,
             started: Instant::now(),
             started_at: now_ms(),
             store_kind,
@@ -150,7 +170,7 @@ impl Application {
             retention: retention.last.clone(),
         };
         let gate = Gate {
-            master: Arc::new(token),
+            master,
             tokens,
             limiter: RateLimiter::new(&config.rate_limit).map(Arc::new),
             metrics: metrics.clone(),
@@ -217,6 +237,18 @@ impl Application {
             );
         }
         Ok(())
+    }
+}
+
+/// Pull claims whose visibility timeout passed go back to their queues even when nobody claims.
+async fn expire_claims(store: Arc<dyn Store>, every: std::time::Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match store.expire_claims(now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "pull claims expired; returned to their queues"),
+            Err(e) => tracing::warn!(error = %e, "expiring pull claims failed"),
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 //! the server at `POSTGRES_TEST_URL`. See tests/api/helpers.rs for the backend choice and for
 //! what happens when no server is reachable. The multi-node tests live here only.
 
+#[path = "api/channels.rs"]
+mod channels;
 #[path = "api/cli.rs"]
 mod cli;
 #[path = "api/delivery.rs"]
@@ -24,6 +26,8 @@ mod restart;
 mod security;
 #[path = "api/validation.rs"]
 mod validation;
+#[path = "api/websocket.rs"]
+mod websocket;
 
 /// The backend of this target (`TEST_STORE` overrides it).
 const DEFAULT_STORE: &str = "postgres";

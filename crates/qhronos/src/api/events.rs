@@ -122,7 +122,7 @@ pub(super) async fn create_event(
     st.check_target(&e.action).await?;
     let after = start_after(&e, now);
     let mut occs = plan_event(&st, &mut e, after, now)?;
-    st.engine.lease_near(&mut occs, now);
+    st.engine.lease_near(&e, &mut occs, now);
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
@@ -220,8 +220,8 @@ pub(super) async fn create_events_batch(
             items: invalid,
         });
     }
-    for (_, occs) in ready.iter_mut() {
-        st.engine.lease_near(occs, now);
+    for (e, occs) in ready.iter_mut() {
+        st.engine.lease_near(e, occs, now);
     }
     st.store.create_events(&ready).await?;
     let mut expand = false;
@@ -257,8 +257,8 @@ async fn prepare_item(
         .validate(Uuid::now_v7(), now, now)
         .map_err(ApiError::BadRequest)?;
     e.tags = caller.principal.scoped_tags(std::mem::take(&mut e.tags))?;
-    // Most batches aim at a few targets: check each URL once.
-    let url = e.action.url().to_string();
+    // Most batches aim at a few targets: check each one once.
+    let url = serde_json::to_string(&e.action).unwrap_or_default();
     if !targets.contains_key(&url) {
         let verdict = st.check_target(&e.action).await;
         targets.insert(url.clone(), verdict);

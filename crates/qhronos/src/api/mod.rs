@@ -8,10 +8,12 @@ pub mod events;
 pub mod extract;
 pub mod occurrences;
 pub mod openapi;
+pub mod queues;
 pub mod request_id;
 pub mod schedules;
 pub mod system;
 pub mod tokens;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,9 +27,10 @@ use uuid::Uuid;
 
 use crate::auth::gate::{gate, Gate};
 use crate::auth::jwt::Tokens;
-use crate::auth::Caller;
+use crate::auth::{Caller, MasterToken};
 use crate::config::Config;
 use crate::delivery::ssrf::Guard;
+use crate::delivery::ws::Hub;
 use crate::domain::action::Action;
 use crate::domain::event::Event;
 use crate::domain::{now_ms, Millis};
@@ -46,7 +49,11 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub engine: EngineHandle,
     pub tokens: Arc<Tokens>,
+    /// The master token, for `GET /ws` (which authenticates inside the socket).
+    pub master: Arc<MasterToken>,
     pub guard: Arc<Guard>,
+    /// Connected WebSocket clients and tag listeners.
+    pub hub: Arc<Hub>,
     pub started: Instant,
     pub started_at: Millis,
     pub store_kind: &'static str,
@@ -79,12 +86,24 @@ impl AppState {
         }
     }
 
-    /// The SSRF guard's verdict on an action's target, as a 422 naming the setting.
+    /// Whether the action can be delivered here: the SSRF guard's verdict on an HTTP target,
+    /// a configured SMTP server for email; as a 422 naming the setting.
     pub async fn check_target(&self, action: &Action) -> Result<(), ApiError> {
-        self.guard
-            .check_url(action.url())
-            .await
-            .map_err(|e| ApiError::Unprocessable(format!("action url: {e}")))
+        if let Some(url) = action.url() {
+            self.guard
+                .check_url(url)
+                .await
+                .map_err(|e| ApiError::Unprocessable(format!("action url: {e}")))?;
+        }
+        if matches!(action, Action::Email { .. })
+            && self.config.smtp.host.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(ApiError::Unprocessable(
+                "action.type 'email' needs an SMTP server: set smtp.host (see docs/configuration.md)"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The event if it exists and the caller's scope covers it; otherwise 404 (never 403, so
@@ -110,6 +129,8 @@ pub fn router(state: AppState, g: Gate) -> Router {
         .merge(occurrences::router())
         .merge(schedules::router())
         .merge(tokens::router())
+        .merge(queues::router())
+        .merge(ws::router())
         .merge(audit::router())
         .merge(admin::router())
         .merge(openapi::router())

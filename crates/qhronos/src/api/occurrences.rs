@@ -192,7 +192,7 @@ pub(super) async fn list_event_occurrences(
 
 /// The occurrence with its attempts if the caller's scope covers its event (deleted or not);
 /// otherwise 404.
-async fn visible(st: &AppState, caller: &Caller, raw: &str) -> Result<OccOut, ApiError> {
+pub(super) async fn visible(st: &AppState, caller: &Caller, raw: &str) -> Result<OccOut, ApiError> {
     let (o, attempts) = st
         .store
         .get_occurrence(id("occurrence", raw)?)

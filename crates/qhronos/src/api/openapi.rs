@@ -66,9 +66,10 @@ pub fn document_json() -> String {
     info(
         title = "Qhronos",
         description = "Scheduling and delivery service: register events (one-time or recurring by an \
-iCalendar RRULE) and Qhronos delivers each occurrence as a signed webhook or an API call, \
-retrying until it is acknowledged.\n\nEvery route but `/health`, `/status`, `/openapi.json` and \
-`/docs` needs `Authorization: Bearer <token>`. Errors are `{\"error\": \"message\"}`.",
+iCalendar RRULE) and Qhronos delivers each occurrence as a signed webhook, an API call, a \
+WebSocket message, an email or a message clients pull, retrying until it is acknowledged.\n\n\
+Every route but `/health`, `/status`, `/openapi.json`, `/docs` and `/ws` (which takes its token \
+inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\": \"message\"}`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -87,6 +88,10 @@ retrying until it is acknowledged.\n\nEvery route but `/health`, `/status`, `/op
         super::occurrences::cancel_occurrence,
         super::occurrences::move_occurrence,
         super::occurrences::retry_occurrence,
+        super::queues::claim,
+        super::queues::ack,
+        super::queues::nack,
+        super::ws::upgrade,
         super::schedules::preview,
         super::tokens::create_token,
         super::tokens::list_tokens,
@@ -108,6 +113,8 @@ retrying until it is acknowledged.\n\nEvery route but `/health`, `/status`, `/op
         (name = "events", description = "Events: what to deliver, where, and when"),
         (name = "occurrences", description = "Occurrences: one due instance of an event, with its delivery attempts"),
         (name = "schedules", description = "Recurrence rules"),
+        (name = "queues", description = "The pull channel: claim due occurrences over HTTP, then ack or nack each"),
+        (name = "channels", description = "The WebSocket channel (docs/channels.md)"),
         (name = "tokens", description = "Issued tokens (JWT) with roles and tag scopes"),
         (name = "audit", description = "The audit log"),
         (name = "system", description = "Health, status and this document (no authentication)"),

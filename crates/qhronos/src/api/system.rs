@@ -79,6 +79,7 @@ pub(super) async fn status(State(st): State<AppState>) -> (StatusCode, Json<Valu
         "fire_lag_ms": st.metrics.fire_lag_avg_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0,
     });
     let retention = st.retention.lock().ok().and_then(|r| r.clone());
+    let (clients, listeners) = st.hub.connected();
     let counts = gauges.map(|g| g.counts);
     let code = if counts.is_ok() {
         StatusCode::OK
@@ -100,6 +101,7 @@ pub(super) async fn status(State(st): State<AppState>) -> (StatusCode, Json<Valu
             "occurrences": counts.ok(),
             "queue": queue,
             "retention": retention,
+            "websocket": {"clients": clients, "tag_listeners": listeners},
         })),
     )
 }

@@ -15,6 +15,8 @@ pub const PUBLIC: &[&str] = &[
     "/docs/swagger-ui.css",
     "/docs/swagger-ui-bundle.js",
     "/docs/init.js",
+    // Authenticates inside the socket (the token may come in the first frame).
+    "/ws",
 ];
 
 /// `(method, route template, need)`.
@@ -34,6 +36,9 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("DELETE", "/occurrences/{id}", Need::Write),
     ("PATCH", "/occurrences/{id}", Need::Write),
     ("POST", "/occurrences/{id}/retry", Need::Write),
+    ("POST", "/occurrences/{id}/ack", Need::Write),
+    ("POST", "/occurrences/{id}/nack", Need::Write),
+    ("POST", "/queues/{queue}/claim", Need::Write),
     ("POST", "/schedules/preview", Need::Read),
     ("POST", "/tokens", Need::Master),
     ("GET", "/tokens", Need::Admin),

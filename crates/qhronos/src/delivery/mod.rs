@@ -3,8 +3,10 @@
 //! The client follows no redirects (a 3xx is a failure: a receiver that moved must be updated,
 //! not silently followed), uses no system proxy, and pools connections per host.
 
+pub mod email;
 pub mod signing;
 pub mod ssrf;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,7 @@ use crate::config::DeliveryConfig;
 use crate::domain::action::Action;
 use crate::domain::event::Event;
 use crate::domain::occurrence::{Attempt, Occurrence};
+use crate::domain::template::{render_json, Vars};
 use crate::domain::{fmt_ms, now_ms};
 
 /// The result of one attempt, with what the retry policy needs to know.
@@ -31,6 +34,26 @@ pub struct Delivered {
     pub gone: bool,
     /// `Retry-After` from a 429 or 503.
     pub retry_after: Option<Duration>,
+}
+
+impl Delivered {
+    /// An attempt that failed before or without an answer, with why.
+    pub fn failed(attempt: u32, started_at: i64, error: String, permanent: bool) -> Delivered {
+        Delivered {
+            attempt: Attempt {
+                attempt,
+                started_at,
+                duration_ms: (now_ms() - started_at).max(0),
+                status_code: None,
+                error: Some(error),
+                response: None,
+            },
+            success: false,
+            permanent,
+            gone: false,
+            retry_after: None,
+        }
+    }
 }
 
 /// The webhook body of DESIGN §4, fields in this order.
@@ -54,6 +77,8 @@ pub struct Deliverer {
     targets: Mutex<HashMap<String, Arc<Semaphore>>>,
     default_secret: String,
     guard: Arc<ssrf::Guard>,
+    hub: Arc<ws::Hub>,
+    mailer: Option<email::Mailer>,
 }
 
 impl Deliverer {
@@ -61,6 +86,8 @@ impl Deliverer {
         cfg: &DeliveryConfig,
         default_secret: String,
         guard: Arc<ssrf::Guard>,
+        hub: Arc<ws::Hub>,
+        mailer: Option<email::Mailer>,
     ) -> anyhow::Result<Deliverer> {
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(ssrf::GuardedResolver(guard.clone())))
@@ -77,13 +104,15 @@ impl Deliverer {
             targets: Mutex::new(HashMap::new()),
             default_secret,
             guard,
+            hub,
+            mailer,
         })
     }
 
     /// Waits for a slot for this target (`host:port`), so one slow receiver cannot take every
     /// delivery slot.
     pub async fn target_permit(&self, action: &Action) -> Option<OwnedSemaphorePermit> {
-        let key = reqwest::Url::parse(action.url()).ok().map(|u| {
+        let key = reqwest::Url::parse(action.url()?).ok().map(|u| {
             format!(
                 "{}:{}",
                 u.host_str().unwrap_or(""),
@@ -99,7 +128,8 @@ impl Deliverer {
         sem.acquire_owned().await.ok()
     }
 
-    /// Makes attempt number `attempt` at delivering `occ`.
+    /// Makes attempt number `attempt` at delivering `occ`, over the event's channel. The first
+    /// attempt also copies the occurrence to the WebSocket tag listeners.
     pub async fn deliver(
         &self,
         event: &Event,
@@ -108,25 +138,85 @@ impl Deliverer {
         timeout: Duration,
     ) -> Delivered {
         let started_at = now_ms();
-        let clock = Instant::now();
-        if let Err(e) = self.guard.check_literal(event.action.url()) {
-            return Delivered {
-                attempt: Attempt {
+        if attempt == 1 {
+            self.hub.broadcast(event, occ);
+        }
+        match &event.action {
+            Action::Webhook { .. } | Action::Apicall { .. } => {
+                self.deliver_http(event, occ, attempt, timeout, started_at)
+                    .await
+            }
+            Action::Websocket { client_name } => {
+                self.hub
+                    .deliver(client_name, event, occ, attempt, started_at)
+                    .await
+            }
+            Action::Email { .. } => match &self.mailer {
+                Some(m) => m.send(event, occ, attempt, started_at).await,
+                None => Delivered::failed(
                     attempt,
                     started_at,
-                    duration_ms: 0,
-                    status_code: None,
-                    error: Some(format!("refused: {e}")),
-                    response: None,
-                },
-                success: false,
-                permanent: true,
-                gone: false,
-                retry_after: None,
-            };
+                    "email: no SMTP server is configured (smtp.host)".into(),
+                    true,
+                ),
+            },
+            // Claimed while its event was being changed to `pull`: back to the queue at once.
+            Action::Pull { queue } => {
+                let mut d = Delivered::failed(
+                    attempt,
+                    started_at,
+                    format!("the event's action is now pull: returned to queue '{queue}'"),
+                    false,
+                );
+                d.retry_after = Some(Duration::ZERO);
+                d
+            }
         }
+    }
+
+    async fn deliver_http(
+        &self,
+        event: &Event,
+        occ: &Occurrence,
+        attempt: u32,
+        timeout: Duration,
+        started_at: i64,
+    ) -> Delivered {
+        let clock = Instant::now();
+        if let Err(e) = self
+            .guard
+            .check_literal(event.action.url().unwrap_or_default())
+        {
+            return Delivered::failed(attempt, started_at, format!("refused: {e}"), true);
+        }
+        let vars = || {
+            Vars::new(
+                event,
+                &occ.id.to_string(),
+                occ.scheduled_at,
+                started_at,
+                attempt,
+            )
+        };
         let request = match &event.action {
-            Action::Webhook { url } => {
+            Action::Webhook {
+                url,
+                body: Some(template),
+            } => {
+                let (body, content_type) =
+                    match render_json("action.params.body", template, &vars()) {
+                        Ok(serde_json::Value::String(s)) => {
+                            (s.into_bytes(), "text/plain; charset=utf-8")
+                        }
+                        Ok(v) => (
+                            serde_json::to_vec(&v).unwrap_or_default(),
+                            "application/json",
+                        ),
+                        Err(e) => return Delivered::failed(attempt, started_at, e, true),
+                    };
+                self.signed(event, occ, url, body, content_type, started_at)
+            }
+            Action::Webhook { url, body: None } => {
                 let body = WebhookBody {
                     event_id: event.id.to_string(),
                     occurrence_id: occ.id.to_string(),
@@ -139,23 +229,7 @@ impl Deliverer {
                     tags: &event.tags,
                 };
                 let body = serde_json::to_vec(&body).unwrap_or_default();
-                let secret = event.hmac_secret.as_deref().unwrap_or(&self.default_secret);
-                let id = occ.id.to_string();
-                let ts = started_at / 1000;
-                self.client
-                    .post(url)
-                    .header(CONTENT_TYPE, "application/json")
-                    .header(
-                        "X-Qhronos-Signature",
-                        signing::qhronos_signature(secret, &body),
-                    )
-                    .header("webhook-id", &id)
-                    .header("webhook-timestamp", ts.to_string())
-                    .header(
-                        "webhook-signature",
-                        self.signatures(event, secret, &id, ts, &body, started_at),
-                    )
-                    .body(body)
+                self.signed(event, occ, url, body, "application/json", started_at)
             }
             Action::Apicall {
                 method,
@@ -178,10 +252,17 @@ impl Deliverer {
                 r = r
                     .headers(h.clone())
                     .header("webhook-id", occ.id.to_string());
+                let body = match body {
+                    Some(b) => match render_json("action.params.body", b, &vars()) {
+                        Ok(v) => Some(v),
+                        Err(e) => return Delivered::failed(attempt, started_at, e, true),
+                    },
+                    None => None,
+                };
                 match body {
-                    Some(serde_json::Value::String(s)) => r.body(s.clone()),
+                    Some(serde_json::Value::String(s)) => r.body(s),
                     Some(v) => {
-                        let r = r.body(serde_json::to_vec(v).unwrap_or_default());
+                        let r = r.body(serde_json::to_vec(&v).unwrap_or_default());
                         if h.contains_key(CONTENT_TYPE) {
                             r
                         } else {
@@ -191,6 +272,7 @@ impl Deliverer {
                     None => r,
                 }
             }
+            _ => return Delivered::failed(attempt, started_at, "not an HTTP action".into(), true),
         };
         let result = request.timeout(timeout).send().await;
         let mut d = Delivered {
@@ -237,6 +319,35 @@ impl Deliverer {
         }
         d.attempt.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
         d
+    }
+
+    /// A POST of `body` with both signature schemes.
+    fn signed(
+        &self,
+        event: &Event,
+        occ: &Occurrence,
+        url: &str,
+        body: Vec<u8>,
+        content_type: &'static str,
+        started_at: i64,
+    ) -> reqwest::RequestBuilder {
+        let secret = event.hmac_secret.as_deref().unwrap_or(&self.default_secret);
+        let id = occ.id.to_string();
+        let ts = started_at / 1000;
+        self.client
+            .post(url)
+            .header(CONTENT_TYPE, content_type)
+            .header(
+                "X-Qhronos-Signature",
+                signing::qhronos_signature(secret, &body),
+            )
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", ts.to_string())
+            .header(
+                "webhook-signature",
+                self.signatures(event, secret, &id, ts, &body, started_at),
+            )
+            .body(body)
     }
 
     /// `webhook-signature`: the current secret's, and during a rotation's grace period the

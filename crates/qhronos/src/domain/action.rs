@@ -10,9 +10,13 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", content = "params", rename_all = "lowercase")]
 pub enum Action {
-    /// POST of the signed occurrence body to `url`.
-    Webhook { url: String },
-    /// A request exactly as the user wrote it.
+    /// POST of the signed occurrence body to `url`; with `body`, that (a template) instead.
+    Webhook {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<Value>,
+    },
+    /// A request exactly as the user wrote it (string values of `body` are templates).
     Apicall {
         method: String,
         url: String,
@@ -21,11 +25,25 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         body: Option<Value>,
     },
+    /// A message to one connected `GET /ws` client of this name, which must acknowledge it.
+    Websocket { client_name: String },
+    /// Waits in a queue that clients claim from with `POST /queues/{queue}/claim`.
+    Pull { queue: String },
+    /// An email over the configured SMTP server; subject, text and html are templates.
+    Email {
+        to: Vec<String>,
+        subject: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        html: Option<String>,
+    },
 }
 
 const MAX_HEADERS: usize = 32;
 
-const KNOWN_LATER: [&str; 3] = ["websocket", "pull", "email"];
+const MAX_RECIPIENTS: usize = 50;
+const TYPES: &str = "'webhook', 'apicall', 'websocket', 'pull' or 'email'";
 
 impl Action {
     /// Parses `{"type", "params"}` from a request, naming what is wrong.
@@ -41,7 +59,7 @@ impl Action {
         let ty = obj
             .get("type")
             .and_then(Value::as_str)
-            .ok_or("action.type is required: 'webhook' or 'apicall'")?;
+            .ok_or_else(|| format!("action.type is required: {TYPES}"))?;
         let empty = Value::Object(Default::default());
         let params = obj.get("params").unwrap_or(&empty);
         let p = params
@@ -49,10 +67,11 @@ impl Action {
             .ok_or("action.params: expected an object")?;
         match ty {
             "webhook" => {
-                only_fields(p, &["url"])?;
+                only_fields(p, &["url", "body"])?;
                 let url = str_field(p, "url")?;
                 Ok(Action::Webhook {
                     url: check_url("action.params.url", url)?,
+                    body: p.get("body").cloned(),
                 })
             }
             "apicall" => {
@@ -107,24 +126,82 @@ impl Action {
                     body: p.get("body").cloned(),
                 })
             }
-            t if KNOWN_LATER.contains(&t) => Err(format!(
-                "action.type '{t}' is not available in this version: use 'webhook' or 'apicall'"
-            )),
-            t => Err(format!(
-                "action.type '{t}' is unknown: expected 'webhook' or 'apicall'"
-            )),
+            "websocket" => {
+                only_fields(p, &["client_name"])?;
+                Ok(Action::Websocket {
+                    client_name: check_name(
+                        "action.params.client_name",
+                        str_field(p, "client_name")?,
+                    )?,
+                })
+            }
+            "pull" => {
+                only_fields(p, &["queue"])?;
+                Ok(Action::Pull {
+                    queue: check_name("action.params.queue", str_field(p, "queue")?)?,
+                })
+            }
+            "email" => {
+                only_fields(p, &["to", "subject", "text", "html"])?;
+                let to = match p.get("to") {
+                    Some(Value::String(s)) => vec![s.clone()],
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .map(|v| {
+                            v.as_str().map(str::to_string).ok_or_else(|| {
+                                "action.params.to: expected email addresses (strings)".to_string()
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                    _ => {
+                        return Err("action.params.to is required: a list of email addresses".into())
+                    }
+                };
+                if to.is_empty() || to.len() > MAX_RECIPIENTS {
+                    return Err(format!(
+                        "action.params.to: 1 to {MAX_RECIPIENTS} addresses ({} given)",
+                        to.len()
+                    ));
+                }
+                for a in &to {
+                    a.parse::<lettre::message::Mailbox>().map_err(|e| {
+                        format!("action.params.to: '{a}' is not an email address ({e})")
+                    })?;
+                }
+                let subject = str_field(p, "subject")?.to_string();
+                let opt = |k: &str| -> Result<Option<String>, String> {
+                    match p.get(k) {
+                        None | Some(Value::Null) => Ok(None),
+                        Some(Value::String(s)) => Ok(Some(s.clone())),
+                        Some(_) => Err(format!("action.params.{k}: expected a string")),
+                    }
+                };
+                let (text, html) = (opt("text")?, opt("html")?);
+                if text.is_none() && html.is_none() {
+                    return Err("action.params: an email needs 'text', 'html' or both".into());
+                }
+                Ok(Action::Email {
+                    to,
+                    subject,
+                    text,
+                    html,
+                })
+            }
+            t => Err(format!("action.type '{t}' is unknown: expected {TYPES}")),
         }
     }
 
-    /// The legacy `webhook` / `webhook_url` string field.
+    /// The legacy `webhook` / `webhook_url` string field: a URL, or `q:<client>` for a
+    /// WebSocket client.
     pub fn from_legacy(field: &str, s: &str) -> Result<Action, String> {
-        if s.starts_with("q:") {
-            return Err(format!(
-                "{field}: WebSocket clients ('q:<client>') are not available in this version: use an http(s) URL"
-            ));
+        if let Some(client) = s.strip_prefix("q:") {
+            return Ok(Action::Websocket {
+                client_name: check_name(field, client)?,
+            });
         }
         Ok(Action::Webhook {
             url: check_url(field, s)?,
+            body: None,
         })
     }
 
@@ -133,14 +210,42 @@ impl Action {
         match self {
             Action::Webhook { .. } => "webhook",
             Action::Apicall { .. } => "apicall",
+            Action::Websocket { .. } => "websocket",
+            Action::Pull { .. } => "pull",
+            Action::Email { .. } => "email",
         }
     }
 
-    pub fn url(&self) -> &str {
+    /// The target URL of the HTTP actions.
+    pub fn url(&self) -> Option<&str> {
         match self {
-            Action::Webhook { url } | Action::Apicall { url, .. } => url,
+            Action::Webhook { url, .. } | Action::Apicall { url, .. } => Some(url),
+            _ => None,
         }
     }
+
+    /// The queue of a pull action.
+    pub fn queue(&self) -> Option<&str> {
+        match self {
+            Action::Pull { queue } => Some(queue),
+            _ => None,
+        }
+    }
+}
+
+/// Client and queue names: 1 to 128 of `A-Z a-z 0-9 . _ -`.
+pub fn check_name(field: &str, s: &str) -> Result<String, String> {
+    if s.is_empty()
+        || s.len() > 128
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(format!(
+            "{field}: '{s}' is not a valid name (1 to 128 of A-Z, a-z, 0-9, '.', '_', '-')"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 fn only_fields(p: &serde_json::Map<String, Value>, allowed: &[&str]) -> Result<(), String> {

@@ -263,6 +263,7 @@ impl EventIn {
         };
         // Builds the recurrence once to reject unknown zones and rules that never occur.
         event.recurrence()?;
+        super::template::check(&event)?;
         Ok(event)
     }
 }

@@ -7,6 +7,7 @@ pub mod event;
 pub mod occurrence;
 pub mod policy;
 pub mod schedule;
+pub mod template;
 
 use jiff::Timestamp;
 

@@ -83,7 +83,11 @@ impl EngineHandle {
     /// this node, so that the store inserts them leased ([`NewOccurrence::lease`]) and
     /// [`EngineHandle::hold`] can put them straight into the timer: no claim round trip between
     /// the create and the fire.
-    pub fn lease_near(&self, occs: &mut [NewOccurrence], now: Millis) {
+    /// Occurrences of pull events are never handed over: clients claim them.
+    pub fn lease_near(&self, event: &Event, occs: &mut [NewOccurrence], now: Millis) {
+        if event.action.queue().is_some() {
+            return;
+        }
         for o in occs.iter_mut() {
             if o.scheduled_at <= now + self.claim_horizon_ms {
                 o.lease = Some(Lease {

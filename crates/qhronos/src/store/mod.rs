@@ -360,6 +360,35 @@ pub trait Store: Send + Sync + 'static {
     async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()>;
     async fn counts(&self) -> Result<Counts>;
 
+    /// Pull queues. Claims up to `limit` due `pending` occurrences of the events whose action is
+    /// `pull` on `queue` (with `tags`, only events carrying one of them), oldest due first: each
+    /// becomes `dispatched`, `attempts + 1`, leased to `queue:<queue>` until `visible_until`.
+    /// Expired claims (of every queue) are returned to their queues first, as `expire_claims`.
+    async fn claim_queue(
+        &self,
+        queue: &str,
+        tags: &[String],
+        limit: i64,
+        visible_until: Millis,
+        now: Millis,
+    ) -> Result<Vec<Claimed>>;
+    /// Ends a pull claim (ack or nack): records attempt number `attempts` (started at the claim,
+    /// with `error`) and applies `next`. Only a `dispatched` occurrence can be settled.
+    async fn settle_claim(
+        &self,
+        id: Uuid,
+        error: Option<&str>,
+        next: Next,
+        now: Millis,
+    ) -> Result<OccChange>;
+    /// Pull claims whose visibility timeout passed: each is recorded as a failed attempt
+    /// ("visibility timeout expired") and goes back to `pending`, due now, or to `failed` when
+    /// it has used its last attempt. Returns how many expired.
+    async fn expire_claims(&self, now: Millis) -> Result<u64>;
+    /// A WebSocket client connected: its occurrences waiting for a retry (`pending`, attempted
+    /// at least once, next attempt later than `now`) become due now. Returns how many.
+    async fn wake_client(&self, client_name: &str, now: Millis) -> Result<u64>;
+
     async fn gauges(&self, now: Millis) -> Result<Gauges>;
     /// One retention pass: deletes, in batches, finished occurrences and events older than the
     /// cut-offs. Never an event with a pending, scheduled or future occurrence or a next instance.

@@ -129,8 +129,8 @@ async fn insert_event_row(
     let n = sqlx::query(
         "INSERT INTO events (id, name, description, start_time, timezone, schedule, exdates, rdates, \
          action, tags, metadata, hmac_secret, previous_hmac_secret, previous_secret_until, retry, misfire, \
-         status, next_fire_at, idempotency_key, request_hash, created_at, updated_at, paused_reason) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23) \
+         status, next_fire_at, idempotency_key, request_hash, created_at, updated_at, paused_reason, queue) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24) \
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(e.id.to_string())
@@ -156,6 +156,7 @@ async fn insert_event_row(
     .bind(e.created_at)
     .bind(e.updated_at)
     .bind(&e.paused_reason)
+    .bind(e.action.queue())
     .execute(&mut *c)
     .await?
     .rows_affected();
@@ -261,6 +262,81 @@ async fn finish_if_done(c: &mut PgConnection, event_ids: &[String], now: Millis)
     .execute(&mut *c)
     .await?;
     Ok(())
+}
+
+/// Claimed occurrence rows with their events (an occurrence whose event is gone is dropped).
+async fn attach_events(
+    c: &mut PgConnection,
+    rs: &[sqlx::postgres::PgRow],
+    lease_until: Millis,
+) -> Result<Vec<Claimed>> {
+    let occs = rs
+        .iter()
+        .map(rows::occurrence)
+        .collect::<Result<Vec<_>>>()?;
+    let mut ids: Vec<String> = occs.iter().map(|o| o.event_id.to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    let mut events: HashMap<Uuid, Arc<Event>> = HashMap::new();
+    if !ids.is_empty() {
+        let rs = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {EVENT_COLS} FROM events WHERE id = ANY($1)"
+        )))
+        .bind(&ids)
+        .fetch_all(&mut *c)
+        .await?;
+        for row in rs {
+            let e = rows::event(&row)?;
+            events.insert(e.id, Arc::new(e));
+        }
+    }
+    Ok(occs
+        .into_iter()
+        .filter_map(|occ| {
+            events.get(&occ.event_id).cloned().map(|event| Claimed {
+                occ,
+                event,
+                lease_until,
+            })
+        })
+        .collect())
+}
+
+/// Pull claims past their visibility timeout go back to their queue (due now), or to `failed`
+/// when their last attempt is used; each expiry is recorded as a failed attempt.
+async fn expire_claims_in(c: &mut PgConnection, now: Millis) -> Result<u64> {
+    const EXPIRED: &str = "visibility timeout expired";
+    sqlx::query(
+        "INSERT INTO attempts (occurrence_id, attempt, started_at, duration_ms, status_code, error, response) \
+         SELECT id, attempts, updated_at, $1 - updated_at, NULL, $2, NULL FROM occurrences \
+         WHERE status = 'dispatched' AND lease_expires_at < $1 ON CONFLICT DO NOTHING",
+    )
+    .bind(now)
+    .bind(EXPIRED)
+    .execute(&mut *c)
+    .await?;
+    let rs = sqlx::query(
+        "UPDATE occurrences SET \
+         status = CASE WHEN attempts >= attempt_limit THEN 'failed' ELSE 'pending' END, \
+         next_attempt_at = CASE WHEN attempts >= attempt_limit THEN NULL ELSE $1 END, \
+         completed_at = CASE WHEN attempts >= attempt_limit THEN $1 ELSE NULL END, \
+         last_error = $2, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
+         WHERE status = 'dispatched' AND lease_expires_at < $1 RETURNING event_id, status",
+    )
+    .bind(now)
+    .bind(EXPIRED)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut failed: Vec<String> = Vec::new();
+    for r in &rs {
+        if r.try_get::<String, _>("status")? == "failed" {
+            failed.push(r.try_get("event_id")?);
+        }
+    }
+    failed.sort();
+    failed.dedup();
+    finish_if_done(c, &failed, now).await?;
+    Ok(rs.len() as u64)
 }
 
 fn push_tags(q: &mut QueryBuilder<Postgres>, col: &str, tags: &[String]) {
@@ -372,7 +448,7 @@ impl Store for PgStore {
     async fn create_events(&self, events: &[(Event, Vec<NewOccurrence>)]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         // Arrays in, UNNEST on the server: one statement for the events, one for their tags.
-        let mut cols: [Vec<Option<String>>; 12] = Default::default();
+        let mut cols: [Vec<Option<String>>; 13] = Default::default();
         let (mut start, mut prev_until, mut next, mut created, mut updated) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut tag, mut tag_event) = (Vec::new(), Vec::new());
@@ -390,6 +466,7 @@ impl Store for PgStore {
                 Some(to_json(&e.metadata)),
                 e.hmac_secret.clone(),
                 e.previous_secret.as_ref().and_then(|p| p.0.clone()),
+                e.action.queue().map(str::to_string),
             ];
             for (col, v) in cols.iter_mut().zip(text) {
                 col.push(v);
@@ -419,11 +496,12 @@ impl Store for PgStore {
         let status: Vec<&str> = policies.iter().map(|p| p.2.as_str()).collect();
         let mut q = sqlx::query(
             "INSERT INTO events (id, name, description, timezone, schedule, exdates, rdates, action, \
-             tags, metadata, hmac_secret, previous_hmac_secret, start_time, previous_secret_until, \
+             tags, metadata, hmac_secret, previous_hmac_secret, queue, start_time, previous_secret_until, \
              next_fire_at, created_at, updated_at, retry, misfire, status) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], \
-             $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::text[], $19::text[], $20::text[])",
+             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+             $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::text[], $20::text[], \
+             $21::text[])",
         );
         for col in cols {
             q = q.bind(col);
@@ -506,7 +584,7 @@ impl Store for PgStore {
             "UPDATE events SET name = $1, description = $2, start_time = $3, timezone = $4, schedule = $5, \
              exdates = $6, rdates = $7, action = $8, tags = $9, metadata = $10, hmac_secret = $11, \
              previous_hmac_secret = $12, previous_secret_until = $13, retry = $14, \
-             misfire = $15, status = $16, next_fire_at = $17, updated_at = $18, paused_reason = $20 \
+             misfire = $15, status = $16, next_fire_at = $17, updated_at = $18, paused_reason = $20, queue = $21 \
              WHERE id = $19 AND status != 'deleted'",
         )
         .bind(&e.name)
@@ -529,6 +607,7 @@ impl Store for PgStore {
         .bind(e.updated_at)
         .bind(e.id.to_string())
         .bind(&e.paused_reason)
+        .bind(e.action.queue())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -802,8 +881,9 @@ impl Store for PgStore {
         // Besides due pending rows, rows whose lease has expired (their node died, or stalled)
         // are taken over: other nodes keep running, so no start-up can release them.
         let rs = sqlx::query(AssertSqlSafe(format!(
-            "WITH due AS (SELECT id FROM occurrences WHERE status = 'pending' AND next_attempt_at <= $4 \
-               ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED), \
+            "WITH due AS (SELECT o.id FROM occurrences o WHERE o.status = 'pending' AND o.next_attempt_at <= $4 \
+               AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id AND e.queue IS NOT NULL) \
+               ORDER BY o.next_attempt_at LIMIT $5 FOR UPDATE OF o SKIP LOCKED), \
              expired AS (SELECT id FROM occurrences WHERE status = 'scheduled' AND lease_expires_at < $3 \
                LIMIT $5 FOR UPDATE SKIP LOCKED) \
              UPDATE occurrences SET status = 'scheduled', lease_owner = $1, lease_expires_at = $2, updated_at = $3 \
@@ -817,37 +897,9 @@ impl Store for PgStore {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let occs = rs
-            .iter()
-            .map(rows::occurrence)
-            .collect::<Result<Vec<_>>>()?;
-        let mut ids: Vec<String> = occs.iter().map(|o| o.event_id.to_string()).collect();
-        ids.sort();
-        ids.dedup();
-        let mut events: HashMap<Uuid, Arc<Event>> = HashMap::new();
-        if !ids.is_empty() {
-            let rs = sqlx::query(AssertSqlSafe(format!(
-                "SELECT {EVENT_COLS} FROM events WHERE id = ANY($1)"
-            )))
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?;
-            for row in rs {
-                let e = rows::event(&row)?;
-                events.insert(e.id, Arc::new(e));
-            }
-        }
+        let claimed = attach_events(&mut tx, &rs, lease_until).await?;
         tx.commit().await?;
-        Ok(occs
-            .into_iter()
-            .filter_map(|occ| {
-                events.get(&occ.event_id).cloned().map(|event| Claimed {
-                    occ,
-                    event,
-                    lease_until,
-                })
-            })
-            .collect())
+        Ok(claimed)
     }
 
     async fn release_leases(&self, now: Millis, all: bool) -> Result<u64> {
@@ -1046,6 +1098,120 @@ impl Store for PgStore {
         finish_if_done(&mut tx, &finished, now).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn claim_queue(
+        &self,
+        queue: &str,
+        tags: &[String],
+        limit: i64,
+        visible_until: Millis,
+        now: Millis,
+    ) -> Result<Vec<Claimed>> {
+        let mut tx = self.pool.begin().await?;
+        expire_claims_in(&mut tx, now).await?;
+        let mut q = QueryBuilder::<Postgres>::new(
+            "UPDATE occurrences SET status = 'dispatched', attempts = attempts + 1, lease_owner = ",
+        );
+        q.push_bind(format!("queue:{queue}"))
+            .push(", lease_expires_at = ")
+            .push_bind(visible_until)
+            .push(", next_attempt_at = NULL, updated_at = ")
+            .push_bind(now)
+            .push(
+                " WHERE id IN (SELECT o.id FROM occurrences o \
+                 WHERE o.status = 'pending' AND o.next_attempt_at <= ",
+            )
+            .push_bind(now)
+            .push(" AND o.event_id IN (SELECT id FROM events WHERE queue = ")
+            .push_bind(queue.to_string())
+            .push(")");
+        push_tags(&mut q, "o.event_id", tags);
+        q.push(" ORDER BY o.next_attempt_at LIMIT ")
+            .push_bind(limit)
+            .push(format!(
+                " FOR UPDATE OF o SKIP LOCKED) RETURNING {OCC_COLS}"
+            ));
+        let rs = q.build().fetch_all(&mut *tx).await?;
+        let claimed = attach_events(&mut tx, &rs, visible_until).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn settle_claim(
+        &self,
+        id: Uuid,
+        error: Option<&str>,
+        next: Next,
+        now: Millis,
+    ) -> Result<OccChange> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT status, event_id FROM occurrences WHERE id = $1 FOR UPDATE")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(OccChange::NotFound);
+        };
+        let status: String = row.try_get("status")?;
+        let event_id: String = row.try_get("event_id")?;
+        let status = OccStatus::parse(&status).map_err(StoreError::Corrupt)?;
+        if status != OccStatus::Dispatched {
+            return Ok(OccChange::WrongStatus(status));
+        }
+        sqlx::query(
+            "INSERT INTO attempts (occurrence_id, attempt, started_at, duration_ms, status_code, error, response) \
+             SELECT id, attempts, updated_at, $1 - updated_at, NULL, $2, NULL FROM occurrences WHERE id = $3 \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(now)
+        .bind(error)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let (status, next_at, done_at) = match next {
+            Next::Completed => ("completed", None, Some(now)),
+            Next::Retry(at) => ("pending", Some(at), None),
+            Next::Failed => ("failed", None, Some(now)),
+        };
+        sqlx::query(
+            "UPDATE occurrences SET status = $1, next_attempt_at = $2, completed_at = $3, last_error = $4, \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = $5 WHERE id = $6",
+        )
+        .bind(status)
+        .bind(next_at)
+        .bind(done_at)
+        .bind(error)
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if !matches!(next, Next::Retry(_)) {
+            finish_if_done(&mut tx, &[event_id], now).await?;
+        }
+        tx.commit().await?;
+        Ok(OccChange::Done)
+    }
+
+    async fn expire_claims(&self, now: Millis) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let n = expire_claims_in(&mut tx, now).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn wake_client(&self, client_name: &str, now: Millis) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE occurrences SET next_attempt_at = $1, updated_at = $1 WHERE status = 'pending' \
+             AND attempts > 0 AND next_attempt_at > $1 AND event_id IN (SELECT id FROM events \
+             WHERE status != 'deleted' AND action::jsonb->>'type' = 'websocket' \
+             AND action::jsonb->'params'->>'client_name' = $2)",
+        )
+        .bind(now)
+        .bind(client_name)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     async fn counts(&self) -> Result<Counts> {

@@ -124,8 +124,8 @@ pub(super) async fn insert_event_row(
     sqlx::query(
         "INSERT INTO events (id, name, description, start_time, timezone, schedule, exdates, rdates, \
          action, tags, metadata, hmac_secret, previous_hmac_secret, previous_secret_until, retry, misfire, \
-         status, next_fire_at, paused_reason, idempotency_key, request_hash, created_at, updated_at) \
-         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         status, next_fire_at, paused_reason, idempotency_key, request_hash, created_at, updated_at, queue) \
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     )
     .bind(e.id.to_string())
     .bind(&e.name)
@@ -150,6 +150,7 @@ pub(super) async fn insert_event_row(
     .bind(idem.map(|(_, h)| h))
     .bind(e.created_at)
     .bind(e.updated_at)
+    .bind(e.action.queue())
     .execute(&mut *c)
     .await?;
     write_tags(c, e, true).await
@@ -308,6 +309,89 @@ async fn upcoming_check(c: &mut SqliteConnection, id: Uuid) -> Result<Option<Occ
     Ok(None)
 }
 
+/// Claimed occurrence rows with their events (an occurrence whose event is gone is dropped).
+async fn attach_events(
+    c: &mut SqliteConnection,
+    rs: &[sqlx::sqlite::SqliteRow],
+    lease_until: Millis,
+) -> Result<Vec<Claimed>> {
+    let occs = rs
+        .iter()
+        .map(rows::occurrence)
+        .collect::<Result<Vec<_>>>()?;
+    let mut events: HashMap<Uuid, Arc<Event>> = HashMap::new();
+    let mut ids: Vec<String> = occs.iter().map(|o| o.event_id.to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT {EVENT_COLS} FROM events WHERE id IN ({})",
+            ids_list(chunk.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql.as_str()));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for row in q.fetch_all(&mut *c).await? {
+            let e = rows::event(&row)?;
+            events.insert(e.id, Arc::new(e));
+        }
+    }
+    Ok(occs
+        .into_iter()
+        .filter_map(|occ| {
+            events.get(&occ.event_id).cloned().map(|event| Claimed {
+                occ,
+                event,
+                lease_until,
+            })
+        })
+        .collect())
+}
+
+/// Pull claims past their visibility timeout go back to their queue (due now), or to `failed`
+/// when their last attempt is used; each expiry is recorded as a failed attempt.
+async fn expire_claims_in(c: &mut SqliteConnection, now: Millis) -> Result<u64> {
+    const EXPIRED: &str = "visibility timeout expired";
+    sqlx::query(
+        "INSERT OR IGNORE INTO attempts (occurrence_id, attempt, started_at, duration_ms, status_code, error, response) \
+         SELECT id, attempts, updated_at, ? - updated_at, NULL, ?, NULL FROM occurrences \
+         INDEXED BY occurrences_claimed WHERE status = 'dispatched' AND lease_expires_at < ?",
+    )
+    .bind(now)
+    .bind(EXPIRED)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    let rs = sqlx::query(
+        "UPDATE occurrences SET \
+         status = CASE WHEN attempts >= attempt_limit THEN 'failed' ELSE 'pending' END, \
+         next_attempt_at = CASE WHEN attempts >= attempt_limit THEN NULL ELSE ? END, \
+         completed_at = CASE WHEN attempts >= attempt_limit THEN ? ELSE NULL END, \
+         last_error = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? \
+         WHERE status = 'dispatched' AND lease_expires_at < ? RETURNING event_id, status",
+    )
+    .bind(now)
+    .bind(now)
+    .bind(EXPIRED)
+    .bind(now)
+    .bind(now)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut failed: Vec<String> = Vec::new();
+    for r in &rs {
+        if r.try_get::<String, _>("status")? == "failed" {
+            failed.push(r.try_get("event_id")?);
+        }
+    }
+    failed.sort();
+    failed.dedup();
+    for id in &failed {
+        finish_if_done(c, id, now).await?;
+    }
+    Ok(rs.len() as u64)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn kind(&self) -> &'static str {
@@ -374,12 +458,12 @@ impl Store for SqliteStore {
 
     async fn create_events(&self, events: &[(Event, Vec<NewOccurrence>)]) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        // Multi-row statements: 23 values an event, well under SQLite's 32,766 variables.
+        // Multi-row statements: 24 values an event, well under SQLite's 32,766 variables.
         for chunk in events.chunks(400) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (id, name, description, start_time, timezone, schedule, exdates, rdates, \
                  action, tags, metadata, hmac_secret, previous_hmac_secret, previous_secret_until, retry, misfire, \
-                 status, next_fire_at, paused_reason, idempotency_key, request_hash, created_at, updated_at) ",
+                 status, next_fire_at, paused_reason, idempotency_key, request_hash, created_at, updated_at, queue) ",
             );
             q.push_values(chunk, |mut b, (e, _)| {
                 b.push_bind(e.id.to_string())
@@ -404,7 +488,8 @@ impl Store for SqliteStore {
                     .push_bind(None::<String>)
                     .push_bind(None::<String>)
                     .push_bind(e.created_at)
-                    .push_bind(e.updated_at);
+                    .push_bind(e.updated_at)
+                    .push_bind(e.action.queue().map(str::to_string));
             });
             q.build().execute(&mut *tx).await?;
         }
@@ -477,7 +562,7 @@ impl Store for SqliteStore {
             "UPDATE events SET name = ?, description = ?, start_time = ?, timezone = ?, schedule = ?, \
              exdates = ?, rdates = ?, action = ?, tags = ?, metadata = ?, hmac_secret = ?, \
              previous_hmac_secret = ?, previous_secret_until = ?, retry = ?, \
-             misfire = ?, status = ?, next_fire_at = ?, paused_reason = ?, updated_at = ? WHERE id = ? AND status != 'deleted'",
+             misfire = ?, status = ?, next_fire_at = ?, paused_reason = ?, updated_at = ?, queue = ? WHERE id = ? AND status != 'deleted'",
         )
         .bind(&e.name)
         .bind(&e.description)
@@ -498,6 +583,7 @@ impl Store for SqliteStore {
         .bind(e.next_fire_at)
         .bind(&e.paused_reason)
         .bind(e.updated_at)
+        .bind(e.action.queue())
         .bind(e.id.to_string())
         .execute(&mut *tx)
         .await?
@@ -753,10 +839,12 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<Vec<Claimed>> {
         let mut tx = self.write.begin().await?;
+        // Occurrences of pull events wait for a client to claim them: the dispatcher skips them.
         let rs = sqlx::query(AssertSqlSafe(format!(
             "UPDATE occurrences SET status = 'scheduled', lease_owner = ?, lease_expires_at = ?, updated_at = ? \
-             WHERE id IN (SELECT id FROM occurrences INDEXED BY occurrences_due WHERE status = 'pending' AND next_attempt_at <= ? \
-             ORDER BY next_attempt_at LIMIT ?) RETURNING {OCC_COLS}"
+             WHERE id IN (SELECT o.id FROM occurrences o INDEXED BY occurrences_due WHERE o.status = 'pending' AND o.next_attempt_at <= ? \
+             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id AND e.queue IS NOT NULL) \
+             ORDER BY o.next_attempt_at LIMIT ?) RETURNING {OCC_COLS}"
         )))
         .bind(owner)
         .bind(lease_until)
@@ -765,39 +853,9 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let occs = rs
-            .iter()
-            .map(rows::occurrence)
-            .collect::<Result<Vec<_>>>()?;
-        let mut events: HashMap<Uuid, Arc<Event>> = HashMap::new();
-        let mut ids: Vec<String> = occs.iter().map(|o| o.event_id.to_string()).collect();
-        ids.sort();
-        ids.dedup();
-        for chunk in ids.chunks(500) {
-            let sql = format!(
-                "SELECT {EVENT_COLS} FROM events WHERE id IN ({})",
-                ids_list(chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql.as_str()));
-            for id in chunk {
-                q = q.bind(id);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                let e = rows::event(&row)?;
-                events.insert(e.id, Arc::new(e));
-            }
-        }
+        let claimed = attach_events(&mut tx, &rs, lease_until).await?;
         tx.commit().await?;
-        Ok(occs
-            .into_iter()
-            .filter_map(|occ| {
-                events.get(&occ.event_id).cloned().map(|event| Claimed {
-                    occ,
-                    event,
-                    lease_until,
-                })
-            })
-            .collect())
+        Ok(claimed)
     }
 
     async fn release_leases(&self, now: Millis, all: bool) -> Result<u64> {
@@ -965,6 +1023,119 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn claim_queue(
+        &self,
+        queue: &str,
+        tags: &[String],
+        limit: i64,
+        visible_until: Millis,
+        now: Millis,
+    ) -> Result<Vec<Claimed>> {
+        let mut tx = self.write.begin().await?;
+        expire_claims_in(&mut tx, now).await?;
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "UPDATE occurrences SET status = 'dispatched', attempts = attempts + 1, lease_owner = ",
+        );
+        q.push_bind(format!("queue:{queue}"))
+            .push(", lease_expires_at = ")
+            .push_bind(visible_until)
+            .push(", next_attempt_at = NULL, updated_at = ")
+            .push_bind(now)
+            .push(
+                " WHERE id IN (SELECT o.id FROM occurrences o INDEXED BY occurrences_due \
+                 WHERE o.status = 'pending' AND o.next_attempt_at <= ",
+            )
+            .push_bind(now)
+            .push(" AND o.event_id IN (SELECT id FROM events WHERE queue = ")
+            .push_bind(queue.to_string())
+            .push(")");
+        push_tags(&mut q, "o.event_id", tags);
+        q.push(" ORDER BY o.next_attempt_at LIMIT ")
+            .push_bind(limit)
+            .push(format!(") RETURNING {OCC_COLS}"));
+        let rs = q.build().fetch_all(&mut *tx).await?;
+        let claimed = attach_events(&mut tx, &rs, visible_until).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn settle_claim(
+        &self,
+        id: Uuid,
+        error: Option<&str>,
+        next: Next,
+        now: Millis,
+    ) -> Result<OccChange> {
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query("SELECT status, event_id FROM occurrences WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(OccChange::NotFound);
+        };
+        let status: String = row.try_get("status")?;
+        let event_id: String = row.try_get("event_id")?;
+        let status = OccStatus::parse(&status).map_err(super::StoreError::Corrupt)?;
+        if status != OccStatus::Dispatched {
+            return Ok(OccChange::WrongStatus(status));
+        }
+        sqlx::query(
+            "INSERT OR IGNORE INTO attempts (occurrence_id, attempt, started_at, duration_ms, status_code, error, response) \
+             SELECT id, attempts, updated_at, ? - updated_at, NULL, ?, NULL FROM occurrences WHERE id = ?",
+        )
+        .bind(now)
+        .bind(error)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let (status, next_at, done_at) = match next {
+            Next::Completed => ("completed", None, Some(now)),
+            Next::Retry(at) => ("pending", Some(at), None),
+            Next::Failed => ("failed", None, Some(now)),
+        };
+        sqlx::query(
+            "UPDATE occurrences SET status = ?, next_attempt_at = ?, completed_at = ?, last_error = ?, \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?",
+        )
+        .bind(status)
+        .bind(next_at)
+        .bind(done_at)
+        .bind(error)
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if !matches!(next, Next::Retry(_)) {
+            finish_if_done(&mut tx, &event_id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(OccChange::Done)
+    }
+
+    async fn expire_claims(&self, now: Millis) -> Result<u64> {
+        let mut tx = self.write.begin().await?;
+        let n = expire_claims_in(&mut tx, now).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn wake_client(&self, client_name: &str, now: Millis) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE occurrences SET next_attempt_at = ?, updated_at = ? WHERE status = 'pending' \
+             AND attempts > 0 AND next_attempt_at > ? AND event_id IN (SELECT id FROM events \
+             WHERE status != 'deleted' AND json_extract(action, '$.type') = 'websocket' \
+             AND json_extract(action, '$.params.client_name') = ?)",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .bind(client_name)
+        .execute(&self.write)
+        .await?
+        .rows_affected())
     }
 
     async fn counts(&self) -> Result<Counts> {

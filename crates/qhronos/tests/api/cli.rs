@@ -41,6 +41,7 @@ fn version() {
 
 const MASTER: &str = "master-token-that-must-not-print";
 const JWT: &str = "jwt-key-that-must-not-print-0123456789";
+const SMTP_PASSWORD: &str = "smtp-password-that-must-not-print";
 
 #[test]
 fn config_check_prints_the_effective_settings_with_secrets_masked() {
@@ -48,7 +49,7 @@ fn config_check_prints_the_effective_settings_with_secrets_masked() {
     let file = dir.path().join("config.yaml");
     std::fs::write(
         &file,
-        format!("port: 9123\nmaster_token: {MASTER}\nauth:\n  jwt_secret: {JWT}\ndelivery:\n  allowed_networks: [127.0.0.0/8]\n"),
+        format!("port: 9123\nmaster_token: {MASTER}\nauth:\n  jwt_secret: {JWT}\ndelivery:\n  allowed_networks: [127.0.0.0/8]\nsmtp:\n  host: 127.0.0.1\n  user: q\n  password: {SMTP_PASSWORD}\n"),
     )
     .unwrap();
     // The subcommand before or after the flags; environment and flags are layered in.
@@ -62,13 +63,18 @@ fn config_check_prints_the_effective_settings_with_secrets_masked() {
             .env("QHRONOS_RATE_LIMIT__BURST", "7"));
         assert_eq!(code, 0, "{args:?}: {err}");
         assert!(err.contains("valid"), "{err}");
-        assert!(!out.contains(MASTER) && !out.contains(JWT), "{out}");
+        assert!(
+            !out.contains(MASTER) && !out.contains(JWT) && !out.contains(SMTP_PASSWORD),
+            "{out}"
+        );
         let v: Value = serde_yaml_ng::from_str(&out).expect("YAML");
         assert_eq!(v["port"], 9123);
         assert_eq!(v["log_level"], "debug");
         assert_eq!(v["rate_limit"]["burst"], 7);
         assert_eq!(v["master_token"], "***");
         assert_eq!(v["auth"]["jwt_secret"], "***");
+        assert_eq!(v["smtp"]["password"], "***");
+        assert_eq!(v["smtp"]["user"], "q");
         assert_eq!(v["delivery"]["allowed_networks"][0], "127.0.0.0/8");
         assert_eq!(v["retry"]["initial_delay"], "5s");
     }

@@ -1,5 +1,6 @@
 //! Black-box integration tests: the real server, a real receiver, a temporary database each.
 
+mod channels;
 mod cli;
 mod delivery;
 mod engine;
@@ -11,6 +12,7 @@ mod operations;
 mod restart;
 mod security;
 mod validation;
+mod websocket;
 
 /// The backend of this target (`TEST_STORE` overrides it); see helpers.rs.
 const DEFAULT_STORE: &str = "sqlite";

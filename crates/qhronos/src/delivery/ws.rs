@@ -1,0 +1,303 @@
+//! The WebSocket hub: who is connected to `GET /ws`, and the acknowledgements awaited.
+//!
+//! A `client-hook` connection receives the occurrences of events whose action names its client
+//! (one connection per occurrence, round-robin when a client has several) and must answer
+//! `{"type": "ack", "occurrence_id": …}`; only then is the attempt a success. A `tag-listener`
+//! connection gets a copy of every occurrence of events carrying one of its tags (inside its
+//! token's scope), best-effort. Each connection has a bounded queue: when it is full a delivery
+//! fails (and is retried) and a copy is dropped, so a slow client never holds the dispatcher.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::Delivered;
+use crate::auth::Principal;
+use crate::domain::event::Event;
+use crate::domain::occurrence::Occurrence;
+use crate::domain::{fmt_ms, Millis};
+
+/// One connection's outgoing queue (JSON text frames).
+pub type Outbox = mpsc::Receiver<String>;
+
+#[derive(Clone)]
+struct Conn {
+    id: u64,
+    tx: mpsc::Sender<String>,
+    principal: Principal,
+}
+
+struct Listener {
+    id: u64,
+    tx: mpsc::Sender<String>,
+    tags: Vec<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    clients: HashMap<String, Vec<Conn>>,
+    listeners: Vec<Listener>,
+    /// occurrence id → (connection it was sent to, who waits for the ack)
+    waiting: HashMap<Uuid, (u64, oneshot::Sender<()>)>,
+    turn: usize,
+}
+
+pub struct Hub {
+    ack_timeout: Duration,
+    buffer: usize,
+    ids: AtomicU64,
+    inner: Mutex<Inner>,
+}
+
+/// The frame an event is sent as.
+pub fn event_frame(event: &Event, occ: &Occurrence) -> String {
+    json!({
+        "type": "event",
+        "event_id": event.id,
+        "occurrence_id": occ.id,
+        "scheduled_at": fmt_ms(occ.scheduled_at),
+        "name": event.name,
+        "payload": event.metadata,
+        "tags": event.tags,
+    })
+    .to_string()
+}
+
+impl Hub {
+    pub fn new(ack_timeout: Duration, buffer: usize) -> Hub {
+        Hub {
+            ack_timeout,
+            buffer,
+            ids: AtomicU64::new(1),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a client connection; returns its id and its outgoing queue.
+    pub fn add_client(&self, name: &str, principal: Principal) -> (u64, Outbox) {
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(self.buffer);
+        self.lock()
+            .clients
+            .entry(name.to_string())
+            .or_default()
+            .push(Conn { id, tx, principal });
+        (id, rx)
+    }
+
+    /// Registers a tag listener for `tags` (already narrowed to the token's scope).
+    pub fn add_listener(&self, tags: Vec<String>) -> (u64, Outbox) {
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(self.buffer);
+        self.lock().listeners.push(Listener { id, tx, tags });
+        (id, rx)
+    }
+
+    /// Forgets a connection; deliveries awaiting its ack fail at once.
+    pub fn remove(&self, id: u64) {
+        let mut g = self.lock();
+        for conns in g.clients.values_mut() {
+            conns.retain(|c| c.id != id);
+        }
+        g.clients.retain(|_, v| !v.is_empty());
+        g.listeners.retain(|l| l.id != id);
+        g.waiting.retain(|_, (conn, _)| *conn != id);
+    }
+
+    /// An ack from connection `conn`; false when nothing of that id waits on it.
+    pub fn ack(&self, conn: u64, occurrence_id: Uuid) -> bool {
+        let mut g = self.lock();
+        match g.waiting.get(&occurrence_id) {
+            Some((c, _)) if *c == conn => {
+                if let Some((_, tx)) = g.waiting.remove(&occurrence_id) {
+                    let _ = tx.send(());
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Connections open now (clients, listeners).
+    pub fn connected(&self) -> (usize, usize) {
+        let g = self.lock();
+        (g.clients.values().map(Vec::len).sum(), g.listeners.len())
+    }
+
+    /// Copies the occurrence to every listener whose tags meet the event's; a full queue drops
+    /// the copy.
+    pub fn broadcast(&self, event: &Event, occ: &Occurrence) {
+        let g = self.lock();
+        let mut frame: Option<String> = None;
+        for l in &g.listeners {
+            if l.tags.iter().any(|t| event.tags.contains(t)) {
+                let f = frame.get_or_insert_with(|| event_frame(event, occ));
+                if l.tx.try_send(f.clone()).is_err() {
+                    tracing::debug!(
+                        listener = l.id,
+                        "tag listener's queue is full; copy dropped"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Sends the occurrence to one connection of `client` that may see the event and waits for
+    /// its ack (at most the ack timeout).
+    pub async fn deliver(
+        &self,
+        client: &str,
+        event: &Event,
+        occ: &Occurrence,
+        attempt: u32,
+        started_at: Millis,
+    ) -> Delivered {
+        let clock = Instant::now();
+        let fail = |msg: String| Delivered::failed(attempt, started_at, msg, false);
+        let (tx, rx) = oneshot::channel();
+        let conn = {
+            let mut g = self.lock();
+            let turn = g.turn;
+            g.turn = g.turn.wrapping_add(1);
+            let conn = g.clients.get(client).and_then(|conns| {
+                let ok: Vec<&Conn> = conns
+                    .iter()
+                    .filter(|c| c.principal.can_see(&event.tags))
+                    .collect();
+                (!ok.is_empty()).then(|| ok[turn % ok.len()].clone())
+            });
+            if let Some(c) = &conn {
+                g.waiting.insert(occ.id, (c.id, tx));
+            }
+            conn
+        };
+        let Some(conn) = conn else {
+            return fail(format!(
+                "no WebSocket client '{client}' is connected (with a token whose scope covers this event)"
+            ));
+        };
+        if let Err(e) = conn.tx.try_send(event_frame(event, occ)) {
+            self.lock().waiting.remove(&occ.id);
+            return fail(match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    format!("WebSocket client '{client}' is not keeping up (its queue is full)")
+                }
+                mpsc::error::TrySendError::Closed(_) => {
+                    format!("WebSocket client '{client}' disconnected")
+                }
+            });
+        }
+        let mut d = match tokio::time::timeout(self.ack_timeout, rx).await {
+            Ok(Ok(())) => {
+                let mut d = fail(String::new());
+                d.success = true;
+                d.attempt.error = None;
+                d.attempt.response = Some("acknowledged".into());
+                d
+            }
+            Ok(Err(_)) => fail(format!(
+                "WebSocket client '{client}' disconnected before acknowledging"
+            )),
+            Err(_) => {
+                self.lock().waiting.remove(&occ.id);
+                fail(format!(
+                    "WebSocket client '{client}' did not acknowledge within {}",
+                    crate::domain::duration::Dur(self.ack_timeout)
+                ))
+            }
+        };
+        d.attempt.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::event::EventIn;
+    use crate::domain::occurrence::OccStatus;
+
+    fn event(tags: &[&str]) -> Event {
+        let input: EventIn = serde_json::from_value(json!({
+            "name": "e", "start_time": "2026-01-01T00:00:00Z", "tags": tags,
+            "action": {"type": "websocket", "params": {"client_name": "c"}},
+        }))
+        .unwrap();
+        input.validate(Uuid::now_v7(), 0, 0).unwrap()
+    }
+
+    fn occ(e: &Event) -> Occurrence {
+        Occurrence {
+            id: Uuid::now_v7(),
+            event_id: e.id,
+            scheduled_at: 0,
+            status: OccStatus::Scheduled,
+            attempts: 0,
+            attempt_limit: 3,
+            next_attempt_at: None,
+            last_error: None,
+            created_at: 0,
+            updated_at: 0,
+            completed_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_read_never_holds_the_sender() {
+        let hub = Hub::new(Duration::from_millis(50), 1);
+        let (_id, _outbox) = hub.add_client("c", Principal::Master);
+        let (_l, _listener_outbox) = hub.add_listener(vec!["t".into()]);
+        let e = event(&["t"]);
+        // Fills the one-slot queue; nobody acks.
+        let d = hub.deliver("c", &e, &occ(&e), 1, 0).await;
+        assert!(d.attempt.error.unwrap().contains("did not acknowledge"));
+        // The queue is full: the next delivery fails at once instead of waiting.
+        let t = Instant::now();
+        let d = hub.deliver("c", &e, &occ(&e), 1, 0).await;
+        assert!(t.elapsed() < Duration::from_millis(40));
+        assert!(d.attempt.error.unwrap().contains("not keeping up"));
+        // Copies to a listener that does not read are dropped, never awaited.
+        for _ in 0..10 {
+            hub.broadcast(&e, &occ(&e));
+        }
+        assert_eq!(hub.connected(), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn acks_count_only_from_the_connection_that_got_the_event() {
+        let hub = Hub::new(Duration::from_secs(5), 8);
+        let (a, mut outbox) = hub.add_client("c", Principal::Master);
+        let e = event(&[]);
+        let o = occ(&e);
+        let waiting = hub.deliver("c", &e, &o, 1, 0);
+        let acker = async {
+            let frame: serde_json::Value =
+                serde_json::from_str(&outbox.recv().await.unwrap()).unwrap();
+            assert_eq!(frame["occurrence_id"], o.id.to_string());
+            assert!(!hub.ack(a + 1000, o.id), "another connection's ack");
+            assert!(hub.ack(a, o.id));
+        };
+        let (d, ()) = tokio::join!(waiting, acker);
+        assert!(d.success);
+        // A scoped token's connection does not get events outside its scope.
+        hub.remove(a);
+        let scoped = Principal::Token {
+            jti: "j".into(),
+            sub: "s".into(),
+            access: crate::auth::Access::Read,
+            scope: vec!["x".into()],
+        };
+        let (_b, _out) = hub.add_client("c", scoped);
+        let d = hub.deliver("c", &e, &occ(&e), 1, 0).await;
+        assert!(d.attempt.error.unwrap().contains("is connected"));
+    }
+}
