@@ -146,11 +146,16 @@ impl Application {
             tokens.clone(),
         )));
         if let Some(changes) = store.changes() {
+            hub.set_relay(crate::delivery::ws::Relay {
+                store: store.clone(),
+                node: uuid::Uuid::now_v7(),
+            });
             engine.tasks.push(tokio::spawn(follow_changes(
                 changes,
                 store.clone(),
                 engine.handle.clone(),
                 tokens.clone(),
+                hub.clone(),
             )));
         }
         let store_kind = store.kind();
@@ -270,6 +275,7 @@ async fn follow_changes(
     store: Arc<dyn Store>,
     engine: EngineHandle,
     tokens: Arc<Tokens>,
+    hub: Arc<Hub>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
@@ -281,7 +287,7 @@ async fn follow_changes(
                     tracing::warn!(error = %e, "reading revoked tokens failed");
                 }
             }
-            Ok(store::Change::Message(_)) => {}
+            Ok(store::Change::Message(m)) => hub.on_message(&m),
             Err(RecvError::Closed) => return,
         }
     }

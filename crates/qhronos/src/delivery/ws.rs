@@ -9,9 +9,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -21,6 +22,7 @@ use crate::auth::Principal;
 use crate::domain::event::Event;
 use crate::domain::occurrence::Occurrence;
 use crate::domain::{fmt_ms, Millis};
+use crate::store::{Change, Store};
 
 /// One connection's outgoing queue (JSON text frames).
 pub type Outbox = mpsc::Receiver<String>;
@@ -38,20 +40,63 @@ struct Listener {
     tags: Vec<String>,
 }
 
+/// Who waits for an ack: a delivery on this node, or one on another node (answered through
+/// the relay).
+enum Waiter {
+    Local(oneshot::Sender<()>),
+    Remote(Uuid),
+}
+
 #[derive(Default)]
 struct Inner {
     clients: HashMap<String, Vec<Conn>>,
     listeners: Vec<Listener>,
     /// occurrence id → (connection it was sent to, who waits for the ack)
-    waiting: HashMap<Uuid, (u64, oneshot::Sender<()>)>,
+    waiting: HashMap<Uuid, (u64, Waiter)>,
+    /// Deliveries of this node handed to the other nodes: occurrence id → who waits.
+    relayed: HashMap<Uuid, oneshot::Sender<()>>,
     turn: usize,
 }
+
+/// Carries hub messages to the other nodes of a shared store (PostgreSQL's NOTIFY) and back.
+#[derive(Clone)]
+pub struct Relay {
+    pub store: Arc<dyn Store>,
+    pub node: Uuid,
+}
+
+/// What nodes tell each other about WebSocket deliveries (the JSON of a `Change::Message`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "ws", rename_all = "snake_case")]
+enum RelayMsg {
+    /// Node `from` has no connection of `client`: whoever has one sends `frame` and relays the
+    /// ack back.
+    Deliver {
+        from: Uuid,
+        client: String,
+        occurrence_id: Uuid,
+        tags: Vec<String>,
+        frame: String,
+    },
+    /// A connection on another node acknowledged an occurrence that node `to` delivers.
+    Ack { to: Uuid, occurrence_id: Uuid },
+    /// A copy for the tag listeners of the other nodes.
+    Copy {
+        from: Uuid,
+        tags: Vec<String>,
+        frame: String,
+    },
+}
+
+/// PostgreSQL's NOTIFY payload limit is 8,000 bytes; the message needs room around the frame.
+const RELAY_MAX_FRAME: usize = 7_000;
 
 pub struct Hub {
     ack_timeout: Duration,
     buffer: usize,
     ids: AtomicU64,
     inner: Mutex<Inner>,
+    relay: Mutex<Option<Relay>>,
 }
 
 /// The frame an event is sent as.
@@ -75,6 +120,75 @@ impl Hub {
             buffer,
             ids: AtomicU64::new(1),
             inner: Mutex::new(Inner::default()),
+            relay: Mutex::new(None),
+        }
+    }
+
+    /// Several nodes on one store: deliveries for clients connected elsewhere, and copies for
+    /// the other nodes' tag listeners, go through `relay`.
+    pub fn set_relay(&self, relay: Relay) {
+        *self.relay.lock().unwrap_or_else(|p| p.into_inner()) = Some(relay);
+    }
+
+    fn relay(&self) -> Option<Relay> {
+        self.relay.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn publish(&self, relay: &Relay, msg: &RelayMsg) {
+        let Ok(text) = serde_json::to_string(msg) else {
+            return;
+        };
+        let store = relay.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.publish(&Change::Message(format!("ws{text}"))).await {
+                tracing::warn!(error = %e, "relaying a WebSocket message to the other nodes failed");
+            }
+        });
+    }
+
+    /// A message from the change feed; those that are not the hub's are ignored.
+    pub fn on_message(&self, msg: &str) {
+        let Some(msg) = msg
+            .strip_prefix("ws")
+            .and_then(|m| serde_json::from_str::<RelayMsg>(m).ok())
+        else {
+            return;
+        };
+        let Some(relay) = self.relay() else { return };
+        match msg {
+            RelayMsg::Deliver {
+                from,
+                client,
+                occurrence_id,
+                tags,
+                frame,
+            } if from != relay.node => {
+                let mut g = self.lock();
+                let turn = g.turn;
+                g.turn = g.turn.wrapping_add(1);
+                let conn = g.clients.get(&client).and_then(|conns| {
+                    let ok: Vec<&Conn> = conns
+                        .iter()
+                        .filter(|c| c.principal.can_see(&tags))
+                        .collect();
+                    (!ok.is_empty()).then(|| ok[turn % ok.len()].clone())
+                });
+                if let Some(c) = conn {
+                    if c.tx.try_send(frame).is_ok() {
+                        g.waiting
+                            .insert(occurrence_id, (c.id, Waiter::Remote(from)));
+                    }
+                }
+            }
+            RelayMsg::Ack { to, occurrence_id } if to == relay.node => {
+                if let Some(tx) = self.lock().relayed.remove(&occurrence_id) {
+                    let _ = tx.send(());
+                }
+            }
+            RelayMsg::Copy { from, tags, frame } if from != relay.node => {
+                self.copy_to_listeners(&tags, || frame.clone());
+            }
+            _ => {}
         }
     }
 
@@ -115,15 +229,25 @@ impl Hub {
 
     /// An ack from connection `conn`; false when nothing of that id waits on it.
     pub fn ack(&self, conn: u64, occurrence_id: Uuid) -> bool {
-        let mut g = self.lock();
-        match g.waiting.get(&occurrence_id) {
-            Some((c, _)) if *c == conn => {
-                if let Some((_, tx)) = g.waiting.remove(&occurrence_id) {
-                    let _ = tx.send(());
+        let waiter = {
+            let mut g = self.lock();
+            match g.waiting.get(&occurrence_id) {
+                Some((c, _)) if *c == conn => g.waiting.remove(&occurrence_id).map(|(_, w)| w),
+                _ => None,
+            }
+        };
+        match waiter {
+            Some(Waiter::Local(tx)) => {
+                let _ = tx.send(());
+                true
+            }
+            Some(Waiter::Remote(to)) => {
+                if let Some(relay) = self.relay() {
+                    self.publish(&relay, &RelayMsg::Ack { to, occurrence_id });
                 }
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
@@ -136,12 +260,38 @@ impl Hub {
     /// Copies the occurrence to every listener whose tags meet the event's; a full queue drops
     /// the copy.
     pub fn broadcast(&self, event: &Event, occ: &Occurrence) {
+        if event.tags.is_empty() {
+            return;
+        }
+        self.copy_to_listeners(&event.tags, || event_frame(event, occ));
+        if let Some(relay) = self.relay() {
+            let frame = event_frame(event, occ);
+            if frame.len() <= RELAY_MAX_FRAME {
+                let msg = RelayMsg::Copy {
+                    from: relay.node,
+                    tags: event.tags.clone(),
+                    frame,
+                };
+                self.publish(&relay, &msg);
+            }
+        }
+    }
+
+    fn copy_to_listeners(&self, tags: &[String], frame_of: impl FnOnce() -> String) {
         let g = self.lock();
+        let mut frame_of = Some(frame_of);
         let mut frame: Option<String> = None;
         for l in &g.listeners {
-            if l.tags.iter().any(|t| event.tags.contains(t)) {
-                let f = frame.get_or_insert_with(|| event_frame(event, occ));
-                if l.tx.try_send(f.clone()).is_err() {
+            if l.tags.iter().any(|t| tags.contains(t)) {
+                let f = match &frame {
+                    Some(f) => f.clone(),
+                    None => {
+                        let f = frame_of.take().map(|f| f()).unwrap_or_default();
+                        frame = Some(f.clone());
+                        f
+                    }
+                };
+                if l.tx.try_send(f).is_err() {
                     tracing::debug!(
                         listener = l.id,
                         "tag listener's queue is full; copy dropped"
@@ -176,14 +326,14 @@ impl Hub {
                 (!ok.is_empty()).then(|| ok[turn % ok.len()].clone())
             });
             if let Some(c) = &conn {
-                g.waiting.insert(occ.id, (c.id, tx));
+                g.waiting.insert(occ.id, (c.id, Waiter::Local(tx)));
             }
             conn
         };
         let Some(conn) = conn else {
-            return fail(format!(
-                "no WebSocket client '{client}' is connected (with a token whose scope covers this event)"
-            ));
+            return self
+                .deliver_elsewhere(client, event, occ, attempt, started_at)
+                .await;
         };
         if let Err(e) = conn.tx.try_send(event_frame(event, occ)) {
             self.lock().waiting.remove(&occ.id);
@@ -211,6 +361,65 @@ impl Hub {
                 self.lock().waiting.remove(&occ.id);
                 fail(format!(
                     "WebSocket client '{client}' did not acknowledge within {}",
+                    crate::domain::duration::Dur(self.ack_timeout)
+                ))
+            }
+        };
+        d.attempt.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
+        d
+    }
+
+    /// No connection of `client` here: with other nodes on the store, asks them to send it and
+    /// waits for an ack relayed back (same timeout). Every node with such a connection sends
+    /// it, so a client connected to several nodes may get it more than once (at least once).
+    async fn deliver_elsewhere(
+        &self,
+        client: &str,
+        event: &Event,
+        occ: &Occurrence,
+        attempt: u32,
+        started_at: Millis,
+    ) -> Delivered {
+        let clock = Instant::now();
+        let fail = |msg: String| Delivered::failed(attempt, started_at, msg, false);
+        let not_connected = || {
+            format!(
+                "no WebSocket client '{client}' is connected (with a token whose scope covers this event)"
+            )
+        };
+        let Some(relay) = self.relay() else {
+            return fail(not_connected());
+        };
+        let frame = event_frame(event, occ);
+        if frame.len() > RELAY_MAX_FRAME {
+            return fail(format!(
+                "no WebSocket client '{client}' is connected to this node, and the event is too large ({} bytes) to relay to the others (at most {RELAY_MAX_FRAME})",
+                frame.len()
+            ));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.lock().relayed.insert(occ.id, tx);
+        let msg = RelayMsg::Deliver {
+            from: relay.node,
+            client: client.to_string(),
+            occurrence_id: occ.id,
+            tags: event.tags.clone(),
+            frame,
+        };
+        self.publish(&relay, &msg);
+        let mut d = match tokio::time::timeout(self.ack_timeout, rx).await {
+            Ok(Ok(())) => {
+                let mut d = fail(String::new());
+                d.success = true;
+                d.attempt.error = None;
+                d.attempt.response = Some("acknowledged (through another node)".into());
+                d
+            }
+            _ => {
+                self.lock().relayed.remove(&occ.id);
+                fail(format!(
+                    "{} on any node, or it did not acknowledge within {}",
+                    not_connected(),
                     crate::domain::duration::Dur(self.ack_timeout)
                 ))
             }

@@ -356,3 +356,65 @@ async fn an_occurrence_due_while_no_client_is_connected_is_delivered_when_one_co
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_client_on_one_node_gets_and_acks_what_another_node_fires() {
+    let slow_acks = |c: &mut qhronos::config::Config| {
+        c.websocket.ack_timeout = Dur::from_millis(3_000);
+    };
+    let a = spawn_app_with(slow_acks).await;
+    let Some(db) = a.db.as_ref() else {
+        eprintln!("skipped: several nodes share a PostgreSQL store; this run is on SQLite");
+        return;
+    };
+    let url = db.url.clone();
+    let b = spawn_app_with(move |c| {
+        slow_acks(c);
+        c.database_url = Some(url);
+    })
+    .await;
+    let mut client = subscribe(
+        &b,
+        json!({"type": "client-hook", "client_name": "laptop", "token": TOKEN}),
+    )
+    .await;
+    let mut listener = subscribe(
+        &b,
+        json!({"type": "tag-listener", "tags": ["agents"], "token": TOKEN}),
+    )
+    .await;
+    // Created through node A and due now: A holds it and fires it; the client is on B.
+    let id = a
+        .create(ws_event("laptop", json!({"max_attempts": 1})))
+        .await;
+    let frame = next_json(&mut client, Duration::from_secs(5))
+        .await
+        .expect("the client on node B gets the occurrence node A fired");
+    assert_eq!(frame["event_id"], id.as_str());
+    let occ = frame["occurrence_id"].as_str().unwrap().to_string();
+    client
+        .send(Message::Text(
+            json!({"type": "ack", "occurrence_id": occ})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    let copy = next_json(&mut listener, Duration::from_secs(5))
+        .await
+        .expect("the tag listener on node B gets a copy");
+    assert_eq!(copy["occurrence_id"], occ.as_str());
+    // The ack went back to node A, which records the attempt as a success.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, o) = a.get(&format!("/occurrences/{occ}")).await;
+        if o["status"] == "completed" {
+            let att = attempts(&a, &occ).await;
+            assert_eq!(att.len(), 1, "{att:?}");
+            assert_eq!(att[0]["response"], "acknowledged (through another node)");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not completed: {o}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
