@@ -1,5 +1,10 @@
 use std::path::PathBuf;
 
+/// mimalloc instead of glibc's malloc: a profile of a 60,000-delivery burst spent ~15 % of
+/// qhronosd's CPU in glibc's allocator (`_int_malloc`, `malloc_consolidate`, `_int_free`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use qhronos::config::{Config, Overrides};
 use qhronos::startup::{describe_store, open_store, Application};
