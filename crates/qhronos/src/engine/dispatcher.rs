@@ -18,6 +18,10 @@ use crate::domain::{now_ms, Millis};
 use crate::metrics::Metrics;
 use crate::store::{Claimed, Next, Outcome, Store};
 
+/// Time kept between the end of an attempt (at most the delivery timeout) and the end of its
+/// lease, for the outcome to reach the store.
+pub const LEASE_MARGIN_MS: i64 = 1_000;
+
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     config: Config,
@@ -70,6 +74,7 @@ impl Dispatcher {
     }
 
     pub async fn run(mut self) {
+        tracing::info!(owner = %self.owner, "dispatcher started");
         let poll = self.config.engine.poll_interval.as_millis();
         let mut next_claim = 0;
         let mut failures = 0u32;
@@ -244,11 +249,24 @@ impl Dispatcher {
         let outcomes = self.outcomes.clone();
         let retry = c.event.retry.resolve(&self.config.retry);
         let metrics = self.metrics.clone();
+        let lease_ms = self.config.engine.lease.as_millis();
         tokio::spawn(async move {
             let Ok(_slot) = slots.acquire_owned().await else {
                 return;
             };
             let _target = deliverer.target_permit(&c.event.action).await;
+            // Never start an attempt that could outlive the lease: past it, another node may
+            // have taken the occurrence (exactly once while nodes are healthy, even when a
+            // backlog makes this one slow). Leave it: once the lease expires, the next claim
+            // (of any node) takes it over.
+            // (An event whose own timeout is longer than half the lease gets half the lease.)
+            let timeout_ms = i64::try_from(retry.timeout.as_millis())
+                .unwrap_or(i64::MAX / 2)
+                .min(lease_ms / 2);
+            if now_ms() + timeout_ms + LEASE_MARGIN_MS >= c.lease_until {
+                tracing::warn!(occurrence_id = %c.occ.id, "the lease ends before this attempt could; leaving it to the next claim");
+                return;
+            }
             let attempt = c.occ.attempts + 1;
             let action = c.event.action.kind();
             if attempt == 1 {

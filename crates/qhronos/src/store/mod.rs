@@ -80,6 +80,8 @@ pub enum Created {
 pub struct Claimed {
     pub occ: Occurrence,
     pub event: Arc<Event>,
+    /// When the claim's lease ends: after that another node may take the occurrence.
+    pub lease_until: Millis,
 }
 
 /// What happened to a claimed occurrence; written back in batches.

@@ -745,10 +745,11 @@ impl Store for PgStore {
         Ok(occs
             .into_iter()
             .filter_map(|occ| {
-                events
-                    .get(&occ.event_id)
-                    .cloned()
-                    .map(|event| Claimed { occ, event })
+                events.get(&occ.event_id).cloned().map(|event| Claimed {
+                    occ,
+                    event,
+                    lease_until,
+                })
             })
             .collect())
     }

@@ -650,15 +650,21 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<Vec<Claimed>> {
         let mut tx = self.write.begin().await?;
+        // Due pending rows, and rows whose lease expired (an attempt the dispatcher left
+        // because it could not finish inside the lease).
         let rs = sqlx::query(AssertSqlSafe(format!(
             "UPDATE occurrences SET status = 'scheduled', lease_owner = ?, lease_expires_at = ?, updated_at = ? \
-             WHERE id IN (SELECT id FROM occurrences INDEXED BY occurrences_due WHERE status = 'pending' AND next_attempt_at <= ? \
-             ORDER BY next_attempt_at LIMIT ?) RETURNING {OCC_COLS}"
+             WHERE id IN (SELECT id FROM (SELECT id FROM occurrences INDEXED BY occurrences_due WHERE status = 'pending' \
+             AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?) \
+             UNION ALL SELECT id FROM (SELECT id FROM occurrences INDEXED BY occurrences_leased WHERE status = 'scheduled' \
+             AND lease_expires_at < ? LIMIT ?)) RETURNING {OCC_COLS}"
         )))
         .bind(owner)
         .bind(lease_until)
         .bind(now)
         .bind(due_before)
+        .bind(limit)
+        .bind(now)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
@@ -688,10 +694,11 @@ impl Store for SqliteStore {
         Ok(occs
             .into_iter()
             .filter_map(|occ| {
-                events
-                    .get(&occ.event_id)
-                    .cloned()
-                    .map(|event| Claimed { occ, event })
+                events.get(&occ.event_id).cloned().map(|event| Claimed {
+                    occ,
+                    event,
+                    lease_until,
+                })
             })
             .collect())
     }

@@ -28,7 +28,7 @@ fn start_node(dir: &Path, db: Option<&TestDb>) -> Node {
     if let Some(db) = db {
         cmd.args(["--database-url", &db.url])
             .env("QHRONOS_DATABASE__POOL_SIZE", "4")
-            .env("QHRONOS_ENGINE__LEASE", "4s")
+            .env("QHRONOS_ENGINE__LEASE", "5s")
             .env("QHRONOS_RETRY__TIMEOUT", "1s");
     }
     let mut child = cmd
