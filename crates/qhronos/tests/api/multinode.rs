@@ -736,3 +736,70 @@ async fn a_revocation_or_secret_change_through_one_node_holds_on_the_other_withi
         );
     }
 }
+
+#[tokio::test]
+async fn changes_published_by_one_node_reach_the_others_and_upkeep_has_one_holder() {
+    let Some(db) = database().await else { return };
+    let settings = qhronos::config::DatabaseConfig {
+        pool_size: 2,
+        ..Default::default()
+    };
+    let a = qhronos::store::connect(&db.url, &settings).await.unwrap();
+    let b = qhronos::store::connect(&db.url, &settings).await.unwrap();
+    let mut on_b = b.changes().expect("PostgreSQL has a change feed");
+    // The LISTEN connection is set up in the background: publish until it is there.
+    let msg = qhronos::store::Change::Message("occurrence fired: 42".into());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let got = loop {
+        a.publish(&msg).await.unwrap();
+        match tokio::time::timeout(Duration::from_millis(200), on_b.recv()).await {
+            Ok(Ok(c)) => break c,
+            _ => assert!(Instant::now() < deadline, "node B never heard node A"),
+        }
+    };
+    assert_eq!(got, msg);
+    // A revocation made through A is announced to B by the store itself.
+    let now = jiff::Timestamp::now().as_millisecond();
+    let t = qhronos::store::TokenRecord {
+        jti: "jti-1".into(),
+        sub: "s".into(),
+        access: qhronos::auth::Access::parse("read").unwrap(),
+        scope: vec![],
+        expires_at: now + 60_000,
+        created_at: now,
+        revoked_at: None,
+    };
+    a.create_token(&t).await.unwrap();
+    assert!(a.revoke_token("jti-1", now).await.unwrap());
+    let c = tokio::time::timeout(Duration::from_secs(2), on_b.recv())
+        .await
+        .expect("the revocation was announced")
+        .unwrap();
+    assert_eq!(c, qhronos::store::Change::Tokens);
+
+    // Upkeep: one holder at a time; a holder that stops renewing loses it when its lease ends.
+    assert!(a
+        .try_upkeep_lease("expander", "a", now + 300, now)
+        .await
+        .unwrap());
+    assert!(!b
+        .try_upkeep_lease("expander", "b", now + 300, now)
+        .await
+        .unwrap());
+    assert!(a
+        .try_upkeep_lease("expander", "a", now + 400, now + 100)
+        .await
+        .unwrap());
+    assert!(!b
+        .try_upkeep_lease("expander", "b", now + 500, now + 399)
+        .await
+        .unwrap());
+    assert!(b
+        .try_upkeep_lease("expander", "b", now + 900, now + 401)
+        .await
+        .unwrap());
+    assert!(!a
+        .try_upkeep_lease("expander", "a", now + 900, now + 402)
+        .await
+        .unwrap());
+}
