@@ -3,6 +3,7 @@
 
 pub mod postgres;
 mod postgres_rows;
+mod postgres_sql;
 pub mod sqlite;
 mod sqlite_batch;
 mod sqlite_rows;
