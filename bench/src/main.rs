@@ -29,6 +29,14 @@ struct Cli {
     /// The qhronosd binary. Default: <workspace>/target/release/qhronosd.
     #[arg(long, global = true, value_name = "PATH")]
     qhronosd: Option<PathBuf>,
+    /// Run on PostgreSQL: a server URL (e.g. postgres://postgres@127.0.0.1:5432/postgres). Each
+    /// run creates a fresh database on it (with `psql`) and drops it afterwards.
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// qhronosd processes on the one database (needs --database-url); the API calls go to the
+    /// first, deliveries come from all.
+    #[arg(long, global = true, default_value_t = 1)]
+    nodes: usize,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -105,33 +113,111 @@ enum Cmd {
     All,
 }
 
-/// One qhronosd on a fresh data directory, the receiver, and a client.
+/// Where the servers keep their data: a fresh data directory (SQLite), or a fresh database on a
+/// PostgreSQL server shared by `nodes` servers.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    pub database_url: Option<String>,
+    pub nodes: usize,
+}
+
+/// A database created for one run with `psql`, dropped with this value.
+struct BenchDb {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDb {
+    fn create(server: &str) -> anyhow::Result<BenchDb> {
+        let name = format!(
+            "qhronos_bench_{}",
+            Alphanumeric
+                .sample_string(&mut rand::rng(), 12)
+                .to_lowercase()
+        );
+        psql(server, &format!("CREATE DATABASE {name}"))?;
+        let (base, _) = server
+            .rsplit_once('/')
+            .ok_or_else(|| anyhow::anyhow!("--database-url {server}: no /database part"))?;
+        let url = format!("{base}/{name}");
+        eprintln!("[bench] database {url}");
+        Ok(BenchDb {
+            server: server.to_string(),
+            name,
+            url,
+        })
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        let _ = psql(
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+    let out = std::process::Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .output()
+        .map_err(|e| anyhow::anyhow!("psql: {e} (--database-url needs the psql client)"))?;
+    if !out.status.success() {
+        bail!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// One qhronosd (or several on PostgreSQL) on fresh storage, the receiver, and a client.
 pub struct Harness {
     pub server: Server,
+    /// Further nodes on the same database.
+    pub others: Vec<Server>,
     pub receiver: Receiver,
     pub api: Api,
-    // Dropped last: the server is killed before its directory goes.
+    // Dropped last: the servers are killed before their storage goes.
+    _db: Option<BenchDb>,
     _dir: tempfile::TempDir,
 }
 
 impl Harness {
-    pub fn start(bin: &Path) -> anyhow::Result<Harness> {
-        Harness::start_with_env(bin, &[])
+    pub fn start(bin: &Path, setup: &Setup) -> anyhow::Result<Harness> {
+        Harness::start_on(bin, setup, &[])
     }
 
     /// Like [`Harness::start`], with extra environment for qhronosd (see [`Server::start`]).
     pub fn start_with_env(bin: &Path, extra_env: &[(&str, &str)]) -> anyhow::Result<Harness> {
+        Harness::start_on(bin, &Setup::default(), extra_env)
+    }
+
+    fn start_on(bin: &Path, setup: &Setup, extra_env: &[(&str, &str)]) -> anyhow::Result<Harness> {
         let dir = tempfile::Builder::new()
             .prefix("qhronos-bench-")
             .tempdir()?;
         let token = Alphanumeric.sample_string(&mut rand::rng(), 32);
         let receiver = Receiver::start()?;
-        let server = Server::start(bin, dir.path(), &token, extra_env)?;
+        let db = setup
+            .database_url
+            .as_deref()
+            .map(BenchDb::create)
+            .transpose()?;
+        let mut env: Vec<(&str, &str)> = extra_env.to_vec();
+        if let Some(db) = &db {
+            env.push(("QHRONOS_DATABASE_URL", db.url.as_str()));
+        }
+        let server = Server::start(bin, dir.path(), &token, &env)?;
+        let others = (1..setup.nodes.max(1))
+            .map(|_| Server::start(bin, dir.path(), &token, &env))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let api = Api::new(&server.base, &token, &receiver.url())?;
         Ok(Harness {
             server,
+            others,
             receiver,
             api,
+            _db: db,
             _dir: dir,
         })
     }
@@ -145,6 +231,16 @@ impl Harness {
 
     /// Prints the peak RSS and what qhronosd logged at WARN/ERROR, then stops it.
     pub fn finish(self) {
+        for (i, s) in self.others.iter().enumerate() {
+            let log = s.log.lock().unwrap();
+            println!(
+                "  node {}: peak RSS {:.1} MiB, {} WARN and {} ERROR log lines",
+                i + 2,
+                s.peak_kb() as f64 / 1024.0,
+                log.warnings,
+                log.errors
+            );
+        }
         let kb = self.server.peak_kb();
         let log = self.server.log.lock().unwrap();
         let mut rows = vec![
@@ -169,7 +265,7 @@ fn default_qhronosd() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/qhronosd")
 }
 
-async fn run(bin: &Path, cmd: Cmd) -> anyhow::Result<()> {
+async fn run(bin: &Path, setup: &Setup, cmd: Cmd) -> anyhow::Result<()> {
     if let Cmd::Expander {
         events,
         measure_seconds,
@@ -179,7 +275,7 @@ async fn run(bin: &Path, cmd: Cmd) -> anyhow::Result<()> {
         // Starts (and finishes) its own two servers.
         return expander::run(bin, events, measure_seconds, clients).await;
     }
-    let h = Harness::start(bin)?;
+    let h = Harness::start(bin, setup)?;
     let res = match cmd {
         Cmd::Precision { rate, seconds } => due::precision(&h, rate, seconds).await,
         Cmd::Burst { count } => due::burst(&h, count as usize).await,
@@ -221,6 +317,13 @@ async fn main() -> anyhow::Result<()> {
             bin.display()
         );
     }
+    if cli.nodes > 1 && cli.database_url.is_none() {
+        bail!("--nodes above 1 needs --database-url (several nodes share one PostgreSQL database)");
+    }
+    let setup = Setup {
+        database_url: cli.database_url.clone(),
+        nodes: cli.nodes,
+    };
     let cmds = match cli.cmd {
         Cmd::All => vec![
             Cmd::Precision {
@@ -243,7 +346,7 @@ async fn main() -> anyhow::Result<()> {
     let mut failed = 0;
     for c in cmds {
         println!("\n#### {c:?}");
-        if let Err(e) = run(&bin, c).await {
+        if let Err(e) = run(&bin, &setup, c).await {
             eprintln!("[bench] failed: {e:#}");
             failed += 1;
         }

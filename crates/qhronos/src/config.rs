@@ -458,8 +458,15 @@ impl Config {
         if self.engine.claim_batch <= 0 {
             return bad("engine.claim_batch must be at least 1");
         }
-        if self.engine.lease.0 <= self.engine.claim_horizon.0 + self.retry.timeout.0 {
-            return bad("engine.lease must be longer than engine.claim_horizon plus retry.timeout");
+        // An attempt starts only when it can end (timeout) with a second to spare in the lease.
+        if self.engine.lease.0
+            <= self.engine.claim_horizon.0
+                + self.retry.timeout.0
+                + std::time::Duration::from_secs(1)
+        {
+            return bad(
+                "engine.lease must be longer than engine.claim_horizon plus retry.timeout plus 1s",
+            );
         }
         if self.engine.lease.0 <= self.engine.claim_horizon.0 + self.websocket.ack_timeout.0 {
             return bad(

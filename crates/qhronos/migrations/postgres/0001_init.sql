@@ -62,6 +62,10 @@ CREATE INDEX occurrences_due ON occurrences (next_attempt_at) WHERE status = 'pe
 CREATE INDEX occurrences_leased ON occurrences (lease_expires_at) WHERE status = 'scheduled';
 CREATE INDEX occurrences_by_time ON occurrences (scheduled_at, id);
 CREATE INDEX occurrences_by_status ON occurrences (status, scheduled_at);
+-- "Does this event still have work?" (an event finishes when nothing is left to deliver). Without
+-- it the planner may AND the event's rows with every row of a status, and a burst of 100k
+-- scheduled occurrences makes each check scan all of them.
+CREATE INDEX occurrences_event_status ON occurrences (event_id, status);
 CREATE INDEX occurrences_done ON occurrences (updated_at) WHERE status IN ('completed', 'missed', 'cancelled', 'failed');
 
 CREATE TABLE attempts (

@@ -18,6 +18,10 @@ use crate::domain::{now_ms, Millis};
 use crate::metrics::Metrics;
 use crate::store::{Claimed, Next, Outcome, Store};
 
+/// Time kept between the end of an attempt (at most the delivery timeout) and the end of its
+/// lease, for the outcome to reach the store.
+pub const LEASE_MARGIN_MS: i64 = 1_000;
+
 /// More permits than deliveries can ever be in flight; shutdown takes them all to wait for the
 /// last delivery.
 const IN_FLIGHT_PERMITS: u32 = 1 << 24;
@@ -34,6 +38,8 @@ pub struct Launcher {
     pub slots: Arc<Semaphore>,
     /// One permit per delivery task alive, so shutdown can wait for them.
     pub in_flight: Arc<Semaphore>,
+    /// `engine.lease` in ms.
+    pub lease_ms: i64,
 }
 
 impl Launcher {
@@ -51,6 +57,7 @@ impl Launcher {
             metrics,
             slots: Arc::new(Semaphore::new(config.delivery.concurrency)),
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT_PERMITS as usize)),
+            lease_ms: config.engine.lease.as_millis(),
         }
     }
 
@@ -94,14 +101,30 @@ impl Launcher {
         let Ok(_slot) = self.slots.acquire().await else {
             return;
         };
+        let retry = c.event.retry.resolve(&self.retry);
+        // Never start an attempt that could outlive the lease: past it, another node may have
+        // taken the occurrence (exactly once while nodes are healthy, even when a backlog makes
+        // this one slow). Leave it: once the lease expires, the next claim (of any node) takes
+        // it over. (An event whose own timeout is longer than half the lease gets half.)
+        let timeout_ms = i64::try_from(retry.timeout.as_millis())
+            .unwrap_or(i64::MAX / 2)
+            .min(self.lease_ms / 2);
+        if now_ms() + timeout_ms + LEASE_MARGIN_MS >= c.lease_until {
+            tracing::warn!(occurrence_id = %c.occ.id, "the lease ends before this attempt could; leaving it to the next claim");
+            return;
+        }
         if attempt == 1 {
             let late_us = super::timer::now_us() - due * 1000;
             self.metrics.fire_late(late_us);
         }
-        let retry = c.event.retry.resolve(&self.retry);
         let d = self
             .deliverer
-            .deliver(&c.event, &c.occ, attempt, retry.timeout)
+            .deliver(
+                &c.event,
+                &c.occ,
+                attempt,
+                Duration::from_millis(timeout_ms.unsigned_abs()),
+            )
             .await;
         let next = next_step(&d, attempt, c.occ.attempt_limit, &retry, now_ms());
         let outcome = match next {
@@ -143,6 +166,7 @@ pub struct Claimer {
 
 impl Claimer {
     pub async fn run(mut self) {
+        tracing::info!(owner = %self.owner, "dispatcher started");
         let poll = self.config.engine.poll_interval.as_millis();
         let mut failures = 0u32;
         loop {

@@ -3,6 +3,7 @@
 
 pub mod postgres;
 mod postgres_rows;
+mod postgres_sql;
 pub mod sqlite;
 mod sqlite_batch;
 mod sqlite_rows;
@@ -80,7 +81,8 @@ pub enum Created {
 pub struct Claimed {
     pub occ: Occurrence,
     pub event: Arc<Event>,
-    /// The claim's `lease_expires_at`: it tells this claim from a later one of the same row.
+    /// The claim's `lease_expires_at`: after it another node may take the occurrence; it also
+    /// tells this claim from a later one of the same row.
     pub lease_until: Millis,
 }
 

@@ -839,17 +839,22 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<Vec<Claimed>> {
         let mut tx = self.write.begin().await?;
-        // Occurrences of pull events wait for a client to claim them: the dispatcher skips them.
+        // Due pending rows (not of pull events: clients claim those), and rows whose lease
+        // expired (an attempt the dispatcher left because it could not finish inside the lease).
         let rs = sqlx::query(AssertSqlSafe(format!(
             "UPDATE occurrences SET status = 'scheduled', lease_owner = ?, lease_expires_at = ?, updated_at = ? \
-             WHERE id IN (SELECT o.id FROM occurrences o INDEXED BY occurrences_due WHERE o.status = 'pending' AND o.next_attempt_at <= ? \
-             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id AND e.queue IS NOT NULL) \
-             ORDER BY o.next_attempt_at LIMIT ?) RETURNING {OCC_COLS}"
+             WHERE id IN (SELECT id FROM (SELECT o.id FROM occurrences o INDEXED BY occurrences_due WHERE o.status = 'pending' \
+             AND o.next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id AND e.queue IS NOT NULL) \
+             ORDER BY o.next_attempt_at LIMIT ?) \
+             UNION ALL SELECT id FROM (SELECT id FROM occurrences INDEXED BY occurrences_leased WHERE status = 'scheduled' \
+             AND lease_expires_at < ? LIMIT ?)) RETURNING {OCC_COLS}"
         )))
         .bind(owner)
         .bind(lease_until)
         .bind(now)
         .bind(due_before)
+        .bind(limit)
+        .bind(now)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;

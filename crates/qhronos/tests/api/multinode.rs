@@ -1,0 +1,807 @@
+//! Several `qhronosd` processes on one PostgreSQL database, a real receiver counting deliveries
+//! by occurrence id (the `webhook-id` header). PostgreSQL only: the embedded store is one
+//! process by construction.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{Receiver, TestDb, TOKEN};
+
+/// Lease of the nodes in these tests: a dead node's work must come back within it.
+const LEASE_MS: u64 = 6_000;
+
+pub struct Node {
+    child: Child,
+    pub base: String,
+    /// The dispatcher's lease owner (`node-…`), as logged at start.
+    pub owner: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The multi-node tests each run several debug-build nodes; on a small machine two of them at
+/// once starve each other of CPU. They take turns (each test has its own runtime; tokio's
+/// mutex works across them).
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Starts `qhronosd` on `url` (port 0) and waits until it listens; stderr is drained for good.
+pub fn start_node(url: &str, extra: &[(&str, &str)]) -> Node {
+    let dir = std::env::temp_dir();
+    let lease = extra
+        .iter()
+        .find(|(k, _)| *k == "QHRONOS_ENGINE__LEASE")
+        .map_or(format!("{LEASE_MS}ms"), |(_, v)| v.to_string());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qhronosd"));
+    cmd.args(["--port", "0", "--log-format", "json", "--database-url", url])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env("QHRONOS_MASTER_TOKEN", TOKEN)
+        .env("QHRONOS_ENGINE__POLL_INTERVAL", "50ms")
+        .env("QHRONOS_ENGINE__LEASE", &lease)
+        .env("QHRONOS_RETRY__TIMEOUT", "1s")
+        // The lease must outlast a WebSocket ack wait too (a setting check).
+        .env("QHRONOS_WEBSOCKET__ACK_TIMEOUT", "1s")
+        .env("QHRONOS_DATABASE__POOL_SIZE", "6")
+        .env("QHRONOS_RATE_LIMIT__ENABLED", "false")
+        .env("QHRONOS_DELIVERY__ALLOWED_NETWORKS", "[127.0.0.0/8]")
+        .env("QHRONOS_LOG_LEVEL", "info")
+        .env_remove("RUST_LOG");
+    for (k, v) in extra.iter().filter(|(k, _)| *k != "QHRONOS_ENGINE__LEASE") {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("qhronosd starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // The address and the dispatcher's owner, in whichever order they are logged.
+        let mut owner = None;
+        let mut url = None;
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if sent {
+                continue;
+            }
+            if let Some(i) = line.find("\"owner\":\"") {
+                let rest = &line[i + 9..];
+                owner = rest.split('"').next().map(str::to_string);
+            }
+            if let Some(i) = line.find("listening on http://") {
+                let rest = &line[i + "listening on ".len()..];
+                url = Some(
+                    rest.chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect::<String>(),
+                );
+            }
+            if let (Some(u), Some(o)) = (&url, &owner) {
+                let _ = tx.send((u.clone(), o.clone()));
+                sent = true;
+            }
+        }
+    });
+    let Ok((base, owner)) = rx.recv_timeout(Duration::from_secs(30)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("qhronosd did not print its address and dispatcher owner");
+    };
+    assert!(owner.starts_with("node-"), "no dispatcher owner logged");
+    Node { child, base, owner }
+}
+
+/// One-time events with `per_event` instants each (the start and its rdates), spread evenly over
+/// `[from_ms, from_ms + spread_ms)` from now; created round-robin through the nodes.
+async fn create_burst(
+    client: &reqwest::Client,
+    nodes: &[Node],
+    url: &str,
+    events: usize,
+    per_event: usize,
+    from_ms: i64,
+    spread_ms: i64,
+) {
+    let now = jiff::Timestamp::now().as_millisecond();
+    let total = (events * per_event) as i64;
+    for e in 0..events {
+        let times: Vec<i64> = (0..per_event)
+            .map(|k| now + from_ms + ((k * events + e) as i64 * spread_ms) / total)
+            .collect();
+        let ts = |ms: i64| jiff::Timestamp::from_millisecond(ms).unwrap().to_string();
+        let body = json!({
+            "name": format!("burst {e}"),
+            "start_time": ts(times[0]),
+            "rdates": times[1..].iter().map(|t| ts(*t)).collect::<Vec<_>>(),
+            "webhook": url,
+            "retry": {"initial_delay": "20ms", "max_delay": "200ms"},
+        });
+        let node = &nodes[e % nodes.len()];
+        let r = client
+            .post(format!("{}/events", node.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    }
+}
+
+/// Deliveries per occurrence id.
+fn tally(rx: &Receiver) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for r in rx.received() {
+        *m.entry(r.header("webhook-id").to_string()).or_insert(0) += 1;
+    }
+    m
+}
+
+async fn wait_distinct(rx: &Receiver, n: usize, within: Duration) -> HashMap<String, usize> {
+    let deadline = Instant::now() + within;
+    loop {
+        let t = tally(rx);
+        if t.len() >= n {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} occurrences delivered",
+            t.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn db_count(url: &str, sql: &str, owner: Option<&str>) -> i64 {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()));
+    if let Some(o) = owner {
+        q = q.bind(o.to_string());
+    }
+    let n: i64 = q.fetch_one(&mut c).await.unwrap();
+    let _ = c.close().await;
+    n
+}
+
+async fn status(client: &reqwest::Client, node: &Node) -> Value {
+    client
+        .get(format!("{}/status", node.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The test's database, or `None` (after saying why) when the suite runs without PostgreSQL.
+async fn database() -> Option<TestDb> {
+    let db = TestDb::for_test().await;
+    if db.is_none() {
+        eprintln!("skipped: several nodes need the PostgreSQL store");
+    }
+    db
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_deliver_20000_occurrences_exactly_once() {
+    let Some(db) = database().await else { return };
+    let _turn = TURN.lock().await;
+    let rx = Receiver::start(vec![]).await;
+    let client = reqwest::Client::new();
+    // Exactly once needs every attempt to finish, and its outcome to be written, inside the
+    // lease that covers it: a debug build on a busy 2-core machine needs more than the 6 s of
+    // the kill test (the default is 2 min).
+    let nodes: Vec<Node> = (0..3)
+        .map(|_| start_node(&db.url, &[("QHRONOS_ENGINE__LEASE", "30s")]))
+        .collect();
+    const EVENTS: usize = 20;
+    const PER_EVENT: usize = 1_000;
+    const N: usize = EVENTS * PER_EVENT;
+    create_burst(&client, &nodes, &rx.url(), EVENTS, PER_EVENT, 3_000, 3_000).await;
+    let t = wait_distinct(&rx, N, Duration::from_secs(90)).await;
+    // Settle: anything delivered twice would arrive within moments.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t2 = tally(&rx);
+    let twice: Vec<_> = t2.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{} occurrences delivered more than once, e.g. {:?}",
+        twice.len(),
+        twice.iter().take(3).collect::<Vec<_>>()
+    );
+    assert_eq!(t.len(), N);
+    assert_eq!(rx.received().len(), N);
+    // Every node took a share of the work, and the store agrees.
+    let shares = db_count(
+        &db.url,
+        "SELECT count(DISTINCT o.id) FROM occurrences o WHERE o.status = 'completed'",
+        None,
+    )
+    .await;
+    assert_eq!(shares, N as i64);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = status(&client, &nodes[0]).await;
+        if s["occurrences"]["completed"] == N as i64 && s["occurrences"]["scheduled"] == 0 {
+            assert_eq!(s["store"], "postgres");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_one_node_loses_nothing_and_its_leases_come_back_within_one_lease() {
+    let Some(db) = database().await else { return };
+    let _turn = TURN.lock().await;
+    // A slow receiver, so that the kill lands while deliveries are in flight.
+    let rx = Receiver::start_with_delay(vec![], Duration::from_millis(30)).await;
+    let client = reqwest::Client::new();
+    let mut nodes: Vec<Node> = (0..3).map(|_| start_node(&db.url, &[])).collect();
+    const EVENTS: usize = 6;
+    const PER_EVENT: usize = 1_000;
+    const N: usize = EVENTS * PER_EVENT;
+    create_burst(&client, &nodes, &rx.url(), EVENTS, PER_EVENT, 2_000, 3_000).await;
+    rx.wait_for(N / 4, Duration::from_secs(60)).await;
+    let dead = nodes[0].owner.clone();
+    nodes[0].kill();
+    let killed_at = jiff::Timestamp::now().as_millisecond();
+    // What the dead node held (claimed, outcome not written): the most it can have delivered
+    // without the store knowing, so the most that can be delivered twice.
+    let in_flight = db_count(
+        &db.url,
+        "SELECT count(*) FROM occurrences WHERE status = 'scheduled' AND lease_owner = $1",
+        Some(&dead),
+    )
+    .await;
+    // Its leases are taken over by the others within one lease period (plus a claim poll).
+    loop {
+        let held = db_count(
+            &db.url,
+            "SELECT count(*) FROM occurrences WHERE status = 'scheduled' AND lease_owner = $1",
+            Some(&dead),
+        )
+        .await;
+        let waited = jiff::Timestamp::now().as_millisecond() - killed_at;
+        if held == 0 {
+            eprintln!("the dead node's leases were taken over {waited} ms after the kill");
+            break;
+        }
+        assert!(
+            waited <= LEASE_MS as i64 + 1_500,
+            "{held} occurrences still leased to the dead node {waited} ms after the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let t = wait_distinct(&rx, N, Duration::from_secs(60)).await;
+    assert_eq!(t.len(), N);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let total = rx.received().len();
+    let duplicates = total - N;
+    eprintln!("in flight on the killed node: {in_flight}; duplicates: {duplicates}");
+    assert!(
+        duplicates as i64 <= in_flight,
+        "{duplicates} duplicates, but the killed node held only {in_flight}"
+    );
+    assert_eq!(
+        db_count(
+            &db.url,
+            "SELECT count(*) FROM occurrences WHERE lease_owner = $1",
+            Some(&dead)
+        )
+        .await,
+        0
+    );
+}
+
+/// A private PostgreSQL server in a temp dir on a free port, for the test that restarts it
+/// (restarting the machine's shared server would disturb tests running in parallel).
+struct PrivatePg {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl PrivatePg {
+    fn bin_dir() -> Option<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("pg_ctl").exists())
+            .collect();
+        dirs.sort();
+        dirs.pop()
+    }
+
+    /// A command as the `postgres` user when running as root (PostgreSQL refuses root).
+    fn cmd(&self, tool: &str) -> Command {
+        let exe = self.bin.join(tool);
+        // SAFETY-free check: root has uid 0; `id -u` keeps this free of libc.
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        if root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let out = self
+            .cmd(tool)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("PostgreSQL tool runs");
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start_new() -> Option<PrivatePg> {
+        let bin = Self::bin_dir()?;
+        let dir = tempfile::tempdir().ok()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let pg = PrivatePg { dir, bin, port };
+        let data = pg.data();
+        std::fs::create_dir_all(&data).ok()?;
+        let _ = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(pg.dir.path())
+            .status();
+        let d = data.to_str()?.to_string();
+        pg.run(
+            "initdb",
+            &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        pg.start();
+        Some(pg)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn path(&self, p: &Path) -> String {
+        p.to_str().unwrap_or_default().to_string()
+    }
+
+    fn start(&self) {
+        let data = self.path(&self.data());
+        let log = self.path(&self.dir.path().join("log"));
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port, data
+        );
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-o", &opts, "-w", "start"],
+        );
+    }
+
+    fn stop(&self) {
+        let data = self.path(&self.data());
+        self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let data = self.path(&self.data());
+        let _ = self
+            .cmd("pg_ctl")
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+async fn health(client: &reqwest::Client, node: &Node) -> u16 {
+    match client
+        .get(format!("{}/health", node.base))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+    {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_mid_run_loses_nothing_and_health_reports_it() {
+    if crate::helpers::backend() != crate::helpers::Backend::Postgres {
+        eprintln!("skipped: restarts a PostgreSQL server");
+        return;
+    }
+    let pg = match PrivatePg::start_new() {
+        Some(pg) => pg,
+        None if std::env::var("POSTGRES_TEST_URL").is_err() => {
+            eprintln!("skipped: no PostgreSQL binaries under /usr/lib/postgresql");
+            return;
+        }
+        None => {
+            panic!("cannot start a private PostgreSQL (initdb/pg_ctl under /usr/lib/postgresql)")
+        }
+    };
+    let rx = Receiver::start(vec![]).await;
+    let client = reqwest::Client::new();
+    let extra = [("QHRONOS_DATABASE__CONNECT_TIMEOUT", "1s")];
+    let nodes: Vec<Node> = (0..2).map(|_| start_node(&pg.url(), &extra)).collect();
+    const EVENTS: usize = 4;
+    const PER_EVENT: usize = 1_000;
+    const N: usize = EVENTS * PER_EVENT;
+    create_burst(&client, &nodes, &rx.url(), EVENTS, PER_EVENT, 1_000, 4_000).await;
+    rx.wait_for(N / 5, Duration::from_secs(60)).await;
+    pg.stop();
+    // While the database is away, /health says so.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if health(&client, &nodes[0]).await == 503 && health(&client, &nodes[1]).await == 503 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/health stayed 200 without a database"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    pg.start();
+    // The nodes reconnect by themselves and deliver everything.
+    let t = wait_distinct(&rx, N, Duration::from_secs(60)).await;
+    assert_eq!(t.len(), N);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for node in &nodes {
+        loop {
+            if health(&client, node).await == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "/health stayed unhealthy");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = status(&client, &nodes[1]).await;
+        if s["occurrences"]["completed"] == N as i64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all recorded: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "deliveries: {}; duplicates after the restart: {}",
+        rx.received().len(),
+        rx.received().len() - N
+    );
+}
+
+/// A request to one node as the master.
+async fn call(
+    client: &reqwest::Client,
+    node: &Node,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = client
+        .request(method, format!("{}{path}", node.base))
+        .bearer_auth(TOKEN);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let s = resp.status().as_u16();
+    (s, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A one-time event with an instant every 100 ms from `from_ms` for `count` instants.
+fn ticking_event(url: &str, from_ms: i64, count: i64) -> Value {
+    let now = jiff::Timestamp::now().as_millisecond();
+    let ts = |ms: i64| jiff::Timestamp::from_millisecond(ms).unwrap().to_string();
+    json!({
+        "name": "ticking",
+        "start_time": ts(now + from_ms),
+        "rdates": (1..count).map(|k| ts(now + from_ms + k * 100)).collect::<Vec<_>>(),
+        "webhook": url,
+    })
+}
+
+fn event_id_of(r: &crate::helpers::Received) -> String {
+    r.json()["event_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The claim horizon of the nodes: an occurrence can be held in a node's timer this long before
+/// it fires, which is what a stale node would fire after a change elsewhere.
+const HORIZON_MS: i64 = 2_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_or_delete_through_one_node_holds_on_the_other_within_a_second() {
+    let Some(db) = database().await else { return };
+    let _turn = TURN.lock().await;
+    let rx = Receiver::start(vec![]).await;
+    let client = reqwest::Client::new();
+    let nodes: Vec<Node> = (0..2).map(|_| start_node(&db.url, &[])).collect();
+    let (s, p) = call(
+        &client,
+        &nodes[0],
+        reqwest::Method::POST,
+        "/events",
+        Some(ticking_event(&rx.url(), 500, 80)),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    let (s, d) = call(
+        &client,
+        &nodes[0],
+        reqwest::Method::POST,
+        "/events",
+        Some(ticking_event(&rx.url(), 500, 80)),
+    )
+    .await;
+    assert_eq!(s, 201, "{d}");
+    let (p, d) = (
+        p["id"].as_str().unwrap().to_string(),
+        d["id"].as_str().unwrap().to_string(),
+    );
+    // Both nodes are firing both events.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = rx.received();
+        if got.iter().filter(|r| event_id_of(r) == p).count() >= 5
+            && got.iter().filter(|r| event_id_of(r) == d).count() >= 5
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the events did not start firing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (s, _) = call(
+        &client,
+        &nodes[0],
+        reqwest::Method::POST,
+        &format!("/events/{p}/pause"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        &client,
+        &nodes[0],
+        reqwest::Method::DELETE,
+        &format!("/events/{d}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let changed = jiff::Timestamp::now();
+    // Whatever either node held could fire up to the claim horizon later, were it not dropped.
+    tokio::time::sleep(Duration::from_millis(HORIZON_MS as u64 + 300)).await;
+    let late: Vec<_> = rx
+        .received()
+        .into_iter()
+        .filter(|r| {
+            let e = event_id_of(r);
+            (e == p || e == d) && r.at.duration_since(changed).as_millis() > 1_000
+        })
+        .collect();
+    assert!(
+        late.is_empty(),
+        "{} deliveries more than 1 s after the pause/delete",
+        late.len()
+    );
+    // Nothing stays leased: what was dropped went back, then was cancelled.
+    assert_eq!(
+        db_count(
+            &db.url,
+            "SELECT count(*) FROM occurrences WHERE status = 'scheduled'",
+            None
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_or_secret_change_through_one_node_holds_on_the_other_within_a_second() {
+    let Some(db) = database().await else { return };
+    let _turn = TURN.lock().await;
+    let rx = Receiver::start(vec![]).await;
+    let client = reqwest::Client::new();
+    let nodes: Vec<Node> = (0..2).map(|_| start_node(&db.url, &[])).collect();
+
+    // Revocation: a token issued through A works on B until A revokes it.
+    let (s, v) = call(&client, &nodes[0], reqwest::Method::POST, "/tokens", Some(json!({"sub": "x", "access": "read", "scope": [], "expires_at": crate::helpers::in_ms(600_000)}))).await;
+    assert_eq!(s, 201, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    let get_b = || {
+        client
+            .get(format!("{}/events", nodes[1].base))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(get_b().await.unwrap().status(), 200);
+    let (_, list) = call(&client, &nodes[0], reqwest::Method::GET, "/tokens", None).await;
+    let jti = list["data"][0]["jti"].as_str().unwrap().to_string();
+    let (s, _) = call(
+        &client,
+        &nodes[0],
+        reqwest::Method::DELETE,
+        &format!("/tokens/{jti}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let revoked = Instant::now();
+    loop {
+        if get_b().await.unwrap().status() == 401 {
+            break;
+        }
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "node B still accepts a revoked token"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Secret change: deliveries from either node carry the new signature within a second.
+    let old = "first-secret-0123456789abcdef";
+    let new = "second-secret-0123456789abcdef";
+    let mut body = ticking_event(&rx.url(), 500, 60);
+    body["hmac_secret"] = json!(old);
+    let (s, v) = call(
+        &client,
+        &nodes[0],
+        reqwest::Method::POST,
+        "/events",
+        Some(body),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    rx.wait_for(5, Duration::from_secs(10)).await;
+    let (s, v) = call(
+        &client,
+        &nodes[0],
+        reqwest::Method::PUT,
+        &format!("/events/{id}"),
+        Some(json!({"hmac_secret": new})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let changed = jiff::Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(HORIZON_MS as u64 + 300)).await;
+    let sign = |secret: &str, body: &[u8]| {
+        use hmac::Mac;
+        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        m.update(body);
+        hex::encode(m.finalize().into_bytes())
+    };
+    let after: Vec<_> = rx
+        .received()
+        .into_iter()
+        .filter(|r| event_id_of(r) == id && r.at.duration_since(changed).as_millis() > 1_000)
+        .collect();
+    assert!(
+        after.len() >= 5,
+        "too few deliveries after the change to judge"
+    );
+    for r in &after {
+        assert_eq!(
+            r.header("x-qhronos-signature"),
+            sign(new, &r.body),
+            "a delivery more than 1 s after the change is signed with the old secret"
+        );
+    }
+}
+
+#[tokio::test]
+async fn changes_published_by_one_node_reach_the_others_and_upkeep_has_one_holder() {
+    let Some(db) = database().await else { return };
+    let settings = qhronos::config::DatabaseConfig {
+        pool_size: 2,
+        ..Default::default()
+    };
+    let a = qhronos::store::connect(&db.url, &settings).await.unwrap();
+    let b = qhronos::store::connect(&db.url, &settings).await.unwrap();
+    let mut on_b = b.changes().expect("PostgreSQL has a change feed");
+    // The LISTEN connection is set up in the background: publish until it is there.
+    let msg = qhronos::store::Change::Message("occurrence fired: 42".into());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let got = loop {
+        a.publish(&msg).await.unwrap();
+        match tokio::time::timeout(Duration::from_millis(200), on_b.recv()).await {
+            Ok(Ok(c)) => break c,
+            _ => assert!(Instant::now() < deadline, "node B never heard node A"),
+        }
+    };
+    assert_eq!(got, msg);
+    // A revocation made through A is announced to B by the store itself.
+    let now = jiff::Timestamp::now().as_millisecond();
+    let t = qhronos::store::TokenRecord {
+        jti: "jti-1".into(),
+        sub: "s".into(),
+        access: qhronos::auth::Access::parse("read").unwrap(),
+        scope: vec![],
+        expires_at: now + 60_000,
+        created_at: now,
+        revoked_at: None,
+    };
+    a.create_token(&t).await.unwrap();
+    assert!(a.revoke_token("jti-1", now).await.unwrap());
+    let c = tokio::time::timeout(Duration::from_secs(2), on_b.recv())
+        .await
+        .expect("the revocation was announced")
+        .unwrap();
+    assert_eq!(c, qhronos::store::Change::Tokens);
+
+    // Upkeep: one holder at a time; a holder that stops renewing loses it when its lease ends.
+    assert!(a
+        .try_upkeep_lease("expander", "a", now + 300, now)
+        .await
+        .unwrap());
+    assert!(!b
+        .try_upkeep_lease("expander", "b", now + 300, now)
+        .await
+        .unwrap());
+    assert!(a
+        .try_upkeep_lease("expander", "a", now + 400, now + 100)
+        .await
+        .unwrap());
+    assert!(!b
+        .try_upkeep_lease("expander", "b", now + 500, now + 399)
+        .await
+        .unwrap());
+    assert!(b
+        .try_upkeep_lease("expander", "b", now + 900, now + 401)
+        .await
+        .unwrap());
+    assert!(!a
+        .try_upkeep_lease("expander", "a", now + 900, now + 402)
+        .await
+        .unwrap());
+}
