@@ -392,6 +392,65 @@ async fn expire_claims_in(c: &mut SqliteConnection, now: Millis) -> Result<u64> 
     Ok(rs.len() as u64)
 }
 
+/// Inserts new events (no idempotency key), their tags and first occurrences with multi-row
+/// statements: a few round trips to SQLite's thread for any number of events.
+pub(super) async fn insert_events_many(
+    c: &mut SqliteConnection,
+    events: &[(&Event, &[NewOccurrence])],
+) -> Result<()> {
+    // Multi-row statements: 24 values an event, well under SQLite's 32,766 variables.
+    for chunk in events.chunks(400) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (id, name, description, start_time, timezone, schedule, exdates, rdates, \
+             action, tags, metadata, hmac_secret, previous_hmac_secret, previous_secret_until, retry, misfire, \
+             status, next_fire_at, paused_reason, idempotency_key, request_hash, created_at, updated_at, queue) ",
+        );
+        q.push_values(chunk, |mut b, (e, _)| {
+            b.push_bind(e.id.to_string())
+                .push_bind(e.name.clone())
+                .push_bind(e.description.clone())
+                .push_bind(e.start_time)
+                .push_bind(e.timezone.clone())
+                .push_bind(e.schedule.clone())
+                .push_bind(to_json(&e.exdates))
+                .push_bind(to_json(&e.rdates))
+                .push_bind(to_json(&e.action))
+                .push_bind(to_json(&e.tags))
+                .push_bind(to_json(&e.metadata))
+                .push_bind(e.hmac_secret.clone())
+                .push_bind(e.previous_secret.as_ref().and_then(|p| p.0.clone()))
+                .push_bind(e.previous_secret.as_ref().map(|p| p.1))
+                .push_bind(to_json(&e.retry))
+                .push_bind(to_json(&e.misfire))
+                .push_bind(e.status.as_str())
+                .push_bind(e.next_fire_at)
+                .push_bind(e.paused_reason.clone())
+                .push_bind(None::<String>)
+                .push_bind(None::<String>)
+                .push_bind(e.created_at)
+                .push_bind(e.updated_at)
+                .push_bind(e.action.queue().map(str::to_string));
+        });
+        q.build().execute(&mut *c).await?;
+    }
+    let tags: Vec<(&str, String)> = events
+        .iter()
+        .flat_map(|(e, _)| e.tags.iter().map(|t| (t.as_str(), e.id.to_string())))
+        .collect();
+    for chunk in tags.chunks(1000) {
+        let mut q =
+            QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO event_tags (tag, event_id) ");
+        q.push_values(chunk, |mut b, (t, id)| {
+            b.push_bind(*t).push_bind(id.clone());
+        });
+        q.build().execute(&mut *c).await?;
+    }
+    let occs: Vec<NewOccurrence> = events.iter().flat_map(|(_, o)| o.iter().copied()).collect();
+    let now = events.first().map_or(0, |(e, _)| e.created_at);
+    upsert_occurrences(c, &occs, now).await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn kind(&self) -> &'static str {
@@ -458,56 +517,9 @@ impl Store for SqliteStore {
 
     async fn create_events(&self, events: &[(Event, Vec<NewOccurrence>)]) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        // Multi-row statements: 24 values an event, well under SQLite's 32,766 variables.
-        for chunk in events.chunks(400) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (id, name, description, start_time, timezone, schedule, exdates, rdates, \
-                 action, tags, metadata, hmac_secret, previous_hmac_secret, previous_secret_until, retry, misfire, \
-                 status, next_fire_at, paused_reason, idempotency_key, request_hash, created_at, updated_at, queue) ",
-            );
-            q.push_values(chunk, |mut b, (e, _)| {
-                b.push_bind(e.id.to_string())
-                    .push_bind(e.name.clone())
-                    .push_bind(e.description.clone())
-                    .push_bind(e.start_time)
-                    .push_bind(e.timezone.clone())
-                    .push_bind(e.schedule.clone())
-                    .push_bind(to_json(&e.exdates))
-                    .push_bind(to_json(&e.rdates))
-                    .push_bind(to_json(&e.action))
-                    .push_bind(to_json(&e.tags))
-                    .push_bind(to_json(&e.metadata))
-                    .push_bind(e.hmac_secret.clone())
-                    .push_bind(e.previous_secret.as_ref().and_then(|p| p.0.clone()))
-                    .push_bind(e.previous_secret.as_ref().map(|p| p.1))
-                    .push_bind(to_json(&e.retry))
-                    .push_bind(to_json(&e.misfire))
-                    .push_bind(e.status.as_str())
-                    .push_bind(e.next_fire_at)
-                    .push_bind(e.paused_reason.clone())
-                    .push_bind(None::<String>)
-                    .push_bind(None::<String>)
-                    .push_bind(e.created_at)
-                    .push_bind(e.updated_at)
-                    .push_bind(e.action.queue().map(str::to_string));
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        let tags: Vec<(&str, String)> = events
-            .iter()
-            .flat_map(|(e, _)| e.tags.iter().map(|t| (t.as_str(), e.id.to_string())))
-            .collect();
-        for chunk in tags.chunks(1000) {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO event_tags (tag, event_id) ");
-            q.push_values(chunk, |mut b, (t, id)| {
-                b.push_bind(*t).push_bind(id.clone());
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        let occs: Vec<NewOccurrence> = events.iter().flat_map(|(_, o)| o.iter().copied()).collect();
-        let now = events.first().map_or(0, |(e, _)| e.created_at);
-        upsert_occurrences(&mut tx, &occs, now).await?;
+        let refs: Vec<(&Event, &[NewOccurrence])> =
+            events.iter().map(|(e, o)| (e, o.as_slice())).collect();
+        insert_events_many(&mut tx, &refs).await?;
         tx.commit().await?;
         Ok(())
     }

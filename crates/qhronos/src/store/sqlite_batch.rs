@@ -71,7 +71,69 @@ pub async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
+/// A job the fast path can take: a create without an idempotency key (nothing to look up
+/// first), or an audit line.
+fn plain(job: &Job) -> bool {
+    match job {
+        Job::Create { idempotency, .. } => idempotency.is_none(),
+        Job::Audit { .. } => true,
+    }
+}
+
+/// Every job of the batch with a few multi-row statements (each statement is a round trip to
+/// SQLite's thread, and a savepoint per job costs two more). Any error undoes the whole try
+/// and the caller falls back to one savepoint per job, so one bad job fails alone.
+async fn write_all(c: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<Result<Done>>> {
+    let mut events = Vec::new();
+    let mut audits = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Create {
+                event, occurrences, ..
+            } => events.push((event.as_ref(), occurrences.as_slice())),
+            Job::Audit { entry, .. } => audits.push(entry.as_ref()),
+        }
+    }
+    super::sqlite::insert_events_many(c, &events).await?;
+    for chunk in audits.chunks(1000) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO audit (at, actor, action, target, ip, summary) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(e.at)
+                .push_bind(e.actor.clone())
+                .push_bind(e.action.clone())
+                .push_bind(e.target.clone())
+                .push_bind(e.ip.clone())
+                .push_bind(to_json(&e.summary));
+        });
+        q.build().execute(&mut *c).await?;
+    }
+    Ok(jobs
+        .iter()
+        .map(|j| {
+            Ok(match j {
+                Job::Create { .. } => Done::Created(Created::New),
+                Job::Audit { .. } => Done::Audited,
+            })
+        })
+        .collect())
+}
+
 async fn write_batch(pool: &SqlitePool, jobs: &[Job]) -> Result<Vec<Result<Done>>> {
+    if jobs.len() > 1 && jobs.iter().all(plain) {
+        let mut tx = pool.begin().await?;
+        match write_all(&mut tx, jobs).await {
+            Ok(done) => {
+                tx.commit().await?;
+                return Ok(done);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "batched write failed; writing job by job");
+                tx.rollback().await?;
+            }
+        }
+    }
     let mut tx = pool.begin().await?;
     let mut out = Vec::with_capacity(jobs.len());
     let isolate = jobs.len() > 1;

@@ -270,3 +270,32 @@ async fn a_changed_target_applies_to_an_occurrence_already_held_for_firing() {
     assert_eq!(old.received().len(), 0, "the old target must not be called");
     assert_eq!(new.received().len(), 1);
 }
+
+#[tokio::test]
+async fn concurrent_creates_are_each_stored_with_their_audit_line() {
+    let app = spawn_app().await;
+    let bodies: Vec<_> = (0..60)
+        .map(|i| {
+            let mut b = webhook_event("http://127.0.0.1:9/hook", 3_600_000 + i);
+            b["name"] = json!(format!("c{i}"));
+            b
+        })
+        .collect();
+    let calls = bodies.into_iter().map(|b| app.post("/events", b));
+    let answers = futures::future::join_all(calls).await;
+    let mut ids: Vec<String> = answers
+        .iter()
+        .map(|(s, v)| {
+            assert_eq!(*s, 201, "{v}");
+            v["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 60);
+    for id in &ids {
+        assert_eq!(app.get(&format!("/events/{id}")).await.0, 200);
+    }
+    let (_, audit) = app.get("/audit?action=event.create&limit=100").await;
+    assert_eq!(audit["data"].as_array().unwrap().len(), 60, "{audit}");
+}
