@@ -58,6 +58,17 @@ struct Inner {
     turn: usize,
 }
 
+impl Inner {
+    /// The next connection of `client` (in turn) whose token may see an event with `tags`.
+    fn next_conn(&mut self, client: &str, tags: &[String]) -> Option<Conn> {
+        let turn = self.turn;
+        self.turn = self.turn.wrapping_add(1);
+        let conns = self.clients.get(client)?;
+        let ok: Vec<&Conn> = conns.iter().filter(|c| c.principal.can_see(tags)).collect();
+        (!ok.is_empty()).then(|| ok[turn % ok.len()].clone())
+    }
+}
+
 /// Carries hub messages to the other nodes of a shared store (PostgreSQL's NOTIFY) and back.
 #[derive(Clone)]
 pub struct Relay {
@@ -164,16 +175,7 @@ impl Hub {
                 frame,
             } if from != relay.node => {
                 let mut g = self.lock();
-                let turn = g.turn;
-                g.turn = g.turn.wrapping_add(1);
-                let conn = g.clients.get(&client).and_then(|conns| {
-                    let ok: Vec<&Conn> = conns
-                        .iter()
-                        .filter(|c| c.principal.can_see(&tags))
-                        .collect();
-                    (!ok.is_empty()).then(|| ok[turn % ok.len()].clone())
-                });
-                if let Some(c) = conn {
+                if let Some(c) = g.next_conn(&client, &tags) {
                     if c.tx.try_send(frame).is_ok() {
                         g.waiting
                             .insert(occurrence_id, (c.id, Waiter::Remote(from)));
@@ -316,15 +318,7 @@ impl Hub {
         let (tx, rx) = oneshot::channel();
         let conn = {
             let mut g = self.lock();
-            let turn = g.turn;
-            g.turn = g.turn.wrapping_add(1);
-            let conn = g.clients.get(client).and_then(|conns| {
-                let ok: Vec<&Conn> = conns
-                    .iter()
-                    .filter(|c| c.principal.can_see(&event.tags))
-                    .collect();
-                (!ok.is_empty()).then(|| ok[turn % ok.len()].clone())
-            });
+            let conn = g.next_conn(client, &event.tags);
             if let Some(c) = &conn {
                 g.waiting.insert(occ.id, (c.id, Waiter::Local(tx)));
             }
