@@ -22,6 +22,8 @@ mod multinode;
 mod openapi;
 #[path = "api/operations.rs"]
 mod operations;
+#[path = "api/receipts.rs"]
+mod receipts;
 #[path = "api/restart.rs"]
 mod restart;
 #[path = "api/security.rs"]

@@ -50,6 +50,9 @@ pub struct ClaimedOut {
     /// Acknowledge before this time, or the occurrence returns to the queue.
     #[schema(format = DateTime)]
     pub visible_until: String,
+    /// This claim's receipt: `ack` and `nack` must present it. Each claim of the occurrence has
+    /// a new one, so a late answer to an expired claim cannot settle the next consumer's.
+    pub receipt: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -141,7 +144,7 @@ pub(super) async fn claim(
             return Ok(Json(ClaimOut {
                 data: claimed
                     .iter()
-                    .map(|c| out(&st, c, now + visibility_ms))
+                    .map(|(c, receipt)| out(&st, c, receipt, now + visibility_ms))
                     .collect(),
             }));
         }
@@ -153,7 +156,7 @@ pub(super) async fn claim(
     }
 }
 
-fn out(st: &AppState, c: &Claimed, visible_until: i64) -> ClaimedOut {
+fn out(st: &AppState, c: &Claimed, receipt: &str, visible_until: i64) -> ClaimedOut {
     // Tag listeners see a pull occurrence when it is first handed out.
     if c.occ.attempts == 1 {
         st.hub.broadcast(&c.event, &c.occ);
@@ -167,13 +170,24 @@ fn out(st: &AppState, c: &Claimed, visible_until: i64) -> ClaimedOut {
         payload: c.event.metadata.clone(),
         tags: c.event.tags.clone(),
         visible_until: fmt_ms(visible_until),
+        receipt: receipt.to_string(),
     }
 }
 
-/// The body of `POST /occurrences/{id}/nack` (optional).
+/// The body of `POST /occurrences/{id}/ack`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckIn {
+    /// Required: the `receipt` of the claim being acknowledged
+    pub receipt: Option<String>,
+}
+
+/// The body of `POST /occurrences/{id}/nack`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NackIn {
+    /// Required: the `receipt` of the claim being returned
+    pub receipt: Option<String>,
     /// Try again after this long (e.g. "10s"); default: the event's retry policy
     #[schema(value_type = Option<String>)]
     pub retry_after: Option<Dur>,
@@ -181,10 +195,29 @@ pub struct NackIn {
     pub error: Option<String>,
 }
 
+/// The receipt of an ack or nack body; a request without one is refused before anything else.
+fn receipt(r: Option<String>) -> Result<String, ApiError> {
+    r.filter(|r| !r.is_empty()).ok_or_else(|| {
+        ApiError::BadRequest(
+            "receipt: required: the `receipt` that POST /queues/{queue}/claim returned with this occurrence".into(),
+        )
+    })
+}
+
+/// Parses an optional JSON body (empty means every field absent).
+fn body<T: Default + serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, ApiError> {
+    if b.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(b)
+        .map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))
+}
+
 async fn settle(
     st: &AppState,
     caller: &Caller,
     raw: &str,
+    receipt: &str,
     error: Option<String>,
     next: impl FnOnce(&OccOut) -> Result<Next, ApiError>,
 ) -> Result<Json<OccOut>, ApiError> {
@@ -198,7 +231,7 @@ async fn settle(
     let next = next(&occ)?;
     match st
         .store
-        .settle_claim(occ.id, error.as_deref(), next, now_ms())
+        .settle_claim(occ.id, receipt, error.as_deref(), next, now_ms())
         .await?
     {
         OccChange::Done => {}
@@ -213,7 +246,7 @@ async fn settle(
         }
         OccChange::Taken => {
             return Err(ApiError::Conflict(format!(
-                "occurrence '{raw}' is not claimed"
+                "receipt: not the receipt of occurrence '{raw}'s current claim (a receipt of an earlier claim that expired, or of another consumer's)"
             )))
         }
     }
@@ -225,14 +258,18 @@ async fn settle(
 
 /// Acknowledge a claimed occurrence
 ///
-/// The occurrence is `completed`; the claim is recorded as a successful attempt.
+/// The occurrence is `completed`; the claim is recorded as a successful attempt. The body
+/// carries the claim's `receipt`; another receipt (of an expired claim, or another
+/// consumer's) is a 409.
 #[utoipa::path(
     post,
     path = "/occurrences/{id}/ack",
     tag = "queues",
     params(("id" = String, Path, description = "The occurrence id (a UUID)")),
+    request_body = AckIn,
     responses(
         (status = 200, description = "The occurrence, completed", body = OccOut),
+        (status = 400, response = super::openapi::BadRequest),
         (status = 404, response = super::openapi::NotFound),
         (status = 409, response = super::openapi::Conflict),
     ),
@@ -241,21 +278,25 @@ pub(super) async fn ack(
     State(st): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
+    b: axum::body::Bytes,
 ) -> Result<Json<OccOut>, ApiError> {
     id("occurrence", &raw)?;
-    settle(&st, &caller, &raw, None, |_| Ok(Next::Completed)).await
+    let input: AckIn = body(&b)?;
+    let receipt = receipt(input.receipt)?;
+    settle(&st, &caller, &raw, &receipt, None, |_| Ok(Next::Completed)).await
 }
 
 /// Return a claimed occurrence
 ///
 /// Counts as a failed attempt: the occurrence goes back to its queue after `retry_after` (or
-/// the event's retry delay), or to `failed` when it has used its last attempt.
+/// the event's retry delay), or to `failed` when it has used its last attempt. The body
+/// carries the claim's `receipt`, as for `ack`.
 #[utoipa::path(
     post,
     path = "/occurrences/{id}/nack",
     tag = "queues",
     params(("id" = String, Path, description = "The occurrence id (a UUID)")),
-    request_body(content = Option<NackIn>, description = "Optional"),
+    request_body = NackIn,
     responses(
         (status = 200, description = "The occurrence, pending again or failed", body = OccOut),
         (status = 400, response = super::openapi::BadRequest),
@@ -267,15 +308,11 @@ pub(super) async fn nack(
     State(st): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-    body: axum::body::Bytes,
+    b: axum::body::Bytes,
 ) -> Result<Json<OccOut>, ApiError> {
     id("occurrence", &raw)?;
-    let input: NackIn = if body.iter().all(u8::is_ascii_whitespace) {
-        NackIn::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))?
-    };
+    let input: NackIn = body(&b)?;
+    let receipt = receipt(input.receipt)?;
     let error = input
         .error
         .map(|e| e.chars().take(1024).collect::<String>())
@@ -291,7 +328,7 @@ pub(super) async fn nack(
     .unwrap_or_default()
     .resolve(&st.config.retry);
     let now = now_ms();
-    settle(&st, &caller, &raw, Some(error), move |o| {
+    settle(&st, &caller, &raw, &receipt, Some(error), move |o| {
         if o.attempt_count >= limit {
             return Ok(Next::Failed);
         }

@@ -76,6 +76,13 @@ pub enum Created {
     },
 }
 
+/// True when a pull claim's stored receipt is the one presented (constant time, so that
+/// answers do not leak how much of a guess was right).
+pub(crate) fn receipt_matches(stored: &str, presented: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    stored.len() == presented.len() && bool::from(stored.as_bytes().ct_eq(presented.as_bytes()))
+}
+
 /// A claimed occurrence with the event it belongs to.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -366,6 +373,7 @@ pub trait Store: Send + Sync + 'static {
     /// `pull` on `queue` (with `tags`, only events carrying one of them), oldest due first: each
     /// becomes `dispatched`, `attempts + 1`, leased to `queue:<queue>` until `visible_until`.
     /// Expired claims (of every queue) are returned to their queues first, as `expire_claims`.
+    /// Each claim gets a new random receipt, returned with it (and stored with the row).
     async fn claim_queue(
         &self,
         queue: &str,
@@ -373,12 +381,15 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
         visible_until: Millis,
         now: Millis,
-    ) -> Result<Vec<Claimed>>;
+    ) -> Result<Vec<(Claimed, String)>>;
     /// Ends a pull claim (ack or nack): records attempt number `attempts` (started at the claim,
-    /// with `error`) and applies `next`. Only a `dispatched` occurrence can be settled.
+    /// with `error`) and applies `next`. Only a `dispatched` occurrence whose current claim has
+    /// this `receipt` can be settled: another receipt (a stale one, of a claim that expired and
+    /// was claimed again, or none at all) is `OccChange::Taken`.
     async fn settle_claim(
         &self,
         id: Uuid,
+        receipt: &str,
         error: Option<&str>,
         next: Next,
         now: Millis,

@@ -103,6 +103,9 @@ async fn attach_events(
         .collect())
 }
 
+/// A pull claim's receipt: 128 random bits (122 on PostgreSQL's v4 UUID), as hex, one per row.
+const RECEIPT: &str = "replace(gen_random_uuid()::text, '-', '')";
+
 /// Pull claims past their visibility timeout go back to their queue (due now), or to `failed`
 /// when their last attempt is used; each expiry is recorded as a failed attempt.
 async fn expire_claims_in(c: &mut PgConnection, now: Millis) -> Result<u64> {
@@ -121,7 +124,7 @@ async fn expire_claims_in(c: &mut PgConnection, now: Millis) -> Result<u64> {
          status = CASE WHEN attempts >= attempt_limit THEN 'failed' ELSE 'pending' END, \
          next_attempt_at = CASE WHEN attempts >= attempt_limit THEN NULL ELSE $1 END, \
          completed_at = CASE WHEN attempts >= attempt_limit THEN $1 ELSE NULL END, \
-         last_error = $2, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
+         last_error = $2, lease_owner = NULL, lease_expires_at = NULL, claim_receipt = NULL, updated_at = $1 \
          WHERE status = 'dispatched' AND lease_expires_at < $1 RETURNING event_id, status",
     )
     .bind(now)
@@ -753,7 +756,7 @@ impl Store for PgStore {
         limit: i64,
         visible_until: Millis,
         now: Millis,
-    ) -> Result<Vec<Claimed>> {
+    ) -> Result<Vec<(Claimed, String)>> {
         let mut tx = self.pool.begin().await?;
         expire_claims_in(&mut tx, now).await?;
         let mut q = QueryBuilder::<Postgres>::new(
@@ -762,7 +765,9 @@ impl Store for PgStore {
         q.push_bind(format!("queue:{queue}"))
             .push(", lease_expires_at = ")
             .push_bind(visible_until)
-            .push(", next_attempt_at = NULL, updated_at = ")
+            .push(format!(
+                ", claim_receipt = {RECEIPT}, next_attempt_at = NULL, updated_at = "
+            ))
             .push_bind(now)
             .push(
                 " WHERE id IN (SELECT o.id FROM occurrences o \
@@ -776,26 +781,41 @@ impl Store for PgStore {
         q.push(" ORDER BY o.next_attempt_at LIMIT ")
             .push_bind(limit)
             .push(format!(
-                " FOR UPDATE OF o SKIP LOCKED) RETURNING {OCC_COLS}"
+                " FOR UPDATE OF o SKIP LOCKED) RETURNING {OCC_COLS}, claim_receipt"
             ));
         let rs = q.build().fetch_all(&mut *tx).await?;
+        let mut receipts = HashMap::with_capacity(rs.len());
+        for r in &rs {
+            let id: String = r.try_get("id")?;
+            let receipt: String = r.try_get("claim_receipt")?;
+            receipts.insert(id, receipt);
+        }
         let claimed = attach_events(&mut tx, &rs, visible_until).await?;
         tx.commit().await?;
-        Ok(claimed)
+        Ok(claimed
+            .into_iter()
+            .filter_map(|c| {
+                let receipt = receipts.remove(&c.occ.id.to_string())?;
+                Some((c, receipt))
+            })
+            .collect())
     }
 
     async fn settle_claim(
         &self,
         id: Uuid,
+        receipt: &str,
         error: Option<&str>,
         next: Next,
         now: Millis,
     ) -> Result<OccChange> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT status, event_id FROM occurrences WHERE id = $1 FOR UPDATE")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT status, event_id, claim_receipt FROM occurrences WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = row else {
             return Ok(OccChange::NotFound);
         };
@@ -804,6 +824,10 @@ impl Store for PgStore {
         let status = OccStatus::parse(&status).map_err(StoreError::Corrupt)?;
         if status != OccStatus::Dispatched {
             return Ok(OccChange::WrongStatus(status));
+        }
+        let current: Option<String> = row.try_get("claim_receipt")?;
+        if !current.is_some_and(|c| super::receipt_matches(&c, receipt)) {
+            return Ok(OccChange::Taken);
         }
         sqlx::query(
             "INSERT INTO attempts (occurrence_id, attempt, started_at, duration_ms, status_code, error, response) \
@@ -822,7 +846,7 @@ impl Store for PgStore {
         };
         sqlx::query(
             "UPDATE occurrences SET status = $1, next_attempt_at = $2, completed_at = $3, last_error = $4, \
-             lease_owner = NULL, lease_expires_at = NULL, updated_at = $5 WHERE id = $6",
+             lease_owner = NULL, lease_expires_at = NULL, claim_receipt = NULL, updated_at = $5 WHERE id = $6",
         )
         .bind(status)
         .bind(next_at)

@@ -349,6 +349,9 @@ async fn attach_events(
         .collect())
 }
 
+/// A pull claim's receipt: 128 random bits (122 on PostgreSQL's v4 UUID), as hex, one per row.
+const RECEIPT: &str = "lower(hex(randomblob(16)))";
+
 /// Pull claims past their visibility timeout go back to their queue (due now), or to `failed`
 /// when their last attempt is used; each expiry is recorded as a failed attempt.
 async fn expire_claims_in(c: &mut SqliteConnection, now: Millis) -> Result<u64> {
@@ -368,7 +371,7 @@ async fn expire_claims_in(c: &mut SqliteConnection, now: Millis) -> Result<u64> 
          status = CASE WHEN attempts >= attempt_limit THEN 'failed' ELSE 'pending' END, \
          next_attempt_at = CASE WHEN attempts >= attempt_limit THEN NULL ELSE ? END, \
          completed_at = CASE WHEN attempts >= attempt_limit THEN ? ELSE NULL END, \
-         last_error = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? \
+         last_error = ?, lease_owner = NULL, lease_expires_at = NULL, claim_receipt = NULL, updated_at = ? \
          WHERE status = 'dispatched' AND lease_expires_at < ? RETURNING event_id, status",
     )
     .bind(now)
@@ -1049,7 +1052,7 @@ impl Store for SqliteStore {
         limit: i64,
         visible_until: Millis,
         now: Millis,
-    ) -> Result<Vec<Claimed>> {
+    ) -> Result<Vec<(Claimed, String)>> {
         let mut tx = self.write.begin().await?;
         expire_claims_in(&mut tx, now).await?;
         let mut q = QueryBuilder::<Sqlite>::new(
@@ -1058,7 +1061,9 @@ impl Store for SqliteStore {
         q.push_bind(format!("queue:{queue}"))
             .push(", lease_expires_at = ")
             .push_bind(visible_until)
-            .push(", next_attempt_at = NULL, updated_at = ")
+            .push(format!(
+                ", claim_receipt = {RECEIPT}, next_attempt_at = NULL, updated_at = "
+            ))
             .push_bind(now)
             .push(
                 " WHERE id IN (SELECT o.id FROM occurrences o INDEXED BY occurrences_due \
@@ -1071,25 +1076,39 @@ impl Store for SqliteStore {
         push_tags(&mut q, "o.event_id", tags);
         q.push(" ORDER BY o.next_attempt_at LIMIT ")
             .push_bind(limit)
-            .push(format!(") RETURNING {OCC_COLS}"));
+            .push(format!(") RETURNING {OCC_COLS}, claim_receipt"));
         let rs = q.build().fetch_all(&mut *tx).await?;
+        let mut receipts = HashMap::with_capacity(rs.len());
+        for r in &rs {
+            let id: String = r.try_get("id")?;
+            let receipt: String = r.try_get("claim_receipt")?;
+            receipts.insert(id, receipt);
+        }
         let claimed = attach_events(&mut tx, &rs, visible_until).await?;
         tx.commit().await?;
-        Ok(claimed)
+        Ok(claimed
+            .into_iter()
+            .filter_map(|c| {
+                let receipt = receipts.remove(&c.occ.id.to_string())?;
+                Some((c, receipt))
+            })
+            .collect())
     }
 
     async fn settle_claim(
         &self,
         id: Uuid,
+        receipt: &str,
         error: Option<&str>,
         next: Next,
         now: Millis,
     ) -> Result<OccChange> {
         let mut tx = self.write.begin().await?;
-        let row = sqlx::query("SELECT status, event_id FROM occurrences WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row =
+            sqlx::query("SELECT status, event_id, claim_receipt FROM occurrences WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(row) = row else {
             return Ok(OccChange::NotFound);
         };
@@ -1098,6 +1117,10 @@ impl Store for SqliteStore {
         let status = OccStatus::parse(&status).map_err(super::StoreError::Corrupt)?;
         if status != OccStatus::Dispatched {
             return Ok(OccChange::WrongStatus(status));
+        }
+        let current: Option<String> = row.try_get("claim_receipt")?;
+        if !current.is_some_and(|c| super::receipt_matches(&c, receipt)) {
+            return Ok(OccChange::Taken);
         }
         sqlx::query(
             "INSERT OR IGNORE INTO attempts (occurrence_id, attempt, started_at, duration_ms, status_code, error, response) \
@@ -1115,7 +1138,7 @@ impl Store for SqliteStore {
         };
         sqlx::query(
             "UPDATE occurrences SET status = ?, next_attempt_at = ?, completed_at = ?, last_error = ?, \
-             lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?",
+             lease_owner = NULL, lease_expires_at = NULL, claim_receipt = NULL, updated_at = ? WHERE id = ?",
         )
         .bind(status)
         .bind(next_at)

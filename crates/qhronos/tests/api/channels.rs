@@ -335,6 +335,7 @@ async fn a_poller_claims_nacks_then_acks_and_every_claim_is_an_attempt() {
     assert_eq!(c["payload"], json!({"job": 7}));
     assert_eq!(c["tags"], json!(["jobs"]));
     let occ = c["occurrence_id"].as_str().unwrap().to_string();
+    let receipt = c["receipt"].as_str().unwrap().to_string();
     let (_, o) = app.get(&format!("/occurrences/{occ}")).await;
     assert_eq!(o["status"], "dispatched");
     // Invisible while claimed; another queue never sees it.
@@ -344,13 +345,16 @@ async fn a_poller_claims_nacks_then_acks_and_every_claim_is_an_attempt() {
     let (s, o) = app
         .post(
             &format!("/occurrences/{occ}/nack"),
-            json!({"retry_after": "100ms", "error": "busy"}),
+            json!({"receipt": receipt, "retry_after": "100ms", "error": "busy"}),
         )
         .await;
     assert_eq!(s, 200, "{o}");
     assert_eq!(o["status"], "pending");
     let (s, _) = app
-        .post(&format!("/occurrences/{occ}/ack"), json!({}))
+        .post(
+            &format!("/occurrences/{occ}/ack"),
+            json!({"receipt": receipt}),
+        )
         .await;
     assert_eq!(s, 409, "a returned occurrence is not claimed");
 
@@ -363,7 +367,10 @@ async fn a_poller_claims_nacks_then_acks_and_every_claim_is_an_attempt() {
     assert_eq!(again[0]["occurrence_id"], occ.as_str());
     assert_eq!(again[0]["attempt"], 2);
     let (s, o) = app
-        .req("POST", &format!("/occurrences/{occ}/ack"), None)
+        .post(
+            &format!("/occurrences/{occ}/ack"),
+            json!({"receipt": again[0]["receipt"]}),
+        )
         .await;
     assert_eq!(s, 200, "{o}");
     assert_eq!(o["status"], "completed");
@@ -433,7 +440,10 @@ async fn the_last_nack_fails_the_occurrence_and_scopes_limit_what_a_token_claims
     let got = claim(&app, "q2/claim?wait=3s").await;
     let occ = got[0]["occurrence_id"].as_str().unwrap();
     let (s, o) = app
-        .req("POST", &format!("/occurrences/{occ}/nack"), None)
+        .post(
+            &format!("/occurrences/{occ}/nack"),
+            json!({"receipt": got[0]["receipt"]}),
+        )
         .await;
     assert_eq!(s, 200, "{o}");
     assert_eq!(o["status"], "failed");

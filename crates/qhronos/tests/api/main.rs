@@ -9,6 +9,7 @@ mod fuzz_input;
 mod helpers;
 mod openapi;
 mod operations;
+mod receipts;
 mod restart;
 mod security;
 mod validation;
