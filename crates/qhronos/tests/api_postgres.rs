@@ -28,6 +28,8 @@ mod receipts;
 mod restart;
 #[path = "api/security.rs"]
 mod security;
+#[path = "api/templates.rs"]
+mod templates;
 #[path = "api/validation.rs"]
 mod validation;
 #[path = "api/websocket.rs"]

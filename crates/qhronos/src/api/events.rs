@@ -17,6 +17,7 @@ use super::AppState;
 use crate::auth::Caller;
 use crate::domain::event::{Event, EventIn, EventOut, EventStatus};
 use crate::domain::occurrence::NewOccurrence;
+use crate::domain::template;
 use crate::domain::{now_ms, Millis};
 use crate::engine::plan::{plan, start_after};
 use crate::error::ApiError;
@@ -115,8 +116,11 @@ pub(super) async fn create_event(
     Body(input, raw): Body<EventIn>,
 ) -> Result<Response, ApiError> {
     let now = now_ms();
-    let mut e = input
+    let e = input
         .validate(Uuid::now_v7(), now, now)
+        .map_err(ApiError::BadRequest)?;
+    let mut e = template::check_off_thread(e)
+        .await
         .map_err(ApiError::BadRequest)?;
     e.tags = caller.principal.scoped_tags(std::mem::take(&mut e.tags))?;
     st.check_target(&e.action).await?;
@@ -220,6 +224,13 @@ pub(super) async fn create_events_batch(
             items: invalid,
         });
     }
+    // Every item is valid, so an item's place in `ready` is its index in the request.
+    let mut ready = template::check_batch_off_thread(ready, |(e, _)| e)
+        .await
+        .map_err(|(index, error)| ApiError::Items {
+            message: format!("1 of {n} events is invalid; nothing was created"),
+            items: vec![json!({"index": index, "status": 400, "error": error})],
+        })?;
     for (e, occs) in ready.iter_mut() {
         st.engine.lease_near(e, occs, now);
     }
@@ -381,10 +392,13 @@ pub(super) async fn update_event(
     let old = st.visible_event(&caller, &raw).await?;
     let id = old.id;
     let now = now_ms();
-    let mut new = old
+    let new = old
         .to_input()
         .merge(patch)
         .validate(id, old.created_at, now)
+        .map_err(ApiError::BadRequest)?;
+    let mut new = template::check_off_thread(new)
+        .await
         .map_err(ApiError::BadRequest)?;
     new.tags = caller
         .principal

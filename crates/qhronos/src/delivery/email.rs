@@ -59,7 +59,7 @@ impl Mailer {
         started_at: Millis,
     ) -> Delivered {
         let clock = Instant::now();
-        let message = match self.message(event, occ, attempt, started_at) {
+        let message = match self.message(event, occ, attempt, started_at).await {
             Ok(m) => m,
             Err(e) => return Delivered::failed(attempt, started_at, e, true),
         };
@@ -83,7 +83,7 @@ impl Mailer {
         d
     }
 
-    fn message(
+    async fn message(
         &self,
         event: &Event,
         occ: &Occurrence,
@@ -106,15 +106,9 @@ impl Mailer {
             started_at,
             attempt,
         );
-        let subject = template::render("action.params.subject", subject, &vars)?;
-        let text = text
-            .as_deref()
-            .map(|t| template::render("action.params.text", t, &vars))
-            .transpose()?;
-        let html = html
-            .as_deref()
-            .map(|h| template::render("action.params.html", h, &vars))
-            .transpose()?;
+        let (subject, text, html) =
+            template::render_email_off_thread(subject.clone(), text.clone(), html.clone(), vars)
+                .await?;
         let mut b = Message::builder()
             .from(self.from.clone())
             .subject(subject)

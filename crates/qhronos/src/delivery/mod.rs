@@ -20,7 +20,7 @@ use crate::config::DeliveryConfig;
 use crate::domain::action::Action;
 use crate::domain::event::Event;
 use crate::domain::occurrence::{Attempt, Occurrence};
-use crate::domain::template::{render_json, Vars};
+use crate::domain::template::{render_body_off_thread, Vars};
 use crate::domain::{fmt_ms, now_ms};
 
 /// The result of one attempt, with what the retry policy needs to know.
@@ -203,17 +203,16 @@ impl Deliverer {
                 url,
                 body: Some(template),
             } => {
-                let (body, content_type) =
-                    match render_json("action.params.body", template, &vars()) {
-                        Ok(serde_json::Value::String(s)) => {
-                            (s.into_bytes(), "text/plain; charset=utf-8")
-                        }
-                        Ok(v) => (
-                            serde_json::to_vec(&v).unwrap_or_default(),
-                            "application/json",
-                        ),
-                        Err(e) => return Delivered::failed(attempt, started_at, e, true),
-                    };
+                let (body, content_type) = match render_body_off_thread(template, vars()).await {
+                    Ok(serde_json::Value::String(s)) => {
+                        (s.into_bytes(), "text/plain; charset=utf-8")
+                    }
+                    Ok(v) => (
+                        serde_json::to_vec(&v).unwrap_or_default(),
+                        "application/json",
+                    ),
+                    Err(e) => return Delivered::failed(attempt, started_at, e, true),
+                };
                 self.signed(event, occ, url, body, content_type, started_at)
             }
             Action::Webhook { url, body: None } => {
@@ -253,7 +252,7 @@ impl Deliverer {
                     .headers(h.clone())
                     .header("webhook-id", occ.id.to_string());
                 let body = match body {
-                    Some(b) => match render_json("action.params.body", b, &vars()) {
+                    Some(b) => match render_body_off_thread(b, vars()).await {
                         Ok(v) => Some(v),
                         Err(e) => return Delivered::failed(attempt, started_at, e, true),
                     },

@@ -263,7 +263,8 @@ impl EventIn {
         };
         // Builds the recurrence once to reject unknown zones and rules that never occur.
         event.recurrence()?;
-        super::template::check(&event)?;
+        // Templates are checked by the caller, off the async workers and under a budget that
+        // a batch shares: `template::check_off_thread`, `template::check_batch_off_thread`.
         Ok(event)
     }
 }

@@ -12,6 +12,7 @@ mod operations;
 mod receipts;
 mod restart;
 mod security;
+mod templates;
 mod validation;
 mod websocket;
 
