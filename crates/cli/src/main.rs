@@ -225,6 +225,10 @@ struct CreateTokenArgs {
     /// A tag the token is limited to (repeat for several; none: every event).
     #[arg(long, value_name = "TAG")]
     scope: Vec<String>,
+    /// A WebSocket client name the token may register on `GET /ws`, besides its `--sub`
+    /// (repeat for several).
+    #[arg(long = "client", value_name = "NAME")]
+    clients: Vec<String>,
     /// When it expires: an RFC 3339 time, or a duration from now (90m, 12h, 30d, 2w).
     #[arg(long, value_name = "RFC3339|DURATION")]
     expires: String,
@@ -446,6 +450,7 @@ async fn run(cli: Cli) -> Result<String> {
                     "sub": a.sub,
                     "access": a.access.as_str(),
                     "scope": a.scope,
+                    "clients": a.clients,
                     "expires_at": expires_at,
                 });
                 let v = client
@@ -459,6 +464,7 @@ async fn run(cli: Cli) -> Result<String> {
                             ("sub", output::field(v, "sub")),
                             ("access", output::field(v, "access")),
                             ("scope", output::field(v, "scope")),
+                            ("clients", output::field(v, "clients")),
                             ("expires_at", output::field(v, "expires_at")),
                         ]),
                         output::field(v, "token")

@@ -421,6 +421,10 @@ fn tokens() {
             "ops",
             "--access",
             "read_write",
+            "--client",
+            "laptop",
+            "--client",
+            "phone",
             "--expires",
             "2099-01-01T00:00:00Z",
         ],
@@ -429,6 +433,7 @@ fn tokens() {
     let token = v["token"].as_str().expect("token").to_string();
     let jti = v["jti"].as_str().expect("jti").to_string();
     assert_eq!(v["access"], "read_write");
+    assert_eq!(v["clients"], serde_json::json!(["laptop", "phone"]));
 
     // List: both, as a table and as JSON.
     let o = ok(&mut s.cli(), &["tokens", "list"]);

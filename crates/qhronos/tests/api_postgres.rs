@@ -34,6 +34,8 @@ mod templates;
 mod validation;
 #[path = "api/websocket.rs"]
 mod websocket;
+#[path = "api/ws_ownership.rs"]
+mod ws_ownership;
 
 /// The backend of this target (`TEST_STORE` overrides it).
 const DEFAULT_STORE: &str = "postgres";

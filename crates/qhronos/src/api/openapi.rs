@@ -369,6 +369,9 @@ pub struct TokenCreatedDoc {
     pub created_at: String,
     #[schema(format = DateTime)]
     pub revoked_at: Option<String>,
+    /// The WebSocket client names the token may register besides its `sub` (its `clients`
+    /// claim; not kept in the token list).
+    pub clients: Vec<String>,
     /// The bearer token (a JWT). Shown only here.
     pub token: String,
     /// Always `jwt`.

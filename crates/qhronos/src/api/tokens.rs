@@ -32,6 +32,10 @@ pub(super) struct TokenIn {
     /// Tags the token is limited to; empty: every event.
     #[serde(default)]
     scope: Vec<String>,
+    /// WebSocket client names the token may register (`GET /ws` client hooks), besides the
+    /// one equal to its `sub`; at most 100, each 1 to 128 of A-Z a-z 0-9 . _ -.
+    #[serde(default)]
+    clients: Vec<String>,
     /// Required: an RFC 3339 time in the future.
     #[schema(format = DateTime)]
     expires_at: Option<String>,
@@ -82,6 +86,12 @@ pub(super) async fn create_token(
             )));
         }
     }
+    if t.clients.len() > 100 {
+        return Err(bad("clients: at most 100 client names".into()));
+    }
+    for c in &t.clients {
+        crate::domain::action::check_name("clients", c).map_err(bad)?;
+    }
     let now = now_ms();
     let expires_at = parse_time(
         "expires_at",
@@ -94,7 +104,9 @@ pub(super) async fn create_token(
     if expires_at <= now {
         return Err(bad("expires_at must be in the future".into()));
     }
-    let (token, jti) = st.tokens.issue(sub, access, &t.scope, expires_at, now)?;
+    let (token, jti) = st
+        .tokens
+        .issue_with_clients(sub, access, &t.scope, &t.clients, expires_at, now)?;
     let rec = TokenRecord {
         jti: jti.clone(),
         sub: sub.to_string(),
@@ -109,10 +121,11 @@ pub(super) async fn create_token(
         &caller,
         "token.issue",
         Some(jti.clone()),
-        json!({ "sub": sub, "access": access, "scope": t.scope, "expires_at": fmt_ms(expires_at) }),
+        json!({ "sub": sub, "access": access, "scope": t.scope, "clients": t.clients, "expires_at": fmt_ms(expires_at) }),
     )
     .await;
     let mut out = serde_json::to_value(&rec).unwrap_or_default();
+    out["clients"] = json!(t.clients);
     out["token"] = Value::String(token);
     out["type"] = Value::String("jwt".into());
     Ok((StatusCode::CREATED, Json(out)))

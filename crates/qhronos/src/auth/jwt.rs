@@ -1,6 +1,8 @@
-//! Issued tokens: HS256 JWTs with `sub`, `access`, `scope`, `exp`, `iat`, `jti`. Every request
-//! verifies signature and expiry (no leeway), and the `jti` against the revocation set, which is
-//! updated at once on this node and re-read from the store every second for the others.
+//! Issued tokens: HS256 JWTs with `sub`, `access`, `scope`, `exp`, `iat`, `jti`, and optionally
+//! `clients` (the WebSocket client names the token may register besides its `sub`). Every
+//! request verifies signature and expiry (no leeway), and the `jti` against the revocation set,
+//! which is updated at once on this node and re-read from the store every second for the
+//! others. Long-lived connections (`GET /ws`) watch the set through `revocations()`.
 
 use std::collections::HashSet;
 use std::sync::RwLock;
@@ -26,6 +28,18 @@ struct Claims {
     exp: i64,
     iat: i64,
     jti: String,
+    /// WebSocket client names this token may register (besides the one equal to `sub`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    clients: Vec<String>,
+}
+
+/// What a long-lived connection needs to know about its token beyond the principal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// The `clients` claim.
+    pub clients: Vec<String>,
+    /// When the token expires (`exp`, in milliseconds).
+    pub expires_at: Millis,
 }
 
 pub struct Tokens {
@@ -33,6 +47,8 @@ pub struct Tokens {
     dec: DecodingKey,
     validation: Validation,
     revoked: RwLock<HashSet<String>>,
+    /// Counts the revocations seen; bumped whenever the set grows.
+    revocations: tokio::sync::watch::Sender<u64>,
 }
 
 impl Tokens {
@@ -54,6 +70,7 @@ impl Tokens {
             dec: DecodingKey::from_secret(key.as_bytes()),
             validation,
             revoked: RwLock::new(HashSet::new()),
+            revocations: tokio::sync::watch::Sender::new(0),
         };
         t.refresh(store).await?;
         Ok(t)
@@ -68,6 +85,19 @@ impl Tokens {
         expires_at: Millis,
         now: Millis,
     ) -> anyhow::Result<(String, String)> {
+        self.issue_with_clients(sub, access, scope, &[], expires_at, now)
+    }
+
+    /// Signs a new token with a `clients` claim; returns it with its `jti`.
+    pub fn issue_with_clients(
+        &self,
+        sub: &str,
+        access: Access,
+        scope: &[String],
+        clients: &[String],
+        expires_at: Millis,
+        now: Millis,
+    ) -> anyhow::Result<(String, String)> {
         let jti = Uuid::now_v7().to_string();
         let claims = Claims {
             sub: sub.to_string(),
@@ -76,6 +106,7 @@ impl Tokens {
             exp: expires_at.div_euclid(1000),
             iat: now.div_euclid(1000),
             jti: jti.clone(),
+            clients: clients.to_vec(),
         };
         Ok((
             encode(&Header::new(Algorithm::HS256), &claims, &self.enc)?,
@@ -85,6 +116,11 @@ impl Tokens {
 
     /// The principal of a token, or why it is refused.
     pub fn verify(&self, token: &str) -> Result<Principal, &'static str> {
+        self.verify_session(token).map(|(p, _)| p)
+    }
+
+    /// The principal of a token and what a long-lived connection needs of it.
+    pub fn verify_session(&self, token: &str) -> Result<(Principal, Session), &'static str> {
         let data =
             decode::<Claims>(token, &self.dec, &self.validation).map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => "token expired",
@@ -93,33 +129,57 @@ impl Tokens {
                 _ => "token is malformed",
             })?;
         let c = data.claims;
-        if self
-            .revoked
-            .read()
-            .map(|r| r.contains(&c.jti))
-            .unwrap_or(true)
-        {
+        if self.is_revoked(&c.jti) {
             return Err("token revoked");
         }
-        Ok(Principal::Token {
-            jti: c.jti,
-            sub: c.sub,
-            access: c.access,
-            scope: c.scope,
-        })
+        let session = Session {
+            clients: c.clients,
+            expires_at: c.exp.saturating_mul(1000),
+        };
+        Ok((
+            Principal::Token {
+                jti: c.jti,
+                sub: c.sub,
+                access: c.access,
+                scope: c.scope,
+            },
+            session,
+        ))
+    }
+
+    /// True when the token `jti` is revoked (as far as this node knows).
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.read().map(|r| r.contains(jti)).unwrap_or(true)
+    }
+
+    /// Changes whenever a revocation becomes known here: open connections re-check their token.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revocations.subscribe()
     }
 
     pub fn revoke_local(&self, jti: &str) {
-        if let Ok(mut r) = self.revoked.write() {
-            r.insert(jti.to_string());
+        let added = self
+            .revoked
+            .write()
+            .map(|mut r| r.insert(jti.to_string()))
+            .unwrap_or(false);
+        if added {
+            self.revocations.send_modify(|n| *n += 1);
         }
     }
 
     /// Re-reads the revoked token ids from the store (revocations made by other nodes).
     pub async fn refresh(&self, store: &dyn Store) -> anyhow::Result<()> {
         let ids = store.revoked_jtis().await?;
-        if let Ok(mut r) = self.revoked.write() {
+        let before_after = self.revoked.write().map(|mut r| {
+            let before = r.len();
             r.extend(ids);
+            (before, r.len())
+        });
+        if let Ok((before, after)) = before_after {
+            if after > before {
+                self.revocations.send_modify(|n| *n += 1);
+            }
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ mod security;
 mod templates;
 mod validation;
 mod websocket;
+mod ws_ownership;
 
 /// The backend of this target (`TEST_STORE` overrides it); see helpers.rs.
 const DEFAULT_STORE: &str = "sqlite";

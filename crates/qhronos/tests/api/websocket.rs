@@ -11,17 +11,17 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{in_ms, spawn_app_with, webhook_event, Receiver, TestApp, TOKEN};
 
-type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn ws_app() -> TestApp {
+pub(crate) async fn ws_app() -> TestApp {
     spawn_app_with(|c| {
         c.websocket.ack_timeout = Dur::from_millis(300);
     })
     .await
 }
 
-async fn open(app: &TestApp, hello: Value) -> (Ws, Value) {
+pub(crate) async fn open(app: &TestApp, hello: Value) -> (Ws, Value) {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.addr))
         .await
         .expect("websocket connects");
@@ -35,7 +35,7 @@ async fn open(app: &TestApp, hello: Value) -> (Ws, Value) {
 }
 
 /// Subscribes and checks the server's ack.
-async fn subscribe(app: &TestApp, hello: Value) -> Ws {
+pub(crate) async fn subscribe(app: &TestApp, hello: Value) -> Ws {
     let (ws, answer) = open(app, hello).await;
     assert_eq!(
         answer,
@@ -45,7 +45,7 @@ async fn subscribe(app: &TestApp, hello: Value) -> Ws {
 }
 
 /// The next text frame as JSON; `None` when nothing comes within `within` or the socket ends.
-async fn next_json(ws: &mut Ws, within: Duration) -> Option<Value> {
+pub(crate) async fn next_json(ws: &mut Ws, within: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()??;
@@ -57,7 +57,7 @@ async fn next_json(ws: &mut Ws, within: Duration) -> Option<Value> {
     }
 }
 
-fn ws_event(client: &str, retry: Value) -> Value {
+pub(crate) fn ws_event(client: &str, retry: Value) -> Value {
     json!({
         "name": "to the laptop",
         "start_time": in_ms(0),
