@@ -118,6 +118,14 @@ pub struct SmtpConfig {
     pub from: String,
     /// Connecting and each SMTP command.
     pub timeout: Dur,
+    /// Who may be mailed: addresses (`ann@example.com`) and whole domains (`@example.com`),
+    /// matched without regard to case. Empty: every recipient is refused (422 at creation,
+    /// a failed attempt at delivery), so the server is never an open relay by default.
+    pub allowed_recipients: Vec<String>,
+    /// Messages one token may have sent per hour (a sliding hour, counted per node at
+    /// delivery, per the token that last created or changed the event); the master token is
+    /// not counted. 0: no cap.
+    pub max_per_token_per_hour: u32,
 }
 
 impl Default for SmtpConfig {
@@ -130,6 +138,8 @@ impl Default for SmtpConfig {
             password: None,
             from: "qhronos@localhost".into(),
             timeout: Dur::from_secs(10),
+            allowed_recipients: Vec::new(),
+            max_per_token_per_hour: 100,
         }
     }
 }
@@ -491,6 +501,9 @@ impl Config {
                     "smtp.from: '{from}' is not an email address"
                 )));
             }
+        }
+        for r in &self.smtp.allowed_recipients {
+            crate::delivery::email::check_allowed_entry(r).map_err(ConfigError::Invalid)?;
         }
         if self.smtp.user.is_some() != self.smtp.password.is_some() {
             return bad("smtp.user and smtp.password go together: set both or neither");

@@ -8,6 +8,8 @@ mod channels;
 mod cli;
 #[path = "api/delivery.rs"]
 mod delivery;
+#[path = "api/email_relay.rs"]
+mod email_relay;
 #[path = "api/engine.rs"]
 mod engine;
 #[path = "api/events.rs"]

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::extract::{Body, Params};
 use super::AppState;
 use crate::auth::Caller;
+use crate::delivery::email::sender_of;
 use crate::domain::event::{Event, EventIn, EventOut, EventStatus};
 use crate::domain::occurrence::NewOccurrence;
 use crate::domain::template;
@@ -123,6 +124,7 @@ pub(super) async fn create_event(
         .await
         .map_err(ApiError::BadRequest)?;
     e.tags = caller.principal.scoped_tags(std::mem::take(&mut e.tags))?;
+    e.action.send_as(sender_of(&caller.principal));
     st.check_target(&e.action).await?;
     let after = start_after(&e, now);
     let mut occs = plan_event(&st, &mut e, after, now)?;
@@ -268,6 +270,7 @@ async fn prepare_item(
         .validate(Uuid::now_v7(), now, now)
         .map_err(ApiError::BadRequest)?;
     e.tags = caller.principal.scoped_tags(std::mem::take(&mut e.tags))?;
+    e.action.send_as(sender_of(&caller.principal));
     // Most batches aim at a few targets: check each one once.
     let url = serde_json::to_string(&e.action).unwrap_or_default();
     if !targets.contains_key(&url) {
@@ -403,6 +406,7 @@ pub(super) async fn update_event(
     new.tags = caller
         .principal
         .scoped_tags(std::mem::take(&mut new.tags))?;
+    new.action.send_as(sender_of(&caller.principal));
     if new.action != old.action {
         st.check_target(&new.action).await?;
     }

@@ -95,13 +95,15 @@ impl AppState {
                 .await
                 .map_err(|e| ApiError::Unprocessable(format!("action url: {e}")))?;
         }
-        if matches!(action, Action::Email { .. })
-            && self.config.smtp.host.as_deref().is_none_or(str::is_empty)
-        {
-            return Err(ApiError::Unprocessable(
-                "action.type 'email' needs an SMTP server: set smtp.host (see docs/configuration.md)"
-                    .into(),
-            ));
+        if let Action::Email { to, .. } = action {
+            if self.config.smtp.host.as_deref().is_none_or(str::is_empty) {
+                return Err(ApiError::Unprocessable(
+                    "action.type 'email' needs an SMTP server: set smtp.host (see docs/configuration.md)"
+                        .into(),
+                ));
+            }
+            crate::delivery::email::check_recipients(&self.config.smtp.allowed_recipients, to)
+                .map_err(ApiError::Unprocessable)?;
         }
         Ok(())
     }

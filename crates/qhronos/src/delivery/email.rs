@@ -1,8 +1,17 @@
 //! The email channel: one message per attempt over the configured SMTP server (lettre), text
 //! and HTML as `multipart/alternative` when both are given. The server's reply is recorded like
 //! a webhook's response: its code as `status_code`, its text as the excerpt.
+//!
+//! Not an open relay: every recipient must be in `smtp.allowed_recipients` (an address or a
+//! whole `@domain`; empty refuses all), checked when the event is created or changed (422) and
+//! again at each attempt (the setting may have changed since). And each sending identity (the
+//! token that last created or changed the event; the master token is not counted) may have at
+//! most `smtp.max_per_token_per_hour` messages sent in any hour: past it an attempt fails
+//! without sending and is retried when the hour has room again.
 
-use std::time::Instant;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -10,16 +19,106 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::Delivered;
+use crate::auth::Principal;
 use crate::config::{SmtpConfig, SmtpTls};
 use crate::domain::event::Event;
 use crate::domain::occurrence::Occurrence;
 use crate::domain::template::{self, Vars};
-use crate::domain::Millis;
+use crate::domain::{now_ms, Millis};
+
+const HOUR_MS: Millis = 3_600_000;
+
+/// The identity an email action sends for: the token's `jti`, or `master`.
+pub fn sender_of(p: &Principal) -> String {
+    match p {
+        Principal::Master => MASTER.into(),
+        Principal::Token { jti, .. } => jti.clone(),
+    }
+}
+
+const MASTER: &str = "master";
+
+/// Checks one entry of `smtp.allowed_recipients`: `user@domain` or `@domain`.
+pub fn check_allowed_entry(entry: &str) -> Result<(), String> {
+    let ok = match entry.strip_prefix('@') {
+        Some(domain) => !domain.is_empty() && !domain.contains('@') && !domain.contains(' '),
+        None => entry.parse::<lettre::Address>().is_ok(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "smtp.allowed_recipients: '{entry}' is neither an address (ann@example.com) nor a domain (@example.com)"
+        ))
+    }
+}
+
+/// Refuses a recipient list unless every address is allowed by `allowed` (the entries of
+/// `smtp.allowed_recipients`): an equal address, or an entry `@domain` of its domain (case
+/// does not matter). The message names the setting.
+pub fn check_recipients(allowed: &[String], to: &[String]) -> Result<(), String> {
+    if allowed.is_empty() {
+        return Err("action.params.to: smtp.allowed_recipients is empty, so no recipient is allowed: the operator lists the addresses and @domains that may be mailed (see docs/configuration.md)".into());
+    }
+    for a in to {
+        let addr = a
+            .parse::<Mailbox>()
+            .map_err(|e| format!("action.params.to: '{a}': {e}"))?
+            .email;
+        let (user, domain) = (addr.user().to_lowercase(), addr.domain().to_lowercase());
+        let allowed_here = allowed.iter().any(|entry| {
+            let entry = entry.to_lowercase();
+            match entry.strip_prefix('@') {
+                Some(d) => d == domain,
+                None => entry == format!("{user}@{domain}"),
+            }
+        });
+        if !allowed_here {
+            return Err(format!(
+                "action.params.to: '{addr}' is not in smtp.allowed_recipients (the addresses and @domains the operator allows)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Messages sent per identity in the last hour (on this node).
+struct HourlyCap {
+    max: u32,
+    sent: Mutex<HashMap<String, VecDeque<Millis>>>,
+}
+
+impl HourlyCap {
+    /// Counts a message for `who` at `now`; when the hour is full, `Err(wait)` until a slot
+    /// frees up instead.
+    fn take(&self, who: &str, now: Millis) -> Result<(), Duration> {
+        if self.max == 0 || who == MASTER {
+            return Ok(());
+        }
+        let mut g = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        if g.len() > 4096 {
+            g.retain(|_, q| q.back().is_some_and(|t| *t > now - HOUR_MS));
+        }
+        let q = g.entry(who.to_string()).or_default();
+        while q.front().is_some_and(|t| *t <= now - HOUR_MS) {
+            q.pop_front();
+        }
+        if q.len() >= self.max as usize {
+            let oldest = q.front().copied().unwrap_or(now);
+            let wait = (oldest + HOUR_MS - now).max(1);
+            return Err(Duration::from_millis(wait.unsigned_abs()));
+        }
+        q.push_back(now);
+        Ok(())
+    }
+}
 
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     excerpt_bytes: usize,
+    allowed: Vec<String>,
+    cap: HourlyCap,
 }
 
 impl Mailer {
@@ -47,6 +146,11 @@ impl Mailer {
             transport: b.build(),
             from,
             excerpt_bytes,
+            allowed: cfg.allowed_recipients.clone(),
+            cap: HourlyCap {
+                max: cfg.max_per_token_per_hour,
+                sent: Mutex::new(HashMap::new()),
+            },
         }))
     }
 
@@ -59,10 +163,32 @@ impl Mailer {
         started_at: Millis,
     ) -> Delivered {
         let clock = Instant::now();
+        let crate::domain::action::Action::Email { to, sender, .. } = &event.action else {
+            return Delivered::failed(attempt, started_at, "not an email action".into(), true);
+        };
+        if let Err(e) = check_recipients(&self.allowed, to) {
+            return Delivered::failed(attempt, started_at, e, true);
+        }
         let message = match self.message(event, occ, attempt, started_at).await {
             Ok(m) => m,
             Err(e) => return Delivered::failed(attempt, started_at, e, true),
         };
+        // Events from before the cap have no sender: they share one count.
+        let who = sender.as_deref().unwrap_or("(unknown sender)");
+        if let Err(wait) = self.cap.take(who, now_ms()) {
+            let mut d = Delivered::failed(
+                attempt,
+                started_at,
+                format!(
+                    "smtp.max_per_token_per_hour: the token this event sends for had {} messages sent in the last hour; retried in {}",
+                    self.cap.max,
+                    crate::domain::duration::Dur(wait)
+                ),
+                false,
+            );
+            d.retry_after = Some(wait);
+            return d;
+        }
         let result = self.transport.send(message).await;
         let mut d = Delivered::failed(attempt, started_at, String::new(), false);
         match result {
@@ -95,6 +221,7 @@ impl Mailer {
             subject,
             text,
             html,
+            ..
         } = &event.action
         else {
             return Err("not an email action".into());
@@ -151,4 +278,94 @@ impl Mailer {
 
 fn code(c: &lettre::transport::smtp::response::Code) -> u16 {
     c.to_string().parse().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::event::EventIn;
+    use crate::domain::occurrence::OccStatus;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    #[tokio::test]
+    async fn delivery_checks_the_recipients_again_and_never_connects_for_a_refused_one() {
+        // Allowed when the event was made; the operator has since narrowed the list.
+        let cfg = SmtpConfig {
+            host: Some("127.0.0.1".into()),
+            port: 9,
+            tls: SmtpTls::None,
+            allowed_recipients: vec!["@example.org".into()],
+            ..SmtpConfig::default()
+        };
+        let mailer = Mailer::new(&cfg, 100).unwrap().unwrap();
+        let input: EventIn = serde_json::from_value(json!({
+            "name": "m", "start_time": "2026-01-01T00:00:00Z",
+            "action": {"type": "email", "params": {"to": ["a@example.com"], "subject": "s", "text": "t"}},
+        }))
+        .unwrap();
+        let event = input.validate(Uuid::now_v7(), 0, 0).unwrap();
+        let occ = Occurrence {
+            id: Uuid::now_v7(),
+            event_id: event.id,
+            scheduled_at: 0,
+            status: OccStatus::Scheduled,
+            attempts: 0,
+            attempt_limit: 3,
+            next_attempt_at: None,
+            last_error: None,
+            created_at: 0,
+            updated_at: 0,
+            completed_at: None,
+        };
+        let d = mailer.send(&event, &occ, 1, now_ms()).await;
+        assert!(d.permanent && !d.success);
+        let err = d.attempt.error.unwrap();
+        assert!(
+            err.contains("'a@example.com' is not in smtp.allowed_recipients"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_hourly_cap_slides_and_spares_the_master_token() {
+        let cap = HourlyCap {
+            max: 2,
+            sent: Mutex::new(HashMap::new()),
+        };
+        let t = 1_000_000_000;
+        assert!(cap.take("jti-a", t).is_ok());
+        assert!(cap.take("jti-a", t + 10).is_ok());
+        assert_eq!(
+            cap.take("jti-a", t + 20),
+            Err(Duration::from_millis((HOUR_MS - 20) as u64))
+        );
+        assert!(cap.take("jti-b", t + 20).is_ok(), "each token counts alone");
+        for _ in 0..10 {
+            assert!(cap.take(MASTER, t).is_ok());
+        }
+        assert!(
+            cap.take("jti-a", t + HOUR_MS).is_ok(),
+            "the first left the hour"
+        );
+        assert!(cap.take("jti-a", t + HOUR_MS + 5).is_err());
+        assert!(cap.take("jti-a", t + HOUR_MS + 10).is_ok());
+    }
+
+    #[test]
+    fn allowed_recipients_match_addresses_and_whole_domains() {
+        let allowed = vec!["Ann@Example.com".to_string(), "@partner.org".to_string()];
+        assert!(check_recipients(&allowed, &["ann@example.COM".into()]).is_ok());
+        assert!(check_recipients(&allowed, &["Bo <bo@PARTNER.org>".into()]).is_ok());
+        assert!(check_recipients(&allowed, &["bo@example.com".into()]).is_err());
+        assert!(check_recipients(&allowed, &["bo@sub.partner.org".into()]).is_err());
+        assert!(check_recipients(&allowed, &["bo@partner.org.evil".into()]).is_err());
+        assert!(check_recipients(&[], &["ann@example.com".into()])
+            .unwrap_err()
+            .contains("smtp.allowed_recipients is empty"));
+        assert!(check_allowed_entry("@example.com").is_ok());
+        assert!(check_allowed_entry("ann@example.com").is_ok());
+        assert!(check_allowed_entry("example.com").is_err());
+        assert!(check_allowed_entry("@").is_err());
+    }
 }

@@ -37,6 +37,12 @@ pub enum Action {
         text: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         html: Option<String>,
+        /// Set by the server, never by the client: the identity the messages are sent for (the
+        /// `jti` of the token that last created or changed the event, or `master`). It counts
+        /// against `smtp.max_per_token_per_hour`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(read_only)]
+        sender: Option<String>,
     },
 }
 
@@ -142,7 +148,8 @@ impl Action {
                 })
             }
             "email" => {
-                only_fields(p, &["to", "subject", "text", "html"])?;
+                // `sender` may come back in a partial update's merge; its value is ignored.
+                only_fields(p, &["to", "subject", "text", "html", "sender"])?;
                 let to = match p.get("to") {
                     Some(Value::String(s)) => vec![s.clone()],
                     Some(Value::Array(a)) => a
@@ -185,6 +192,7 @@ impl Action {
                     subject,
                     text,
                     html,
+                    sender: None,
                 })
             }
             t => Err(format!("action.type '{t}' is unknown: expected {TYPES}")),
@@ -213,6 +221,13 @@ impl Action {
             Action::Websocket { .. } => "websocket",
             Action::Pull { .. } => "pull",
             Action::Email { .. } => "email",
+        }
+    }
+
+    /// Records who an email action sends for (no effect on the other actions).
+    pub fn send_as(&mut self, who: String) {
+        if let Action::Email { sender, .. } = self {
+            *sender = Some(who);
         }
     }
 

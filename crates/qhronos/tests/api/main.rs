@@ -3,6 +3,7 @@
 mod channels;
 mod cli;
 mod delivery;
+mod email_relay;
 mod engine;
 mod events;
 mod fuzz_input;
