@@ -217,11 +217,13 @@ async fn settle(
     st: &AppState,
     caller: &Caller,
     raw: &str,
-    receipt: &str,
+    presented: Option<String>,
     error: Option<String>,
     next: impl FnOnce(&OccOut) -> Result<Next, ApiError>,
 ) -> Result<Json<OccOut>, ApiError> {
+    // Out of scope is a 404 like an unknown id, before anything about the body.
     let occ = visible(st, caller, raw).await?;
+    let receipt = receipt(presented)?;
     if occ.status != OccStatus::Dispatched {
         return Err(ApiError::Conflict(format!(
             "occurrence '{raw}' is {}, not claimed: only a claimed occurrence can be acknowledged or returned",
@@ -231,7 +233,7 @@ async fn settle(
     let next = next(&occ)?;
     match st
         .store
-        .settle_claim(occ.id, receipt, error.as_deref(), next, now_ms())
+        .settle_claim(occ.id, &receipt, error.as_deref(), next, now_ms())
         .await?
     {
         OccChange::Done => {}
@@ -282,8 +284,10 @@ pub(super) async fn ack(
 ) -> Result<Json<OccOut>, ApiError> {
     id("occurrence", &raw)?;
     let input: AckIn = body(&b)?;
-    let receipt = receipt(input.receipt)?;
-    settle(&st, &caller, &raw, &receipt, None, |_| Ok(Next::Completed)).await
+    settle(&st, &caller, &raw, input.receipt, None, |_| {
+        Ok(Next::Completed)
+    })
+    .await
 }
 
 /// Return a claimed occurrence
@@ -312,7 +316,6 @@ pub(super) async fn nack(
 ) -> Result<Json<OccOut>, ApiError> {
     id("occurrence", &raw)?;
     let input: NackIn = body(&b)?;
-    let receipt = receipt(input.receipt)?;
     let error = input
         .error
         .map(|e| e.chars().take(1024).collect::<String>())
@@ -328,7 +331,7 @@ pub(super) async fn nack(
     .unwrap_or_default()
     .resolve(&st.config.retry);
     let now = now_ms();
-    settle(&st, &caller, &raw, &receipt, Some(error), move |o| {
+    settle(&st, &caller, &raw, input.receipt, Some(error), move |o| {
         if o.attempt_count >= limit {
             return Ok(Next::Failed);
         }
