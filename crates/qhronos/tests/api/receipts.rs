@@ -1,8 +1,6 @@
 //! Pull claims are settled only with their receipt: not by another token in scope, not by the
 //! same consumer after its claim expired and the occurrence was claimed again.
 
-use std::time::Duration;
-
 use qhronos::domain::duration::Dur;
 use serde_json::{json, Value};
 
@@ -38,12 +36,7 @@ async fn ack_and_nack_need_the_receipt_of_the_current_claim() {
     let consumer_a = app.token("read_write", &["jobs"]).await;
     let bystander = app.token("read_write", &["jobs"]).await;
 
-    let first = claim_one(
-        &app,
-        Some(&consumer_a),
-        "work/claim?wait=3s&visibility=200ms",
-    )
-    .await;
+    let first = claim_one(&app, Some(&consumer_a), "work/claim?wait=3s&visibility=1s").await;
     let occ = first["occurrence_id"].as_str().unwrap().to_string();
     let receipt_a = first["receipt"].as_str().unwrap().to_string();
     assert!(receipt_a.len() >= 32, "{first}");
@@ -72,9 +65,9 @@ async fn ack_and_nack_need_the_receipt_of_the_current_claim() {
     let (_, o) = app.get(&format!("/occurrences/{occ}")).await;
     assert_eq!(o["status"], "dispatched");
 
-    // Consumer A is late: its claim expires and consumer B claims the occurrence again.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let second = claim_one(&app, None, "work/claim?wait=3s").await;
+    // Consumer A is late: its claim expires and consumer B claims the occurrence again (the
+    // long poll returns once the claim has expired).
+    let second = claim_one(&app, None, "work/claim?wait=5s").await;
     assert_eq!(second["occurrence_id"], occ.as_str());
     let receipt_b = second["receipt"].as_str().unwrap().to_string();
     assert_ne!(receipt_a, receipt_b, "each claim has its own receipt");
