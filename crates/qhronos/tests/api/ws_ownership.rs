@@ -25,17 +25,17 @@ fn hook(name: &str, token: &str) -> Value {
     json!({"type": "client-hook", "client_name": name, "token": token})
 }
 
-/// Waits for the server to end the connection: the error frame it sends, and when.
-async fn closed_by_server(ws: &mut Ws, within: Duration) -> (Value, Duration) {
-    let t = Instant::now();
+/// Waits for the server to end the connection: the error frame it sends, and when it came.
+async fn closed_by_server(ws: &mut Ws, within: Duration) -> (Value, Instant) {
     let frame = next_json(ws, within)
         .await
         .expect("an error frame before the close");
+    let at = Instant::now();
     assert!(
         next_json(ws, Duration::from_secs(1)).await.is_none(),
         "then closed"
     );
-    (frame, t.elapsed())
+    (frame, at)
 }
 
 #[tokio::test]
@@ -133,16 +133,21 @@ async fn revoking_a_token_closes_its_sockets_within_a_second_on_every_node() {
         }
         None => None,
     };
+    let revoked = Instant::now();
     let (s, _) = app.req("DELETE", &format!("/tokens/{jti}"), None).await;
     assert_eq!(s, 204);
     for ws in [&mut hook_ws, &mut listener] {
-        let (frame, took) = closed_by_server(ws, Duration::from_secs(3)).await;
+        let (frame, at) = closed_by_server(ws, Duration::from_secs(3)).await;
         assert_eq!(frame, json!({"type": "error", "message": "token revoked"}));
+        let took = at - revoked;
+        eprintln!("measured: closed {took:?} after the revocation (same node)");
         assert!(took < Duration::from_secs(1), "closed after {took:?}");
     }
     if let Some((_b, ws)) = other_node.as_mut() {
-        let (frame, took) = closed_by_server(ws, Duration::from_secs(3)).await;
+        let (frame, at) = closed_by_server(ws, Duration::from_secs(3)).await;
         assert_eq!(frame["message"], "token revoked");
+        let took = at - revoked;
+        eprintln!("measured: closed {took:?} after the revocation (other node)");
         assert!(
             took < Duration::from_secs(1),
             "other node closed after {took:?}"
@@ -171,5 +176,9 @@ async fn an_expiring_token_closes_its_socket_when_it_expires() {
     let (frame, _) = closed_by_server(&mut ws, Duration::from_secs(4)).await;
     assert_eq!(frame, json!({"type": "error", "message": "token expired"}));
     let late = jiff::Timestamp::now().as_millisecond() - expires.as_millisecond();
-    assert!(late < 1_000, "closed {late} ms after the expiry");
+    eprintln!("measured: closed {late} ms from the token's expires_at (exp is in whole seconds)");
+    assert!(
+        (-1_000..1_000).contains(&late),
+        "closed {late} ms from the expiry"
+    );
 }
