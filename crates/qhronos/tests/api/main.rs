@@ -5,6 +5,7 @@ mod cli;
 mod delivery;
 mod engine;
 mod events;
+mod expansion;
 mod fuzz_input;
 mod helpers;
 mod openapi;
