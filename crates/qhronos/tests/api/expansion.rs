@@ -43,7 +43,7 @@ async fn a_count_rule_from_1900_previews_at_once_or_is_a_400_naming_count() {
     // A class that is walked: past the budget, a 400 that names COUNT, quickly.
     let costly = json!({
         "start_time": "1900-01-01T00:00:00Z",
-        "schedule": "FREQ=MINUTELY;BYHOUR=9;COUNT=4000000000",
+        "schedule": "FREQ=HOURLY;BYMINUTE=0,30;COUNT=4000000000",
         "after": "2026-01-01T00:00:00Z",
     });
     let t0 = Instant::now();
@@ -62,7 +62,7 @@ async fn costly_previews_do_not_stall_other_requests() {
     let app = spawn_app().await;
     let costly = json!({
         "start_time": "1900-01-01T00:00:00Z",
-        "schedule": "FREQ=MINUTELY;BYHOUR=9;COUNT=4000000000",
+        "schedule": "FREQ=HOURLY;BYMINUTE=0,30;COUNT=4000000000",
         "after": "2026-01-01T00:00:00Z",
     });
     // The test runtime has one worker thread: rule work done on it would hold the health
@@ -98,7 +98,7 @@ async fn creating_an_event_with_a_too_costly_count_rule_is_a_400_naming_count() 
             json!({
                 "name": "costly",
                 "start_time": "1900-01-01T00:00:00Z",
-                "schedule": "FREQ=MINUTELY;BYHOUR=9;COUNT=4000000000",
+                "schedule": "FREQ=HOURLY;BYMINUTE=0,30;COUNT=4000000000",
                 "webhook": "http://127.0.0.1:9/x",
             }),
         )
