@@ -169,6 +169,15 @@ impl Metrics {
         }
     }
 
+    /// `n` outcomes at once (instances the expander recorded as missed after a downtime).
+    pub fn delivery_n(&self, outcome: &'static str, action: &'static str, n: u64) {
+        if self.enabled {
+            self.deliveries
+                .get_or_create(&DeliveryLabels { outcome, action })
+                .inc_by(n);
+        }
+    }
+
     pub fn delivery(&self, outcome: &'static str, action: &'static str) {
         if self.enabled {
             self.deliveries

@@ -14,6 +14,8 @@ mod email_relay;
 mod engine;
 #[path = "api/events.rs"]
 mod events;
+#[path = "api/expansion.rs"]
+mod expansion;
 #[path = "api/fuzz_input.rs"]
 mod fuzz_input;
 #[path = "api/helpers.rs"]

@@ -23,6 +23,10 @@ pub enum RuleError {
     /// The IANA time zone name is not known.
     #[error("{0}")]
     TimeZone(String),
+    /// Answering would take more work than the caller's budget allows (a COUNT rule counted
+    /// from a DTSTART far in the past, period by period).
+    #[error("{0}")]
+    TooCostly(String),
 }
 
 impl RuleError {

@@ -17,6 +17,8 @@ use crate::calendar::{
 };
 use crate::rule::{Frequency, Rule, Until};
 
+mod count;
+
 /// Periods (or sub-daily steps) examined without finding an instance before giving up. The
 /// Gregorian calendar repeats every 400 years (146 097 days = 20 871 weeks = 4 800 months), so
 /// a calendar rule that finds nothing in one full cycle of periods never will.
@@ -435,7 +437,11 @@ pub(crate) struct RuleIter<'a> {
     produced: u64,
     idle: u64,
     /// Periods (or sub-daily steps) examined in total, for tests of the work done.
-    steps: u64,
+    pub(crate) steps: u64,
+    /// Most periods (or sub-daily steps) this iterator may examine; past it the iterator ends
+    /// with `exceeded` set, so a caller can tell "too costly" from "the rule ended".
+    budget: u64,
+    pub(crate) exceeded: bool,
     done: bool,
     pending_start: bool,
 }
@@ -444,12 +450,38 @@ impl<'a> RuleIter<'a> {
     /// `after`: the caller only needs instants later than this; expansion skips ahead to it
     /// unless COUNT forces counting from DTSTART. `with_start`: emit DTSTART itself.
     pub(crate) fn new(plan: &'a Plan, after: Option<Timestamp>, with_start: bool) -> RuleIter<'a> {
+        RuleIter::resume(plan, after, None, with_start, u64::MAX)
+    }
+
+    /// Like [`RuleIter::new`], resuming the count from `mark` (`(instant, n)`: the rule has
+    /// `n` instances up to and including that instant) when it is at or before `after`, and
+    /// examining at most `budget` periods.
+    ///
+    /// Where the count starts, cheapest first: a period index that numbers the instances
+    /// (one instance per period), the mark, an arithmetic count of the instances before
+    /// `after` ([`Plan::skip_counted`]), else a walk from DTSTART.
+    pub(crate) fn resume(
+        plan: &'a Plan,
+        after: Option<Timestamp>,
+        mark: Option<(Timestamp, u64)>,
+        with_start: bool,
+        budget: u64,
+    ) -> RuleIter<'a> {
         let mut k = 0;
         let mut produced = 0;
-        if let Some(a) = after {
-            if a >= plan.start && (plan.count.is_none() || plan.uniform) {
+        let mut last = None;
+        if let Some(a) = after.filter(|&a| a >= plan.start) {
+            let usable = mark.filter(|&(m, n)| m >= plan.start && m <= a && n >= 1);
+            if plan.count.is_none() || plan.uniform {
                 k = plan.period_near(a);
                 produced = k.unsigned_abs();
+            } else if let Some((m, n)) = usable {
+                k = plan.period_near(m);
+                produced = n;
+                last = Some(m);
+            } else if let Some((kk, n)) = plan.skip_counted(a) {
+                k = kk;
+                produced = n;
             }
         }
         let done = plan.count.is_some_and(|c| produced >= c);
@@ -457,13 +489,20 @@ impl<'a> RuleIter<'a> {
             plan,
             k,
             buf: VecDeque::new(),
-            last: None,
+            pending_start: with_start && k == 0 && last.is_none(),
+            last,
             produced,
             idle: 0,
             steps: 0,
+            budget,
+            exceeded: false,
             done,
-            pending_start: with_start && k == 0,
         }
+    }
+
+    /// The last instance produced and its number (DTSTART is number 1).
+    pub(crate) fn mark(&self) -> Option<(Timestamp, u64)> {
+        self.last.map(|l| (l, self.produced))
     }
 
     fn fill(&mut self) {
@@ -716,6 +755,11 @@ impl Iterator for RuleIter<'_> {
                 return Some(t);
             }
             if self.done || self.idle >= budget {
+                self.done = true;
+                return None;
+            }
+            if self.steps >= self.budget {
+                self.exceeded = true;
                 self.done = true;
                 return None;
             }

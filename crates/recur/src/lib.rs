@@ -18,9 +18,13 @@
 //!   an instance is refused when the [`Recurrence`] is built.
 //! - RDATEs before DTSTART are dropped; RDATEs are not limited by COUNT or UNTIL.
 //!
-//! Expansion is lazy and skips arithmetically to the period holding the requested lower bound
-//! (unless COUNT forces counting from DTSTART and periods do not hold exactly one instance each),
-//! and gives up after one full 400-year calendar cycle of periods without an instance.
+//! Expansion is lazy and skips arithmetically to the period holding the requested lower bound,
+//! and gives up after one full 400-year calendar cycle of periods without an instance. A COUNT
+//! rule whose periods do not hold exactly one instance each must know how many instances come
+//! before that bound: it resumes from a [`Mark`] the caller kept (the service stores one per
+//! event), counts them arithmetically for the classes `expand/count.rs` lists, or walks from
+//! DTSTART. Every walk runs under a step budget ([`Recurrence::cursor`]); past it the answer is
+//! [`RuleError::TooCostly`], naming COUNT, never an unbounded loop.
 
 mod calendar;
 mod error;
@@ -33,5 +37,5 @@ mod rule;
 pub use error::RuleError;
 pub use jiff::Timestamp;
 pub use json::JsonSchedule;
-pub use recurrence::Recurrence;
+pub use recurrence::{Cursor, Mark, Recurrence, DEFAULT_BUDGET};
 pub use rule::{Frequency, Rule, Until, Weekday, WeekdayNum};

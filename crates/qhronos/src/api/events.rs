@@ -67,7 +67,11 @@ fn not_found(id: &str) -> ApiError {
 
 /// Plans an active event from `after` up to the look-ahead window: the occurrences to insert
 /// now, and the event's `next_fire_at`.
-fn plan_event(
+///
+/// The rule work runs on the blocking pool under the step budget (a COUNT rule from a start far
+/// back may have to number its instances): too costly is a 400 naming the part, never a
+/// stalled worker.
+async fn plan_event(
     st: &AppState,
     e: &mut Event,
     after: Option<Millis>,
@@ -77,7 +81,11 @@ fn plan_event(
         e.next_fire_at = None;
         return Ok(Vec::new());
     }
-    let p = plan(e, after, now + st.config.engine.look_ahead.as_millis())
+    let until = now + st.config.engine.look_ahead.as_millis();
+    let ev = e.clone();
+    let p = tokio::task::spawn_blocking(move || plan(&ev, after, until))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("planning task failed: {e}")))?
         .map_err(ApiError::BadRequest)?;
     e.next_fire_at = p.next;
     let limit = e.retry.resolve(&st.config.retry).max_attempts;
@@ -127,7 +135,7 @@ pub(super) async fn create_event(
     e.action.send_as(sender_of(&caller.principal));
     st.check_target(&e.action).await?;
     let after = start_after(&e, now);
-    let mut occs = plan_event(&st, &mut e, after, now)?;
+    let mut occs = plan_event(&st, &mut e, after, now).await?;
     st.engine.lease_near(&e, &mut occs, now);
     let key = match headers.get("idempotency-key") {
         None => None,
@@ -281,7 +289,7 @@ async fn prepare_item(
         return Err(ApiError::Unprocessable(err.to_string()));
     }
     let after = start_after(&e, now);
-    let occs = plan_event(st, &mut e, after, now)?;
+    let occs = plan_event(st, &mut e, after, now).await?;
     Ok((e, occs))
 }
 
@@ -425,7 +433,7 @@ pub(super) async fn update_event(
     let replan = new.timing_differs(&old) || resumed;
     let occs = if replan {
         let after = start_after(&new, now);
-        plan_event(&st, &mut new, after, now)?
+        plan_event(&st, &mut new, after, now).await?
     } else {
         Vec::new()
     };
@@ -561,7 +569,7 @@ pub(super) async fn resume_event(
         let now = now_ms();
         e.status = EventStatus::Active;
         let after = start_after(&e, now);
-        let occs = plan_event(&st, &mut e, after, now)?;
+        let occs = plan_event(&st, &mut e, after, now).await?;
         st.store
             .set_paused(id, false, e.next_fire_at, &occs, now)
             .await?;

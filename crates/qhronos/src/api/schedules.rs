@@ -92,24 +92,35 @@ pub(super) async fn preview(
     if !(1..=1000).contains(&limit) {
         return Err(bad(format!("limit: {limit} is not from 1 to 1000")));
     }
-    let tz = p.timezone.as_deref().unwrap_or("UTC");
-    let rec = recur::Recurrence::new(
-        to_ts(start),
-        tz,
-        rule.clone(),
-        exdates.into_iter().map(to_ts).collect(),
-        rdates.into_iter().map(to_ts).collect(),
-    )
-    .map_err(|e| bad(e.to_string()))?;
-    let instants: Vec<String> = rec
-        .iter_after(after)
-        .take(limit)
-        .map(|t| fmt_ms(t.as_millisecond()))
-        .collect();
+    let tz = p.timezone.as_deref().unwrap_or("UTC").to_string();
+    // Rule work is CPU work (a COUNT rule may number its instances from a start far back): it
+    // runs on the blocking pool, under the step budget, never on an async worker.
+    let (zone, r) = (tz.clone(), rule.clone());
+    let instants = tokio::task::spawn_blocking(move || -> Result<Vec<String>, String> {
+        let rec = recur::Recurrence::new(
+            to_ts(start),
+            &zone,
+            r,
+            exdates.into_iter().map(to_ts).collect(),
+            rdates.into_iter().map(to_ts).collect(),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut it = rec.cursor(after, None, recur::DEFAULT_BUDGET);
+        let out: Vec<String> = it
+            .by_ref()
+            .take(limit)
+            .map(|t| fmt_ms(t.as_millisecond()))
+            .collect();
+        it.check().map_err(|e| format!("schedule: {e}"))?;
+        Ok(out)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("preview task failed: {e}")))?
+    .map_err(bad)?;
     Ok(Json(PreviewOut {
         occurrences: instants,
         schedule: rule.as_ref().map(|r| r.to_rrule_string()),
         schedule_json: rule.as_ref().map(|r| r.to_json()),
-        timezone: tz.to_string(),
+        timezone: tz,
     }))
 }

@@ -2,17 +2,26 @@
 //!
 //! It reads only events whose `next_fire_at` falls inside the window (an index range), so a tick
 //! costs in proportion to the occurrences it creates, not to the number of events.
+//!
+//! Each write is fenced by the event's plan generation: an update, pause or resume that
+//! re-planned the event after it was read makes the write a no-op, so a stale plan never revives
+//! what the re-plan cancelled nor moves the watermark back. Instances older than the catch-up
+//! window (after a downtime) are written as `missed`, never dropped silently. The rule work runs
+//! on the blocking pool under a step budget, resuming the rule's count from the stored mark.
 
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use super::plan::plan;
+use super::plan::{plan_from, skipped, Plan, Skipped};
 use super::EngineHandle;
 use crate::config::Config;
-use crate::domain::now_ms;
+use crate::domain::duration::Dur;
+use crate::domain::event::Event;
 use crate::domain::occurrence::NewOccurrence;
-use crate::store::Store;
+use crate::domain::{now_ms, Millis};
+use crate::metrics::Metrics;
+use crate::store::{ExpandState, Expansion, Store};
 
 const EVENTS_PER_QUERY: i64 = 500;
 
@@ -21,6 +30,29 @@ pub struct Expander {
     pub config: Config,
     pub wake: Arc<Notify>,
     pub handle: EngineHandle,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The rule work for one event: what it skipped (older than the catch-up window) and what to
+/// materialise from there to `until`.
+fn work(
+    e: &Event,
+    st: ExpandState,
+    from: Millis,
+    floor: Millis,
+    until: Millis,
+    window: &str,
+) -> Result<(Skipped, Plan), String> {
+    let mut after = from - 1;
+    let mut mark = st.mark;
+    let mut skip = Skipped::default();
+    if floor > after {
+        skip = skipped(e, after, mark, floor, window)?;
+        mark = skip.mark;
+        after = floor;
+    }
+    let p = plan_from(e, Some(after), mark, until)?;
+    Ok((skip, p))
 }
 
 impl Expander {
@@ -58,29 +90,58 @@ impl Expander {
             let events = self.store.events_to_expand(until, EVENTS_PER_QUERY).await?;
             let n = events.len();
             let mut earliest = i64::MAX;
-            for e in events {
+            for (e, st) in events {
                 let Some(from) = e.next_fire_at else { continue };
-                // Instances older than the catch-up window would only be marked missed: do not
-                // materialise them after a long downtime.
                 let window = e.misfire.resolve(&self.config.misfire).1;
                 let floor = now - i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-                let after = (from - 1).max(floor);
-                let (instants, next) = match plan(&e, Some(after), until) {
-                    Ok(p) => (p.instants, p.next),
+                let ev = e.clone();
+                let win = Dur(window).to_string();
+                let res =
+                    tokio::task::spawn_blocking(move || work(&ev, st, from, floor, until, &win))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("expansion task failed: {e}"))?;
+                let (skip, p) = match res {
+                    Ok(x) => x,
                     Err(err) => {
+                        // Stopping the series (rather than retrying every tick) keeps a rule
+                        // that cannot be evaluated from costing a walk per tick.
                         tracing::error!(event_id = %e.id, error = %err, "cannot expand event; stopping its series");
-                        (Vec::new(), None)
+                        let none = Plan {
+                            instants: Vec::new(),
+                            next: None,
+                            mark: None,
+                        };
+                        (Skipped::default(), none)
                     }
                 };
                 let limit = e.retry.resolve(&self.config.retry).max_attempts;
-                let occs: Vec<_> = instants
+                let occs: Vec<_> = p
+                    .instants
                     .iter()
                     .map(|t| NewOccurrence::new(e.id, *t, limit))
                     .collect();
-                if let Some(first) = instants.first() {
-                    earliest = earliest.min(*first);
+                let missed: Vec<_> = skip
+                    .rows
+                    .into_iter()
+                    .map(|(t, why)| (NewOccurrence::new(e.id, t, limit), why))
+                    .collect();
+                let x = Expansion {
+                    gen: st.gen,
+                    occurrences: &occs,
+                    missed: &missed,
+                    next_fire_at: p.next,
+                    mark: p.mark,
+                };
+                if self.store.save_expansion(e.id, &x, now).await? {
+                    if let Some(first) = p.instants.first() {
+                        earliest = earliest.min(*first);
+                    }
+                    if skip.count > 0 {
+                        tracing::warn!(event_id = %e.id, skipped = skip.count, "instances older than the catch-up window recorded as missed");
+                        self.metrics
+                            .delivery_n("missed", e.action.kind(), skip.count);
+                    }
                 }
-                self.store.save_expansion(e.id, &occs, next, now).await?;
             }
             if earliest != i64::MAX {
                 self.handle.due_at(earliest);

@@ -210,6 +210,7 @@ pub fn start(
         config: config.clone(),
         wake: expander_wake,
         handle: handle.clone(),
+        metrics: metrics.clone(),
     };
     let claimer = dispatcher::Claimer {
         store: store.clone(),

@@ -1,11 +1,25 @@
 //! Planning: which instants of an event to materialise now, and where the expander resumes.
 //! Pure functions over an event, so creation, updates, resumes and the expander all share them.
+//!
+//! All of it is CPU work on a rule (a COUNT rule may have to number its instances from a start
+//! time far back): callers run it off the async workers (`spawn_blocking`), and every call is
+//! bounded by a step budget, past which the answer is an error naming the costly rule part.
+
+use recur::{Mark, Recurrence, DEFAULT_BUDGET};
 
 use crate::domain::event::Event;
-use crate::domain::{to_ts, Millis};
+use crate::domain::{fmt_ms, to_ts, Millis};
 
 /// Most occurrences one event materialises in one go; the rest wait for the next tick.
 pub const MAX_PER_PASS: usize = 10_000;
+
+/// Most skipped instants written as one `missed` row each; more than that make one row that
+/// stands for all of them (with their number and range in `last_error`).
+pub const MAX_MISSED_ROWS: usize = 1_000;
+
+/// Steps allowed for counting skipped instants after a long downtime (a SECONDLY rule down
+/// for a month is 2.6 million instants): a few seconds of one blocking thread, once.
+const MISSED_COUNT_BUDGET: u64 = 40_000_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -13,22 +27,141 @@ pub struct Plan {
     pub instants: Vec<Millis>,
     /// The next instant after those (where the expander resumes); `None` when the set ends.
     pub next: Option<Millis>,
+    /// The rule's count over its instances before `next` (see [`recur::Mark`]), stored with
+    /// the event so the next pass resumes the numbering instead of counting from the start.
+    pub mark: Option<(Millis, i64)>,
+}
+
+fn to_mark(m: (Millis, i64)) -> Option<Mark> {
+    Some(Mark {
+        at: to_ts(m.0),
+        index: u64::try_from(m.1).ok()?,
+    })
+}
+
+fn from_mark(m: Mark) -> Option<(Millis, i64)> {
+    Some((m.at.as_millisecond(), i64::try_from(m.index).ok()?))
+}
+
+fn costly(e: recur::RuleError) -> String {
+    format!("schedule: {e}")
 }
 
 /// Instants in (`after`, `until`], at most `MAX_PER_PASS`, plus the one after them.
 pub fn plan(event: &Event, after: Option<Millis>, until: Millis) -> Result<Plan, String> {
+    plan_from(event, after, None, until)
+}
+
+/// [`plan`] resuming the rule's count from `mark` (the event's stored one).
+pub fn plan_from(
+    event: &Event,
+    after: Option<Millis>,
+    mark: Option<(Millis, i64)>,
+    until: Millis,
+) -> Result<Plan, String> {
     let rec = event.recurrence()?;
-    let mut it = rec.iter_after(after.map(to_ts)).map(|t| t.as_millisecond());
+    plan_rec(&rec, after, mark, until)
+}
+
+fn plan_rec(
+    rec: &Recurrence,
+    after: Option<Millis>,
+    mark: Option<(Millis, i64)>,
+    until: Millis,
+) -> Result<Plan, String> {
+    let mut it = rec.cursor(after.map(to_ts), mark.and_then(to_mark), DEFAULT_BUDGET);
     let mut instants = Vec::new();
     let mut next = None;
-    for t in it.by_ref() {
+    let mut before = it.mark();
+    while let Some(t) = it.next() {
+        let t = t.as_millisecond();
         if t > until || instants.len() >= MAX_PER_PASS {
             next = Some(t);
             break;
         }
         instants.push(t);
+        before = it.mark();
     }
-    Ok(Plan { instants, next })
+    it.check().map_err(costly)?;
+    Ok(Plan {
+        instants,
+        next,
+        mark: before.and_then(from_mark).or(mark),
+    })
+}
+
+/// The instants of a series that the expander skips because they are older than the
+/// catch-up window: each of them becomes a `missed` occurrence, so nothing is dropped
+/// without a trace.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Skipped {
+    /// `(instant, reason)` of each row to write: every skipped instant, or one row for all of
+    /// them when there are more than [`MAX_MISSED_ROWS`].
+    pub rows: Vec<(Millis, String)>,
+    /// How many instants were skipped.
+    pub count: u64,
+    /// The count mark past them, for planning what follows.
+    pub mark: Option<(Millis, i64)>,
+}
+
+/// The instants in (`after`, `floor`] (`after` = the stored `next_fire_at` minus 1),
+/// resuming the count from `mark`; `window` names the catch-up window in the reasons.
+pub fn skipped(
+    event: &Event,
+    after: Millis,
+    mark: Option<(Millis, i64)>,
+    floor: Millis,
+    window: &str,
+) -> Result<Skipped, String> {
+    let rec = event.recurrence()?;
+    let mut it = rec.cursor(
+        Some(to_ts(after)),
+        mark.and_then(to_mark),
+        MISSED_COUNT_BUDGET,
+    );
+    let mut all = Vec::new();
+    let mut count: u64 = 0;
+    let mut last = None;
+    let mut before = it.mark();
+    while let Some(t) = it.next() {
+        let t = t.as_millisecond();
+        if t > floor {
+            break;
+        }
+        count += 1;
+        last = Some(t);
+        if all.len() <= MAX_MISSED_ROWS {
+            all.push(t);
+        }
+        before = it.mark();
+    }
+    let why = |t: Millis| {
+        format!(
+            "missed: {} was older than the catch-up window ({window}) when the expander caught up after a downtime",
+            fmt_ms(t)
+        )
+    };
+    let rows = match (all.first(), last) {
+        (Some(&first), Some(last)) if all.len() > MAX_MISSED_ROWS => {
+            let more = if it.check().is_err() { "at least " } else { "" };
+            vec![(
+                first,
+                format!(
+                    "missed: {more}{count} instances from {} to {} were older than the catch-up window ({window}) when the expander caught up after a downtime; this one row stands for all of them",
+                    fmt_ms(first),
+                    fmt_ms(last)
+                ),
+            )]
+        }
+        _ => all.iter().map(|&t| (t, why(t))).collect(),
+    };
+    // A count cut short by the budget leaves the mark unknown: planning counts afresh.
+    let mark = if it.check().is_ok() {
+        before.and_then(from_mark).or(mark)
+    } else {
+        None
+    };
+    Ok(Skipped { rows, count, mark })
 }
 
 /// Where planning starts for an event that is new, changed or resumed at `now`.

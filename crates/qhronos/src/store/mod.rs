@@ -259,6 +259,27 @@ impl Change {
     }
 }
 
+/// What the expander read with an event: the generation its plan is fenced by, and the rule's
+/// count mark (`(instant, n)`: the rule has `n` instances up to and including that instant).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpandState {
+    pub gen: i64,
+    pub mark: Option<(Millis, i64)>,
+}
+
+/// The expander's work for one event, written by [`Store::save_expansion`].
+#[derive(Debug, Clone, Copy)]
+pub struct Expansion<'a> {
+    /// The generation read with the event; the write happens only if it is still current.
+    pub gen: i64,
+    pub occurrences: &'a [NewOccurrence],
+    /// Instants skipped because they were older than the catch-up window, each written as a
+    /// `missed` occurrence with its reason in `last_error` (existing rows are left alone).
+    pub missed: &'a [(NewOccurrence, String)],
+    pub next_fire_at: Option<Millis>,
+    pub mark: Option<(Millis, i64)>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`, for `/status` and logs.
@@ -319,17 +340,19 @@ pub trait Store: Send + Sync + 'static {
     /// Moves one upcoming occurrence to another time; the rest of the series is untouched.
     async fn move_occurrence(&self, id: Uuid, to: Millis, now: Millis) -> Result<OccChange>;
 
-    /// Active events whose next instance is at or before `until`.
-    async fn events_to_expand(&self, until: Millis, limit: i64) -> Result<Vec<Event>>;
-    /// Materialises occurrences and moves the event's `next_fire_at`; marks a finished one-time
-    /// event or series inactive once nothing is left to deliver.
-    async fn save_expansion(
+    /// Active events whose next instance is at or before `until`, with the generation and count
+    /// mark the expander hands back to [`Store::save_expansion`].
+    async fn events_to_expand(
         &self,
-        event_id: Uuid,
-        occurrences: &[NewOccurrence],
-        next_fire_at: Option<Millis>,
-        now: Millis,
-    ) -> Result<()>;
+        until: Millis,
+        limit: i64,
+    ) -> Result<Vec<(Event, ExpandState)>>;
+    /// Materialises occurrences, records the skipped instants as `missed`, and moves the
+    /// event's `next_fire_at` and count mark; marks a finished one-time event or series
+    /// inactive once nothing is left to deliver. Writes nothing and returns false when the
+    /// event is no longer active or was re-planned (its generation moved) since it was read:
+    /// that work is stale.
+    async fn save_expansion(&self, event_id: Uuid, x: &Expansion<'_>, now: Millis) -> Result<bool>;
     /// Claims pending occurrences due at or before `due_before` under a lease for `owner`.
     async fn claim_due(
         &self,

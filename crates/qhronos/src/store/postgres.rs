@@ -28,6 +28,7 @@ use super::{
     OccChange, OccFilter, Outcome, PurgeCutoffs, Purged, Redrive, Result, Store, StoreError,
     TokenRecord,
 };
+use super::{ExpandState, Expansion};
 use crate::config::DatabaseConfig;
 use crate::domain::event::Event;
 use crate::domain::occurrence::{Attempt, NewOccurrence, OccStatus, Occurrence};
@@ -359,7 +360,10 @@ impl Store for PgStore {
             "UPDATE events SET name = $1, description = $2, start_time = $3, timezone = $4, schedule = $5, \
              exdates = $6, rdates = $7, action = $8, tags = $9, metadata = $10, hmac_secret = $11, \
              previous_hmac_secret = $12, previous_secret_until = $13, retry = $14, \
-             misfire = $15, status = $16, next_fire_at = $17, updated_at = $18, paused_reason = $20, queue = $21 \
+             misfire = $15, status = $16, next_fire_at = CASE WHEN $22 THEN $17 ELSE next_fire_at END, \
+             updated_at = $18, paused_reason = $20, queue = $21, plan_gen = plan_gen + $23, \
+             mark_at = CASE WHEN $22 THEN NULL ELSE mark_at END, \
+             mark_index = CASE WHEN $22 THEN NULL ELSE mark_index END \
              WHERE id = $19 AND status != 'deleted'",
         )
         .bind(&e.name)
@@ -383,6 +387,10 @@ impl Store for PgStore {
         .bind(e.id.to_string())
         .bind(&e.paused_reason)
         .bind(e.action.queue())
+        // Without a re-plan the expander owns next_fire_at: writing back the value read before
+        // would undo what it saved meanwhile.
+        .bind(replan_after.is_some())
+        .bind(i64::from(replan_after.is_some()))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -414,14 +422,14 @@ impl Store for PgStore {
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let n = if paused {
-            sqlx::query("UPDATE events SET status = 'paused', paused_reason = NULL, updated_at = $1 WHERE id = $2 AND status != 'deleted'")
+            sqlx::query("UPDATE events SET status = 'paused', paused_reason = NULL, updated_at = $1, plan_gen = plan_gen + 1 WHERE id = $2 AND status != 'deleted'")
                 .bind(now)
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
         } else {
-            sqlx::query("UPDATE events SET status = 'active', paused_reason = NULL, next_fire_at = $1, updated_at = $2 WHERE id = $3 AND status != 'deleted'")
+            sqlx::query("UPDATE events SET status = 'active', paused_reason = NULL, next_fire_at = $1, updated_at = $2, plan_gen = plan_gen + 1 WHERE id = $3 AND status != 'deleted'")
                 .bind(next_fire_at)
                 .bind(now)
                 .bind(id.to_string())
@@ -607,40 +615,78 @@ impl Store for PgStore {
         Ok(OccChange::Done)
     }
 
-    async fn events_to_expand(&self, until: Millis, limit: i64) -> Result<Vec<Event>> {
+    async fn events_to_expand(
+        &self,
+        until: Millis,
+        limit: i64,
+    ) -> Result<Vec<(Event, ExpandState)>> {
         let rs = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {EVENT_COLS} FROM events WHERE status = 'active' AND next_fire_at IS NOT NULL \
+            "SELECT {EVENT_COLS}, plan_gen, mark_at, mark_index FROM events WHERE status = 'active' AND next_fire_at IS NOT NULL \
              AND next_fire_at <= $1 ORDER BY next_fire_at LIMIT $2"
         )))
         .bind(until)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rs.iter().map(rows::event).collect()
+        rs.iter()
+            .map(|r| {
+                let at: Option<i64> = r.try_get("mark_at")?;
+                let n: Option<i64> = r.try_get("mark_index")?;
+                let st = ExpandState {
+                    gen: r.try_get("plan_gen")?,
+                    mark: at.zip(n),
+                };
+                Ok((rows::event(r)?, st))
+            })
+            .collect()
     }
 
-    async fn save_expansion(
-        &self,
-        event_id: Uuid,
-        occs: &[NewOccurrence],
-        next: Option<Millis>,
-        now: Millis,
-    ) -> Result<()> {
+    async fn save_expansion(&self, event_id: Uuid, x: &Expansion<'_>, now: Millis) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let n =
-            sqlx::query("UPDATE events SET next_fire_at = $1 WHERE id = $2 AND status = 'active'")
-                .bind(next)
-                .bind(event_id.to_string())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        // Paused or deleted meanwhile: materialise nothing.
+        let n = sqlx::query(
+            "UPDATE events SET next_fire_at = $1, mark_at = $2, mark_index = $3 \
+             WHERE id = $4 AND status = 'active' AND plan_gen = $5",
+        )
+        .bind(x.next_fire_at)
+        .bind(x.mark.map(|m| m.0))
+        .bind(x.mark.map(|m| m.1))
+        .bind(event_id.to_string())
+        .bind(x.gen)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // Paused, deleted or re-planned meanwhile: this work is stale, write nothing.
         if n > 0 {
-            upsert_occurrences(&mut tx, occs, now).await?;
+            if !x.missed.is_empty() {
+                let ids: Vec<String> = x.missed.iter().map(|(o, _)| o.id.to_string()).collect();
+                let at: Vec<i64> = x.missed.iter().map(|(o, _)| o.scheduled_at).collect();
+                let lim: Vec<i64> = x
+                    .missed
+                    .iter()
+                    .map(|(o, _)| i64::from(o.attempt_limit))
+                    .collect();
+                let why: Vec<String> = x.missed.iter().map(|(_, w)| w.clone()).collect();
+                sqlx::query(
+                    "INSERT INTO occurrences (id, event_id, scheduled_at, status, attempts, attempt_limit, \
+                     last_error, created_at, updated_at) \
+                     SELECT u.id, $2, u.at, 'missed', 0, u.lim, u.why, $3, $3 \
+                     FROM UNNEST($1::text[], $4::bigint[], $5::bigint[], $6::text[]) AS u(id, at, lim, why) \
+                     ON CONFLICT (event_id, scheduled_at) DO NOTHING",
+                )
+                .bind(ids)
+                .bind(event_id.to_string())
+                .bind(now)
+                .bind(at)
+                .bind(lim)
+                .bind(why)
+                .execute(&mut *tx)
+                .await?;
+            }
+            upsert_occurrences(&mut tx, x.occurrences, now).await?;
             finish_if_done(&mut tx, &[event_id.to_string()], now).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(n > 0)
     }
 
     async fn claim_due(

@@ -25,6 +25,7 @@ use super::{
     AuditEntry, AuditFilter, Change, Claimed, Counts, Created, EventFilter, Gauges, Next,
     OccChange, OccFilter, Outcome, PurgeCutoffs, Purged, Redrive, Result, Store, TokenRecord,
 };
+use super::{ExpandState, Expansion};
 use crate::domain::event::Event;
 use crate::domain::occurrence::{Attempt, NewOccurrence, OccStatus, Occurrence};
 use crate::domain::Millis;
@@ -243,6 +244,43 @@ async fn cancel_unfired(
             .push_bind(after);
     }
     Ok(q.build().execute(&mut *c).await?.rows_affected())
+}
+
+fn expand_state(r: &sqlx::sqlite::SqliteRow) -> Result<ExpandState> {
+    let at: Option<i64> = r.try_get("mark_at")?;
+    let n: Option<i64> = r.try_get("mark_index")?;
+    Ok(ExpandState {
+        gen: r.try_get("plan_gen")?,
+        mark: at.zip(n),
+    })
+}
+
+/// Skipped instants as `missed` occurrences; an instant that has a row keeps it.
+async fn insert_missed(
+    c: &mut SqliteConnection,
+    missed: &[(NewOccurrence, String)],
+    now: Millis,
+) -> Result<()> {
+    for chunk in missed.chunks(500) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO occurrences (id, event_id, scheduled_at, status, attempts, attempt_limit, \
+             last_error, created_at, updated_at) ",
+        );
+        q.push_values(chunk, |mut b, (o, why)| {
+            b.push_bind(o.id.to_string())
+                .push_bind(o.event_id.to_string())
+                .push_bind(o.scheduled_at)
+                .push("'missed'")
+                .push("0")
+                .push_bind(i64::from(o.attempt_limit))
+                .push_bind(why.clone())
+                .push_bind(now)
+                .push_bind(now);
+        });
+        q.push(" ON CONFLICT (event_id, scheduled_at) DO NOTHING");
+        q.build().execute(&mut *c).await?;
+    }
+    Ok(())
 }
 
 /// A finished one-time event or series becomes `inactive` once nothing is left to deliver.
@@ -577,7 +615,9 @@ impl Store for SqliteStore {
             "UPDATE events SET name = ?, description = ?, start_time = ?, timezone = ?, schedule = ?, \
              exdates = ?, rdates = ?, action = ?, tags = ?, metadata = ?, hmac_secret = ?, \
              previous_hmac_secret = ?, previous_secret_until = ?, retry = ?, \
-             misfire = ?, status = ?, next_fire_at = ?, paused_reason = ?, updated_at = ?, queue = ? WHERE id = ? AND status != 'deleted'",
+             misfire = ?, status = ?, next_fire_at = CASE WHEN ? THEN ? ELSE next_fire_at END, paused_reason = ?, updated_at = ?, queue = ?, \
+             plan_gen = plan_gen + ?, mark_at = CASE WHEN ? THEN NULL ELSE mark_at END, \
+             mark_index = CASE WHEN ? THEN NULL ELSE mark_index END WHERE id = ? AND status != 'deleted'",
         )
         .bind(&e.name)
         .bind(&e.description)
@@ -595,10 +635,16 @@ impl Store for SqliteStore {
         .bind(to_json(&e.retry))
         .bind(to_json(&e.misfire))
         .bind(e.status.as_str())
+        // Without a re-plan the expander owns next_fire_at: writing back the value read before
+        // would undo what it saved meanwhile.
+        .bind(replan_after.is_some())
         .bind(e.next_fire_at)
         .bind(&e.paused_reason)
         .bind(e.updated_at)
         .bind(e.action.queue())
+        .bind(i64::from(replan_after.is_some()))
+        .bind(replan_after.is_some())
+        .bind(replan_after.is_some())
         .bind(e.id.to_string())
         .execute(&mut *tx)
         .await?
@@ -626,14 +672,14 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         let mut tx = self.write.begin().await?;
         let n = if paused {
-            sqlx::query("UPDATE events SET status = 'paused', paused_reason = NULL, updated_at = ? WHERE id = ? AND status != 'deleted'")
+            sqlx::query("UPDATE events SET status = 'paused', paused_reason = NULL, updated_at = ?, plan_gen = plan_gen + 1 WHERE id = ? AND status != 'deleted'")
                 .bind(now)
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
         } else {
-            sqlx::query("UPDATE events SET status = 'active', paused_reason = NULL, next_fire_at = ?, updated_at = ? WHERE id = ? AND status != 'deleted'")
+            sqlx::query("UPDATE events SET status = 'active', paused_reason = NULL, next_fire_at = ?, updated_at = ?, plan_gen = plan_gen + 1 WHERE id = ? AND status != 'deleted'")
                 .bind(next_fire_at)
                 .bind(now)
                 .bind(id.to_string())
@@ -809,40 +855,46 @@ impl Store for SqliteStore {
         Ok(OccChange::Done)
     }
 
-    async fn events_to_expand(&self, until: Millis, limit: i64) -> Result<Vec<Event>> {
+    async fn events_to_expand(
+        &self,
+        until: Millis,
+        limit: i64,
+    ) -> Result<Vec<(Event, ExpandState)>> {
         let rs = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {EVENT_COLS} FROM events INDEXED BY events_expand WHERE status = 'active' AND next_fire_at IS NOT NULL \
+            "SELECT {EVENT_COLS}, plan_gen, mark_at, mark_index FROM events INDEXED BY events_expand WHERE status = 'active' AND next_fire_at IS NOT NULL \
              AND next_fire_at <= ? ORDER BY next_fire_at LIMIT ?"
         )))
         .bind(until)
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
-        rs.iter().map(rows::event).collect()
+        rs.iter()
+            .map(|r| Ok((rows::event(r)?, expand_state(r)?)))
+            .collect()
     }
 
-    async fn save_expansion(
-        &self,
-        event_id: Uuid,
-        occs: &[NewOccurrence],
-        next: Option<Millis>,
-        now: Millis,
-    ) -> Result<()> {
+    async fn save_expansion(&self, event_id: Uuid, x: &Expansion<'_>, now: Millis) -> Result<bool> {
         let mut tx = self.write.begin().await?;
-        let n =
-            sqlx::query("UPDATE events SET next_fire_at = ? WHERE id = ? AND status = 'active'")
-                .bind(next)
-                .bind(event_id.to_string())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        // Paused or deleted meanwhile: materialise nothing.
+        let n = sqlx::query(
+            "UPDATE events SET next_fire_at = ?, mark_at = ?, mark_index = ? \
+             WHERE id = ? AND status = 'active' AND plan_gen = ?",
+        )
+        .bind(x.next_fire_at)
+        .bind(x.mark.map(|m| m.0))
+        .bind(x.mark.map(|m| m.1))
+        .bind(event_id.to_string())
+        .bind(x.gen)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // Paused, deleted or re-planned meanwhile: this work is stale, write nothing.
         if n > 0 {
-            upsert_occurrences(&mut tx, occs, now).await?;
+            insert_missed(&mut tx, x.missed, now).await?;
+            upsert_occurrences(&mut tx, x.occurrences, now).await?;
             finish_if_done(&mut tx, &event_id.to_string(), now).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(n > 0)
     }
 
     async fn claim_due(

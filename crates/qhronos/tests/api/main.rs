@@ -6,6 +6,7 @@ mod delivery;
 mod email_relay;
 mod engine;
 mod events;
+mod expansion;
 mod fuzz_input;
 mod helpers;
 mod openapi;

@@ -1,0 +1,239 @@
+//! Counting the instances of a COUNT rule that lie before an instant, without walking to it.
+//!
+//! A COUNT rule whose periods do not hold exactly one instance each must know how many
+//! instances precede the first one it returns; walking from DTSTART to find out costs one step
+//! per period (4 billion for `FREQ=SECONDLY;BYMONTH=1,...,12;COUNT=4000000000` from 1900).
+//!
+//! The class counted here: sub-daily rules with one instance per step — `SECONDLY`, `MINUTELY`
+//! without `BYSECOND`, `HOURLY` without `BYMINUTE`/`BYSECOND`, no `BYSETPOS` — whose other parts
+//! filter the local time of each step: days (BYMONTH, BYMONTHDAY, BYYEARDAY, plain BYDAY) and
+//! times of day (BYHOUR, BYMINUTE, BYSECOND). A step is an instance when its own local date and
+//! time pass, which is exactly what the walk checks; so elapsed time is cut at the zone's offset
+//! changes into segments of one fixed offset, where local time is elapsed time plus a constant,
+//! and in each segment the steps that fall in the allowed times of each selected local day are
+//! counted with divisions. A fold visits local times twice and a gap skips them, as the walk
+//! does. When the step divides a day, every whole day of a segment holds the same count, so a
+//! segment costs one day's work plus the count of its selected days.
+
+use jiff::Timestamp;
+
+use super::Plan;
+use crate::calendar::{civil_from_days, days_in_month};
+use crate::rule::Frequency;
+
+/// Offset changes looked at before giving the count up to the walk (two a year for 400 years
+/// is 800).
+const MAX_TRANSITIONS: usize = 20_000;
+/// Allowed time-of-day intervals beyond which the walk is used.
+const MAX_INTERVALS: usize = 4_096;
+/// Rough work (intervals times days counted one by one) beyond which the walk is used.
+const MAX_WORK: i64 = 4_000_000;
+
+impl Plan {
+    /// True for the rules [`Plan::skip_counted`] counts.
+    pub(crate) fn counts_by_day(&self) -> bool {
+        let one_per_step = match self.freq {
+            Frequency::Secondly => true,
+            Frequency::Minutely => self.f_seconds.is_empty(),
+            Frequency::Hourly => self.f_minutes.is_empty() && self.f_seconds.is_empty(),
+            _ => false,
+        };
+        one_per_step && self.set_pos.is_empty() && self.week_nos.is_empty() && self.until.is_none()
+    }
+
+    /// The allowed local times of day as sorted, disjoint `[from, to)` second intervals.
+    fn allowed_times(&self) -> Option<Vec<(i64, i64)>> {
+        let all = |v: &[i64], n: i64| -> Vec<i64> {
+            if v.is_empty() {
+                (0..n).collect()
+            } else {
+                v.to_vec()
+            }
+        };
+        let mut out: Vec<(i64, i64)> = Vec::new();
+        fn push(out: &mut Vec<(i64, i64)>, a: i64, b: i64) {
+            match out.last_mut() {
+                Some(last) if last.1 == a => last.1 = b,
+                _ => out.push((a, b)),
+            }
+        }
+        let hours = all(&self.f_hours, 24);
+        for &h in &hours {
+            if self.f_minutes.is_empty() && self.f_seconds.is_empty() {
+                push(&mut out, h * 3600, h * 3600 + 3600);
+                continue;
+            }
+            for m in all(&self.f_minutes, 60) {
+                if self.f_seconds.is_empty() {
+                    push(&mut out, h * 3600 + m * 60, h * 3600 + m * 60 + 60);
+                    continue;
+                }
+                for &s in self.f_seconds.iter().filter(|&&s| s < 60) {
+                    let t = h * 3600 + m * 60 + s;
+                    push(&mut out, t, t + 1);
+                }
+                if out.len() > MAX_INTERVALS {
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn day_selected(&self, d: i64) -> bool {
+        let (y, m, md) = civil_from_days(d);
+        self.day_ok(d, y, m, md, None)
+    }
+
+    /// Selected local days in `[d0, d1)`, a whole month at a time where the month decides.
+    fn selected_days(&self, d0: i64, d1: i64) -> i64 {
+        let whole_months =
+            self.month_days.is_empty() && self.year_days.is_empty() && self.days.is_empty();
+        if whole_months && !self.has_months {
+            return (d1 - d0).max(0);
+        }
+        let weekdays_only = self.month_days.is_empty()
+            && self.year_days.is_empty()
+            && !self.has_months
+            && self.days.iter().all(|&(ord, _)| ord.is_none());
+        if weekdays_only && d1 > d0 {
+            // Whole weeks hold each weekday once; the rest is looked at day by day.
+            let weeks = (d1 - d0) / 7;
+            let mut n = weeks * self.days.len() as i64;
+            for d in d0 + weeks * 7..d1 {
+                n += i64::from(self.day_selected(d));
+            }
+            return n;
+        }
+        // Only days of the month (and months) select: a whole month is counted from its length.
+        let month_days_only = self.year_days.is_empty() && self.days.is_empty();
+        let mut n = 0;
+        let mut d = d0;
+        while d < d1 {
+            let (y, m, md) = civil_from_days(d);
+            let len = days_in_month(y, m);
+            if month_days_only && md == 1 && d + len <= d1 {
+                if self.month_days.is_empty() {
+                    if !self.has_months || self.months[m as usize] {
+                        n += len;
+                    }
+                } else if !self.has_months || self.months[m as usize] {
+                    let mut hit = [false; 32];
+                    for &x in &self.month_days {
+                        let i = if x > 0 { x } else { len + 1 + x };
+                        if (1..=len).contains(&i) {
+                            hit[i as usize] = true;
+                        }
+                    }
+                    n += hit.iter().filter(|&&h| h).count() as i64;
+                }
+                d += len;
+                continue;
+            }
+            if whole_months || (self.has_months && !self.months[m as usize]) {
+                let end = (d + days_in_month(y, m) - md + 1).min(d1);
+                if !self.has_months || self.months[m as usize] {
+                    n += end - d;
+                }
+                d = end;
+                continue;
+            }
+            n += i64::from(self.day_ok(d, y, m, md, None));
+            d += 1;
+        }
+        n
+    }
+
+    /// For a COUNT rule of the class above: a period at or before the one holding the first
+    /// instance after `after`, and how many instances (DTSTART included) come before it. `None`
+    /// for other rules, or where counting would cost more than walking; the caller then walks.
+    pub(crate) fn skip_counted(&self, after: Timestamp) -> Option<(i64, u64)> {
+        if !self.counts_by_day() {
+            return None;
+        }
+        let k0 = self.period_near(after);
+        if k0 < 2 {
+            return None;
+        }
+        let allowed = self.allowed_times()?;
+        let step = self.step.max(1);
+        let s0 = self.start_s;
+        // Steps 1..k0 lie in (s0, bound).
+        let bound = s0.checked_add(k0.checked_mul(step)?)?;
+        // Steps k in [1, k0) with s0 + k * step in [w0, w1).
+        let steps_in = |w0: i64, w1: i64| -> i64 {
+            let ceil = |x: i64| {
+                let d = x - s0;
+                if d <= 0 {
+                    d.div_euclid(step) + i64::from(d.rem_euclid(step) != 0)
+                } else {
+                    (d - 1) / step + 1
+                }
+            };
+            let lo = ceil(w0).max(1);
+            let hi = ceil(w1).min(k0);
+            (hi - lo).max(0)
+        };
+        // Steps in the allowed times of local day `d` whose window is [w0, w1) at offset `off`.
+        let in_day = |d: i64, off: i64, w0: i64, w1: i64| -> i64 {
+            let base = d * 86_400 - off;
+            allowed
+                .iter()
+                .map(|&(a, b)| steps_in((base + a).max(w0), (base + b).min(w1)))
+                .sum()
+        };
+        // Segments of one offset: [from, to) with offset `off`.
+        let mut segments: Vec<(i64, i64, i64)> = Vec::new();
+        let mut from = s0;
+        let mut off = i64::from(self.tz.to_offset(self.start).seconds());
+        for tr in self.tz.following(self.start) {
+            let t = tr.timestamp().as_second();
+            if t >= bound {
+                break;
+            }
+            if segments.len() >= MAX_TRANSITIONS {
+                return None;
+            }
+            segments.push((from, t, off));
+            from = t;
+            off = i64::from(tr.offset().seconds());
+        }
+        segments.push((from, bound, off));
+        let uniform_days = 86_400 % step == 0;
+        if !uniform_days {
+            let days = (bound - s0) / 86_400 + 2;
+            if days.saturating_mul(allowed.len() as i64) > MAX_WORK {
+                return None;
+            }
+        }
+        let mut total: i64 = 0;
+        for (a, b, off) in segments {
+            if a >= b {
+                continue;
+            }
+            let first = (a + off).div_euclid(86_400);
+            let last = (b - 1 + off).div_euclid(86_400);
+            // Days cut by the segment's ends, counted one by one.
+            for d in [first, last] {
+                if (d == first || first != last) && self.day_selected(d) {
+                    total += in_day(d, off, a, b);
+                }
+            }
+            if last - first < 2 {
+                continue;
+            }
+            if uniform_days {
+                // Whole days of one offset hold the same steps: the step divides a day.
+                let per_day = in_day(first + 1, off, a, b);
+                total += per_day * self.selected_days(first + 1, last);
+                continue;
+            }
+            for d in first + 1..last {
+                if self.day_selected(d) {
+                    total += in_day(d, off, a, b);
+                }
+            }
+        }
+        Some((k0, 1 + u64::try_from(total).ok()?))
+    }
+}
