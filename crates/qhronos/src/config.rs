@@ -216,23 +216,51 @@ impl Default for AuthConfig {
     }
 }
 
-/// A token bucket per token (per client IP for requests without a valid token).
+/// A token bucket per issued token, and one per client IP for requests without a valid token.
+/// The master token is not limited unless `master` is set.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     pub enabled: bool,
+    /// Requests an issued token may send at once.
+    pub burst: u32,
+    /// Sustained requests per second of an issued token.
+    pub per_second: f64,
+    /// Requests without a valid token, per client IP.
+    pub anonymous: BucketConfig,
+    /// Limit the master token too (with `burst` and `per_second`). Off by default: the operator's
+    /// own scripts (an import of thousands of events) should not stall on 429.
+    pub master: bool,
+}
+
+/// One token bucket's figures.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BucketConfig {
     /// Requests that may arrive at once.
     pub burst: u32,
     /// Sustained requests per second.
     pub per_second: f64,
 }
 
+impl Default for BucketConfig {
+    fn default() -> Self {
+        BucketConfig {
+            burst: 100,
+            per_second: 10.0,
+        }
+    }
+}
+
 impl Default for RateLimitConfig {
     fn default() -> Self {
         RateLimitConfig {
             enabled: true,
-            burst: 100,
-            per_second: 10.0,
+            // A normal import (a few thousand events created one by one) goes through.
+            burst: 1000,
+            per_second: 200.0,
+            anonymous: BucketConfig::default(),
+            master: false,
         }
     }
 }
@@ -495,12 +523,13 @@ impl Config {
         if self.smtp.user.is_some() != self.smtp.password.is_some() {
             return bad("smtp.user and smtp.password go together: set both or neither");
         }
-        if self.rate_limit.enabled
-            && (self.rate_limit.burst == 0
-                || self.rate_limit.per_second.is_nan()
-                || self.rate_limit.per_second <= 0.0)
-        {
+        let r = &self.rate_limit;
+        let bucket_ok = |burst: u32, rate: f64| burst > 0 && rate.is_finite() && rate > 0.0;
+        if r.enabled && !bucket_ok(r.burst, r.per_second) {
             return bad("rate_limit.burst and rate_limit.per_second must be above 0 (or set rate_limit.enabled: false)");
+        }
+        if r.enabled && !bucket_ok(r.anonymous.burst, r.anonymous.per_second) {
+            return bad("rate_limit.anonymous.burst and rate_limit.anonymous.per_second must be above 0 (or set rate_limit.enabled: false)");
         }
         if let Some(t) = &self.auth.jwt_secret {
             if t.len() < 32 {

@@ -25,7 +25,7 @@ use axum::Router;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::gate::{gate, Gate};
+use crate::auth::gate::{gate, refuse_unknown_methods, Gate};
 use crate::auth::jwt::Tokens;
 use crate::auth::{Caller, MasterToken};
 use crate::config::Config;
@@ -137,6 +137,7 @@ pub fn router(state: AppState, g: Gate) -> Router {
         .merge(docs::router())
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(g, gate))
+        .layer(middleware::from_fn(refuse_unknown_methods))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             system::track_http,
