@@ -20,6 +20,10 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Self::start_with(|_| {})
+    }
+
+    fn start_with(tweak: impl FnOnce(&mut Config)) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             port: 0,
@@ -29,6 +33,7 @@ impl Server {
         };
         config.delivery.allowed_networks = vec!["127.0.0.0/8".parse().expect("cidr")];
         config.rate_limit.enabled = false;
+        tweak(&mut config);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -640,4 +645,25 @@ fn errors() {
         o.stdout.trim(),
         format!("qhronos {}", env!("CARGO_PKG_VERSION"))
     );
+}
+
+#[test]
+fn a_rate_limited_command_waits_out_retry_after_and_says_so() {
+    let s = Server::start_with(|c| {
+        c.rate_limit.enabled = true;
+        c.rate_limit.master = true;
+        c.rate_limit.burst = 2;
+        c.rate_limit.per_second = 1.0;
+    });
+    ok(&mut s.cli(), &["events", "list"]);
+    ok(&mut s.cli(), &["events", "list"]);
+    let started = std::time::Instant::now();
+    let o = ok(&mut s.cli(), &["--json", "events", "list"]);
+    assert!(
+        o.stderr.contains("rate limited (HTTP 429): waiting 1 s"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.json()["data"].is_array());
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
 }

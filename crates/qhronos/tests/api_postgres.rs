@@ -8,6 +8,8 @@ mod authz;
 mod channels;
 #[path = "api/cli.rs"]
 mod cli;
+#[path = "api/defaults.rs"]
+mod defaults;
 #[path = "api/delivery.rs"]
 mod delivery;
 #[path = "api/engine.rs"]

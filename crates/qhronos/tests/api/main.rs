@@ -3,6 +3,7 @@
 mod authz;
 mod channels;
 mod cli;
+mod defaults;
 mod delivery;
 mod engine;
 mod events;
