@@ -553,9 +553,66 @@ impl Config {
     }
 }
 
+/// A database URL fit for logs and messages: the password (in the user part, or a `password`
+/// query parameter) replaced by `***`. A URL that does not parse is masked from its `://` to
+/// its last `@`, so nothing that could be a password is shown.
+pub fn masked_url(url: &str) -> String {
+    const MASK: &str = "***";
+    if let Ok(mut u) = url::Url::parse(url) {
+        if u.password().is_some() && u.set_password(Some(MASK)).is_err() {
+            return MASK.to_string();
+        }
+        if u.query_pairs().any(|(k, _)| k == "password") {
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "password" {
+                        MASK.into()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            u.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        return u.to_string();
+    }
+    match (url.find("://"), url.rfind('@')) {
+        (Some(a), Some(b)) if b > a + 3 => format!("{}{MASK}{}", &url[..a + 3], &url[b..]),
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_passwords_are_masked_wherever_they_are_written() {
+        for (url, shown) in [
+            (
+                "postgres://qh:s3cret@db.internal:5432/qhronos",
+                "postgres://qh:***@db.internal:5432/qhronos",
+            ),
+            (
+                "postgres://qh@db/qhronos?sslmode=require&password=s3cret",
+                "postgres://qh@db/qhronos?sslmode=require&password=***",
+            ),
+            ("postgres://qh@db/qhronos", "postgres://qh@db/qhronos"),
+            (
+                "sqlite:///var/lib/qhronos/qhronos.db",
+                "sqlite:///var/lib/qhronos/qhronos.db",
+            ),
+            (
+                "postgres://qh:s3cret@[bad/qhronos",
+                "postgres://***@[bad/qhronos",
+            ),
+        ] {
+            assert_eq!(masked_url(url), shown, "{url}");
+            assert!(!masked_url(url).contains("s3cret"));
+        }
+    }
 
     #[test]
     fn yaml_file_then_flags_override_defaults() {

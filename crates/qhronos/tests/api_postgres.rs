@@ -28,6 +28,8 @@ mod openapi;
 mod operations;
 #[path = "api/restart.rs"]
 mod restart;
+#[path = "api/secrets.rs"]
+mod secrets;
 #[path = "api/security.rs"]
 mod security;
 #[path = "api/validation.rs"]

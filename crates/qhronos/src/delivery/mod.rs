@@ -240,7 +240,11 @@ impl Deliverer {
                 let method =
                     reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
                 let mut h = HeaderMap::new();
-                for (k, v) in headers {
+                // `Host` is refused when an event is saved; one stored before that is not sent.
+                for (k, v) in headers
+                    .iter()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+                {
                     if let (Ok(k), Ok(v)) = (
                         HeaderName::from_bytes(k.as_bytes()),
                         HeaderValue::from_str(v),

@@ -109,6 +109,13 @@ impl Action {
                         let v = v.as_str().ok_or_else(|| {
                             format!("action.params.headers.{k}: expected a string")
                         })?;
+                        if k.eq_ignore_ascii_case("host") {
+                            // The SSRF guard checks the URL's host: a Host header would send the
+                            // request to another virtual host behind the checked address.
+                            return Err(format!(
+                                "action.params.headers.{k}: an apicall may not set Host; the URL's host is sent"
+                            ));
+                        }
                         if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
                             || reqwest::header::HeaderValue::from_str(v).is_err()
                         {

@@ -4,6 +4,7 @@
 pub mod postgres;
 mod postgres_rows;
 mod postgres_sql;
+pub mod private_file;
 pub mod sqlite;
 mod sqlite_batch;
 mod sqlite_rows;

@@ -1259,12 +1259,10 @@ impl Store for SqliteStore {
     }
 
     async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
-        if path.exists() {
-            return Err(super::StoreError::Invalid(format!(
-                "{} exists already; choose a new file",
-                path.display()
-            )));
-        }
+        // A backup holds the JWT signing key, token hashes and webhook secrets: it is created
+        // empty, readable by its owner only, before SQLite writes into it (VACUUM INTO accepts
+        // an empty file), so it is never readable by others, whatever the umask.
+        super::private_file::create(path)?;
         let target = path
             .to_str()
             .ok_or_else(|| super::StoreError::Invalid("backup path is not UTF-8".into()))?;

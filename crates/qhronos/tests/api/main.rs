@@ -12,6 +12,7 @@ mod helpers;
 mod openapi;
 mod operations;
 mod restart;
+mod secrets;
 mod security;
 mod validation;
 mod websocket;
