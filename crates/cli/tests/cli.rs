@@ -182,6 +182,36 @@ fn events_lifecycle() {
     let ev = o.json();
     let id = ev["id"].as_str().expect("id").to_string();
     assert_eq!(ev["name"], "once");
+    // No --secret: the server generated one; `events secret` reads it again.
+    let generated = ev["hmac_secret"]
+        .as_str()
+        .expect("generated secret")
+        .to_string();
+    assert!(generated.starts_with("whsec_"), "{generated}");
+    let o = ok(&mut s.cli(), &["events", "secret", &id]);
+    assert_eq!(o.stdout.trim(), generated);
+    let o = ok(
+        &mut s.cli(),
+        &[
+            "events",
+            "create",
+            "--name",
+            "n",
+            "--at",
+            &at,
+            "--webhook",
+            "http://127.0.0.1:9/n",
+        ],
+    );
+    assert!(o.stdout.contains("hmac_secret: whsec_"), "{}", o.stdout);
+    assert!(o.stdout.contains("qhronos events secret"), "{}", o.stdout);
+    let extra = o.stdout["created event ".len()..]
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    ok(&mut s.cli(), &["events", "delete", &extra]);
     assert_eq!(ev["action"]["params"]["url"], "http://127.0.0.1:9/once");
     assert_eq!(ev["status"], "active");
 

@@ -281,6 +281,10 @@ pub struct DeliveryConfig {
     /// How much of a response body an attempt keeps.
     pub response_excerpt_bytes: usize,
     pub user_agent: String,
+    /// Also send the original `X-Qhronos-Signature` (hex HMAC of the body alone: no timestamp,
+    /// so a captured request can be replayed). Turn it off once receivers check
+    /// `webhook-signature`.
+    pub legacy_signature: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -355,6 +359,7 @@ impl Default for DeliveryConfig {
             hosts: Default::default(),
             response_excerpt_bytes: 1024,
             user_agent: concat!("Qhronos/", env!("CARGO_PKG_VERSION")).into(),
+            legacy_signature: true,
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct BatchIn {
 pub struct BatchOut {
     pub count: usize,
     pub ids: Vec<Uuid>,
+    /// In the order of `ids`: the signing secret generated for each event given without
+    /// `hmac_secret` (shown only here), `null` for one that gave its own.
+    pub hmac_secrets: Vec<Option<String>>,
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -120,6 +123,7 @@ pub(super) async fn create_event(
         .map_err(ApiError::BadRequest)?;
     e.tags = caller.principal.scoped_tags(std::mem::take(&mut e.tags))?;
     st.check_target(&e.action).await?;
+    let generated = super::secrets::ensure_own(&mut e);
     let after = start_after(&e, now);
     let mut occs = plan_event(&st, &mut e, after, now)?;
     st.engine.lease_near(&e, &mut occs, now);
@@ -151,7 +155,9 @@ pub(super) async fn create_event(
             }
             st.audit(&caller, "event.create", Some(e.id.to_string()), summary(&e))
                 .await;
-            Ok((StatusCode::CREATED, Json(EventOut::from(&e))).into_response())
+            let mut out = EventOut::from(&e);
+            out.hmac_secret = generated;
+            Ok((StatusCode::CREATED, Json(out)).into_response())
         }
         Created::Existing {
             event,
@@ -164,7 +170,10 @@ pub(super) async fn create_event(
                     "Idempotency-Key was already used with a different request body; use a new key for a new event".into(),
                 ));
             }
-            Ok((StatusCode::OK, Json(EventOut::from(event.as_ref()))).into_response())
+            // The same request again: the same answer, with the secret a lost 201 carried.
+            let mut out = EventOut::from(event.as_ref());
+            out.hmac_secret = event.hmac_secret.clone();
+            Ok((StatusCode::OK, Json(out)).into_response())
         }
     }
 }
@@ -199,10 +208,14 @@ pub(super) async fn create_events_batch(
     let now = now_ms();
     let mut targets: HashMap<String, Result<(), ApiError>> = HashMap::new();
     let mut ready = Vec::with_capacity(n);
+    let mut secrets = Vec::with_capacity(n);
     let mut invalid = Vec::new();
     for (index, raw) in input.events.into_iter().enumerate() {
         match prepare_item(&st, &caller, raw, now, &mut targets).await {
-            Ok(item) => ready.push(item),
+            Ok((item, secret)) => {
+                ready.push(item);
+                secrets.push(secret);
+            }
             Err(e) => invalid.push(json!({
                 "index": index,
                 "status": e.status().as_u16(),
@@ -240,7 +253,12 @@ pub(super) async fn create_events_batch(
         json!({"count": n, "ids": ids}),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(BatchOut { count: n, ids })).into_response())
+    let out = BatchOut {
+        count: n,
+        ids,
+        hmac_secrets: secrets,
+    };
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 /// One item of a batch: parsed, validated, scoped, target-checked and planned.
@@ -250,7 +268,7 @@ async fn prepare_item(
     raw: serde_json::Value,
     now: Millis,
     targets: &mut HashMap<String, Result<(), ApiError>>,
-) -> Result<(Event, Vec<NewOccurrence>), ApiError> {
+) -> Result<((Event, Vec<NewOccurrence>), Option<String>), ApiError> {
     let input: EventIn = serde_json::from_value(raw)
         .map_err(|e| ApiError::BadRequest(format!("invalid event: {e}")))?;
     let mut e = input
@@ -266,9 +284,10 @@ async fn prepare_item(
     if let Some(Err(err)) = targets.get(&url) {
         return Err(ApiError::Unprocessable(err.to_string()));
     }
+    let secret = super::secrets::ensure_own(&mut e);
     let after = start_after(&e, now);
     let occs = plan_event(st, &mut e, after, now)?;
-    Ok((e, occs))
+    Ok(((e, occs), secret))
 }
 
 /// Get an event
@@ -356,8 +375,9 @@ pub(super) async fn list_events(
 
 /// Update an event
 ///
-/// A partial update: only the fields given change; `null` clears `description`, `schedule` and
-/// `hmac_secret`. A change of `start_time`, `timezone`, `schedule`, `exdates` or `rdates`
+/// A partial update: only the fields given change; `null` clears `description` and `schedule`,
+/// and makes a new generated `hmac_secret` (returned once, in this answer). An `apicall` action
+/// without `headers` keeps the stored ones; a header given as `***` keeps its stored value. A change of `start_time`, `timezone`, `schedule`, `exdates` or `rdates`
 /// re-plans future occurrences only.
 #[utoipa::path(
     put,
@@ -381,6 +401,7 @@ pub(super) async fn update_event(
     let old = st.visible_event(&caller, &raw).await?;
     let id = old.id;
     let now = now_ms();
+    let cleared_secret = matches!(patch.hmac_secret, Some(None));
     let mut new = old
         .to_input()
         .merge(patch)
@@ -394,14 +415,8 @@ pub(super) async fn update_event(
     }
     new.next_fire_at = old.next_fire_at;
     // A changed secret: the old one keeps signing too for the grace period.
-    new.previous_secret = if new.hmac_secret != old.hmac_secret {
-        Some((
-            old.hmac_secret.clone(),
-            now + st.config.auth.secret_rotation_grace.as_millis(),
-        ))
-    } else {
-        old.previous_secret.clone()
-    };
+    let grace = st.config.auth.secret_rotation_grace.as_millis();
+    let generated = super::secrets::on_update(&old, &mut new, cleared_secret, now, grace);
     let resumed = old.status != EventStatus::Active && new.status == EventStatus::Active;
     let paused = old.status == EventStatus::Active && new.status == EventStatus::Paused;
     let replan = new.timing_differs(&old) || resumed;
@@ -444,7 +459,9 @@ pub(super) async fn update_event(
         json!({ "changed": changed_fields(&old, &e) }),
     )
     .await;
-    Ok(Json(EventOut::from(&e)))
+    let mut out = EventOut::from(&e);
+    out.hmac_secret = generated;
+    Ok(Json(out))
 }
 
 /// Delete an event
@@ -643,6 +660,10 @@ fn changed_fields(old: &Event, new: &Event) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     };
+    // Responses mask apicall header values: a change of one alone is still a change.
+    if old.action != new.action && !changed.iter().any(|c| c == "action") {
+        changed.push("action".into());
+    }
     if old.hmac_secret != new.hmac_secret {
         changed.push("hmac_secret".into());
     }

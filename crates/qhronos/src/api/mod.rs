@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod queues;
 pub mod request_id;
 pub mod schedules;
+pub mod secrets;
 pub mod system;
 pub mod tokens;
 pub mod ws;
@@ -126,6 +127,7 @@ pub fn router(state: AppState, g: Gate) -> Router {
     Router::new()
         .merge(system::router())
         .merge(events::router())
+        .merge(secrets::router())
         .merge(occurrences::router())
         .merge(schedules::router())
         .merge(tokens::router())

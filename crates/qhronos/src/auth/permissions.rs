@@ -32,6 +32,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("POST", "/events/{id}/resume", Need::Write),
     ("POST", "/events/{id}/trigger", Need::Write),
     ("GET", "/events/{id}/occurrences", Need::Read),
+    ("GET", "/events/{id}/secret", Need::Write),
     ("GET", "/occurrences", Need::Read),
     ("GET", "/occurrences/{id}", Need::Read),
     ("DELETE", "/occurrences/{id}", Need::Write),
