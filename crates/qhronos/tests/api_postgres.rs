@@ -28,6 +28,8 @@ mod openapi;
 mod operations;
 #[path = "api/restart.rs"]
 mod restart;
+#[path = "api/scopes.rs"]
+mod scopes;
 #[path = "api/secrets.rs"]
 mod secrets;
 #[path = "api/security.rs"]

@@ -96,6 +96,8 @@ fn earliest(occs: &[NewOccurrence]) -> Option<Millis> {
 ///
 /// A one-time event (`start_time` only) or a series (`schedule`). `Idempotency-Key` makes a
 /// retry return the same event (200 instead of 201); the same key with a different body is 409.
+/// Keys belong to the caller's identity (the master token, or an issued token's `sub`): another
+/// identity's same key makes another event.
 #[utoipa::path(
     post,
     path = "/events",
@@ -139,7 +141,9 @@ pub(super) async fn create_event(
                         "Idempotency-Key: expected 1 to 255 visible ASCII characters".into(),
                     )
                 })?;
-            Some(k.to_string())
+            // Keys belong to the caller's identity: another tenant's same key is another
+            // key (it neither returns nor reveals this one's event).
+            Some(caller.principal.idempotency_key(k))
         }
     };
     let hash = hex::encode(Sha256::digest(&raw));
@@ -153,8 +157,14 @@ pub(super) async fn create_event(
             if e.next_fire_at.is_some() {
                 st.engine.expand_now();
             }
-            st.audit(&caller, "event.create", Some(e.id.to_string()), summary(&e))
-                .await;
+            st.audit_in(
+                &caller,
+                "event.create",
+                Some(e.id.to_string()),
+                &e.tags,
+                summary(&e),
+            )
+            .await;
             let mut out = EventOut::from(&e);
             out.hmac_secret = generated;
             Ok((StatusCode::CREATED, Json(out)).into_response())
@@ -246,10 +256,12 @@ pub(super) async fn create_events_batch(
         st.engine.expand_now();
     }
     let ids: Vec<Uuid> = ready.iter().map(|(e, _)| e.id).collect();
-    st.audit(
+    let tags = super::audit::union(ready.iter().map(|(e, _)| &e.tags));
+    st.audit_in(
         &caller,
         "event.create_batch",
         None,
+        &tags,
         json!({"count": n, "ids": ids}),
     )
     .await;
@@ -452,10 +464,13 @@ pub(super) async fn update_event(
         .get_event(id)
         .await?
         .ok_or_else(|| not_found(&raw))?;
-    st.audit(
+    // About both the old and the new tags: a scoped admin reads it only when it covers both.
+    let tags = super::audit::union([&old.tags, &e.tags]);
+    st.audit_in(
         &caller,
         "event.update",
         Some(id.to_string()),
+        &tags,
         json!({ "changed": changed_fields(&old, &e) }),
     )
     .await;
@@ -487,10 +502,11 @@ pub(super) async fn delete_event(
         return Err(not_found(&raw));
     }
     st.engine.forget_event(e.id, None);
-    st.audit(
+    st.audit_in(
         &caller,
         "event.delete",
         Some(e.id.to_string()),
+        &e.tags,
         json!({ "name": e.name }),
     )
     .await;
@@ -524,8 +540,14 @@ pub(super) async fn pause_event(
     }
     st.store.set_paused(e.id, true, None, &[], now_ms()).await?;
     st.engine.forget_event(e.id, None);
-    st.audit(&caller, "event.pause", Some(e.id.to_string()), json!({}))
-        .await;
+    st.audit_in(
+        &caller,
+        "event.pause",
+        Some(e.id.to_string()),
+        &e.tags,
+        json!({}),
+    )
+    .await;
     let e = st
         .store
         .get_event(e.id)
@@ -568,8 +590,14 @@ pub(super) async fn resume_event(
             st.engine.due_at(t);
         }
         st.engine.expand_now();
-        st.audit(&caller, "event.resume", Some(id.to_string()), json!({}))
-            .await;
+        st.audit_in(
+            &caller,
+            "event.resume",
+            Some(id.to_string()),
+            &e.tags,
+            json!({}),
+        )
+        .await;
     } else if e.status == EventStatus::Inactive {
         return Err(ApiError::Conflict(
             "event is inactive (it has finished): there is nothing to resume; use /trigger to fire it once more".into(),
@@ -614,10 +642,11 @@ pub(super) async fn trigger_event(
         now += 1;
     };
     st.engine.due_at(occ.scheduled_at);
-    st.audit(
+    st.audit_in(
         &caller,
         "event.trigger",
         Some(id.to_string()),
+        &e.tags,
         json!({ "occurrence_id": occ.id }),
     )
     .await;

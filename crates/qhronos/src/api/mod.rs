@@ -66,11 +66,38 @@ pub struct AppState {
 impl AppState {
     /// Appends to the audit log. A failure is logged, not returned: the change it describes
     /// has already been committed.
+    /// The entry concerns no tag: only admins without a scope read it (see `audit_in`).
     pub async fn audit(
         &self,
         caller: &Caller,
         action: &str,
         target: Option<String>,
+        summary: Value,
+    ) {
+        self.audit_entry(caller, action, target, None, summary)
+            .await
+    }
+
+    /// Appends an entry about something tagged `tags` (an event's tags, a token's scope): an
+    /// admin whose scope covers them reads it.
+    pub async fn audit_in(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: Option<String>,
+        tags: &[String],
+        summary: Value,
+    ) {
+        self.audit_entry(caller, action, target, Some(tags.to_vec()), summary)
+            .await
+    }
+
+    async fn audit_entry(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: Option<String>,
+        tags: Option<Vec<String>>,
         summary: Value,
     ) {
         let entry = AuditEntry {
@@ -81,6 +108,7 @@ impl AppState {
             target,
             ip: caller.ip.map(|ip| ip.to_string()),
             summary,
+            tags,
         };
         if let Err(e) = self.store.append_audit(&entry).await {
             tracing::error!(error = %e, action, "audit append failed");

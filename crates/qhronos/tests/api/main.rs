@@ -12,6 +12,7 @@ mod helpers;
 mod openapi;
 mod operations;
 mod restart;
+mod scopes;
 mod secrets;
 mod security;
 mod validation;
