@@ -167,14 +167,15 @@ pub(super) async fn metrics(State(st): State<AppState>) -> axum::response::Respo
         .into_response()
 }
 
-/// The store's figures, at most a second old (see `gauge_cache`): `/status` and `/metrics` are
+/// The store's figures, about a second old (see `gauge_cache`): `/status` and `/metrics` are
 /// open to anyone, and counting by status reads every occurrence.
 async fn cached_gauges(
     st: &AppState,
 ) -> crate::store::Result<std::sync::Arc<crate::store::Gauges>> {
+    let store = st.store.clone();
     st.metrics
         .store_gauges
-        .get(|| st.store.gauges(now_ms()))
+        .get(move || async move { store.gauges(now_ms()).await })
         .await
 }
 

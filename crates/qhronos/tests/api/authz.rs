@@ -282,7 +282,7 @@ async fn invented_methods_answer_405_before_the_rate_limit_and_create_no_metric_
 }
 
 #[tokio::test]
-async fn status_counts_are_read_at_most_once_a_second() {
+async fn status_counts_are_read_from_the_store_at_most_once_a_second() {
     let app = spawn_app().await;
     let (_, before) = app.get("/status").await;
     app.create(webhook_event("http://127.0.0.1:9/h", 3_600_000))
@@ -292,11 +292,16 @@ async fn status_counts_are_read_at_most_once_a_second() {
         soon["occurrences"], before["occurrences"],
         "within a second: the cached counts"
     );
+    // Older than a second: the next request starts a read behind it, and a later one gets it.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (_, later) = app.get("/status").await;
-    assert_eq!(
-        later["occurrences"]["pending"].as_i64().unwrap(),
-        before["occurrences"]["pending"].as_i64().unwrap() + 1,
-        "{later}"
-    );
+    let want = before["occurrences"]["pending"].as_i64().unwrap() + 1;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let (_, later) = app.get("/status").await;
+        if later["occurrences"]["pending"].as_i64() == Some(want) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{later}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
