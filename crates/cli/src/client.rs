@@ -50,6 +50,21 @@ impl std::error::Error for Failure {}
 
 pub type Result<T> = std::result::Result<T, Failure>;
 
+/// How many times one request waits out a 429 before the command gives up (exit code 2).
+pub const MAX_RATE_LIMIT_WAITS: u32 = 5;
+/// The longest single wait, whatever `Retry-After` says.
+const MAX_RATE_LIMIT_WAIT_SECS: u64 = 60;
+
+/// Seconds to wait from `Retry-After` (delay-seconds; 1 when absent or not a number), at most
+/// [`MAX_RATE_LIMIT_WAIT_SECS`].
+fn retry_after(h: &reqwest::header::HeaderMap) -> u64 {
+    h.get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1)
+        .clamp(1, MAX_RATE_LIMIT_WAIT_SECS)
+}
+
 pub struct Client {
     base: url::Url,
     token: Option<String>,
@@ -122,29 +137,45 @@ impl Client {
         body: Option<&Value>,
         headers: &[(&str, String)],
     ) -> Result<Value> {
-        let mut req = self.http.request(method, url.clone());
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, v);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| self.transport(e))?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| self.transport(e))?;
-        if status.is_success() {
-            if text.trim().is_empty() {
-                return Ok(Value::Null);
+        let mut waits = 0;
+        loop {
+            let mut req = self.http.request(method.clone(), url.clone());
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
             }
-            return serde_json::from_str(&text).map_err(|e| Failure {
-                code: exit::SERVER,
-                message: format!("the server answered {status} with a body that is not JSON: {e}"),
-            });
+            for (k, v) in headers {
+                req = req.header(*k, v);
+            }
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let resp = req.send().await.map_err(|e| self.transport(e))?;
+            let status = resp.status();
+            // The rate limiter refuses before the request does anything, so sending it again
+            // is safe: wait as long as the server asks, a bounded number of times.
+            if status == StatusCode::TOO_MANY_REQUESTS && waits < MAX_RATE_LIMIT_WAITS {
+                waits += 1;
+                let secs = retry_after(resp.headers());
+                eprintln!(
+                    "qhronos: rate limited (HTTP 429): waiting {secs} s as the server asks, then retrying ({waits} of {MAX_RATE_LIMIT_WAITS})"
+                );
+                tokio::time::sleep(Duration::from_secs(secs)).await;
+                continue;
+            }
+            let text = resp.text().await.map_err(|e| self.transport(e))?;
+            if status.is_success() {
+                if text.trim().is_empty() {
+                    return Ok(Value::Null);
+                }
+                return serde_json::from_str(&text).map_err(|e| Failure {
+                    code: exit::SERVER,
+                    message: format!(
+                        "the server answered {status} with a body that is not JSON: {e}"
+                    ),
+                });
+            }
+            return Err(self.refused(status, &text));
         }
-        Err(self.refused(status, &text))
     }
 
     /// A failure before any HTTP answer.
@@ -216,5 +247,24 @@ impl Client {
                 message: format!("server error (HTTP {}): {server_msg}", status.as_u16()),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_as_seconds_and_bounded() {
+        let h = |v: &str| {
+            let mut m = reqwest::header::HeaderMap::new();
+            m.insert(reqwest::header::RETRY_AFTER, v.parse().unwrap());
+            m
+        };
+        assert_eq!(retry_after(&h("3")), 3);
+        assert_eq!(retry_after(&h("0")), 1);
+        assert_eq!(retry_after(&h("86400")), 60);
+        assert_eq!(retry_after(&h("soon")), 1);
+        assert_eq!(retry_after(&reqwest::header::HeaderMap::new()), 1);
     }
 }

@@ -78,6 +78,8 @@ enum EventsCmd {
     Resume { id: String },
     /// Fire one extra occurrence now.
     Trigger { id: String },
+    /// Show an event's webhook signing secret (needs a write token within the event's scope).
+    Secret { id: String },
 }
 
 #[derive(Args, Debug)]
@@ -328,9 +330,10 @@ async fn run(cli: Cli) -> Result<String> {
                     .await?;
                 Ok(show(&v, &|v| {
                     format!(
-                        "created event {}\n{}",
+                        "created event {}\n{}{}",
                         output::field(v, "id"),
-                        output::event_detail(v)
+                        output::event_detail(v),
+                        output::generated_secret(v)
                     )
                 }))
             }
@@ -383,6 +386,23 @@ async fn run(cli: Cli) -> Result<String> {
                         output::field(v, "id"),
                         output::field(v, "status")
                     )
+                }))
+            }
+            (_, EventsCmd::Secret { id }) => {
+                let v = client
+                    .send(
+                        Method::GET,
+                        client.url(&format!("events/{}/secret", seg(&id)), &[]),
+                        None,
+                    )
+                    .await?;
+                Ok(show(&v, &|v| {
+                    match v["hmac_secret"].as_str() {
+                    Some(s) => format!("{s}\n"),
+                    None => format!(
+                        "event {id} is signed with the server's default secret (it predates per-event secrets); give it its own with PUT /events/{id} {{\"hmac_secret\": null}}\n"
+                    ),
+                }
                 }))
             }
             (_, EventsCmd::Trigger { id }) => {

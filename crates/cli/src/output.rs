@@ -125,6 +125,17 @@ pub fn event_detail(e: &Value) -> String {
     pairs(&items)
 }
 
+/// The secret the server generated for a new event: printed once, with how to read it later.
+pub fn generated_secret(e: &Value) -> String {
+    match e["hmac_secret"].as_str() {
+        Some(secret) => format!(
+            "hmac_secret: {secret}\n  (generated for this event and shown only now; verify webhooks with it, read it again with `qhronos events secret {}`)\n",
+            field(e, "id")
+        ),
+        None => String::new(),
+    }
+}
+
 pub fn occurrences_table(occs: &[Value]) -> String {
     let rows: Vec<Vec<String>> = occs
         .iter()

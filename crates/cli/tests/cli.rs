@@ -20,6 +20,10 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Self::start_with(|_| {})
+    }
+
+    fn start_with(tweak: impl FnOnce(&mut Config)) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             port: 0,
@@ -29,6 +33,7 @@ impl Server {
         };
         config.delivery.allowed_networks = vec!["127.0.0.0/8".parse().expect("cidr")];
         config.rate_limit.enabled = false;
+        tweak(&mut config);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -177,6 +182,36 @@ fn events_lifecycle() {
     let ev = o.json();
     let id = ev["id"].as_str().expect("id").to_string();
     assert_eq!(ev["name"], "once");
+    // No --secret: the server generated one; `events secret` reads it again.
+    let generated = ev["hmac_secret"]
+        .as_str()
+        .expect("generated secret")
+        .to_string();
+    assert!(generated.starts_with("whsec_"), "{generated}");
+    let o = ok(&mut s.cli(), &["events", "secret", &id]);
+    assert_eq!(o.stdout.trim(), generated);
+    let o = ok(
+        &mut s.cli(),
+        &[
+            "events",
+            "create",
+            "--name",
+            "n",
+            "--at",
+            &at,
+            "--webhook",
+            "http://127.0.0.1:9/n",
+        ],
+    );
+    assert!(o.stdout.contains("hmac_secret: whsec_"), "{}", o.stdout);
+    assert!(o.stdout.contains("qhronos events secret"), "{}", o.stdout);
+    let extra = o.stdout["created event ".len()..]
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    ok(&mut s.cli(), &["events", "delete", &extra]);
     assert_eq!(ev["action"]["params"]["url"], "http://127.0.0.1:9/once");
     assert_eq!(ev["status"], "active");
 
@@ -645,4 +680,25 @@ fn errors() {
         o.stdout.trim(),
         format!("qhronos {}", env!("CARGO_PKG_VERSION"))
     );
+}
+
+#[test]
+fn a_rate_limited_command_waits_out_retry_after_and_says_so() {
+    let s = Server::start_with(|c| {
+        c.rate_limit.enabled = true;
+        c.rate_limit.master = true;
+        c.rate_limit.burst = 2;
+        c.rate_limit.per_second = 1.0;
+    });
+    ok(&mut s.cli(), &["events", "list"]);
+    ok(&mut s.cli(), &["events", "list"]);
+    let started = std::time::Instant::now();
+    let o = ok(&mut s.cli(), &["--json", "events", "list"]);
+    assert!(
+        o.stderr.contains("rate limited (HTTP 429): waiting 1 s"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.json()["data"].is_array());
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
 }

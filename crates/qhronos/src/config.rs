@@ -226,23 +226,51 @@ impl Default for AuthConfig {
     }
 }
 
-/// A token bucket per token (per client IP for requests without a valid token).
+/// A token bucket per issued token, and one per client IP for requests without a valid token.
+/// The master token is not limited unless `master` is set.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     pub enabled: bool,
+    /// Requests an issued token may send at once.
+    pub burst: u32,
+    /// Sustained requests per second of an issued token.
+    pub per_second: f64,
+    /// Requests without a valid token, per client IP.
+    pub anonymous: BucketConfig,
+    /// Limit the master token too (with `burst` and `per_second`). Off by default: the operator's
+    /// own scripts (an import of thousands of events) should not stall on 429.
+    pub master: bool,
+}
+
+/// One token bucket's figures.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BucketConfig {
     /// Requests that may arrive at once.
     pub burst: u32,
     /// Sustained requests per second.
     pub per_second: f64,
 }
 
+impl Default for BucketConfig {
+    fn default() -> Self {
+        BucketConfig {
+            burst: 100,
+            per_second: 10.0,
+        }
+    }
+}
+
 impl Default for RateLimitConfig {
     fn default() -> Self {
         RateLimitConfig {
             enabled: true,
-            burst: 100,
-            per_second: 10.0,
+            // A normal import (a few thousand events created one by one) goes through.
+            burst: 1000,
+            per_second: 200.0,
+            anonymous: BucketConfig::default(),
+            master: false,
         }
     }
 }
@@ -263,6 +291,10 @@ pub struct DeliveryConfig {
     /// How much of a response body an attempt keeps.
     pub response_excerpt_bytes: usize,
     pub user_agent: String,
+    /// Also send the original `X-Qhronos-Signature` (hex HMAC of the body alone: no timestamp,
+    /// so a captured request can be replayed). Turn it off once receivers check
+    /// `webhook-signature`.
+    pub legacy_signature: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -337,6 +369,7 @@ impl Default for DeliveryConfig {
             hosts: Default::default(),
             response_excerpt_bytes: 1024,
             user_agent: concat!("Qhronos/", env!("CARGO_PKG_VERSION")).into(),
+            legacy_signature: true,
         }
     }
 }
@@ -508,12 +541,13 @@ impl Config {
         if self.smtp.user.is_some() != self.smtp.password.is_some() {
             return bad("smtp.user and smtp.password go together: set both or neither");
         }
-        if self.rate_limit.enabled
-            && (self.rate_limit.burst == 0
-                || self.rate_limit.per_second.is_nan()
-                || self.rate_limit.per_second <= 0.0)
-        {
+        let r = &self.rate_limit;
+        let bucket_ok = |burst: u32, rate: f64| burst > 0 && rate.is_finite() && rate > 0.0;
+        if r.enabled && !bucket_ok(r.burst, r.per_second) {
             return bad("rate_limit.burst and rate_limit.per_second must be above 0 (or set rate_limit.enabled: false)");
+        }
+        if r.enabled && !bucket_ok(r.anonymous.burst, r.anonymous.per_second) {
+            return bad("rate_limit.anonymous.burst and rate_limit.anonymous.per_second must be above 0 (or set rate_limit.enabled: false)");
         }
         if let Some(t) = &self.auth.jwt_secret {
             if t.len() < 32 {
@@ -537,9 +571,66 @@ impl Config {
     }
 }
 
+/// A database URL fit for logs and messages: the password (in the user part, or a `password`
+/// query parameter) replaced by `***`. A URL that does not parse is masked from its `://` to
+/// its last `@`, so nothing that could be a password is shown.
+pub fn masked_url(url: &str) -> String {
+    const MASK: &str = "***";
+    if let Ok(mut u) = url::Url::parse(url) {
+        if u.password().is_some() && u.set_password(Some(MASK)).is_err() {
+            return MASK.to_string();
+        }
+        if u.query_pairs().any(|(k, _)| k == "password") {
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "password" {
+                        MASK.into()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            u.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        return u.to_string();
+    }
+    match (url.find("://"), url.rfind('@')) {
+        (Some(a), Some(b)) if b > a + 3 => format!("{}{MASK}{}", &url[..a + 3], &url[b..]),
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_passwords_are_masked_wherever_they_are_written() {
+        for (url, shown) in [
+            (
+                "postgres://qh:s3cret@db.internal:5432/qhronos",
+                "postgres://qh:***@db.internal:5432/qhronos",
+            ),
+            (
+                "postgres://qh@db/qhronos?sslmode=require&password=s3cret",
+                "postgres://qh@db/qhronos?sslmode=require&password=***",
+            ),
+            ("postgres://qh@db/qhronos", "postgres://qh@db/qhronos"),
+            (
+                "sqlite:///var/lib/qhronos/qhronos.db",
+                "sqlite:///var/lib/qhronos/qhronos.db",
+            ),
+            (
+                "postgres://qh:s3cret@[bad/qhronos",
+                "postgres://***@[bad/qhronos",
+            ),
+        ] {
+            assert_eq!(masked_url(url), shown, "{url}");
+            assert!(!masked_url(url).contains("s3cret"));
+        }
+    }
 
     #[test]
     fn yaml_file_then_flags_override_defaults() {

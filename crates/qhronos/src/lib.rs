@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod gauge_cache;
 pub mod metrics;
 pub mod ratelimit;
 pub mod startup;

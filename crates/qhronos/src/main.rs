@@ -99,10 +99,8 @@ fn masked(config: &Config) -> serde_json::Value {
         }
     }
     if let Some(url) = v.get_mut("database_url") {
-        if let Some(mut u) = url.as_str().and_then(|s| url::Url::parse(s).ok()) {
-            if u.password().is_some() && u.set_password(Some(MASK)).is_ok() {
-                *url = u.as_str().into();
-            }
+        if let Some(u) = url.as_str().map(qhronos::config::masked_url) {
+            *url = u.into();
         }
     }
     v

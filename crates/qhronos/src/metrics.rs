@@ -25,14 +25,16 @@ pub struct ActionLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    pub method: String,
+    /// A standard method or `other` (see `auth::gate::method_label`).
+    pub method: &'static str,
+    /// The route template (`/events/{id}`), or `unmatched`: never the raw path.
     pub route: String,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub method: String,
+    pub method: &'static str,
     pub route: String,
 }
 
@@ -72,6 +74,8 @@ pub struct Metrics {
     pub fire_lag_avg_us: AtomicU64,
     /// `metrics.enabled`: when false nothing is recorded and `/metrics` answers 404.
     pub enabled: bool,
+    /// The store's figures for `/status` and `/metrics`, read at most once a second.
+    pub store_gauges: crate::gauge_cache::GaugeCache,
 }
 
 impl Default for Metrics {
@@ -98,6 +102,7 @@ impl Metrics {
             retention_removed: Family::default(),
             fire_lag_avg_us: AtomicU64::new(0),
             enabled: true,
+            store_gauges: Default::default(),
             registry: Registry::default(),
         };
         r.register(

@@ -43,14 +43,20 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     }
     let store = store::connect(&url, &config.database)
         .await
-        .with_context(|| format!("cannot open the store at {url}"))?;
+        .with_context(|| {
+            format!(
+                "cannot open the store at {}",
+                crate::config::masked_url(&url)
+            )
+        })?;
     Ok(store)
 }
 
-/// Where the data lives, for people: the absolute path of the embedded file.
+/// Where the data lives, for people: the absolute path of the embedded file, or the database
+/// URL with its password masked.
 pub fn describe_store(config: &Config) -> String {
     match &config.database_url {
-        Some(url) if !url.is_empty() => url.clone(),
+        Some(url) if !url.is_empty() => crate::config::masked_url(url),
         _ => {
             let p = config.data_dir.join("qhronos.db");
             std::path::absolute(&p).unwrap_or(p).display().to_string()

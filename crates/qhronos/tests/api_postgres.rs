@@ -2,10 +2,14 @@
 //! the server at `POSTGRES_TEST_URL`. See tests/api/helpers.rs for the backend choice and for
 //! what happens when no server is reachable. The multi-node tests live here only.
 
+#[path = "api/authz.rs"]
+mod authz;
 #[path = "api/channels.rs"]
 mod channels;
 #[path = "api/cli.rs"]
 mod cli;
+#[path = "api/defaults.rs"]
+mod defaults;
 #[path = "api/delivery.rs"]
 mod delivery;
 #[path = "api/email_relay.rs"]
@@ -30,6 +34,10 @@ mod operations;
 mod receipts;
 #[path = "api/restart.rs"]
 mod restart;
+#[path = "api/scopes.rs"]
+mod scopes;
+#[path = "api/secrets.rs"]
+mod secrets;
 #[path = "api/security.rs"]
 mod security;
 #[path = "api/templates.rs"]

@@ -19,13 +19,15 @@ pub fn router() -> Router<AppState> {
 ///
 /// Writes a consistent copy of the embedded database into `<data_dir>/backups/` while the
 /// service runs, and answers with its path. Restore it with `qhronosd restore --from FILE`
-/// while qhronosd is stopped.
+/// while qhronosd is stopped. The file is readable by its owner only (0600): it holds the JWT
+/// signing key, token hashes and webhook secrets. An admin token with a scope gets 403.
 #[utoipa::path(
     post,
     path = "/admin/backup",
     tag = "system",
     responses(
         (status = 201, description = "The backup was written", body = super::openapi::BackupOut),
+        (status = 403, response = super::openapi::Forbidden),
         (status = 409, response = super::openapi::Conflict),
     ),
 )]
@@ -33,8 +35,13 @@ pub(super) async fn backup(
     State(st): State<AppState>,
     caller: Caller,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if caller.principal.scope().is_some() {
+        return Err(ApiError::Forbidden(
+            "a backup holds every tenant's events, the token hashes and the JWT signing key: only the master token or an admin token without a scope may take one".into(),
+        ));
+    }
     let dir = st.config.data_dir.join("backups");
-    std::fs::create_dir_all(&dir)
+    crate::store::private_file::create_dir(&dir)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
     let name = format!(
         "qhronos-{}.db",

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::extract::Params;
 use super::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::store::AuditFilter;
 
@@ -14,9 +15,21 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/audit", get(list_audit))
 }
 
+/// The tags of several things an entry concerns, each once.
+pub(super) fn union<'a>(lists: impl IntoIterator<Item = &'a Vec<String>>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in lists.into_iter().flatten() {
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    out
+}
+
 /// Read the audit log
 ///
-/// Newest first.
+/// Newest first. An admin token with a scope reads only the entries about events whose tags
+/// all lie in its scope, and about tokens whose scope does.
 #[utoipa::path(
     get,
     path = "/audit",
@@ -37,6 +50,7 @@ pub fn router() -> Router<AppState> {
 )]
 pub(super) async fn list_audit(
     State(st): State<AppState>,
+    caller: Caller,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
     p.only(&["actor", "action", "target", "from", "to", "limit", "cursor"])?;
@@ -59,6 +73,7 @@ pub(super) async fn list_audit(
         to: p.time("to")?,
         limit: limit + 1,
         before_id,
+        within: caller.principal.scope().map(<[String]>::to_vec),
     };
     let mut list = st.store.list_audit(&f).await?;
     let next = if list.len() as i64 > limit {

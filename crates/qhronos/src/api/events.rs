@@ -59,6 +59,9 @@ pub struct BatchIn {
 pub struct BatchOut {
     pub count: usize,
     pub ids: Vec<Uuid>,
+    /// In the order of `ids`: the signing secret generated for each event given without
+    /// `hmac_secret` (shown only here), `null` for one that gave its own.
+    pub hmac_secrets: Vec<Option<String>>,
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -103,6 +106,8 @@ fn earliest(occs: &[NewOccurrence]) -> Option<Millis> {
 ///
 /// A one-time event (`start_time` only) or a series (`schedule`). `Idempotency-Key` makes a
 /// retry return the same event (200 instead of 201); the same key with a different body is 409.
+/// Keys belong to the caller's identity (the master token, or an issued token's `sub`): another
+/// identity's same key makes another event.
 #[utoipa::path(
     post,
     path = "/events",
@@ -134,6 +139,7 @@ pub(super) async fn create_event(
     e.tags = caller.principal.scoped_tags(std::mem::take(&mut e.tags))?;
     e.action.send_as(sender_of(&caller.principal));
     st.check_target(&e.action).await?;
+    let generated = super::secrets::ensure_own(&mut e);
     let after = start_after(&e, now);
     let mut occs = plan_event(&st, &mut e, after, now).await?;
     st.engine.lease_near(&e, &mut occs, now);
@@ -149,7 +155,9 @@ pub(super) async fn create_event(
                         "Idempotency-Key: expected 1 to 255 visible ASCII characters".into(),
                     )
                 })?;
-            Some(k.to_string())
+            // Keys belong to the caller's identity: another tenant's same key is another
+            // key (it neither returns nor reveals this one's event).
+            Some(caller.principal.idempotency_key(k))
         }
     };
     let hash = hex::encode(Sha256::digest(&raw));
@@ -163,9 +171,17 @@ pub(super) async fn create_event(
             if e.next_fire_at.is_some() {
                 st.engine.expand_now();
             }
-            st.audit(&caller, "event.create", Some(e.id.to_string()), summary(&e))
-                .await;
-            Ok((StatusCode::CREATED, Json(EventOut::from(&e))).into_response())
+            st.audit_in(
+                &caller,
+                "event.create",
+                Some(e.id.to_string()),
+                &e.tags,
+                summary(&e),
+            )
+            .await;
+            let mut out = EventOut::from(&e);
+            out.hmac_secret = generated;
+            Ok((StatusCode::CREATED, Json(out)).into_response())
         }
         Created::Existing {
             event,
@@ -178,7 +194,10 @@ pub(super) async fn create_event(
                     "Idempotency-Key was already used with a different request body; use a new key for a new event".into(),
                 ));
             }
-            Ok((StatusCode::OK, Json(EventOut::from(event.as_ref()))).into_response())
+            // The same request again: the same answer, with the secret a lost 201 carried.
+            let mut out = EventOut::from(event.as_ref());
+            out.hmac_secret = event.hmac_secret.clone();
+            Ok((StatusCode::OK, Json(out)).into_response())
         }
     }
 }
@@ -213,10 +232,14 @@ pub(super) async fn create_events_batch(
     let now = now_ms();
     let mut targets: HashMap<String, Result<(), ApiError>> = HashMap::new();
     let mut ready = Vec::with_capacity(n);
+    let mut secrets = Vec::with_capacity(n);
     let mut invalid = Vec::new();
     for (index, raw) in input.events.into_iter().enumerate() {
         match prepare_item(&st, &caller, raw, now, &mut targets).await {
-            Ok(item) => ready.push(item),
+            Ok((item, secret)) => {
+                ready.push(item);
+                secrets.push(secret);
+            }
             Err(e) => invalid.push(json!({
                 "index": index,
                 "status": e.status().as_u16(),
@@ -254,14 +277,21 @@ pub(super) async fn create_events_batch(
         st.engine.expand_now();
     }
     let ids: Vec<Uuid> = ready.iter().map(|(e, _)| e.id).collect();
-    st.audit(
+    let tags = super::audit::union(ready.iter().map(|(e, _)| &e.tags));
+    st.audit_in(
         &caller,
         "event.create_batch",
         None,
+        &tags,
         json!({"count": n, "ids": ids}),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(BatchOut { count: n, ids })).into_response())
+    let out = BatchOut {
+        count: n,
+        ids,
+        hmac_secrets: secrets,
+    };
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 /// One item of a batch: parsed, validated, scoped, target-checked and planned.
@@ -271,7 +301,7 @@ async fn prepare_item(
     raw: serde_json::Value,
     now: Millis,
     targets: &mut HashMap<String, Result<(), ApiError>>,
-) -> Result<(Event, Vec<NewOccurrence>), ApiError> {
+) -> Result<((Event, Vec<NewOccurrence>), Option<String>), ApiError> {
     let input: EventIn = serde_json::from_value(raw)
         .map_err(|e| ApiError::BadRequest(format!("invalid event: {e}")))?;
     let mut e = input
@@ -288,9 +318,10 @@ async fn prepare_item(
     if let Some(Err(err)) = targets.get(&url) {
         return Err(ApiError::Unprocessable(err.to_string()));
     }
+    let secret = super::secrets::ensure_own(&mut e);
     let after = start_after(&e, now);
     let occs = plan_event(st, &mut e, after, now).await?;
-    Ok((e, occs))
+    Ok(((e, occs), secret))
 }
 
 /// Get an event
@@ -378,8 +409,9 @@ pub(super) async fn list_events(
 
 /// Update an event
 ///
-/// A partial update: only the fields given change; `null` clears `description`, `schedule` and
-/// `hmac_secret`. A change of `start_time`, `timezone`, `schedule`, `exdates` or `rdates`
+/// A partial update: only the fields given change; `null` clears `description` and `schedule`,
+/// and makes a new generated `hmac_secret` (returned once, in this answer). An `apicall` action
+/// without `headers` keeps the stored ones; a header given as `***` keeps its stored value. A change of `start_time`, `timezone`, `schedule`, `exdates` or `rdates`
 /// re-plans future occurrences only.
 #[utoipa::path(
     put,
@@ -403,6 +435,7 @@ pub(super) async fn update_event(
     let old = st.visible_event(&caller, &raw).await?;
     let id = old.id;
     let now = now_ms();
+    let cleared_secret = matches!(patch.hmac_secret, Some(None));
     let new = old
         .to_input()
         .merge(patch)
@@ -420,14 +453,8 @@ pub(super) async fn update_event(
     }
     new.next_fire_at = old.next_fire_at;
     // A changed secret: the old one keeps signing too for the grace period.
-    new.previous_secret = if new.hmac_secret != old.hmac_secret {
-        Some((
-            old.hmac_secret.clone(),
-            now + st.config.auth.secret_rotation_grace.as_millis(),
-        ))
-    } else {
-        old.previous_secret.clone()
-    };
+    let grace = st.config.auth.secret_rotation_grace.as_millis();
+    let generated = super::secrets::on_update(&old, &mut new, cleared_secret, now, grace);
     let resumed = old.status != EventStatus::Active && new.status == EventStatus::Active;
     let paused = old.status == EventStatus::Active && new.status == EventStatus::Paused;
     let replan = new.timing_differs(&old) || resumed;
@@ -463,14 +490,19 @@ pub(super) async fn update_event(
         .get_event(id)
         .await?
         .ok_or_else(|| not_found(&raw))?;
-    st.audit(
+    // About both the old and the new tags: a scoped admin reads it only when it covers both.
+    let tags = super::audit::union([&old.tags, &e.tags]);
+    st.audit_in(
         &caller,
         "event.update",
         Some(id.to_string()),
+        &tags,
         json!({ "changed": changed_fields(&old, &e) }),
     )
     .await;
-    Ok(Json(EventOut::from(&e)))
+    let mut out = EventOut::from(&e);
+    out.hmac_secret = generated;
+    Ok(Json(out))
 }
 
 /// Delete an event
@@ -496,10 +528,11 @@ pub(super) async fn delete_event(
         return Err(not_found(&raw));
     }
     st.engine.forget_event(e.id, None);
-    st.audit(
+    st.audit_in(
         &caller,
         "event.delete",
         Some(e.id.to_string()),
+        &e.tags,
         json!({ "name": e.name }),
     )
     .await;
@@ -533,8 +566,14 @@ pub(super) async fn pause_event(
     }
     st.store.set_paused(e.id, true, None, &[], now_ms()).await?;
     st.engine.forget_event(e.id, None);
-    st.audit(&caller, "event.pause", Some(e.id.to_string()), json!({}))
-        .await;
+    st.audit_in(
+        &caller,
+        "event.pause",
+        Some(e.id.to_string()),
+        &e.tags,
+        json!({}),
+    )
+    .await;
     let e = st
         .store
         .get_event(e.id)
@@ -577,8 +616,14 @@ pub(super) async fn resume_event(
             st.engine.due_at(t);
         }
         st.engine.expand_now();
-        st.audit(&caller, "event.resume", Some(id.to_string()), json!({}))
-            .await;
+        st.audit_in(
+            &caller,
+            "event.resume",
+            Some(id.to_string()),
+            &e.tags,
+            json!({}),
+        )
+        .await;
     } else if e.status == EventStatus::Inactive {
         return Err(ApiError::Conflict(
             "event is inactive (it has finished): there is nothing to resume; use /trigger to fire it once more".into(),
@@ -623,10 +668,11 @@ pub(super) async fn trigger_event(
         now += 1;
     };
     st.engine.due_at(occ.scheduled_at);
-    st.audit(
+    st.audit_in(
         &caller,
         "event.trigger",
         Some(id.to_string()),
+        &e.tags,
         json!({ "occurrence_id": occ.id }),
     )
     .await;
@@ -669,6 +715,10 @@ fn changed_fields(old: &Event, new: &Event) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     };
+    // Responses mask apicall header values: a change of one alone is still a change.
+    if old.action != new.action && !changed.iter().any(|c| c == "action") {
+        changed.push("action".into());
+    }
     if old.hmac_secret != new.hmac_secret {
         changed.push("hmac_secret".into());
     }

@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod queues;
 pub mod request_id;
 pub mod schedules;
+pub mod secrets;
 pub mod system;
 pub mod tokens;
 pub mod ws;
@@ -25,7 +26,7 @@ use axum::Router;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::gate::{gate, Gate};
+use crate::auth::gate::{gate, refuse_unknown_methods, Gate};
 use crate::auth::jwt::Tokens;
 use crate::auth::{Caller, MasterToken};
 use crate::config::Config;
@@ -65,11 +66,38 @@ pub struct AppState {
 impl AppState {
     /// Appends to the audit log. A failure is logged, not returned: the change it describes
     /// has already been committed.
+    /// The entry concerns no tag: only admins without a scope read it (see `audit_in`).
     pub async fn audit(
         &self,
         caller: &Caller,
         action: &str,
         target: Option<String>,
+        summary: Value,
+    ) {
+        self.audit_entry(caller, action, target, None, summary)
+            .await
+    }
+
+    /// Appends an entry about something tagged `tags` (an event's tags, a token's scope): an
+    /// admin whose scope covers them reads it.
+    pub async fn audit_in(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: Option<String>,
+        tags: &[String],
+        summary: Value,
+    ) {
+        self.audit_entry(caller, action, target, Some(tags.to_vec()), summary)
+            .await
+    }
+
+    async fn audit_entry(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: Option<String>,
+        tags: Option<Vec<String>>,
         summary: Value,
     ) {
         let entry = AuditEntry {
@@ -80,6 +108,7 @@ impl AppState {
             target,
             ip: caller.ip.map(|ip| ip.to_string()),
             summary,
+            tags,
         };
         if let Err(e) = self.store.append_audit(&entry).await {
             tracing::error!(error = %e, action, "audit append failed");
@@ -128,6 +157,7 @@ pub fn router(state: AppState, g: Gate) -> Router {
     Router::new()
         .merge(system::router())
         .merge(events::router())
+        .merge(secrets::router())
         .merge(occurrences::router())
         .merge(schedules::router())
         .merge(tokens::router())
@@ -139,6 +169,7 @@ pub fn router(state: AppState, g: Gate) -> Router {
         .merge(docs::router())
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(g, gate))
+        .layer(middleware::from_fn(refuse_unknown_methods))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             system::track_http,

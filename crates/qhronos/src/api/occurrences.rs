@@ -266,10 +266,11 @@ pub(super) async fn retry_occurrence(
         }
     }
     st.engine.due_at(now);
-    st.audit(
+    st.audit_in(
         &caller,
         "occurrence.retry",
         Some(o.id.to_string()),
+        &event.tags,
         json!({ "event_id": o.event_id }),
     )
     .await;
@@ -314,10 +315,12 @@ pub(super) async fn cancel_occurrence(
         "cancelled",
     )?;
     st.engine.forget_occurrence(o.id);
-    st.audit(
+    let tags = st.store.event_tags(o.event_id).await?.unwrap_or_default();
+    st.audit_in(
         &caller,
         "occurrence.cancel",
         Some(o.id.to_string()),
+        &tags,
         json!({ "event_id": o.event_id }),
     )
     .await;
@@ -364,10 +367,12 @@ pub(super) async fn move_occurrence(
     )?;
     st.engine.forget_occurrence(o.id);
     st.engine.due_at(to);
-    st.audit(
+    let tags = st.store.event_tags(o.event_id).await?.unwrap_or_default();
+    st.audit_in(
         &caller,
         "occurrence.move",
         Some(o.id.to_string()),
+        &tags,
         json!({ "event_id": o.event_id, "from": o.scheduled_at, "to": fmt_ms(to) }),
     )
     .await;

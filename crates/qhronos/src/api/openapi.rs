@@ -82,6 +82,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         super::events::pause_event,
         super::events::resume_event,
         super::events::trigger_event,
+        super::secrets::get_secret,
         super::occurrences::list_event_occurrences,
         super::occurrences::list_occurrences,
         super::occurrences::get_occurrence,

@@ -72,7 +72,7 @@ pub(super) async fn status(State(st): State<AppState>) -> (StatusCode, Json<Valu
     let beat = st.engine.heartbeat();
     let age = now_ms() - beat;
     let now = now_ms();
-    let gauges = st.store.gauges(now).await;
+    let gauges = cached_gauges(&st).await;
     let queue = json!({
         "oldest_overdue_seconds": gauges.as_ref().ok().and_then(|g| g.oldest_overdue).map(|t| (now - t).max(0) as f64 / 1000.0),
         "expander_lag_seconds": gauges.as_ref().map_or(0.0, |g| expander_lag(&st, g, now)),
@@ -80,7 +80,7 @@ pub(super) async fn status(State(st): State<AppState>) -> (StatusCode, Json<Valu
     });
     let retention = st.retention.lock().ok().and_then(|r| r.clone());
     let (clients, listeners) = st.hub.connected();
-    let counts = gauges.map(|g| g.counts);
+    let counts = gauges.map(|g| g.counts.clone());
     let code = if counts.is_ok() {
         StatusCode::OK
     } else {
@@ -109,7 +109,7 @@ pub(super) async fn status(State(st): State<AppState>) -> (StatusCode, Json<Valu
 /// Prometheus metrics
 ///
 /// The text exposition format. Queue depths, the oldest overdue occurrence, the expander lag and
-/// pool usage are read from the store at scrape time. See docs/operations.md for the list.
+/// pool usage are read from the store at most once a second. See docs/operations.md for the list.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -124,7 +124,7 @@ pub(super) async fn metrics(State(st): State<AppState>) -> axum::response::Respo
         .into_response();
     }
     let now = now_ms();
-    if let Ok(g) = st.store.gauges(now).await {
+    if let Ok(g) = cached_gauges(&st).await {
         let m = &st.metrics;
         let c = &g.counts;
         for (status, n) in [
@@ -142,7 +142,7 @@ pub(super) async fn metrics(State(st): State<AppState>) -> axum::response::Respo
                 .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0),
         );
         m.expander_lag.set(expander_lag(&st, &g, now));
-        for (pool, idle, used) in g.pools {
+        for &(pool, idle, used) in &g.pools {
             m.db_pool
                 .get_or_create(&PoolLabels {
                     pool,
@@ -167,6 +167,18 @@ pub(super) async fn metrics(State(st): State<AppState>) -> axum::response::Respo
         .into_response()
 }
 
+/// The store's figures, about a second old (see `gauge_cache`): `/status` and `/metrics` are
+/// open to anyone, and counting by status reads every occurrence.
+async fn cached_gauges(
+    st: &AppState,
+) -> crate::store::Result<std::sync::Arc<crate::store::Gauges>> {
+    let store = st.store.clone();
+    st.metrics
+        .store_gauges
+        .get(move || async move { store.gauges(now_ms()).await })
+        .await
+}
+
 /// Seconds by which the earliest unexpanded instance lies inside the look-ahead window.
 fn expander_lag(st: &AppState, g: &crate::store::Gauges, now: i64) -> f64 {
     let window_end = now + st.config.engine.look_ahead.as_millis();
@@ -180,7 +192,8 @@ pub async fn track_http(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let method = req.method().to_string();
+    // Labels from closed sets only: a request cannot invent a series.
+    let method = crate::auth::gate::method_label(req.method());
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
@@ -193,7 +206,7 @@ pub async fn track_http(
     let status = res.status().as_u16();
     m.http_requests
         .get_or_create(&HttpLabels {
-            method: method.clone(),
+            method,
             route: route.clone(),
             status,
         })

@@ -117,10 +117,11 @@ pub(super) async fn create_token(
         revoked_at: None,
     };
     st.store.create_token(&rec).await?;
-    st.audit(
+    st.audit_in(
         &caller,
         "token.issue",
         Some(jti.clone()),
+        &t.scope,
         json!({ "sub": sub, "access": access, "scope": t.scope, "clients": t.clients, "expires_at": fmt_ms(expires_at) }),
     )
     .await;
@@ -133,7 +134,8 @@ pub(super) async fn create_token(
 
 /// List issued tokens
 ///
-/// Newest first, without the tokens themselves.
+/// Newest first, without the tokens themselves. An admin token with a scope lists only the
+/// tokens whose scope lies inside its own (not empty, every tag in it).
 #[utoipa::path(
     get,
     path = "/tokens",
@@ -149,11 +151,15 @@ pub(super) async fn create_token(
 )]
 pub(super) async fn list_tokens(
     State(st): State<AppState>,
+    caller: Caller,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
     p.only(&["limit", "cursor"])?;
     let limit = p.limit()?;
-    let mut list = st.store.list_tokens(limit + 1, p.get("cursor")).await?;
+    let mut list = st
+        .store
+        .list_tokens(limit + 1, p.get("cursor"), caller.principal.scope())
+        .await?;
     let next = if list.len() as i64 > limit {
         list.truncate(limit as usize);
         list.last().map(|t| t.jti.clone())
@@ -165,7 +171,8 @@ pub(super) async fn list_tokens(
 
 /// Revoke a token
 ///
-/// Refused from the next request on (other nodes re-read revocations every second).
+/// Refused from the next request on (other nodes re-read revocations every second). An admin
+/// token with a scope may revoke only the tokens it lists; another is 404.
 #[utoipa::path(
     delete,
     path = "/tokens/{jti}",
@@ -181,11 +188,25 @@ pub(super) async fn revoke_token(
     caller: Caller,
     Path(jti): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let nf = || ApiError::NotFound(format!("token '{jti}' not found"));
+    // Outside a scoped admin's scope, a token is not found (never 403: ids cannot be probed).
+    let rec = st
+        .store
+        .get_token(&jti)
+        .await?
+        .filter(|t| caller.principal.covers(&t.scope))
+        .ok_or_else(nf)?;
     if !st.store.revoke_token(&jti, now_ms()).await? {
-        return Err(ApiError::NotFound(format!("token '{jti}' not found")));
+        return Err(nf());
     }
     st.tokens.revoke_local(&jti);
-    st.audit(&caller, "token.revoke", Some(jti), json!({}))
-        .await;
+    st.audit_in(
+        &caller,
+        "token.revoke",
+        Some(jti.clone()),
+        &rec.scope,
+        json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,7 +18,7 @@ use super::master::MasterToken;
 use super::permissions::{self, PUBLIC};
 use super::principal::{Caller, Principal};
 use crate::error::ApiError;
-use crate::ratelimit::{Decision, RateLimiter};
+use crate::ratelimit::{Class, Decision, RateLimiter};
 use std::time::Instant;
 
 #[derive(Clone)]
@@ -68,14 +68,20 @@ pub async fn gate(State(g): State<Gate>, mut req: Request, next: Next) -> Respon
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let auth = g.authenticate(&req);
-    let key = match &auth {
-        Ok(Some(p)) => p.actor(),
-        _ => format!("ip:{}", ip.map(|i| i.to_string()).unwrap_or_default()),
+    let (key, class) = match &auth {
+        Ok(Some(Principal::Master)) => ("master".to_string(), Class::Master),
+        Ok(Some(p)) => (p.actor(), Class::Token),
+        _ => (
+            format!("ip:{}", ip.map(|i| i.to_string()).unwrap_or_default()),
+            Class::Anonymous,
+        ),
     };
-    let decision = g
-        .limiter
-        .as_ref()
-        .map(|l| (l.check_at(&key, Instant::now()), l.per_second()));
+    let decision = g.limiter.as_ref().and_then(|l| {
+        Some((
+            l.check_at(&key, class, Instant::now())?,
+            l.per_second(class),
+        ))
+    });
     if let Some((d, per_second)) = &decision {
         if !d.allowed {
             g.metrics.rate_limited.inc();
@@ -100,8 +106,9 @@ pub async fn gate(State(g): State<Gate>, mut req: Request, next: Next) -> Respon
             Err(reason) => unauthorized(reason),
             Ok(None) => unauthorized("missing token"),
             Ok(Some(principal)) => match permissions::need(req.method(), &r) {
-                // A method the route does not have: the router answers 405 with `Allow`.
-                None if permissions::has_route(&r) => next.run(req).await,
+                // A method the table does not give this route is refused here, whatever the
+                // router has: a handler can only be reached through a rule.
+                None if permissions::has_route(&r) => method_not_allowed(req.method(), &r),
                 // A route missing from the table is refused to everyone (fail closed).
                 None => ApiError::Forbidden(format!("no permission rule for {} {r}", req.method()))
                     .into_response(),
@@ -128,4 +135,52 @@ pub async fn gate(State(g): State<Gate>, mut req: Request, next: Next) -> Respon
         set_headers(&mut res, d);
     }
     res
+}
+
+/// 405 with the methods the permission table gives the route.
+fn method_not_allowed(method: &Method, route: &str) -> Response {
+    let allow = permissions::methods(route).join(", ");
+    let mut r = (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({ "error": format!("{method} is not allowed on {route}: use {allow}") })),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&allow) {
+        r.headers_mut().insert(axum::http::header::ALLOW, v);
+    }
+    r
+}
+
+/// The methods the HTTP metrics and the router know; any other answers 405 before anything
+/// else runs, so that invented methods create no metric series and cost no lookup.
+pub const STANDARD_METHODS: &[Method] = &[
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::CONNECT,
+];
+
+/// The metric label of a method: itself when standard, else `other`.
+pub fn method_label(m: &Method) -> &'static str {
+    STANDARD_METHODS
+        .iter()
+        .find(|s| *s == m)
+        .map_or("other", Method::as_str)
+}
+
+/// Middleware, outside the gate: refuses methods that are not standard with 405.
+pub async fn refuse_unknown_methods(req: Request, next: Next) -> Response {
+    if method_label(req.method()) == "other" {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Json(json!({ "error": "unknown HTTP method: use GET, HEAD, POST, PUT, PATCH or DELETE" })),
+        )
+            .into_response();
+    }
+    next.run(req).await
 }

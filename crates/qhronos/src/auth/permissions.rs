@@ -1,5 +1,6 @@
-//! The permission table: every protected route and what it needs. The gate refuses a route
-//! that is not listed (fail closed), and the authorisation matrix test walks this table.
+//! The permission table: every protected route and what it needs. The gate refuses a route or
+//! a method that is not listed (fail closed); the authorisation matrix test walks every route
+//! and method the router answers and checks each against this table.
 
 use axum::http::Method;
 
@@ -31,6 +32,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("POST", "/events/{id}/resume", Need::Write),
     ("POST", "/events/{id}/trigger", Need::Write),
     ("GET", "/events/{id}/occurrences", Need::Read),
+    ("GET", "/events/{id}/secret", Need::Write),
     ("GET", "/occurrences", Need::Read),
     ("GET", "/occurrences/{id}", Need::Read),
     ("DELETE", "/occurrences/{id}", Need::Write),
@@ -52,9 +54,30 @@ pub fn has_route(route: &str) -> bool {
     TABLE.iter().any(|(_, r, _)| *r == route)
 }
 
+/// What `method route` needs; `None` when the table has no rule for it. `HEAD` needs what `GET`
+/// needs (the router answers it with the GET handler, minus the body).
 pub fn need(method: &Method, route: &str) -> Option<Need> {
+    let m = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
     TABLE
         .iter()
-        .find(|(m, r, _)| *m == method.as_str() && *r == route)
+        .find(|(tm, r, _)| *tm == m && *r == route)
         .map(|(_, _, n)| *n)
+}
+
+/// The methods the table gives a route (with `HEAD` where it has `GET`), for `Allow`.
+pub fn methods(route: &str) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for (m, r, _) in TABLE {
+        if *r == route {
+            out.push(m);
+            if *m == "GET" {
+                out.push("HEAD");
+            }
+        }
+    }
+    out
 }

@@ -98,6 +98,31 @@ impl Principal {
         }
     }
 
+    /// Who owns what this caller names, such as an `Idempotency-Key`: the master token, or the
+    /// subject (`sub`) of an issued token (so a token re-issued to the same subject keeps it).
+    pub fn identity(&self) -> String {
+        match self {
+            Principal::Master => "master".into(),
+            Principal::Token { sub, .. } => format!("sub:{sub}"),
+        }
+    }
+
+    /// The stored form of an `Idempotency-Key`: this caller's identity (length-prefixed, so no
+    /// two identities and keys make the same string) and the key.
+    pub fn idempotency_key(&self, key: &str) -> String {
+        let who = self.identity();
+        format!("{}:{who}:{key}", who.len())
+    }
+
+    /// True when something tagged `tags` (a token's scope, an audit entry's tags) lies wholly
+    /// inside this caller's scope: not empty, and every tag in it. Unscoped callers cover all.
+    pub fn covers(&self, tags: &[String]) -> bool {
+        match self.scope() {
+            None => true,
+            Some(scope) => !tags.is_empty() && tags.iter().all(|t| scope.contains(t)),
+        }
+    }
+
     /// `None`: unrestricted.
     pub fn scope(&self) -> Option<&[String]> {
         match self {

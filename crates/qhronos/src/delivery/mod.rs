@@ -76,6 +76,8 @@ pub struct Deliverer {
     per_target: usize,
     targets: Mutex<HashMap<String, Arc<Semaphore>>>,
     default_secret: String,
+    /// `delivery.legacy_signature`: also send `X-Qhronos-Signature`.
+    legacy_signature: bool,
     guard: Arc<ssrf::Guard>,
     hub: Arc<ws::Hub>,
     mailer: Option<email::Mailer>,
@@ -103,6 +105,7 @@ impl Deliverer {
             per_target: cfg.per_target_concurrency,
             targets: Mutex::new(HashMap::new()),
             default_secret,
+            legacy_signature: cfg.legacy_signature,
             guard,
             hub,
             mailer,
@@ -239,7 +242,11 @@ impl Deliverer {
                 let method =
                     reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
                 let mut h = HeaderMap::new();
-                for (k, v) in headers {
+                // `Host` is refused when an event is saved; one stored before that is not sent.
+                for (k, v) in headers
+                    .iter()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+                {
                     if let (Ok(k), Ok(v)) = (
                         HeaderName::from_bytes(k.as_bytes()),
                         HeaderValue::from_str(v),
@@ -330,17 +337,18 @@ impl Deliverer {
         content_type: &'static str,
         started_at: i64,
     ) -> reqwest::RequestBuilder {
+        // Only events created before per-event secrets have none (see api::secrets).
         let secret = event.hmac_secret.as_deref().unwrap_or(&self.default_secret);
         let id = occ.id.to_string();
         let ts = started_at / 1000;
-        self.client
-            .post(url)
-            .header(CONTENT_TYPE, content_type)
-            .header(
+        let mut r = self.client.post(url).header(CONTENT_TYPE, content_type);
+        if self.legacy_signature {
+            r = r.header(
                 "X-Qhronos-Signature",
                 signing::qhronos_signature(secret, &body),
-            )
-            .header("webhook-id", &id)
+            );
+        }
+        r.header("webhook-id", &id)
             .header("webhook-timestamp", ts.to_string())
             .header(
                 "webhook-signature",

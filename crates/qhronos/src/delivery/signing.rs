@@ -35,6 +35,14 @@ fn standard_key(secret: &str) -> Vec<u8> {
     }
 }
 
+/// A new signing secret in the Standard Webhooks format: `whsec_` + base64 of 24 random bytes
+/// (192 bits), which their libraries accept as it is.
+pub fn generate_secret() -> String {
+    let mut key = [0u8; 24];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+    format!("whsec_{}", B64.encode(key))
+}
+
 /// `webhook-signature`: `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`.
 pub fn standard_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
     let ts = timestamp.to_string();
@@ -66,6 +74,15 @@ mod tests {
             );
             assert_eq!(got, t["expected_signature"].as_str().unwrap());
         }
+    }
+
+    #[test]
+    fn generated_secrets_are_standard_webhooks_secrets_and_differ() {
+        let a = generate_secret();
+        let key = B64.decode(a.strip_prefix("whsec_").unwrap()).unwrap();
+        assert_eq!(key.len(), 24);
+        assert_eq!(standard_key(&a), key);
+        assert_ne!(a, generate_secret());
     }
 
     #[test]

@@ -38,6 +38,12 @@ pub fn non_global(ip: IpAddr) -> Option<&'static str> {
                 Some("unique-local")
             } else if (s[0] & 0xffc0) == 0xfe80 {
                 Some("link-local")
+            } else if (s[0] & 0xffc0) == 0xfec0 {
+                Some("site-local (deprecated)")
+            } else if s[0] == 0x2001 && s[1] == 0 {
+                // Teredo: a tunnel whose far end (and so the host reached) the address does not
+                // name reliably.
+                Some("Teredo")
             } else if s[0] == 0x2001 && s[1] == 0x0db8 {
                 Some("documentation")
             } else if s[0] == 0x64 && s[1] == 0xff9b {
@@ -48,6 +54,8 @@ pub fn non_global(ip: IpAddr) -> Option<&'static str> {
                     (s[7] >> 8) as u8,
                     s[7] as u8,
                 ))
+            } else if let Some(v4) = six_to_four(ip) {
+                non_global_v4(v4)
             } else if s[..6] == [0, 0, 0, 0, 0, 0] {
                 Some("IPv4-compatible (deprecated)")
             } else {
@@ -84,6 +92,14 @@ fn non_global_v4(ip: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
+/// The IPv4 address embedded in a 6to4 address (2002:AABB:CCDD::/48), whose relay delivers to it.
+pub fn six_to_four(ip: IpAddr) -> Option<Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else { return None };
+    let s = v6.segments();
+    (s[0] == 0x2002)
+        .then(|| Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8))
+}
+
 impl Guard {
     pub fn new(allowed: Vec<IpNet>, hosts: BTreeMap<String, Vec<IpAddr>>) -> Guard {
         Guard { allowed, hosts }
@@ -91,6 +107,15 @@ impl Guard {
 
     /// `Err` names the address, why it is refused, and the setting that allows it.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), String> {
+        // 6to4 reaches the IPv4 address inside it: that address decides, as if given itself.
+        if let Some(v4) = six_to_four(ip) {
+            if self.allowed.iter().any(|n| n.contains(&ip)) {
+                return Ok(());
+            }
+            return self
+                .check_ip(IpAddr::V4(v4))
+                .map_err(|e| format!("{ip} is 6to4 for {e}"));
+        }
         let Some(why) = non_global(ip) else {
             return Ok(());
         };
@@ -221,6 +246,15 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::a9fe:a9fe",
             "::127.0.0.1",
+            // 6to4 of loopback, private, link-local (metadata) addresses.
+            "2002:7f00:1::",
+            "2002:a00:1::1",
+            "2002:a9fe:a9fe::",
+            // Teredo, site-local.
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001::1",
+            "fec0::1",
+            "feff::1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             let e = g.check_ip(ip).unwrap_err();
@@ -232,9 +266,27 @@ mod tests {
             "2606:4700:4700::1111",
             "172.32.0.1",
             "100.128.0.1",
+            // 6to4 of a global address; 2001:db9:: is not Teredo (2001:0::/32).
+            "2002:5db8:d822::1",
+            "2001:db9::1",
         ] {
             assert!(g.check_ip(ip.parse().unwrap()).is_ok(), "{ip}");
         }
+    }
+
+    #[test]
+    fn six_to_four_is_judged_by_its_embedded_ipv4_address() {
+        let e = guard(&[])
+            .check_ip("2002:7f00:1::".parse().unwrap())
+            .unwrap_err();
+        assert!(
+            e.contains("6to4 for 127.0.0.1 is a loopback address"),
+            "{e}"
+        );
+        // Allowing the IPv4 network allows its 6to4 form, as with the address itself.
+        let g = guard(&["127.0.0.0/8"]);
+        assert!(g.check_ip("2002:7f00:1::".parse().unwrap()).is_ok());
+        assert!(g.check_ip("2002:a00:1::".parse().unwrap()).is_err());
     }
 
     #[test]

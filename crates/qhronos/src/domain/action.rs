@@ -20,6 +20,10 @@ pub enum Action {
     Apicall {
         method: String,
         url: String,
+        /// Write-only values (they often carry downstream credentials): responses give each
+        /// name with the value `***`. An update whose action omits `headers` keeps them; a value
+        /// given as `***` keeps that header's stored value; to change one, give it with its new
+        /// value.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         headers: BTreeMap<String, String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,6 +51,9 @@ pub enum Action {
 }
 
 const MAX_HEADERS: usize = 32;
+
+/// What responses show in place of an `apicall` header value.
+pub const MASKED: &str = "***";
 
 const MAX_RECIPIENTS: usize = 50;
 const TYPES: &str = "'webhook', 'apicall', 'websocket', 'pull' or 'email'";
@@ -115,6 +122,18 @@ impl Action {
                         let v = v.as_str().ok_or_else(|| {
                             format!("action.params.headers.{k}: expected a string")
                         })?;
+                        if v == MASKED {
+                            return Err(format!(
+                                "action.params.headers.{k}: '{MASKED}' is how responses hide a value, and this event has no stored value for it: give the real value"
+                            ));
+                        }
+                        if k.eq_ignore_ascii_case("host") {
+                            // The SSRF guard checks the URL's host: a Host header would send the
+                            // request to another virtual host behind the checked address.
+                            return Err(format!(
+                                "action.params.headers.{k}: an apicall may not set Host; the URL's host is sent"
+                            ));
+                        }
                         if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
                             || reqwest::header::HeaderValue::from_str(v).is_err()
                         {
@@ -213,6 +232,17 @@ impl Action {
         })
     }
 
+    /// The action as responses show it: `apicall` header values masked.
+    pub fn masked(&self) -> Action {
+        let mut a = self.clone();
+        if let Action::Apicall { headers, .. } = &mut a {
+            for v in headers.values_mut() {
+                *v = MASKED.to_string();
+            }
+        }
+        a
+    }
+
     /// The action type, as in `{"type": …}`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -292,4 +322,64 @@ pub fn check_url(field: &str, s: &str) -> Result<String, String> {
         return Err(format!("{field}: '{s}' has no host"));
     }
     Ok(s.to_string())
+}
+
+/// On an update: `new` (a raw action from the request) keeps the stored `apicall` header values
+/// of `old` (the stored action, raw) when it omits `headers`, and per header where it gives the
+/// mask `***` — so an action read from a response can be sent back as it is.
+pub fn keep_stored_headers(new: &mut Value, old: &Value) {
+    let is_apicall = |v: &Value| v.get("type").and_then(Value::as_str) == Some("apicall");
+    if !is_apicall(new) || !is_apicall(old) {
+        return;
+    }
+    let Some(stored) = old.pointer("/params/headers").and_then(Value::as_object) else {
+        return;
+    };
+    let Some(params) = new.get_mut("params").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if !params.contains_key("headers") {
+        params.insert("headers".into(), Value::Object(stored.clone()));
+        return;
+    }
+    match params.get_mut("headers").and_then(Value::as_object_mut) {
+        None => {}
+        Some(given) => {
+            for (k, v) in given.iter_mut() {
+                if v.as_str() == Some(MASKED) {
+                    if let Some(real) = stored.get(k) {
+                        *v = real.clone();
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn stored_header_values_survive_an_update_that_omits_or_masks_them() {
+        let old = json!({"type": "apicall", "params": {"url": "https://x/", "headers": {"Authorization": "Bearer s3", "X-A": "1"}}});
+        let mut omitted = json!({"type": "apicall", "params": {"url": "https://y/"}});
+        keep_stored_headers(&mut omitted, &old);
+        assert_eq!(omitted["params"]["headers"], old["params"]["headers"]);
+        let mut masked = json!({"type": "apicall", "params": {"url": "https://x/", "headers": {"Authorization": "***", "X-A": "2"}}});
+        keep_stored_headers(&mut masked, &old);
+        assert_eq!(
+            masked["params"]["headers"],
+            json!({"Authorization": "Bearer s3", "X-A": "2"})
+        );
+        // Headers given as {} remove them all; another type keeps nothing.
+        let mut cleared =
+            json!({"type": "apicall", "params": {"url": "https://x/", "headers": {}}});
+        keep_stored_headers(&mut cleared, &old);
+        assert_eq!(cleared["params"]["headers"], json!({}));
+        let mut webhook = json!({"type": "webhook", "params": {"url": "https://x/"}});
+        keep_stored_headers(&mut webhook, &old);
+        assert!(webhook["params"].get("headers").is_none());
+    }
 }

@@ -88,8 +88,9 @@ pub struct EventIn {
     /// Any JSON object (at most 64 KiB), sent in the webhook body
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
-    /// Write-only signing secret (`whsec_` + base64, or any string); `null` returns to the
-    /// server's default secret
+    /// Write-only signing secret (`whsec_` + base64, or any string). Omitted on create: one is
+    /// generated and returned once, in `hmac_secret` of the 201. `null` on an update generates a
+    /// new one (returned once in the 200)
     #[serde(default, deserialize_with = "double_option")]
     pub hmac_secret: Option<Option<String>>,
     pub retry: Option<RetryPolicy>,
@@ -155,7 +156,11 @@ impl EventIn {
             status
         );
         if patch.action.is_some() || patch.webhook.is_some() || patch.webhook_url.is_some() {
-            self.action = patch.action;
+            let mut action = patch.action;
+            if let (Some(new), Some(old)) = (action.as_mut(), self.action.as_ref()) {
+                super::action::keep_stored_headers(new, old);
+            }
+            self.action = action;
             self.webhook = patch.webhook;
             self.webhook_url = patch.webhook_url;
         }
@@ -223,15 +228,14 @@ impl EventIn {
             Some(v @ Value::Object(_)) => v.clone(),
             Some(_) => return Err("metadata: expected a JSON object".into()),
         };
-        let hmac_secret =
-            match &self.hmac_secret {
-                Some(Some(s)) if s.is_empty() => return Err(
-                    "hmac_secret: must not be empty (omit it to use the server's default secret)"
-                        .into(),
-                ),
-                Some(Some(s)) => Some(s.clone()),
-                _ => None,
-            };
+        let hmac_secret = match &self.hmac_secret {
+            Some(Some(s)) if s.is_empty() => return Err(
+                "hmac_secret: must not be empty (omit it, and a secret is generated for the event)"
+                    .into(),
+            ),
+            Some(Some(s)) => Some(s.clone()),
+            _ => None,
+        };
         let retry = self.retry.clone().unwrap_or_default();
         retry.validate()?;
         let status = match self.status.as_deref() {
@@ -337,6 +341,11 @@ pub struct EventOut {
     #[schema(value_type = Object)]
     pub metadata: Value,
     pub hmac_secret_set: bool,
+    /// The event's generated signing secret: only in the answer that generated it (a create
+    /// without `hmac_secret`, an update with `"hmac_secret": null`); afterwards a write token
+    /// reads it with `GET /events/{id}/secret`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hmac_secret: Option<String>,
     pub retry: RetryPolicy,
     pub misfire: MisfirePolicy,
     pub status: EventStatus,
@@ -364,10 +373,11 @@ impl From<&Event> for EventOut {
                 .map(|r| r.to_json()),
             exdates: e.exdates.iter().map(|m| fmt_ms(*m)).collect(),
             rdates: e.rdates.iter().map(|m| fmt_ms(*m)).collect(),
-            action: e.action.clone(),
+            action: e.action.masked(),
             tags: e.tags.clone(),
             metadata: e.metadata.clone(),
             hmac_secret_set: e.hmac_secret.is_some(),
+            hmac_secret: None,
             retry: e.retry.clone(),
             misfire: e.misfire.clone(),
             status: e.status,

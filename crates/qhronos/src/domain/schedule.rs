@@ -30,7 +30,13 @@ pub fn parse_times(field: &str, v: &[String]) -> Result<Vec<Millis>, String> {
 pub fn parse_schedule(v: &Value) -> Result<Option<Rule>, String> {
     let rule = match v {
         Value::Null => return Ok(None),
-        Value::String(s) if s.trim().is_empty() => return Ok(None),
+        // An empty rule is a mistake, not a one-time event: saying so beats firing once.
+        Value::String(s) if s.trim().is_empty() => {
+            return Err(
+                "schedule: must not be empty: give an RRULE such as \"FREQ=DAILY\", or omit schedule (or give null) for a one-time event"
+                    .into(),
+            )
+        }
         Value::String(s) => Rule::parse(s),
         Value::Object(_) => {
             let j: JsonSchedule =

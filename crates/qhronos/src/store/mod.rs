@@ -4,6 +4,7 @@
 pub mod postgres;
 mod postgres_rows;
 mod postgres_sql;
+pub mod private_file;
 pub mod sqlite;
 mod sqlite_batch;
 mod sqlite_rows;
@@ -162,6 +163,10 @@ pub struct AuditEntry {
     pub target: Option<String>,
     pub ip: Option<String>,
     pub summary: serde_json::Value,
+    /// The tags the entry concerns: the event's tags, or the token's scope. `None`: no tag
+    /// (only admins without a scope read it).
+    #[serde(skip)]
+    pub tags: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -174,6 +179,8 @@ pub struct AuditFilter {
     pub limit: i64,
     /// Entries older than this id.
     pub before_id: Option<i64>,
+    /// Only entries whose tags are all in this scope (a scoped admin's); `None`: every entry.
+    pub within: Option<Vec<String>>,
 }
 
 /// What a retention pass removed.
@@ -434,7 +441,14 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_token(&self, t: &TokenRecord) -> Result<()>;
     /// Newest first.
-    async fn list_tokens(&self, limit: i64, before_jti: Option<&str>) -> Result<Vec<TokenRecord>>;
+    /// Newest first. `within`: only tokens whose scope is not empty and lies inside it.
+    async fn list_tokens(
+        &self,
+        limit: i64,
+        before_jti: Option<&str>,
+        within: Option<&[String]>,
+    ) -> Result<Vec<TokenRecord>>;
+    async fn get_token(&self, jti: &str) -> Result<Option<TokenRecord>>;
     /// False when the token is unknown; revoking twice is harmless.
     async fn revoke_token(&self, jti: &str, now: Millis) -> Result<bool>;
     async fn revoked_jtis(&self) -> Result<Vec<String>>;

@@ -1045,10 +1045,20 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn list_tokens(&self, limit: i64, before: Option<&str>) -> Result<Vec<TokenRecord>> {
+    async fn list_tokens(
+        &self,
+        limit: i64,
+        before: Option<&str>,
+        within: Option<&[String]>,
+    ) -> Result<Vec<TokenRecord>> {
         let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM tokens WHERE 1 = 1");
         if let Some(b) = before {
             q.push(" AND jti < ").push_bind(b.to_string());
+        }
+        if let Some(scope) = within {
+            q.push(" AND scope::jsonb <> '[]'::jsonb AND scope::jsonb <@ ")
+                .push_bind(to_json(&scope))
+                .push("::jsonb");
         }
         q.push(" ORDER BY jti DESC LIMIT ").push_bind(limit);
         q.build()
@@ -1057,6 +1067,16 @@ impl Store for PgStore {
             .iter()
             .map(rows::token)
             .collect()
+    }
+
+    async fn get_token(&self, jti: &str) -> Result<Option<TokenRecord>> {
+        sqlx::query("SELECT * FROM tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(rows::token)
+            .transpose()
     }
 
     async fn revoke_token(&self, jti: &str, now: Millis) -> Result<bool> {
@@ -1095,13 +1115,14 @@ impl Store for PgStore {
     }
 
     async fn append_audit(&self, e: &AuditEntry) -> Result<()> {
-        sqlx::query("INSERT INTO audit (at, actor, action, target, ip, summary) VALUES ($1, $2, $3, $4, $5, $6)")
+        sqlx::query("INSERT INTO audit (at, actor, action, target, ip, summary, tags) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(e.at)
             .bind(&e.actor)
             .bind(&e.action)
             .bind(&e.target)
             .bind(&e.ip)
             .bind(to_json(&e.summary))
+            .bind(e.tags.as_ref().map(to_json))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -1126,6 +1147,12 @@ impl Store for PgStore {
         }
         if let Some(b) = f.before_id {
             q.push(" AND id < ").push_bind(b);
+        }
+        if let Some(scope) = &f.within {
+            // Not empty, and every tag of the entry inside the scope.
+            q.push(" AND tags IS NOT NULL AND tags::jsonb <> '[]'::jsonb AND tags::jsonb <@ ")
+                .push_bind(to_json(scope))
+                .push("::jsonb");
         }
         q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
         q.build()

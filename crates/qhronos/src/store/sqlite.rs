@@ -1334,12 +1334,10 @@ impl Store for SqliteStore {
     }
 
     async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
-        if path.exists() {
-            return Err(super::StoreError::Invalid(format!(
-                "{} exists already; choose a new file",
-                path.display()
-            )));
-        }
+        // A backup holds the JWT signing key, token hashes and webhook secrets: it is created
+        // empty, readable by its owner only, before SQLite writes into it (VACUUM INTO accepts
+        // an empty file), so it is never readable by others, whatever the umask.
+        super::private_file::create(path)?;
         let target = path
             .to_str()
             .ok_or_else(|| super::StoreError::Invalid("backup path is not UTF-8".into()))?;
@@ -1364,10 +1362,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn list_tokens(&self, limit: i64, before: Option<&str>) -> Result<Vec<TokenRecord>> {
+    async fn list_tokens(
+        &self,
+        limit: i64,
+        before: Option<&str>,
+        within: Option<&[String]>,
+    ) -> Result<Vec<TokenRecord>> {
         let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM tokens WHERE 1 = 1");
         if let Some(b) = before {
             q.push(" AND jti < ").push_bind(b.to_string());
+        }
+        if let Some(scope) = within {
+            push_within(&mut q, "tokens.scope", scope);
         }
         q.push(" ORDER BY jti DESC LIMIT ").push_bind(limit);
         q.build()
@@ -1376,6 +1382,16 @@ impl Store for SqliteStore {
             .iter()
             .map(rows::token)
             .collect()
+    }
+
+    async fn get_token(&self, jti: &str) -> Result<Option<TokenRecord>> {
+        sqlx::query("SELECT * FROM tokens WHERE jti = ?")
+            .bind(jti)
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(rows::token)
+            .transpose()
     }
 
     async fn revoke_token(&self, jti: &str, now: Millis) -> Result<bool> {
@@ -1437,6 +1453,9 @@ impl Store for SqliteStore {
         if let Some(b) = f.before_id {
             q.push(" AND id < ").push_bind(b);
         }
+        if let Some(scope) = &f.within {
+            push_within(&mut q, "audit.tags", scope);
+        }
         q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
         q.build()
             .fetch_all(&self.read)
@@ -1445,4 +1464,18 @@ impl Store for SqliteStore {
             .map(rows::audit)
             .collect()
     }
+}
+
+/// `AND` the JSON tag array in `column` is not empty and every tag of it is in `scope` (what a
+/// scoped admin may see of tokens and audit entries).
+fn push_within(q: &mut QueryBuilder<Sqlite>, column: &'static str, scope: &[String]) {
+    q.push(format!(
+        " AND {column} IS NOT NULL AND {column} <> '[]' AND NOT EXISTS (SELECT 1 FROM json_each({column}) j WHERE j.value NOT IN ("
+    ));
+    let mut sep = q.separated(", ");
+    // An empty scope would make `NOT IN ()`: it is never passed (an empty scope is unscoped).
+    for t in scope {
+        sep.push_bind(t.clone());
+    }
+    q.push("))");
 }

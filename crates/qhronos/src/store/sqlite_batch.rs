@@ -97,7 +97,7 @@ async fn write_all(c: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<Result<
     super::sqlite::insert_events_many(c, &events).await?;
     for chunk in audits.chunks(1000) {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO audit (at, actor, action, target, ip, summary) ",
+            "INSERT INTO audit (at, actor, action, target, ip, summary, tags) ",
         );
         q.push_values(chunk, |mut b, e| {
             b.push_bind(e.at)
@@ -105,7 +105,8 @@ async fn write_all(c: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<Result<
                 .push_bind(e.action.clone())
                 .push_bind(e.target.clone())
                 .push_bind(e.ip.clone())
-                .push_bind(to_json(&e.summary));
+                .push_bind(to_json(&e.summary))
+                .push_bind(e.tags.as_ref().map(to_json));
         });
         q.build().execute(&mut *c).await?;
     }
@@ -186,13 +187,14 @@ async fn run_job(c: &mut SqliteConnection, job: &Job) -> Result<Done> {
             Ok(Done::Created(Created::New))
         }
         Job::Audit { entry: e, .. } => {
-            sqlx::query("INSERT INTO audit (at, actor, action, target, ip, summary) VALUES (?, ?, ?, ?, ?, ?)")
+            sqlx::query("INSERT INTO audit (at, actor, action, target, ip, summary, tags) VALUES (?, ?, ?, ?, ?, ?, ?)")
                 .bind(e.at)
                 .bind(&e.actor)
                 .bind(&e.action)
                 .bind(&e.target)
                 .bind(&e.ip)
                 .bind(to_json(&e.summary))
+                .bind(e.tags.as_ref().map(to_json))
                 .execute(&mut *c)
                 .await?;
             Ok(Done::Audited)

@@ -121,6 +121,11 @@ macro_rules! row_mappers {
                 target: row.try_get("target")?,
                 ip: row.try_get("ip")?,
                 summary: json(row, "summary")?,
+                tags: row
+                    .try_get::<Option<String>, _>("tags")?
+                    .map(|t| serde_json::from_str(&t))
+                    .transpose()
+                    .map_err(|e| corrupt("tags", e))?,
             })
         }
     };

@@ -109,6 +109,31 @@ fn config_check_fails_with_exit_code_2_and_the_reason() {
     assert!(err.contains("/nonexistent.yaml"), "{err}");
 }
 
+#[test]
+fn a_database_password_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1: opening the store fails, and the error names the URL.
+    let (code, out, err) = run(qhronosd()
+        .args(["--migrate", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--database-url",
+            "postgres://qh:pw-that-must-not-print@127.0.0.1:1/qhronos",
+        ])
+        .env("QHRONOS_DATABASE__CONNECT_TIMEOUT", "1s"));
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("postgres://qh:***@127.0.0.1:1/qhronos"),
+        "{err}"
+    );
+    assert!(!err.contains("pw-that-must-not-print") && !out.contains("pw-that-must-not-print"));
+    let (code, out, _) = run(qhronosd()
+        .args(["config", "check", "--database-url"])
+        .arg("postgres://qh@127.0.0.1/q?password=pw-that-must-not-print"));
+    assert_eq!(code, 0);
+    assert!(!out.contains("pw-that-must-not-print"), "{out}");
+}
+
 /// Kills the server when the test ends, however it ends.
 struct Server(std::process::Child);
 

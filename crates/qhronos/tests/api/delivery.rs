@@ -108,7 +108,7 @@ async fn a_one_time_event_is_delivered_once_on_time_with_both_signatures_valid()
 }
 
 #[tokio::test]
-async fn the_default_secret_is_random_and_signs_events_without_their_own() {
+async fn an_event_created_without_a_secret_is_signed_with_a_random_one() {
     let app = spawn_app().await;
     let rx = Receiver::start(vec![]).await;
     app.create(webhook_event(&rx.url(), 0)).await;

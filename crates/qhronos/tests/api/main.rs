@@ -1,7 +1,9 @@
 //! Black-box integration tests: the real server, a real receiver, a temporary database each.
 
+mod authz;
 mod channels;
 mod cli;
+mod defaults;
 mod delivery;
 mod email_relay;
 mod engine;
@@ -13,6 +15,8 @@ mod openapi;
 mod operations;
 mod receipts;
 mod restart;
+mod scopes;
+mod secrets;
 mod security;
 mod templates;
 mod validation;
