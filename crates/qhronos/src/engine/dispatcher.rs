@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::timer::TimerHandle;
 use crate::config::{Config, RetryDefaults};
 use crate::delivery::{Delivered, Deliverer};
-use crate::domain::policy::{MisfireKind, Retry};
+use crate::domain::policy::{instant_after, MisfireKind, Retry};
 use crate::domain::{now_ms, Millis};
 use crate::metrics::Metrics;
 use crate::store::{Claimed, Next, Outcome, Store};
@@ -283,10 +283,7 @@ pub fn next_step(d: &Delivered, attempt: u32, limit: u32, retry: &Retry, now: Mi
     } else if d.permanent || attempt >= limit {
         Next::Failed
     } else {
-        let delay = match d.retry_after {
-            Some(ra) => ra.min(retry.max_delay),
-            None => retry.delay_after(attempt),
-        };
-        Next::Retry(now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2))
+        let delay = retry.next_delay(attempt, d.retry_after);
+        Next::Retry(instant_after(now, delay))
     }
 }

@@ -393,7 +393,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn gauges(&self, now: Millis) -> Result<Gauges>;
     /// One retention pass: deletes, in batches, finished occurrences and events older than the
-    /// cut-offs. Never an event with a pending, scheduled or future occurrence or a next instance.
+    /// cut-offs. Never an event with a pending, scheduled or future occurrence, a dead letter
+    /// (a failed occurrence, kept for `retention.failed`) or a next instance.
     async fn purge(&self, now: Millis, c: &PurgeCutoffs) -> Result<Purged>;
     /// Writes a consistent copy of the database to `path` while the service runs.
     async fn backup_to(&self, path: &std::path::Path) -> Result<()>;

@@ -932,11 +932,14 @@ impl Store for PgStore {
                 tokio::task::yield_now().await;
             }
         }
+        // An event stays while it has a dead letter: the failed pass above removed the expired
+        // ones, so what is left is younger than `retention.failed` (which may outlast
+        // `retention.events`) and must keep its event.
         loop {
             let n = sqlx::query(
                 "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.status IN ('inactive', 'deleted') \
                  AND e.updated_at < $1 AND e.next_fire_at IS NULL AND NOT EXISTS (SELECT 1 FROM occurrences o \
-                 WHERE o.event_id = e.id AND (o.status IN ('pending', 'scheduled', 'dispatched') OR o.scheduled_at > $2)) \
+                 WHERE o.event_id = e.id AND (o.status IN ('pending', 'scheduled', 'dispatched', 'failed') OR o.scheduled_at > $2)) \
                  LIMIT $3)",
             )
             .bind(c.events_before)

@@ -1236,11 +1236,14 @@ impl Store for SqliteStore {
                 tokio::task::yield_now().await;
             }
         }
+        // An event stays while it has a dead letter: the failed pass above removed the expired
+        // ones, so what is left is younger than `retention.failed` (which may outlast
+        // `retention.events`) and must keep its event.
         loop {
             let n = sqlx::query(
                 "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.status IN ('inactive', 'deleted') \
                  AND e.updated_at < ? AND e.next_fire_at IS NULL AND NOT EXISTS (SELECT 1 FROM occurrences o \
-                 WHERE o.event_id = e.id AND (o.status IN ('pending', 'scheduled', 'dispatched') OR o.scheduled_at > ?)) \
+                 WHERE o.event_id = e.id AND (o.status IN ('pending', 'scheduled', 'dispatched', 'failed') OR o.scheduled_at > ?)) \
                  LIMIT ?)",
             )
             .bind(c.events_before)
