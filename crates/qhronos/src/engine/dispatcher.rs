@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::timer::TimerHandle;
 use crate::config::{Config, RetryDefaults};
 use crate::delivery::{Delivered, Deliverer};
+use crate::domain::event::EventStatus;
 use crate::domain::policy::{instant_after, MisfireKind, Retry};
 use crate::domain::{now_ms, Millis};
 use crate::metrics::Metrics;
@@ -227,6 +228,16 @@ impl Claimer {
         let full = claimed.len() as i64 >= batch;
         if !claimed.is_empty() {
             self.metrics.claimed(claimed.len());
+        }
+        // An expired lease of a paused event's occurrence (its node died before handing it
+        // back): held by the pause, so back to `pending` rather than into the timer.
+        let (claimed, paused): (Vec<Claimed>, Vec<Claimed>) = claimed
+            .into_iter()
+            .partition(|c| c.event.status != EventStatus::Paused);
+        if !paused.is_empty() {
+            let ids: Vec<(Uuid, Millis)> =
+                paused.iter().map(|c| (c.occ.id, c.lease_until)).collect();
+            self.store.release_claims(&self.owner, &ids, now).await?;
         }
         let (hold, missed) = split_misfires(claimed, now, &self.config);
         for c in missed {

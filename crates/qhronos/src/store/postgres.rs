@@ -430,7 +430,7 @@ impl Store for PgStore {
             return Ok(false);
         }
         if paused {
-            cancel_unfired(&mut tx, id, "pause", None, now).await?;
+            cancel_unfired(&mut tx, id, "pause", Some(now), now).await?;
         } else {
             upsert_occurrences(&mut tx, occs, now).await?;
             finish_if_done(&mut tx, &[id.to_string()], now).await?;
@@ -654,7 +654,7 @@ impl Store for PgStore {
         // are taken over: other nodes keep running, so no start-up can release them.
         let rs = sqlx::query(AssertSqlSafe(format!(
             "WITH due AS (SELECT o.id FROM occurrences o WHERE o.status = 'pending' AND o.next_attempt_at <= $4 \
-               AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id AND e.queue IS NOT NULL) \
+               AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id AND (e.queue IS NOT NULL OR e.status = 'paused')) \
                ORDER BY o.next_attempt_at LIMIT $5 FOR UPDATE OF o SKIP LOCKED), \
              expired AS (SELECT id FROM occurrences WHERE status = 'scheduled' AND lease_expires_at < $3 \
                LIMIT $5 FOR UPDATE SKIP LOCKED) \
@@ -769,7 +769,7 @@ impl Store for PgStore {
                  WHERE o.status = 'pending' AND o.next_attempt_at <= ",
             )
             .push_bind(now)
-            .push(" AND o.event_id IN (SELECT id FROM events WHERE queue = ")
+            .push(" AND o.event_id IN (SELECT id FROM events WHERE status != 'paused' AND queue = ")
             .push_bind(queue.to_string())
             .push(")");
         push_tags(&mut q, "o.event_id", tags);

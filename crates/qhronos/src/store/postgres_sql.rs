@@ -377,7 +377,7 @@ pub(super) async fn record_outcomes(
         .await?
         .rows_affected();
         if n > 0 {
-            cancel_unfired(&mut tx, *event_id, "pause", None, now).await?;
+            cancel_unfired(&mut tx, *event_id, "pause", Some(now), now).await?;
         }
     }
     finish_if_done(&mut tx, &finished, now).await?;

@@ -103,7 +103,7 @@ async fn pause_gone(
     .await?
     .rows_affected();
     if n > 0 {
-        cancel_unfired(c, event_id, "pause", None, now).await?;
+        cancel_unfired(c, event_id, "pause", Some(now), now).await?;
     }
     Ok(())
 }
@@ -642,7 +642,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         if paused {
-            cancel_unfired(&mut tx, id, "pause", None, now).await?;
+            cancel_unfired(&mut tx, id, "pause", Some(now), now).await?;
         } else {
             upsert_occurrences(&mut tx, occs, now).await?;
             finish_if_done(&mut tx, &id.to_string(), now).await?;
@@ -856,7 +856,7 @@ impl Store for SqliteStore {
         let rs = sqlx::query(AssertSqlSafe(format!(
             "UPDATE occurrences SET status = 'scheduled', lease_owner = ?, lease_expires_at = ?, updated_at = ? \
              WHERE id IN (SELECT id FROM (SELECT o.id FROM occurrences o INDEXED BY occurrences_due WHERE o.status = 'pending' \
-             AND o.next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id AND e.queue IS NOT NULL) \
+             AND o.next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id AND (e.queue IS NOT NULL OR e.status = 'paused')) \
              ORDER BY o.next_attempt_at LIMIT ?) \
              UNION ALL SELECT id FROM (SELECT id FROM occurrences INDEXED BY occurrences_leased WHERE status = 'scheduled' \
              AND lease_expires_at < ? LIMIT ?)) RETURNING {OCC_COLS}"
@@ -1065,7 +1065,7 @@ impl Store for SqliteStore {
                  WHERE o.status = 'pending' AND o.next_attempt_at <= ",
             )
             .push_bind(now)
-            .push(" AND o.event_id IN (SELECT id FROM events WHERE queue = ")
+            .push(" AND o.event_id IN (SELECT id FROM events WHERE status != 'paused' AND queue = ")
             .push_bind(queue.to_string())
             .push(")");
         push_tags(&mut q, "o.event_id", tags);
