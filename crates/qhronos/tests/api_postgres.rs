@@ -16,6 +16,8 @@ mod events;
 mod fuzz_input;
 #[path = "api/helpers.rs"]
 mod helpers;
+#[path = "api/leases.rs"]
+mod leases;
 #[path = "api/multinode.rs"]
 mod multinode;
 #[path = "api/openapi.rs"]

@@ -24,8 +24,8 @@ use super::postgres_sql::{
 };
 use super::sqlite_rows::{to_json, EVENT_COLS, OCC_COLS};
 use super::{
-    AuditEntry, AuditFilter, Change, Claimed, Counts, Created, EventFilter, Gauges, Next,
-    OccChange, OccFilter, Outcome, PurgeCutoffs, Purged, Redrive, Result, Store, StoreError,
+    AuditEntry, AuditFilter, Change, ClaimSpec, Claimed, Counts, Created, EventFilter, Gauges,
+    Next, OccChange, OccFilter, Outcome, PurgeCutoffs, Purged, Redrive, Result, Store, StoreError,
     TokenRecord,
 };
 use crate::config::DatabaseConfig;
@@ -70,6 +70,7 @@ async fn attach_events(
     c: &mut PgConnection,
     rs: &[sqlx::postgres::PgRow],
     lease_until: Millis,
+    token: i64,
 ) -> Result<Vec<Claimed>> {
     let occs = rs
         .iter()
@@ -98,6 +99,7 @@ async fn attach_events(
                 occ,
                 event,
                 lease_until,
+                token,
             })
         })
         .collect())
@@ -640,14 +642,7 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn claim_due(
-        &self,
-        owner: &str,
-        due_before: Millis,
-        lease_until: Millis,
-        limit: i64,
-        now: Millis,
-    ) -> Result<Vec<Claimed>> {
+    async fn claim_due(&self, spec: &ClaimSpec<'_>, now: Millis) -> Result<Vec<Claimed>> {
         let mut tx = self.pool.begin().await?;
         // SKIP LOCKED: rows another node is claiming right now are left to it, not waited for.
         // Besides due pending rows, rows whose lease has expired (their node died, or stalled)
@@ -656,20 +651,23 @@ impl Store for PgStore {
             "WITH due AS (SELECT o.id FROM occurrences o WHERE o.status = 'pending' AND o.next_attempt_at <= $4 \
                AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id AND (e.queue IS NOT NULL OR e.status = 'paused')) \
                ORDER BY o.next_attempt_at LIMIT $5 FOR UPDATE OF o SKIP LOCKED), \
-             expired AS (SELECT id FROM occurrences WHERE status = 'scheduled' AND lease_expires_at < $3 \
+             expired AS (SELECT id FROM occurrences WHERE status = 'scheduled' AND lease_expires_at < $6 \
                LIMIT $5 FOR UPDATE SKIP LOCKED) \
-             UPDATE occurrences SET status = 'scheduled', lease_owner = $1, lease_expires_at = $2, updated_at = $3 \
+             UPDATE occurrences SET status = 'scheduled', lease_owner = $1, lease_expires_at = $2, lease_token = $7, \
+               updated_at = $3 \
              WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM expired) \
              RETURNING {OCC_COLS}"
         )))
-        .bind(owner)
-        .bind(lease_until)
+        .bind(spec.owner)
+        .bind(spec.lease_until)
         .bind(now)
-        .bind(due_before)
-        .bind(limit)
+        .bind(spec.due_before)
+        .bind(spec.limit)
+        .bind(spec.expired_before)
+        .bind(spec.token)
         .fetch_all(&mut *tx)
         .await?;
-        let claimed = attach_events(&mut tx, &rs, lease_until).await?;
+        let claimed = attach_events(&mut tx, &rs, spec.lease_until, spec.token).await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -689,26 +687,54 @@ impl Store for PgStore {
     async fn release_claims(
         &self,
         owner: &str,
-        claims: &[(Uuid, Millis)],
+        claims: &[(Uuid, i64)],
         now: Millis,
     ) -> Result<u64> {
         if claims.is_empty() {
             return Ok(0);
         }
         let ids: Vec<String> = claims.iter().map(|(id, _)| id.to_string()).collect();
-        let until: Vec<i64> = claims.iter().map(|(_, u)| *u).collect();
+        let tokens: Vec<i64> = claims.iter().map(|(_, t)| *t).collect();
         Ok(sqlx::query(
             "UPDATE occurrences SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
-             updated_at = $1 WHERE status = 'scheduled' AND lease_owner = $2 \
-             AND (id, lease_expires_at) IN (SELECT * FROM UNNEST($3::text[], $4::bigint[]))",
+             lease_token = NULL, updated_at = $1 WHERE status = 'scheduled' AND lease_owner = $2 \
+             AND (id, lease_token) IN (SELECT * FROM UNNEST($3::text[], $4::bigint[]))",
         )
         .bind(now)
         .bind(owner)
         .bind(ids)
-        .bind(until)
+        .bind(tokens)
         .execute(&self.pool)
         .await?
         .rows_affected())
+    }
+
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        claims: &[(Uuid, i64)],
+        until: Millis,
+        _now: Millis,
+    ) -> Result<Vec<Uuid>> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = claims.iter().map(|(id, _)| id.to_string()).collect();
+        let tokens: Vec<i64> = claims.iter().map(|(_, t)| *t).collect();
+        let renewed: Vec<String> = sqlx::query_scalar(
+            "UPDATE occurrences SET lease_expires_at = $1 WHERE status = 'scheduled' AND lease_owner = $2 \
+             AND (id, lease_token) IN (SELECT * FROM UNNEST($3::text[], $4::bigint[])) RETURNING id",
+        )
+        .bind(until)
+        .bind(owner)
+        .bind(ids)
+        .bind(tokens)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(renewed
+            .iter()
+            .filter_map(|id| Uuid::parse_str(id).ok())
+            .collect())
     }
 
     async fn try_upkeep_lease(
@@ -742,8 +768,8 @@ impl Store for PgStore {
         notify(&mut c, change).await
     }
 
-    async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()> {
-        sql::record_outcomes(&self.pool, outcomes, now).await
+    async fn record_outcomes(&self, owner: &str, outcomes: &[Outcome], now: Millis) -> Result<()> {
+        sql::record_outcomes(&self.pool, owner, outcomes, now).await
     }
 
     async fn claim_queue(
@@ -779,7 +805,7 @@ impl Store for PgStore {
                 " FOR UPDATE OF o SKIP LOCKED) RETURNING {OCC_COLS}"
             ));
         let rs = q.build().fetch_all(&mut *tx).await?;
-        let claimed = attach_events(&mut tx, &rs, visible_until).await?;
+        let claimed = attach_events(&mut tx, &rs, visible_until, 0).await?;
         tx.commit().await?;
         Ok(claimed)
     }

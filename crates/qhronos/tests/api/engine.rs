@@ -389,3 +389,23 @@ async fn the_pause_after_410_holds_the_series_retries_and_resume_delivers_them()
     }
     app.req("DELETE", &format!("/events/{id}"), None).await;
 }
+
+#[tokio::test]
+async fn a_claim_is_renewed_through_an_attempt_longer_than_its_lease() {
+    // A one-second lease, an attempt of two and a half: renewal keeps the claim, so the expired
+    // lease is never taken over (which would deliver it a second time).
+    let app = spawn_app_with(|c| {
+        c.engine.lease = qhronos::domain::duration::Dur::from_secs(1);
+    })
+    .await;
+    let rx = Receiver::start_with_delay(vec![], Duration::from_millis(2_500)).await;
+    let id = app.create(webhook_event(&rx.url(), 50)).await;
+    app.wait_occurrences(&id, Duration::from_secs(10), |l| {
+        l.first().is_some_and(|o| o["status"] == "completed")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 1, "delivered once");
+    let (_, l) = app.get(&format!("/events/{id}/occurrences")).await;
+    assert_eq!(l["data"][0]["attempt_count"], 1, "{l}");
+}

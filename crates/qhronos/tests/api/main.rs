@@ -7,6 +7,7 @@ mod engine;
 mod events;
 mod fuzz_input;
 mod helpers;
+mod leases;
 mod openapi;
 mod operations;
 mod restart;
