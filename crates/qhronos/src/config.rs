@@ -467,6 +467,10 @@ impl Config {
                 "engine.lease must be at least 1s (claims are renewed every quarter of it)",
             );
         }
+        // What the timer holds fires within the claim horizon: within its lease.
+        if self.engine.lease.0 <= self.engine.claim_horizon.0 {
+            return bad("engine.lease must be longer than engine.claim_horizon");
+        }
         if self.websocket.buffer == 0 {
             return bad("websocket.buffer must be at least 1");
         }

@@ -107,7 +107,7 @@ impl Launcher {
         // unrenewed (the store is away): past it, another node may take the occurrence. Leave
         // it: once the lease expires, the next claim (of any node) takes it over. A claim that
         // is renewed lives as long as the attempt, however long that is.
-        let Some(until) = self.leases.until(c.occ.id, c.token) else {
+        let Some(until) = self.leases.start(c.occ.id, c.token) else {
             tracing::debug!(occurrence_id = %c.occ.id, "the claim is no longer this node's; not firing it");
             return;
         };
@@ -228,7 +228,7 @@ impl Claimer {
             owner: &self.owner,
             token: new_lease_token(),
             due_before: now.saturating_add(e.claim_horizon.as_millis()),
-            lease_until: now.saturating_add(e.lease.as_millis()),
+            lease_until: now.saturating_add(self.leases.lease_ms),
             expired_before: self.leases.expired_before(now),
             limit: batch,
         };

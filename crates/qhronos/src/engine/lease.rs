@@ -27,6 +27,11 @@ use crate::store::Store;
 struct Held {
     token: i64,
     until: Millis,
+    /// Its attempt has started: renewed from then on. Before that (waiting in the timer, which
+    /// holds claims due within the claim horizon, shorter than the lease, or queued behind a
+    /// busy target) it is not: a claim that waits longer than its lease goes back to whichever
+    /// node claims next, rather than costing a renewal a second for as long as it waits.
+    started: bool,
 }
 
 /// The claims of this node, by occurrence id.
@@ -60,7 +65,14 @@ impl Leases {
     pub fn hold(&self, claims: impl IntoIterator<Item = (Uuid, i64, Millis)>) {
         let mut m = self.map();
         for (id, token, until) in claims {
-            m.insert(id, Held { token, until });
+            m.insert(
+                id,
+                Held {
+                    token,
+                    until,
+                    started: false,
+                },
+            );
         }
     }
 
@@ -70,6 +82,15 @@ impl Leases {
             .get(&id)
             .filter(|h| h.token == token)
             .map(|h| h.until)
+    }
+
+    /// The attempt of claim `(id, token)` starts: until when it is this node's (`None`: it is
+    /// not any more). From now on it is renewed.
+    pub fn start(&self, id: Uuid, token: i64) -> Option<Millis> {
+        let mut m = self.map();
+        let h = m.get_mut(&id).filter(|h| h.token == token)?;
+        h.started = true;
+        Some(h.until)
     }
 
     /// Forgets claims (`(id, token)`): their outcome is written, or they were handed back or
@@ -119,12 +140,12 @@ impl Leases {
         Duration::from_millis((self.lease_ms / 4).max(10).unsigned_abs())
     }
 
-    /// The claims whose lease ends within half a lease of `now`: the ones to renew.
+    /// The started claims whose lease ends within half a lease of `now`: the ones to renew.
     fn to_renew(&self, now: Millis) -> Vec<(Uuid, i64)> {
         let soon = now.saturating_add(self.lease_ms / 2);
         self.map()
             .iter()
-            .filter(|(_, h)| h.until < soon)
+            .filter(|(_, h)| h.started && h.until < soon)
             .map(|(id, h)| (*id, h.token))
             .collect()
     }
@@ -215,10 +236,14 @@ mod tests {
     }
 
     #[test]
-    fn only_leases_ending_within_half_a_lease_are_renewed_and_unrenewed_ones_are_lost() {
+    fn only_started_leases_ending_within_half_a_lease_are_renewed_and_unrenewed_ones_are_lost() {
         let l = Leases::new("node-x".into(), 4_000);
-        let (near, far) = (Uuid::now_v7(), Uuid::now_v7());
-        l.hold([(near, 1, 1_000), (far, 2, 5_000)]);
+        let (near, far, waiting) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        l.hold([(near, 1, 1_000), (far, 2, 5_000), (waiting, 3, 1_000)]);
+        assert_eq!(l.start(near, 1), Some(1_000));
+        assert_eq!(l.start(far, 2), Some(5_000));
+        assert_eq!(l.start(far, 9), None);
+        // `waiting` has not started: not renewed.
         let asked = l.to_renew(0);
         assert_eq!(asked, vec![(near, 1)]);
         assert_eq!(l.renewed(&asked, &[near], 4_000), 0);

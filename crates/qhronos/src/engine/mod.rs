@@ -28,6 +28,9 @@ use dispatcher::Launcher;
 use lease::Leases;
 use timer::TimerHandle;
 
+/// The lease of claims on a single-process store (see [`start`]).
+const SINGLE_PROCESS_LEASE_MS: i64 = 3_600_000;
+
 /// A message to the dispatcher: drop what the store cancelled or moved.
 #[derive(Debug, Clone, Copy)]
 pub enum Forget {
@@ -193,10 +196,15 @@ pub fn start(
     let (out_tx, out_rx) = mpsc::channel(16_384);
     let (flush_tx, flush_rx) = mpsc::channel(4);
     let node = Uuid::now_v7();
-    let leases = Arc::new(Leases::new(
-        Lease::owner_of(node),
-        config.engine.lease.as_millis(),
-    ));
+    // The embedded store is one process: no other node can take a claim over, and a restart
+    // releases them all. Its claims last as long as the process needs them (an hour, renewed
+    // past that), so its single writer spends nothing renewing a backlog.
+    let lease_ms = if store.single_process() {
+        config.engine.lease.as_millis().max(SINGLE_PROCESS_LEASE_MS)
+    } else {
+        config.engine.lease.as_millis()
+    };
+    let leases = Arc::new(Leases::new(Lease::owner_of(node), lease_ms));
     let launcher = dispatcher::Launcher::new(
         config,
         deliverer,
@@ -218,7 +226,7 @@ pub fn start(
         timer: timer.clone(),
         heartbeat: heartbeat.clone(),
         claim_horizon_ms: config.engine.claim_horizon.as_millis(),
-        lease_ms: config.engine.lease.as_millis(),
+        lease_ms,
         node,
         leases: leases.clone(),
     };

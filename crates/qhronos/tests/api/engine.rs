@@ -393,9 +393,11 @@ async fn the_pause_after_410_holds_the_series_retries_and_resume_delivers_them()
 #[tokio::test]
 async fn a_claim_is_renewed_through_an_attempt_longer_than_its_lease() {
     // A one-second lease, an attempt of two and a half: renewal keeps the claim, so the expired
-    // lease is never taken over (which would deliver it a second time).
+    // lease is never taken over (which would deliver it a second time). (On the embedded store
+    // claims last an hour: no other process can take them.)
     let app = spawn_app_with(|c| {
         c.engine.lease = qhronos::domain::duration::Dur::from_secs(1);
+        c.engine.claim_horizon = qhronos::domain::duration::Dur::from_millis(500);
     })
     .await;
     let rx = Receiver::start_with_delay(vec![], Duration::from_millis(2_500)).await;
