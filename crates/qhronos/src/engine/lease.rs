@@ -93,6 +93,13 @@ impl Leases {
         Some(h.until)
     }
 
+    /// Moves the lease of claim `(id, token)` to `until` after the store renewed it.
+    pub fn extend(&self, id: Uuid, token: i64, until: Millis) {
+        if let Some(h) = self.map().get_mut(&id).filter(|h| h.token == token) {
+            h.until = h.until.max(until);
+        }
+    }
+
     /// Forgets claims (`(id, token)`): their outcome is written, or they were handed back or
     /// abandoned. A later claim of the same row (another token) is kept.
     pub fn release(&self, claims: impl IntoIterator<Item = (Uuid, i64)>) {
