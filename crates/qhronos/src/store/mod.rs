@@ -123,16 +123,6 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
-    pub fn occurrence_id(&self) -> Uuid {
-        match self {
-            Outcome::Attempted { occurrence_id, .. } | Outcome::Missed { occurrence_id, .. } => {
-                *occurrence_id
-            }
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
     Completed,

@@ -250,9 +250,27 @@ async fn three_nodes_deliver_20000_occurrences_exactly_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let t2 = tally(&rx);
     let twice: Vec<_> = t2.iter().filter(|(_, n)| **n > 1).collect();
+    // The attempt numbers of the repeated ones tell a retry (the first attempt timed out at the
+    // node while the receiver had it) from a claim taken twice (both attempt 1).
+    let attempts: Vec<(String, i64)> = rx
+        .received()
+        .iter()
+        .filter(|r| {
+            twice
+                .iter()
+                .any(|(id, _)| id.as_str() == r.header("webhook-id"))
+        })
+        .take(6)
+        .map(|r| {
+            (
+                r.header("webhook-id").to_string(),
+                r.json()["attempt"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
     assert!(
         twice.is_empty(),
-        "{} occurrences delivered more than once, e.g. {:?}",
+        "{} occurrences delivered more than once, e.g. {:?} (attempts: {attempts:?})",
         twice.len(),
         twice.iter().take(3).collect::<Vec<_>>()
     );
