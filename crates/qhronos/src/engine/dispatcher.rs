@@ -39,7 +39,6 @@ pub struct Launcher {
     pub in_flight: Arc<Semaphore>,
     /// The claims of this node, renewed while held.
     pub leases: Arc<Leases>,
-    pub store: Arc<dyn Store>,
 }
 
 impl Launcher {
@@ -49,7 +48,6 @@ impl Launcher {
         outcomes: mpsc::Sender<Outcome>,
         metrics: Arc<Metrics>,
         leases: Arc<Leases>,
-        store: Arc<dyn Store>,
     ) -> Launcher {
         Launcher {
             runtime: tokio::runtime::Handle::current(),
@@ -60,7 +58,6 @@ impl Launcher {
             slots: Arc::new(Semaphore::new(config.delivery.concurrency)),
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT_PERMITS as usize)),
             leases,
-            store,
         }
     }
 
@@ -84,6 +81,13 @@ impl Launcher {
     /// Starts the delivery of one occurrence whose time has come. Called on the timer thread:
     /// it only spawns.
     pub fn launch(&self, c: Claimed) {
+        // From now on (queued behind a busy target, then in flight, then until its outcome is
+        // written) the claim is renewed; not while it waited in the timer, which fires within
+        // the claim horizon, shorter than the lease.
+        if self.leases.start(c.occ.id, c.token).is_none() {
+            tracing::debug!(occurrence_id = %c.occ.id, "the claim is no longer this node's; not firing it");
+            return;
+        }
         let Ok(alive) = self.in_flight.clone().try_acquire_owned() else {
             // Shutting down: the occurrence stays leased and is delivered after the restart.
             return;
@@ -110,36 +114,10 @@ impl Launcher {
         // unrenewed (the store is away): past it, another node may take the occurrence. Leave
         // it: once the lease expires, the next claim (of any node) takes it over. A claim that
         // is renewed lives as long as the attempt, however long that is.
-        let Some(mut until) = self.leases.start(c.occ.id, c.token) else {
+        let Some(until) = self.leases.until(c.occ.id, c.token) else {
             tracing::debug!(occurrence_id = %c.occ.id, "the claim is no longer this node's; not firing it");
             return;
         };
-        let now = now_ms();
-        if until - now < self.leases.lease_ms / 2 {
-            // It waited (behind a busy target): renew it now, so that its lease outlasts the
-            // next renewal pass, or learn that another node has taken it over.
-            let to = now.saturating_add(self.leases.lease_ms);
-            let claim = [(c.occ.id, c.token)];
-            match self
-                .store
-                .renew_leases(&self.leases.owner, &claim, to, now)
-                .await
-            {
-                Ok(r) if r.contains(&c.occ.id) => {
-                    self.leases.extend(c.occ.id, c.token, to);
-                    until = to;
-                }
-                Ok(_) => {
-                    tracing::debug!(occurrence_id = %c.occ.id, "taken over while waiting; not firing it");
-                    self.leases.release(claim);
-                    return;
-                }
-                Err(e) => {
-                    self.leases.store_failed(now);
-                    tracing::warn!(error = %e, "renewing a claim before its attempt failed");
-                }
-            }
-        }
         if now_ms() + self.leases.margin_ms() >= until {
             tracing::warn!(occurrence_id = %c.occ.id, "the lease runs out unrenewed; leaving it to the next claim");
             self.leases.release([(c.occ.id, c.token)]);

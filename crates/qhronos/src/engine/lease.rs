@@ -27,10 +27,9 @@ use crate::store::Store;
 struct Held {
     token: i64,
     until: Millis,
-    /// Its attempt has started: renewed from then on. Before that (waiting in the timer, which
-    /// holds claims due within the claim horizon, shorter than the lease, or queued behind a
-    /// busy target) it is not: a claim that waits longer than its lease goes back to whichever
-    /// node claims next, rather than costing a renewal a second for as long as it waits.
+    /// The timer fired it (it is queued for a delivery slot, in flight, or its outcome is not
+    /// written yet): renewed from then on. Not while it waits in the timer, which holds claims
+    /// due within the claim horizon, shorter than the lease: no renewal for the common case.
     started: bool,
 }
 
@@ -84,20 +83,13 @@ impl Leases {
             .map(|h| h.until)
     }
 
-    /// The attempt of claim `(id, token)` starts: until when it is this node's (`None`: it is
-    /// not any more). From now on it is renewed.
+    /// The timer fired claim `(id, token)`: until when it is this node's (`None`: it is not any
+    /// more). From now on it is renewed.
     pub fn start(&self, id: Uuid, token: i64) -> Option<Millis> {
         let mut m = self.map();
         let h = m.get_mut(&id).filter(|h| h.token == token)?;
         h.started = true;
         Some(h.until)
-    }
-
-    /// Moves the lease of claim `(id, token)` to `until` after the store renewed it.
-    pub fn extend(&self, id: Uuid, token: i64, until: Millis) {
-        if let Some(h) = self.map().get_mut(&id).filter(|h| h.token == token) {
-            h.until = h.until.max(until);
-        }
     }
 
     /// Forgets claims (`(id, token)`): their outcome is written, or they were handed back or

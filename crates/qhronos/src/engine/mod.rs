@@ -211,7 +211,6 @@ pub fn start(
         out_tx.clone(),
         metrics.clone(),
         leases.clone(),
-        store.clone(),
     );
     let fire = launcher.clone();
     let (dropped_tx, dropped_rx) = mpsc::unbounded_channel();
