@@ -175,6 +175,8 @@ pub struct Claimer {
     /// while still leased to this node.
     pub dropped: mpsc::UnboundedReceiver<Vec<(Uuid, i64)>>,
     pub leases: Arc<Leases>,
+    /// Most claims held at once (`None`: no cap, for a single-process store).
+    pub max_held: Option<i64>,
 }
 
 impl Claimer {
@@ -230,7 +232,20 @@ impl Claimer {
     /// Claims a batch; returns true when the batch was full (more may be waiting).
     async fn claim(&self, now: Millis) -> anyhow::Result<bool> {
         let e = &self.config.engine;
-        let batch = e.claim_batch;
+        // A node holds no more claims than it can start soon (on a shared store): a backlog it
+        // cannot deliver within its lease stays in the store for the other nodes, instead of
+        // being renewed (or, when renewal cannot keep up, taken over mid-attempt).
+        let batch = match self.max_held {
+            Some(max) => {
+                let room = max - self.leases.len() as i64;
+                if room <= 0 {
+                    self.leases.set_starved();
+                    return Ok(false);
+                }
+                e.claim_batch.min(room)
+            }
+            None => e.claim_batch,
+        };
         let spec = ClaimSpec {
             owner: &self.owner,
             token: new_lease_token(),

@@ -42,6 +42,8 @@ pub struct Leases {
     held: Mutex<HashMap<Uuid, Held>>,
     /// When a store call of the engine last failed (ms; 0: never).
     last_failure: AtomicI64,
+    /// The claimer stopped claiming because it holds its maximum.
+    starved: std::sync::atomic::AtomicBool,
 }
 
 impl Leases {
@@ -51,6 +53,7 @@ impl Leases {
             lease_ms: lease_ms.max(1),
             held: Mutex::new(HashMap::new()),
             last_failure: AtomicI64::new(0),
+            starved: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -110,6 +113,16 @@ impl Leases {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The claimer holds its maximum and waits for room.
+    pub fn set_starved(&self) {
+        self.starved.store(true, Ordering::Relaxed);
+    }
+
+    /// True (once) when the claimer waits for room.
+    pub fn take_starved(&self) -> bool {
+        self.starved.swap(false, Ordering::Relaxed)
     }
 
     /// A store call failed at `now`.

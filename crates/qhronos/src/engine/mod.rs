@@ -28,6 +28,10 @@ use dispatcher::Launcher;
 use lease::Leases;
 use timer::TimerHandle;
 
+/// On a shared store a node holds at most this many claims per delivery slot
+/// (`delivery.concurrency`): what it can start within a second or two.
+const MAX_HELD_PER_SLOT: i64 = 4;
+
 /// The lease of claims on a single-process store (see [`start`]).
 const SINGLE_PROCESS_LEASE_MS: i64 = 3_600_000;
 
@@ -63,6 +67,11 @@ impl EngineHandle {
         if earliest <= now_ms() + self.claim_horizon_ms {
             self.dispatcher_wake.notify_one();
         }
+    }
+
+    /// The claimer looks again now (it may have room for more claims).
+    pub fn wake_claimer(&self) {
+        self.dispatcher_wake.notify_one();
     }
 
     /// An event's window changed; the expander looks again now.
@@ -254,6 +263,12 @@ pub fn start(
         owner: Lease::owner_of(node),
         dropped: dropped_rx,
         leases: leases.clone(),
+        max_held: (!store.single_process()).then(|| {
+            let concurrency = i64::try_from(config.delivery.concurrency).unwrap_or(i64::MAX);
+            concurrency
+                .saturating_mul(MAX_HELD_PER_SLOT)
+                .max(config.engine.claim_batch)
+        }),
     };
     let renewer = lease::Renewer {
         store: store.clone(),

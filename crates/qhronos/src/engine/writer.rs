@@ -89,6 +89,9 @@ impl Writer {
                 ..
             } => (*occurrence_id, *token),
         }));
+        if self.leases.take_starved() {
+            self.handle.wake_claimer();
+        }
         let mut earliest_retry: Option<Millis> = None;
         for o in batch {
             if let Outcome::Attempted {
