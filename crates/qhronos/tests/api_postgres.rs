@@ -24,6 +24,8 @@ mod multinode;
 mod openapi;
 #[path = "api/operations.rs"]
 mod operations;
+#[path = "api/private_pg.rs"]
+mod private_pg;
 #[path = "api/restart.rs"]
 mod restart;
 #[path = "api/security.rs"]
