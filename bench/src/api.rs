@@ -133,7 +133,7 @@ impl Api {
             .json(&json!({"events": []}))
             .send()
             .await?;
-        if matches!(probe.status().as_u16(), 404 | 405 | 403) {
+        if matches!(probe.status().as_u16(), 403..=405) {
             return self.create_all(bodies, clients.max(32)).await;
         }
         let chunks: Vec<Vec<Value>> = bodies.chunks(1000).map(<[Value]>::to_vec).collect();

@@ -45,7 +45,7 @@ pub(crate) async fn plan_start(h: &Harness, n: usize, lead: Duration) -> anyhow:
 }
 
 /// Creates the events, reporting how long it took and whether it ran into the first due time.
-async fn create_before(
+pub(crate) async fn create_before(
     h: &Harness,
     starts: &[i128],
     first_due: i128,

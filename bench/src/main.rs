@@ -7,6 +7,7 @@ mod api;
 mod create;
 mod due;
 mod expander;
+mod failover;
 mod pending;
 mod receiver;
 mod server;
@@ -109,6 +110,15 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Several nodes on PostgreSQL (`--nodes`, `--database-url`), one-time events at `rate` per
+    /// second over `seconds`; one node other than the API's is killed (SIGKILL) half-way: how
+    /// late what it held is delivered by the others, lost, duplicates.
+    Failover {
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
     /// precision (1000/s, 30 s), burst 100000, create-latency, create-rate, batch-create.
     All,
 }
@@ -160,6 +170,11 @@ impl Drop for BenchDb {
 }
 
 fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+    psql_rows(url, sql).map(|_| ())
+}
+
+/// The rows of a query, `|`-separated, one a line.
+pub fn psql_rows(url: &str, sql: &str) -> anyhow::Result<String> {
     let out = std::process::Command::new("psql")
         .args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
         .output()
@@ -167,7 +182,7 @@ fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
     if !out.status.success() {
         bail!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// One qhronosd (or several on PostgreSQL) on fresh storage, the receiver, and a client.
@@ -220,6 +235,11 @@ impl Harness {
             _db: db,
             _dir: dir,
         })
+    }
+
+    /// The run's database (PostgreSQL runs only).
+    pub fn db_url(&self) -> Option<&str> {
+        self._db.as_ref().map(|d| d.url.as_str())
     }
 
     /// SIGKILL, then start again on the same data directory and token.
@@ -300,6 +320,12 @@ async fn run(bin: &Path, setup: &Setup, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::CreateRate { clients, seconds } => create::rate(&h, clients, seconds).await,
         Cmd::BatchCreate { seconds } => create::batch(&h, seconds).await,
         Cmd::Websocket { rate, seconds } => ws::websocket(&h, rate, seconds).await,
+        Cmd::Failover { rate, seconds } => {
+            let mut h = h;
+            let r = failover::run(&mut h, rate, seconds).await;
+            h.finish();
+            return r;
+        }
         Cmd::Expander { .. } => unreachable!("handled above"),
         Cmd::All => unreachable!("expanded by main"),
     };

@@ -25,6 +25,8 @@ pub struct LogStats {
     pub warnings: usize,
     pub errors: usize,
     pub problems: Vec<String>,
+    /// The dispatcher's lease owner (`node-…`), as logged at start (the latest process's).
+    pub owner: Option<String>,
 }
 
 pub struct Server {
@@ -197,6 +199,9 @@ fn drain(r: impl BufRead, tx: mpsc::Sender<String>, log: Arc<Mutex<LogStats>>) {
             }
         }
         let mut l = log.lock().unwrap();
+        if let Some(o) = lease_owner(&line) {
+            l.owner = Some(o);
+        }
         let level = line_level(&line);
         if level == Some("WARN") {
             l.warnings += 1;
@@ -219,6 +224,19 @@ fn listening_addr(line: &str) -> Option<String> {
         .find(|c: char| c == '"' || c.is_whitespace())
         .unwrap_or(rest.len());
     (end > 0).then(|| rest[..end].to_string())
+}
+
+/// The `owner` field of the "dispatcher started" line.
+fn lease_owner(line: &str) -> Option<String> {
+    if !line.contains("dispatcher started") {
+        return None;
+    }
+    let i = line.find("node-")?;
+    let rest = &line[i..];
+    let end = rest
+        .find(|c: char| c == '"' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    Some(rest[..end].to_string())
 }
 
 /// `Some("WARN")` / `Some("ERROR")` for such a JSON (or text) log line, else None.
@@ -245,5 +263,12 @@ mod tests {
             Some("[::1]:80")
         );
         assert_eq!(listening_addr("nothing here"), None);
+    }
+
+    #[test]
+    fn finds_the_lease_owner() {
+        let l = r#"{"level":"INFO","fields":{"message":"dispatcher started","owner":"node-0193"}}"#;
+        assert_eq!(lease_owner(l).as_deref(), Some("node-0193"));
+        assert_eq!(lease_owner(r#"{"owner":"node-1"}"#), None);
     }
 }

@@ -310,7 +310,9 @@ pub struct EngineConfig {
     pub poll_interval: Dur,
     /// Occurrences claimed per round trip.
     pub claim_batch: i64,
-    /// How long a claim is held before another node (or a restart) may take it.
+    /// How long a claim lasts unless renewed. The node renews the claims it holds every quarter
+    /// of a lease (also during a long attempt); the claims of a node that died come back to the
+    /// others this long after its last renewal.
     pub lease: Dur,
     /// Lateness at first attempt beyond which the misfire policy applies.
     pub misfire_threshold: Dur,
@@ -382,7 +384,7 @@ impl Default for EngineConfig {
             claim_horizon: Dur::from_secs(2),
             poll_interval: Dur::from_millis(500),
             claim_batch: 1000,
-            lease: Dur::from_secs(120),
+            lease: Dur::from_secs(4),
             misfire_threshold: Dur::from_secs(60),
             shutdown_grace: Dur::from_secs(10),
         }
@@ -501,20 +503,16 @@ impl Config {
         if self.engine.claim_batch <= 0 {
             return bad("engine.claim_batch must be at least 1");
         }
-        // An attempt starts only when it can end (timeout) with a second to spare in the lease.
-        if self.engine.lease.0
-            <= self.engine.claim_horizon.0
-                + self.retry.timeout.0
-                + std::time::Duration::from_secs(1)
-        {
+        // Claims are renewed every quarter of a lease while held (however long an attempt
+        // takes), so the lease only bounds how long a dead node's claims wait for another node.
+        if self.engine.lease.0 < std::time::Duration::from_secs(1) {
             return bad(
-                "engine.lease must be longer than engine.claim_horizon plus retry.timeout plus 1s",
+                "engine.lease must be at least 1s (claims are renewed every quarter of it)",
             );
         }
-        if self.engine.lease.0 <= self.engine.claim_horizon.0 + self.websocket.ack_timeout.0 {
-            return bad(
-                "engine.lease must be longer than engine.claim_horizon plus websocket.ack_timeout",
-            );
+        // What the timer holds fires within the claim horizon: within its lease.
+        if self.engine.lease.0 <= self.engine.claim_horizon.0 {
+            return bad("engine.lease must be longer than engine.claim_horizon");
         }
         if self.websocket.buffer == 0 {
             return bad("websocket.buffer must be at least 1");

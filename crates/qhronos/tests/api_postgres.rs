@@ -24,12 +24,16 @@ mod expansion;
 mod fuzz_input;
 #[path = "api/helpers.rs"]
 mod helpers;
+#[path = "api/leases.rs"]
+mod leases;
 #[path = "api/multinode.rs"]
 mod multinode;
 #[path = "api/openapi.rs"]
 mod openapi;
 #[path = "api/operations.rs"]
 mod operations;
+#[path = "api/private_pg.rs"]
+mod private_pg;
 #[path = "api/receipts.rs"]
 mod receipts;
 #[path = "api/restart.rs"]

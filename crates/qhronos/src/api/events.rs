@@ -541,7 +541,8 @@ pub(super) async fn delete_event(
 
 /// Pause an event
 ///
-/// Stops firing: occurrences not yet fired become `cancelled`.
+/// Stops firing: occurrences due later become `cancelled`; those already due or waiting for a
+/// retry are held (`pending`, not delivered while paused) and continue on resume.
 #[utoipa::path(
     post,
     path = "/events/{id}/pause",
@@ -615,6 +616,8 @@ pub(super) async fn resume_event(
         if let Some(t) = earliest(&occs) {
             st.engine.due_at(t);
         }
+        // What the pause held (retries, instants already due) continues now.
+        st.engine.due_at(now);
         st.engine.expand_now();
         st.audit_in(
             &caller,

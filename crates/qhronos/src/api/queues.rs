@@ -339,9 +339,9 @@ pub(super) async fn nack(
             Some(d) => d.0,
             None => retry.delay_after(o.attempt_count),
         };
-        Ok(Next::Retry(
-            now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4),
-        ))
+        Ok(Next::Retry(crate::domain::policy::instant_after(
+            now, delay,
+        )))
     })
     .await
 }

@@ -113,6 +113,13 @@ pub struct NewOccurrence {
 pub struct Lease {
     pub node: Uuid,
     pub until: Millis,
+    /// Names this claim (`lease_token`): renewals move `until`, the token stays.
+    pub token: i64,
+}
+
+/// A fresh claim token: random, so that two claims of one row (by any nodes) never share one.
+pub fn new_lease_token() -> i64 {
+    rand::random::<i64>()
 }
 
 impl Lease {

@@ -10,17 +10,16 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use uuid::Uuid;
 
+use super::lease::Leases;
 use super::timer::TimerHandle;
 use crate::config::{Config, RetryDefaults};
 use crate::delivery::{Delivered, Deliverer};
-use crate::domain::policy::{MisfireKind, Retry};
+use crate::domain::event::EventStatus;
+use crate::domain::occurrence::new_lease_token;
+use crate::domain::policy::{instant_after, MisfireKind, Retry};
 use crate::domain::{now_ms, Millis};
 use crate::metrics::Metrics;
-use crate::store::{Claimed, Next, Outcome, Store};
-
-/// Time kept between the end of an attempt (at most the delivery timeout) and the end of its
-/// lease, for the outcome to reach the store.
-pub const LEASE_MARGIN_MS: i64 = 1_000;
+use crate::store::{ClaimSpec, Claimed, Next, Outcome, Store};
 
 /// More permits than deliveries can ever be in flight; shutdown takes them all to wait for the
 /// last delivery.
@@ -38,8 +37,8 @@ pub struct Launcher {
     pub slots: Arc<Semaphore>,
     /// One permit per delivery task alive, so shutdown can wait for them.
     pub in_flight: Arc<Semaphore>,
-    /// `engine.lease` in ms.
-    pub lease_ms: i64,
+    /// The claims of this node, renewed while held.
+    pub leases: Arc<Leases>,
 }
 
 impl Launcher {
@@ -48,6 +47,7 @@ impl Launcher {
         deliverer: Arc<Deliverer>,
         outcomes: mpsc::Sender<Outcome>,
         metrics: Arc<Metrics>,
+        leases: Arc<Leases>,
     ) -> Launcher {
         Launcher {
             runtime: tokio::runtime::Handle::current(),
@@ -57,7 +57,7 @@ impl Launcher {
             metrics,
             slots: Arc::new(Semaphore::new(config.delivery.concurrency)),
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT_PERMITS as usize)),
-            lease_ms: config.engine.lease.as_millis(),
+            leases,
         }
     }
 
@@ -81,6 +81,13 @@ impl Launcher {
     /// Starts the delivery of one occurrence whose time has come. Called on the timer thread:
     /// it only spawns.
     pub fn launch(&self, c: Claimed) {
+        // From now on (queued behind a busy target, then in flight, then until its outcome is
+        // written) the claim is renewed; not while it waited in the timer, which fires within
+        // the claim horizon, shorter than the lease.
+        if self.leases.start(c.occ.id, c.token).is_none() {
+            tracing::debug!(occurrence_id = %c.occ.id, "the claim is no longer this node's; not firing it");
+            return;
+        }
         let Ok(alive) = self.in_flight.clone().try_acquire_owned() else {
             // Shutting down: the occurrence stays leased and is delivered after the restart.
             return;
@@ -102,17 +109,21 @@ impl Launcher {
             return;
         };
         let retry = c.event.retry.resolve(&self.retry);
-        // Never start an attempt that could outlive the lease: past it, another node may have
-        // taken the occurrence (exactly once while nodes are healthy, even when a backlog makes
-        // this one slow). Leave it: once the lease expires, the next claim (of any node) takes
-        // it over. (An event whose own timeout is longer than half the lease gets half.)
-        let timeout_ms = i64::try_from(retry.timeout.as_millis())
-            .unwrap_or(i64::MAX / 2)
-            .min(self.lease_ms / 2);
-        if now_ms() + timeout_ms + LEASE_MARGIN_MS >= c.lease_until {
-            tracing::warn!(occurrence_id = %c.occ.id, "the lease ends before this attempt could; leaving it to the next claim");
+        // Never start an attempt on a claim that is no longer this node's (renewal found it
+        // taken over, or the event changed), nor on one whose lease is about to run out
+        // unrenewed (the store is away): past it, another node may take the occurrence. Leave
+        // it: once the lease expires, the next claim (of any node) takes it over. A claim that
+        // is renewed lives as long as the attempt, however long that is.
+        let Some(until) = self.leases.until(c.occ.id, c.token) else {
+            tracing::debug!(occurrence_id = %c.occ.id, "the claim is no longer this node's; not firing it");
+            return;
+        };
+        if now_ms() + self.leases.margin_ms() >= until {
+            tracing::warn!(occurrence_id = %c.occ.id, "the lease runs out unrenewed; leaving it to the next claim");
+            self.leases.release([(c.occ.id, c.token)]);
             return;
         }
+        let timeout_ms = i64::try_from(retry.timeout.as_millis()).unwrap_or(i64::MAX / 2);
         if attempt == 1 {
             let late_us = super::timer::now_us() - due * 1000;
             self.metrics.fire_late(late_us);
@@ -144,6 +155,7 @@ impl Launcher {
             next,
             pause_event: (gone && c.event.schedule.is_some())
                 .then(|| "the receiver answered 410 Gone".to_string()),
+            token: c.token,
         };
         let _ = self.outcomes.send(o).await;
     }
@@ -161,7 +173,10 @@ pub struct Claimer {
     pub owner: String,
     /// Occurrences the timer dropped (their event changed, possibly through another node)
     /// while still leased to this node.
-    pub dropped: mpsc::UnboundedReceiver<Vec<(Uuid, Millis)>>,
+    pub dropped: mpsc::UnboundedReceiver<Vec<(Uuid, i64)>>,
+    pub leases: Arc<Leases>,
+    /// Most claims held at once (`None`: no cap, for a single-process store).
+    pub max_held: Option<i64>,
 }
 
 impl Claimer {
@@ -201,32 +216,67 @@ impl Claimer {
     /// Returns dropped occurrences still leased to this node to `pending` at once, so that they
     /// are claimed again as they are now (those the store cancelled or moved are not leased
     /// any more and stay as they are), rather than after the lease expires.
-    async fn release_dropped(&mut self, mut ids: Vec<(Uuid, Millis)>) {
+    async fn release_dropped(&mut self, mut ids: Vec<(Uuid, i64)>) {
         while let Ok(more) = self.dropped.try_recv() {
             ids.extend(more);
         }
-        if let Err(e) = self.store.release_claims(&self.owner, &ids, now_ms()).await {
+        let now = now_ms();
+        if let Err(e) = self.store.release_claims(&self.owner, &ids, now).await {
+            self.leases.store_failed(now);
             tracing::warn!(error = %e, "releasing dropped claims failed; their leases expire instead");
         }
+        // Either way they are no longer held here: no renewal keeps them.
+        self.leases.release(ids);
     }
 
     /// Claims a batch; returns true when the batch was full (more may be waiting).
     async fn claim(&self, now: Millis) -> anyhow::Result<bool> {
         let e = &self.config.engine;
-        let batch = e.claim_batch;
-        let claimed = self
-            .store
-            .claim_due(
-                &self.owner,
-                now + e.claim_horizon.as_millis(),
-                now + e.lease.as_millis(),
-                batch,
-                now,
-            )
-            .await?;
+        // A node holds no more claims than it can start soon (on a shared store): a backlog it
+        // cannot deliver within its lease stays in the store for the other nodes, instead of
+        // being renewed (or, when renewal cannot keep up, taken over mid-attempt).
+        let batch = match self.max_held {
+            Some(max) => {
+                let room = max - self.leases.len() as i64;
+                if room <= 0 {
+                    self.leases.set_starved();
+                    return Ok(false);
+                }
+                e.claim_batch.min(room)
+            }
+            None => e.claim_batch,
+        };
+        let spec = ClaimSpec {
+            owner: &self.owner,
+            token: new_lease_token(),
+            due_before: now.saturating_add(e.claim_horizon.as_millis()),
+            lease_until: now.saturating_add(self.leases.lease_ms),
+            expired_before: self.leases.expired_before(now),
+            limit: batch,
+        };
+        let claimed = match self.store.claim_due(&spec, now).await {
+            Ok(c) => c,
+            Err(err) => {
+                self.leases.store_failed(now);
+                return Err(err.into());
+            }
+        };
+        self.leases
+            .hold(claimed.iter().map(|c| (c.occ.id, c.token, c.lease_until)));
         let full = claimed.len() as i64 >= batch;
         if !claimed.is_empty() {
             self.metrics.claimed(claimed.len());
+        }
+        // An expired lease of a paused event's occurrence (its node died before handing it
+        // back): held by the pause, so back to `pending` rather than into the timer.
+        let (claimed, paused): (Vec<Claimed>, Vec<Claimed>) = claimed
+            .into_iter()
+            .partition(|c| c.event.status != EventStatus::Paused);
+        if !paused.is_empty() {
+            let ids: Vec<(Uuid, i64)> = paused.iter().map(|c| (c.occ.id, c.token)).collect();
+            let released = self.store.release_claims(&self.owner, &ids, now).await;
+            self.leases.release(ids);
+            released?;
         }
         let (hold, missed) = split_misfires(claimed, now, &self.config);
         for c in missed {
@@ -234,6 +284,7 @@ impl Claimer {
             let o = Outcome::Missed {
                 occurrence_id: c.occ.id,
                 event_id: c.event.id,
+                token: c.token,
             };
             if self.outcomes.send(o).await.is_err() {
                 anyhow::bail!("outcome writer stopped");
@@ -283,10 +334,7 @@ pub fn next_step(d: &Delivered, attempt: u32, limit: u32, retry: &Retry, now: Mi
     } else if d.permanent || attempt >= limit {
         Next::Failed
     } else {
-        let delay = match d.retry_after {
-            Some(ra) => ra.min(retry.max_delay),
-            None => retry.delay_after(attempt),
-        };
-        Next::Retry(now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2))
+        let delay = retry.next_delay(attempt, d.retry_after);
+        Next::Retry(instant_after(now, delay))
     }
 }

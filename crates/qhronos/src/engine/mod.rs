@@ -3,6 +3,7 @@
 
 pub mod dispatcher;
 pub mod expander;
+pub mod lease;
 pub mod plan;
 pub mod retention;
 pub mod timer;
@@ -19,12 +20,20 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::delivery::Deliverer;
 use crate::domain::event::Event;
-use crate::domain::occurrence::{Lease, NewOccurrence, OccStatus, Occurrence};
+use crate::domain::occurrence::{new_lease_token, Lease, NewOccurrence, OccStatus, Occurrence};
 use crate::domain::{now_ms, Millis};
 use crate::metrics::Metrics;
 use crate::store::{Claimed, Store};
 use dispatcher::Launcher;
+use lease::Leases;
 use timer::TimerHandle;
+
+/// On a shared store a node holds at most this many claims per delivery slot
+/// (`delivery.concurrency`): what it can start within a second or two.
+const MAX_HELD_PER_SLOT: i64 = 4;
+
+/// The lease of claims on a single-process store (see [`start`]).
+const SINGLE_PROCESS_LEASE_MS: i64 = 3_600_000;
 
 /// A message to the dispatcher: drop what the store cancelled or moved.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +57,8 @@ pub struct EngineHandle {
     lease_ms: i64,
     /// This node's id: its claims are leased to `Lease::owner_of(node)`.
     node: Uuid,
+    /// The claims this node holds, renewed while held.
+    leases: Arc<Leases>,
 }
 
 impl EngineHandle {
@@ -56,6 +67,11 @@ impl EngineHandle {
         if earliest <= now_ms() + self.claim_horizon_ms {
             self.dispatcher_wake.notify_one();
         }
+    }
+
+    /// The claimer looks again now (it may have room for more claims).
+    pub fn wake_claimer(&self) {
+        self.dispatcher_wake.notify_one();
     }
 
     /// An event's window changed; the expander looks again now.
@@ -88,11 +104,13 @@ impl EngineHandle {
         if event.action.queue().is_some() {
             return;
         }
+        let token = new_lease_token();
         for o in occs.iter_mut() {
-            if o.scheduled_at <= now + self.claim_horizon_ms {
+            if o.scheduled_at <= now.saturating_add(self.claim_horizon_ms) {
                 o.lease = Some(Lease {
                     node: self.node,
-                    until: now + self.lease_ms,
+                    until: now.saturating_add(self.lease_ms),
+                    token,
                 });
             }
         }
@@ -103,8 +121,8 @@ impl EngineHandle {
         let event = Arc::new(event.clone());
         let held = occs
             .iter()
-            .filter_map(|o| o.lease.map(|l| (o, l.until)))
-            .map(|(o, lease_until)| Claimed {
+            .filter_map(|o| o.lease.map(|l| (o, l)))
+            .map(|(o, lease)| Claimed {
                 occ: Occurrence {
                     id: o.id,
                     event_id: o.event_id,
@@ -119,9 +137,12 @@ impl EngineHandle {
                     completed_at: None,
                 },
                 event: event.clone(),
-                lease_until,
+                lease_until: lease.until,
+                token: lease.token,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        self.leases
+            .hold(held.iter().map(|c| (c.occ.id, c.token, c.lease_until)));
         self.timer.hold(held);
     }
 }
@@ -130,6 +151,8 @@ pub struct Engine {
     pub handle: EngineHandle,
     /// Tasks that stop at once on shutdown (claimer, expander, upkeep).
     pub tasks: Vec<JoinHandle<()>>,
+    /// Renews the leases of what is held; stops last, once the deliveries in flight are done.
+    renewer: JoinHandle<()>,
     store: Arc<dyn Store>,
     launcher: Launcher,
     writer_flush: mpsc::Sender<oneshot::Sender<()>>,
@@ -152,15 +175,16 @@ impl Engine {
             t.abort();
         }
         let unfired = self.handle.timer.stop().await;
-        let claims: Vec<(Uuid, Millis)> =
-            unfired.iter().map(|c| (c.occ.id, c.lease_until)).collect();
+        let claims: Vec<(Uuid, i64)> = unfired.iter().map(|c| (c.occ.id, c.token)).collect();
         let unfinished = self.launcher.drain(grace).await;
         let (tx, rx) = oneshot::channel();
         if self.writer_flush.send(tx).await.is_ok() {
             let _ = rx.await;
         }
+        self.renewer.abort();
         let owner = Lease::owner_of(self.handle.node);
         let released = self.store.release_claims(&owner, &claims, now_ms()).await?;
+        self.handle.leases.release(claims);
         Ok(Stopped {
             released,
             unfinished,
@@ -180,7 +204,23 @@ pub fn start(
     let heartbeat = Arc::new(AtomicI64::new(0));
     let (out_tx, out_rx) = mpsc::channel(16_384);
     let (flush_tx, flush_rx) = mpsc::channel(4);
-    let launcher = dispatcher::Launcher::new(config, deliverer, out_tx.clone(), metrics.clone());
+    let node = Uuid::now_v7();
+    // The embedded store is one process: no other node can take a claim over, and a restart
+    // releases them all. Its claims last as long as the process needs them (an hour, renewed
+    // past that), so its single writer spends nothing renewing a backlog.
+    let lease_ms = if store.single_process() {
+        config.engine.lease.as_millis().max(SINGLE_PROCESS_LEASE_MS)
+    } else {
+        config.engine.lease.as_millis()
+    };
+    let leases = Arc::new(Leases::new(Lease::owner_of(node), lease_ms));
+    let launcher = dispatcher::Launcher::new(
+        config,
+        deliverer,
+        out_tx.clone(),
+        metrics.clone(),
+        leases.clone(),
+    );
     let fire = launcher.clone();
     let (dropped_tx, dropped_rx) = mpsc::unbounded_channel();
     let timer = timer::start(
@@ -189,21 +229,22 @@ pub fn start(
             let _ = dropped_tx.send(ids);
         },
     )?;
-    let node = Uuid::now_v7();
     let handle = EngineHandle {
         dispatcher_wake: dispatcher_wake.clone(),
         expander_wake: expander_wake.clone(),
         timer: timer.clone(),
         heartbeat: heartbeat.clone(),
         claim_horizon_ms: config.engine.claim_horizon.as_millis(),
-        lease_ms: config.engine.lease.as_millis(),
+        lease_ms,
         node,
+        leases: leases.clone(),
     };
     let writer = writer::Writer {
         store: store.clone(),
         rx: out_rx,
         flush: flush_rx,
         handle: handle.clone(),
+        leases: leases.clone(),
     };
     let expander = expander::Expander {
         store: store.clone(),
@@ -222,12 +263,24 @@ pub fn start(
         metrics,
         owner: Lease::owner_of(node),
         dropped: dropped_rx,
+        leases: leases.clone(),
+        max_held: (!store.single_process()).then(|| {
+            let concurrency = i64::try_from(config.delivery.concurrency).unwrap_or(i64::MAX);
+            concurrency
+                .saturating_mul(MAX_HELD_PER_SLOT)
+                .max(config.engine.claim_batch)
+        }),
+    };
+    let renewer = lease::Renewer {
+        store: store.clone(),
+        leases,
     };
     // The writer is not in `tasks`: shutdown flushes it rather than stopping it.
     tokio::spawn(writer.run());
     Ok(Engine {
         handle,
         tasks: vec![tokio::spawn(expander.run()), tokio::spawn(claimer.run())],
+        renewer: tokio::spawn(renewer.run()),
         store,
         launcher,
         writer_flush: flush_tx,

@@ -72,7 +72,7 @@ impl TimerHandle {
 /// this node in the store); neither may block (they hand over to the async runtime).
 pub fn start(
     fire: impl FnMut(Claimed) + Send + 'static,
-    dropped: impl FnMut(Vec<(Uuid, Millis)>) + Send + 'static,
+    dropped: impl FnMut(Vec<(Uuid, i64)>) + Send + 'static,
 ) -> std::io::Result<TimerHandle> {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -95,7 +95,7 @@ impl Timer {
         mut self,
         rx: &mpsc::Receiver<Command>,
         mut fire: impl FnMut(Claimed),
-        mut dropped: impl FnMut(Vec<(Uuid, Millis)>),
+        mut dropped: impl FnMut(Vec<(Uuid, i64)>),
         clock: impl Fn() -> i64,
     ) {
         loop {
@@ -141,8 +141,8 @@ impl Timer {
         }
     }
 
-    /// Drops held occurrences; returns their claims (`(id, lease_until)`).
-    pub fn forget(&mut self, f: Forget) -> Vec<(Uuid, Millis)> {
+    /// Drops held occurrences; returns their claims (`(id, lease_token)`).
+    pub fn forget(&mut self, f: Forget) -> Vec<(Uuid, i64)> {
         let mut ids = Vec::new();
         self.held.retain(|_, c| {
             let keep = match f {
@@ -154,7 +154,7 @@ impl Timer {
                 Forget::Occurrence(id) => c.occ.id != id,
             };
             if !keep {
-                ids.push((c.occ.id, c.lease_until));
+                ids.push((c.occ.id, c.token));
             }
             keep
         });
@@ -223,6 +223,7 @@ mod tests {
             },
             event: event.clone(),
             lease_until: at + 1000,
+            token: at + 7,
         }
     }
 
@@ -264,7 +265,7 @@ mod tests {
         let c = claimed(&e, 9);
         let a_id = a.occ.id;
         t.hold(vec![a, b, c]);
-        assert_eq!(t.forget(Forget::Occurrence(a_id)), vec![(a_id, 1005)]);
+        assert_eq!(t.forget(Forget::Occurrence(a_id)), vec![(a_id, 12)]);
         assert_eq!(
             t.forget(Forget::Event {
                 event_id: e.id,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::lease::Leases;
 use super::EngineHandle;
 use crate::domain::{now_ms, Millis};
 use crate::store::{Next, Outcome, Store};
@@ -18,6 +19,8 @@ pub struct Writer {
     /// Shutdown asks for everything received so far to be written, and waits for the answer.
     pub flush: mpsc::Receiver<oneshot::Sender<()>>,
     pub handle: EngineHandle,
+    /// The node's claims: an outcome written ends its claim.
+    pub leases: Arc<Leases>,
 }
 
 impl Writer {
@@ -61,13 +64,33 @@ impl Writer {
 
     /// Writes one batch, retrying until it is stored, then tells the engine what follows.
     async fn write(&self, batch: &[Outcome]) {
-        // Never drop outcomes: a write that fails is tried again. If the process dies first,
-        // the leases expire and the occurrences are delivered again (at least once).
-        let mut delay = Duration::from_millis(100);
-        while let Err(e) = self.store.record_outcomes(batch, now_ms()).await {
+        // Never drop outcomes: a write that fails is tried again, soon (the claims stay this
+        // node's while the renewer keeps their leases, and after a store failure the other
+        // nodes leave expired leases alone for a lease period: the write must land within it).
+        // If the process dies first, the leases expire and the occurrences are delivered again
+        // (at least once).
+        let owner = self.leases.owner.clone();
+        let mut delay = Duration::from_millis(50);
+        while let Err(e) = self.store.record_outcomes(&owner, batch, now_ms()).await {
+            self.leases.store_failed(now_ms());
             tracing::error!(error = %e, outcomes = batch.len(), "recording outcomes failed; retrying");
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+        self.leases.release(batch.iter().map(|o| match o {
+            Outcome::Attempted {
+                occurrence_id,
+                token,
+                ..
+            }
+            | Outcome::Missed {
+                occurrence_id,
+                token,
+                ..
+            } => (*occurrence_id, *token),
+        }));
+        if self.leases.take_starved() {
+            self.handle.wake_claimer();
         }
         let mut earliest_retry: Option<Millis> = None;
         for o in batch {

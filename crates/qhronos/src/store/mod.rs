@@ -89,9 +89,25 @@ pub(crate) fn receipt_matches(stored: &str, presented: &str) -> bool {
 pub struct Claimed {
     pub occ: Occurrence,
     pub event: Arc<Event>,
-    /// The claim's `lease_expires_at`: after it another node may take the occurrence; it also
-    /// tells this claim from a later one of the same row.
+    /// The claim's `lease_expires_at` when it was taken: after it (unless renewed) another node
+    /// may take the occurrence.
     pub lease_until: Millis,
+    /// The claim's `lease_token`: tells this claim from a later one of the same row.
+    pub token: i64,
+}
+
+/// What `claim_due` takes.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimSpec<'a> {
+    pub owner: &'a str,
+    /// Written into every row claimed (`lease_token`).
+    pub token: i64,
+    /// Pending occurrences due at or before this.
+    pub due_before: Millis,
+    pub lease_until: Millis,
+    /// Scheduled occurrences whose lease ended before this are taken over (`Millis::MIN`: none).
+    pub expired_before: Millis,
+    pub limit: i64,
 }
 
 /// What happened to a claimed occurrence; written back in batches.
@@ -104,9 +120,15 @@ pub enum Outcome {
         next: Next,
         /// Pause the (recurring) event with this reason: its receiver answered 410 Gone.
         pause_event: Option<String>,
+        /// The claim's `lease_token`: the outcome applies only while that claim holds the row.
+        token: i64,
     },
     /// Skipped by the misfire policy.
-    Missed { occurrence_id: Uuid, event_id: Uuid },
+    Missed {
+        occurrence_id: Uuid,
+        event_id: Uuid,
+        token: i64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,27 +382,27 @@ pub trait Store: Send + Sync + 'static {
     /// event is no longer active or was re-planned (its generation moved) since it was read:
     /// that work is stale.
     async fn save_expansion(&self, event_id: Uuid, x: &Expansion<'_>, now: Millis) -> Result<bool>;
-    /// Claims pending occurrences due at or before `due_before` under a lease for `owner`.
-    async fn claim_due(
-        &self,
-        owner: &str,
-        due_before: Millis,
-        lease_until: Millis,
-        limit: i64,
-        now: Millis,
-    ) -> Result<Vec<Claimed>>;
+    /// Claims pending occurrences due at or before `due_before`, and scheduled ones whose lease
+    /// ended before `expired_before`, under a lease for `owner` with the claim's token.
+    async fn claim_due(&self, spec: &ClaimSpec<'_>, now: Millis) -> Result<Vec<Claimed>>;
     /// Returns expired leases to `pending`; with `all`, every lease (a single-node store at
     /// start-up, when no other process can hold one).
     async fn release_leases(&self, now: Millis, all: bool) -> Result<u64>;
     /// Returns to `pending` the given occurrences still held by `owner` under the same claim
-    /// (`(id, lease_until)`; a later claim of the row has another `lease_until` and is left
-    /// alone): the dispatcher dropped them before firing, or is stopping.
-    async fn release_claims(
+    /// (`(id, lease_token)`; a later claim of the row has another token and is left alone):
+    /// the dispatcher dropped them before firing, or is stopping.
+    async fn release_claims(&self, owner: &str, claims: &[(Uuid, i64)], now: Millis)
+        -> Result<u64>;
+    /// Moves the lease of the given claims (`(id, lease_token)`, still held by `owner`) to
+    /// `until`; returns the ids renewed. A claim not renewed is no longer this node's (taken
+    /// over after its lease ended, cancelled, or already finished).
+    async fn renew_leases(
         &self,
         owner: &str,
-        claims: &[(Uuid, Millis)],
+        claims: &[(Uuid, i64)],
+        until: Millis,
         now: Millis,
-    ) -> Result<u64>;
+    ) -> Result<Vec<Uuid>>;
     /// Takes or renews the lease on a piece of upkeep that must run on one node at a time
     /// (`expander`, `retention`). True when `owner` holds it until `until`.
     async fn try_upkeep_lease(
@@ -395,8 +417,10 @@ pub trait Store: Send + Sync + 'static {
     /// Tells every node (this one included) about a change. A single-process store has no
     /// other node, and its own callers act directly: it does nothing there.
     async fn publish(&self, change: &Change) -> Result<()>;
-    /// Writes a batch of outcomes in one transaction.
-    async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()>;
+    /// Writes a batch of outcomes in one transaction. An outcome changes its occurrence only
+    /// while the claim it names (`owner`, its token) still holds the row: a node whose claim was
+    /// taken over never overwrites the newer one.
+    async fn record_outcomes(&self, owner: &str, outcomes: &[Outcome], now: Millis) -> Result<()>;
     async fn counts(&self) -> Result<Counts>;
 
     /// Pull queues. Claims up to `limit` due `pending` occurrences of the events whose action is
@@ -434,7 +458,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn gauges(&self, now: Millis) -> Result<Gauges>;
     /// One retention pass: deletes, in batches, finished occurrences and events older than the
-    /// cut-offs. Never an event with a pending, scheduled or future occurrence or a next instance.
+    /// cut-offs. Never an event with a pending, scheduled or future occurrence, a dead letter
+    /// (a failed occurrence, kept for `retention.failed`) or a next instance.
     async fn purge(&self, now: Millis, c: &PurgeCutoffs) -> Result<Purged>;
     /// Writes a consistent copy of the database to `path` while the service runs.
     async fn backup_to(&self, path: &std::path::Path) -> Result<()>;

@@ -24,8 +24,8 @@ use super::postgres_sql::{
 };
 use super::sqlite_rows::{to_json, EVENT_COLS, OCC_COLS};
 use super::{
-    AuditEntry, AuditFilter, Change, Claimed, Counts, Created, EventFilter, Gauges, Next,
-    OccChange, OccFilter, Outcome, PurgeCutoffs, Purged, Redrive, Result, Store, StoreError,
+    AuditEntry, AuditFilter, Change, ClaimSpec, Claimed, Counts, Created, EventFilter, Gauges,
+    Next, OccChange, OccFilter, Outcome, PurgeCutoffs, Purged, Redrive, Result, Store, StoreError,
     TokenRecord,
 };
 use super::{ExpandState, Expansion};
@@ -71,6 +71,7 @@ async fn attach_events(
     c: &mut PgConnection,
     rs: &[sqlx::postgres::PgRow],
     lease_until: Millis,
+    token: i64,
 ) -> Result<Vec<Claimed>> {
     let occs = rs
         .iter()
@@ -99,6 +100,7 @@ async fn attach_events(
                 occ,
                 event,
                 lease_until,
+                token,
             })
         })
         .collect())
@@ -441,7 +443,7 @@ impl Store for PgStore {
             return Ok(false);
         }
         if paused {
-            cancel_unfired(&mut tx, id, "pause", None, now).await?;
+            cancel_unfired(&mut tx, id, "pause", Some(now), now).await?;
         } else {
             upsert_occurrences(&mut tx, occs, now).await?;
             finish_if_done(&mut tx, &[id.to_string()], now).await?;
@@ -689,36 +691,32 @@ impl Store for PgStore {
         Ok(n > 0)
     }
 
-    async fn claim_due(
-        &self,
-        owner: &str,
-        due_before: Millis,
-        lease_until: Millis,
-        limit: i64,
-        now: Millis,
-    ) -> Result<Vec<Claimed>> {
+    async fn claim_due(&self, spec: &ClaimSpec<'_>, now: Millis) -> Result<Vec<Claimed>> {
         let mut tx = self.pool.begin().await?;
         // SKIP LOCKED: rows another node is claiming right now are left to it, not waited for.
         // Besides due pending rows, rows whose lease has expired (their node died, or stalled)
         // are taken over: other nodes keep running, so no start-up can release them.
         let rs = sqlx::query(AssertSqlSafe(format!(
             "WITH due AS (SELECT o.id FROM occurrences o WHERE o.status = 'pending' AND o.next_attempt_at <= $4 \
-               AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id AND e.queue IS NOT NULL) \
+               AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id AND (e.queue IS NOT NULL OR e.status = 'paused')) \
                ORDER BY o.next_attempt_at LIMIT $5 FOR UPDATE OF o SKIP LOCKED), \
-             expired AS (SELECT id FROM occurrences WHERE status = 'scheduled' AND lease_expires_at < $3 \
+             expired AS (SELECT id FROM occurrences WHERE status = 'scheduled' AND lease_expires_at < $6 \
                LIMIT $5 FOR UPDATE SKIP LOCKED) \
-             UPDATE occurrences SET status = 'scheduled', lease_owner = $1, lease_expires_at = $2, updated_at = $3 \
+             UPDATE occurrences SET status = 'scheduled', lease_owner = $1, lease_expires_at = $2, lease_token = $7, \
+               updated_at = $3 \
              WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM expired) \
              RETURNING {OCC_COLS}"
         )))
-        .bind(owner)
-        .bind(lease_until)
+        .bind(spec.owner)
+        .bind(spec.lease_until)
         .bind(now)
-        .bind(due_before)
-        .bind(limit)
+        .bind(spec.due_before)
+        .bind(spec.limit)
+        .bind(spec.expired_before)
+        .bind(spec.token)
         .fetch_all(&mut *tx)
         .await?;
-        let claimed = attach_events(&mut tx, &rs, lease_until).await?;
+        let claimed = attach_events(&mut tx, &rs, spec.lease_until, spec.token).await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -738,26 +736,54 @@ impl Store for PgStore {
     async fn release_claims(
         &self,
         owner: &str,
-        claims: &[(Uuid, Millis)],
+        claims: &[(Uuid, i64)],
         now: Millis,
     ) -> Result<u64> {
         if claims.is_empty() {
             return Ok(0);
         }
         let ids: Vec<String> = claims.iter().map(|(id, _)| id.to_string()).collect();
-        let until: Vec<i64> = claims.iter().map(|(_, u)| *u).collect();
+        let tokens: Vec<i64> = claims.iter().map(|(_, t)| *t).collect();
         Ok(sqlx::query(
             "UPDATE occurrences SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
-             updated_at = $1 WHERE status = 'scheduled' AND lease_owner = $2 \
-             AND (id, lease_expires_at) IN (SELECT * FROM UNNEST($3::text[], $4::bigint[]))",
+             lease_token = NULL, updated_at = $1 WHERE status = 'scheduled' AND lease_owner = $2 \
+             AND (id, lease_token) IN (SELECT * FROM UNNEST($3::text[], $4::bigint[]))",
         )
         .bind(now)
         .bind(owner)
         .bind(ids)
-        .bind(until)
+        .bind(tokens)
         .execute(&self.pool)
         .await?
         .rows_affected())
+    }
+
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        claims: &[(Uuid, i64)],
+        until: Millis,
+        _now: Millis,
+    ) -> Result<Vec<Uuid>> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = claims.iter().map(|(id, _)| id.to_string()).collect();
+        let tokens: Vec<i64> = claims.iter().map(|(_, t)| *t).collect();
+        let renewed: Vec<String> = sqlx::query_scalar(
+            "UPDATE occurrences SET lease_expires_at = $1 WHERE status = 'scheduled' AND lease_owner = $2 \
+             AND (id, lease_token) IN (SELECT * FROM UNNEST($3::text[], $4::bigint[])) RETURNING id",
+        )
+        .bind(until)
+        .bind(owner)
+        .bind(ids)
+        .bind(tokens)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(renewed
+            .iter()
+            .filter_map(|id| Uuid::parse_str(id).ok())
+            .collect())
     }
 
     async fn try_upkeep_lease(
@@ -791,8 +817,8 @@ impl Store for PgStore {
         notify(&mut c, change).await
     }
 
-    async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()> {
-        sql::record_outcomes(&self.pool, outcomes, now).await
+    async fn record_outcomes(&self, owner: &str, outcomes: &[Outcome], now: Millis) -> Result<()> {
+        sql::record_outcomes(&self.pool, owner, outcomes, now).await
     }
 
     async fn claim_queue(
@@ -820,7 +846,7 @@ impl Store for PgStore {
                  WHERE o.status = 'pending' AND o.next_attempt_at <= ",
             )
             .push_bind(now)
-            .push(" AND o.event_id IN (SELECT id FROM events WHERE queue = ")
+            .push(" AND o.event_id IN (SELECT id FROM events WHERE status != 'paused' AND queue = ")
             .push_bind(queue.to_string())
             .push(")");
         push_tags(&mut q, "o.event_id", tags);
@@ -836,7 +862,7 @@ impl Store for PgStore {
             let receipt: String = r.try_get("claim_receipt")?;
             receipts.insert(id, receipt);
         }
-        let claimed = attach_events(&mut tx, &rs, visible_until).await?;
+        let claimed = attach_events(&mut tx, &rs, visible_until, 0).await?;
         tx.commit().await?;
         Ok(claimed
             .into_iter()
@@ -1002,11 +1028,14 @@ impl Store for PgStore {
                 tokio::task::yield_now().await;
             }
         }
+        // An event stays while it has a dead letter: the failed pass above removed the expired
+        // ones, so what is left is younger than `retention.failed` (which may outlast
+        // `retention.events`) and must keep its event.
         loop {
             let n = sqlx::query(
                 "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.status IN ('inactive', 'deleted') \
                  AND e.updated_at < $1 AND e.next_fire_at IS NULL AND NOT EXISTS (SELECT 1 FROM occurrences o \
-                 WHERE o.event_id = e.id AND (o.status IN ('pending', 'scheduled', 'dispatched') OR o.scheduled_at > $2)) \
+                 WHERE o.event_id = e.id AND (o.status IN ('pending', 'scheduled', 'dispatched', 'failed') OR o.scheduled_at > $2)) \
                  LIMIT $3)",
             )
             .bind(c.events_before)

@@ -148,13 +148,14 @@ pub(super) async fn upsert_occurrences(
         let owners: Vec<Option<String>> =
             chunk.iter().map(|o| o.lease.map(|l| l.owner())).collect();
         let until: Vec<Option<i64>> = chunk.iter().map(|o| o.lease.map(|l| l.until)).collect();
+        let tokens: Vec<Option<i64>> = chunk.iter().map(|o| o.lease.map(|l| l.token)).collect();
         n += sqlx::query(
             "INSERT INTO occurrences (id, event_id, scheduled_at, status, attempts, attempt_limit, \
-             next_attempt_at, lease_owner, lease_expires_at, created_at, updated_at) \
+             next_attempt_at, lease_owner, lease_expires_at, lease_token, created_at, updated_at) \
              SELECT u.id, u.event_id, u.at, CASE WHEN u.owner IS NULL THEN 'pending' ELSE 'scheduled' END, \
-             0, u.lim, u.at, u.owner, u.until, $5, $5 \
-             FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $6::text[], $7::bigint[]) \
-             AS u(id, event_id, at, lim, owner, until) \
+             0, u.lim, u.at, u.owner, u.until, u.token, $5, $5 \
+             FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $6::text[], $7::bigint[], $8::bigint[]) \
+             AS u(id, event_id, at, lim, owner, until, token) \
              ON CONFLICT (event_id, scheduled_at) DO UPDATE SET status = 'pending', \
              cancelled_by = NULL, next_attempt_at = excluded.next_attempt_at, \
              updated_at = excluded.updated_at \
@@ -167,6 +168,7 @@ pub(super) async fn upsert_occurrences(
         .bind(now)
         .bind(owners)
         .bind(until)
+        .bind(tokens)
         .execute(&mut *c)
         .await?
         .rows_affected();
@@ -253,6 +255,7 @@ pub(super) async fn upcoming_check(c: &mut PgConnection, id: Uuid) -> Result<Opt
 /// size (arrays in, UNNEST on the server).
 pub(super) async fn record_outcomes(
     pool: &PgPool,
+    owner: &str,
     outcomes: &[Outcome],
     now: Millis,
 ) -> Result<()> {
@@ -269,6 +272,7 @@ pub(super) async fn record_outcomes(
     let mut u_attempt: Vec<Option<i64>> = Vec::new();
     let mut u_next: Vec<Option<i64>> = Vec::new();
     let mut u_err: Vec<Option<String>> = Vec::new();
+    let mut u_token: Vec<i64> = Vec::new();
     let mut finished: Vec<String> = Vec::new();
     let mut gone: Vec<(Uuid, String)> = Vec::new();
     for o in outcomes {
@@ -279,7 +283,9 @@ pub(super) async fn record_outcomes(
                 attempt: a,
                 next,
                 pause_event,
+                token,
             } => {
+                u_token.push(*token);
                 if let Some(reason) = pause_event {
                     gone.push((*event_id, reason.clone()));
                 }
@@ -314,7 +320,9 @@ pub(super) async fn record_outcomes(
             Outcome::Missed {
                 occurrence_id,
                 event_id,
+                token,
             } => {
+                u_token.push(*token);
                 u_id.push(occurrence_id.to_string());
                 u_status.push("missed".to_string());
                 u_attempt.push(None);
@@ -348,12 +356,12 @@ pub(super) async fn record_outcomes(
         sqlx::query(
             "UPDATE occurrences o SET status = u.status, \
              attempts = GREATEST(o.attempts, COALESCE(u.attempt, o.attempts)), \
-             next_attempt_at = u.next_at, lease_owner = NULL, lease_expires_at = NULL, \
+             next_attempt_at = u.next_at, lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL, \
              last_error = CASE WHEN u.attempt IS NULL THEN o.last_error ELSE u.err END, \
              updated_at = $6, completed_at = CASE WHEN u.status = 'pending' THEN NULL ELSE $6 END \
-             FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]) \
-             AS u(id, status, attempt, next_at, err) \
-             WHERE o.id = u.id AND o.status = 'scheduled'",
+             FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $8::bigint[]) \
+             AS u(id, status, attempt, next_at, err, token) \
+             WHERE o.id = u.id AND o.status = 'scheduled' AND o.lease_owner = $7 AND o.lease_token = u.token",
         )
         .bind(&u_id)
         .bind(&u_status)
@@ -361,6 +369,8 @@ pub(super) async fn record_outcomes(
         .bind(&u_next)
         .bind(&u_err)
         .bind(now)
+        .bind(owner)
+        .bind(&u_token)
         .execute(&mut *tx)
         .await?;
     }
@@ -377,7 +387,7 @@ pub(super) async fn record_outcomes(
         .await?
         .rows_affected();
         if n > 0 {
-            cancel_unfired(&mut tx, *event_id, "pause", None, now).await?;
+            cancel_unfired(&mut tx, *event_id, "pause", Some(now), now).await?;
         }
     }
     finish_if_done(&mut tx, &finished, now).await?;

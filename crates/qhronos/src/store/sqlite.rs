@@ -22,8 +22,8 @@ use super::sqlite_batch::Job;
 
 use super::sqlite_rows::{self as rows, to_json, EVENT_COLS, OCC_COLS};
 use super::{
-    AuditEntry, AuditFilter, Change, Claimed, Counts, Created, EventFilter, Gauges, Next,
-    OccChange, OccFilter, Outcome, PurgeCutoffs, Purged, Redrive, Result, Store, TokenRecord,
+    AuditEntry, AuditFilter, Change, ClaimSpec, Claimed, Counts, Created, EventFilter, Gauges,
+    Next, OccChange, OccFilter, Outcome, PurgeCutoffs, Purged, Redrive, Result, Store, TokenRecord,
 };
 use super::{ExpandState, Expansion};
 use crate::domain::event::Event;
@@ -104,7 +104,7 @@ async fn pause_gone(
     .await?
     .rows_affected();
     if n > 0 {
-        cancel_unfired(c, event_id, "pause", None, now).await?;
+        cancel_unfired(c, event_id, "pause", Some(now), now).await?;
     }
     Ok(())
 }
@@ -115,6 +115,22 @@ fn writer_gone() -> super::StoreError {
 
 fn ids_list(n: usize) -> String {
     vec!["?"; n].join(",")
+}
+
+/// ` WHERE` the rows are still held by these claims of `owner` (`(id, lease_token)`).
+fn push_claims(q: &mut QueryBuilder<Sqlite>, owner: &str, claims: &[(Uuid, i64)]) {
+    q.push(" WHERE status = 'scheduled' AND lease_owner = ")
+        .push_bind(owner.to_string())
+        .push(" AND (id, lease_token) IN (VALUES ");
+    let mut sep = q.separated(", ");
+    for (id, token) in claims {
+        sep.push("(")
+            .push_bind_unseparated(id.to_string())
+            .push_unseparated(", ")
+            .push_bind_unseparated(*token)
+            .push_unseparated(")");
+    }
+    q.push(")");
 }
 
 pub(super) async fn insert_event_row(
@@ -192,7 +208,7 @@ pub(super) async fn upsert_occurrences(
     for chunk in occs.chunks(500) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO occurrences (id, event_id, scheduled_at, status, attempts, attempt_limit, \
-             next_attempt_at, lease_owner, lease_expires_at, created_at, updated_at) ",
+             next_attempt_at, lease_owner, lease_expires_at, lease_token, created_at, updated_at) ",
         );
         q.push_values(chunk, |mut b, o| {
             b.push_bind(o.id.to_string())
@@ -208,6 +224,7 @@ pub(super) async fn upsert_occurrences(
                 .push_bind(o.scheduled_at)
                 .push_bind(o.lease.map(|l| l.owner()))
                 .push_bind(o.lease.map(|l| l.until))
+                .push_bind(o.lease.map(|l| l.token))
                 .push_bind(now)
                 .push_bind(now);
         });
@@ -352,6 +369,7 @@ async fn attach_events(
     c: &mut SqliteConnection,
     rs: &[sqlx::sqlite::SqliteRow],
     lease_until: Millis,
+    token: i64,
 ) -> Result<Vec<Claimed>> {
     let occs = rs
         .iter()
@@ -382,6 +400,7 @@ async fn attach_events(
                 occ,
                 event,
                 lease_until,
+                token,
             })
         })
         .collect())
@@ -691,7 +710,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         if paused {
-            cancel_unfired(&mut tx, id, "pause", None, now).await?;
+            cancel_unfired(&mut tx, id, "pause", Some(now), now).await?;
         } else {
             upsert_occurrences(&mut tx, occs, now).await?;
             finish_if_done(&mut tx, &id.to_string(), now).await?;
@@ -897,35 +916,29 @@ impl Store for SqliteStore {
         Ok(n > 0)
     }
 
-    async fn claim_due(
-        &self,
-        owner: &str,
-        due_before: Millis,
-        lease_until: Millis,
-        limit: i64,
-        now: Millis,
-    ) -> Result<Vec<Claimed>> {
+    async fn claim_due(&self, spec: &ClaimSpec<'_>, now: Millis) -> Result<Vec<Claimed>> {
         let mut tx = self.write.begin().await?;
-        // Due pending rows (not of pull events: clients claim those), and rows whose lease
-        // expired (an attempt the dispatcher left because it could not finish inside the lease).
+        // Due pending rows (not of pull events: clients claim those, nor of paused events: the
+        // pause holds them), and rows whose lease expired (an attempt the dispatcher left).
         let rs = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE occurrences SET status = 'scheduled', lease_owner = ?, lease_expires_at = ?, updated_at = ? \
+            "UPDATE occurrences SET status = 'scheduled', lease_owner = ?, lease_expires_at = ?, lease_token = ?, updated_at = ? \
              WHERE id IN (SELECT id FROM (SELECT o.id FROM occurrences o INDEXED BY occurrences_due WHERE o.status = 'pending' \
-             AND o.next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id AND e.queue IS NOT NULL) \
+             AND o.next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id AND (e.queue IS NOT NULL OR e.status = 'paused')) \
              ORDER BY o.next_attempt_at LIMIT ?) \
              UNION ALL SELECT id FROM (SELECT id FROM occurrences INDEXED BY occurrences_leased WHERE status = 'scheduled' \
              AND lease_expires_at < ? LIMIT ?)) RETURNING {OCC_COLS}"
         )))
-        .bind(owner)
-        .bind(lease_until)
+        .bind(spec.owner)
+        .bind(spec.lease_until)
+        .bind(spec.token)
         .bind(now)
-        .bind(due_before)
-        .bind(limit)
-        .bind(now)
-        .bind(limit)
+        .bind(spec.due_before)
+        .bind(spec.limit)
+        .bind(spec.expired_before)
+        .bind(spec.limit)
         .fetch_all(&mut *tx)
         .await?;
-        let claimed = attach_events(&mut tx, &rs, lease_until).await?;
+        let claimed = attach_events(&mut tx, &rs, spec.lease_until, spec.token).await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -946,30 +959,43 @@ impl Store for SqliteStore {
     async fn release_claims(
         &self,
         owner: &str,
-        claims: &[(Uuid, Millis)],
+        claims: &[(Uuid, i64)],
         now: Millis,
     ) -> Result<u64> {
         let mut n = 0;
         for chunk in claims.chunks(500) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "UPDATE occurrences SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = ",
+                "UPDATE occurrences SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+                 lease_token = NULL, updated_at = ",
             );
-            q.push_bind(now)
-                .push(" WHERE status = 'scheduled' AND lease_owner = ")
-                .push_bind(owner.to_string())
-                .push(" AND (id, lease_expires_at) IN (VALUES ");
-            let mut sep = q.separated(", ");
-            for (id, until) in chunk {
-                sep.push("(")
-                    .push_bind_unseparated(id.to_string())
-                    .push_unseparated(", ")
-                    .push_bind_unseparated(*until)
-                    .push_unseparated(")");
-            }
-            q.push(")");
+            q.push_bind(now);
+            push_claims(&mut q, owner, chunk);
             n += q.build().execute(&self.write).await?.rows_affected();
         }
         Ok(n)
+    }
+
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        claims: &[(Uuid, i64)],
+        until: Millis,
+        _now: Millis,
+    ) -> Result<Vec<Uuid>> {
+        let mut renewed = Vec::with_capacity(claims.len());
+        for chunk in claims.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE occurrences SET lease_expires_at = ");
+            q.push_bind(until);
+            push_claims(&mut q, owner, chunk);
+            q.push(" RETURNING id");
+            for row in q.build().fetch_all(&self.write).await? {
+                let id: String = row.try_get(0)?;
+                if let Ok(id) = Uuid::parse_str(&id) {
+                    renewed.push(id);
+                }
+            }
+        }
+        Ok(renewed)
     }
 
     /// One process by construction: it always holds every upkeep lease.
@@ -985,7 +1011,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn record_outcomes(&self, outcomes: &[Outcome], now: Millis) -> Result<()> {
+    async fn record_outcomes(&self, owner: &str, outcomes: &[Outcome], now: Millis) -> Result<()> {
         // Multi-row statements, a few per batch rather than two or three per outcome: at
         // 20,000 deliveries a second the statement count is what the single writer pays for.
         let mut attempted = Vec::new();
@@ -1000,8 +1026,9 @@ impl Store for SqliteStore {
                     attempt,
                     next,
                     pause_event,
+                    token,
                 } => {
-                    attempted.push((occurrence_id.to_string(), attempt, *next));
+                    attempted.push((occurrence_id.to_string(), attempt, *next, *token));
                     if let Some(reason) = pause_event {
                         gone.push((*event_id, reason.as_str()));
                     }
@@ -1012,20 +1039,21 @@ impl Store for SqliteStore {
                 Outcome::Missed {
                     occurrence_id,
                     event_id,
+                    token,
                 } => {
-                    missed.push(occurrence_id.to_string());
+                    missed.push((*occurrence_id, *token));
                     finished.push(event_id.to_string());
                 }
             }
         }
         let mut tx = self.write.begin().await?;
-        // 7 values an attempt, 6 an update: well under SQLite's 32,766 variables.
+        // 7 values an attempt, 7 an update: well under SQLite's 32,766 variables.
         for chunk in attempted.chunks(1000) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT OR IGNORE INTO attempts (occurrence_id, attempt, started_at, duration_ms, \
                  status_code, error, response) SELECT * FROM (",
             );
-            q.push_values(chunk, |mut b, (id, a, _)| {
+            q.push_values(chunk, |mut b, (id, a, _, _)| {
                 b.push_bind(id.clone())
                     .push_bind(i64::from(a.attempt))
                     .push_bind(a.started_at)
@@ -1039,9 +1067,9 @@ impl Store for SqliteStore {
             q.build().execute(&mut *tx).await?;
 
             let mut q = QueryBuilder::<Sqlite>::new(
-                "WITH v(id, status, attempt, next_at, err, done_at) AS (",
+                "WITH v(id, status, attempt, next_at, err, done_at, token) AS (",
             );
-            q.push_values(chunk, |mut b, (id, a, next)| {
+            q.push_values(chunk, |mut b, (id, a, next, token)| {
                 let (status, next_at, done_at) = match next {
                     Next::Completed => ("completed", None, Some(now)),
                     Next::Retry(at) => ("pending", Some(*at), None),
@@ -1059,29 +1087,28 @@ impl Store for SqliteStore {
                     .push_bind(i64::from(a.attempt))
                     .push_bind(next_at)
                     .push_bind(err)
-                    .push_bind(done_at);
+                    .push_bind(done_at)
+                    .push_bind(*token);
             });
             q.push(
                 ") UPDATE occurrences SET status = v.status, attempts = max(occurrences.attempts, v.attempt), \
-                 next_attempt_at = v.next_at, lease_owner = NULL, lease_expires_at = NULL, last_error = v.err, \
-                 completed_at = v.done_at, updated_at = ",
+                 next_attempt_at = v.next_at, lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL, \
+                 last_error = v.err, completed_at = v.done_at, updated_at = ",
             );
             q.push_bind(now);
-            q.push(" FROM v WHERE occurrences.id = v.id AND occurrences.status = 'scheduled'");
+            // Fenced: only while this node's claim (owner, token) still holds the row.
+            q.push(" FROM v WHERE occurrences.id = v.id AND occurrences.status = 'scheduled' AND occurrences.lease_owner = ")
+                .push_bind(owner.to_string())
+                .push(" AND occurrences.lease_token = v.token");
             q.build().execute(&mut *tx).await?;
         }
-        for chunk in missed.chunks(1000) {
+        for chunk in missed.chunks(500) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "UPDATE occurrences SET status = 'missed', lease_owner = NULL, lease_expires_at = NULL, \
-                 next_attempt_at = NULL, updated_at = ",
+                 lease_token = NULL, next_attempt_at = NULL, updated_at = ",
             );
             q.push_bind(now).push(", completed_at = ").push_bind(now);
-            q.push(" WHERE status = 'scheduled' AND id IN (");
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(id.clone());
-            }
-            q.push(")");
+            push_claims(&mut q, owner, chunk);
             q.build().execute(&mut *tx).await?;
         }
         // After the occurrences' own updates: the pause cancels the rest of the series.
@@ -1122,7 +1149,7 @@ impl Store for SqliteStore {
                  WHERE o.status = 'pending' AND o.next_attempt_at <= ",
             )
             .push_bind(now)
-            .push(" AND o.event_id IN (SELECT id FROM events WHERE queue = ")
+            .push(" AND o.event_id IN (SELECT id FROM events WHERE status != 'paused' AND queue = ")
             .push_bind(queue.to_string())
             .push(")");
         push_tags(&mut q, "o.event_id", tags);
@@ -1136,7 +1163,7 @@ impl Store for SqliteStore {
             let receipt: String = r.try_get("claim_receipt")?;
             receipts.insert(id, receipt);
         }
-        let claimed = attach_events(&mut tx, &rs, visible_until).await?;
+        let claimed = attach_events(&mut tx, &rs, visible_until, 0).await?;
         tx.commit().await?;
         Ok(claimed
             .into_iter()
@@ -1311,11 +1338,14 @@ impl Store for SqliteStore {
                 tokio::task::yield_now().await;
             }
         }
+        // An event stays while it has a dead letter: the failed pass above removed the expired
+        // ones, so what is left is younger than `retention.failed` (which may outlast
+        // `retention.events`) and must keep its event.
         loop {
             let n = sqlx::query(
                 "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.status IN ('inactive', 'deleted') \
                  AND e.updated_at < ? AND e.next_fire_at IS NULL AND NOT EXISTS (SELECT 1 FROM occurrences o \
-                 WHERE o.event_id = e.id AND (o.status IN ('pending', 'scheduled', 'dispatched') OR o.scheduled_at > ?)) \
+                 WHERE o.event_id = e.id AND (o.status IN ('pending', 'scheduled', 'dispatched', 'failed') OR o.scheduled_at > ?)) \
                  LIMIT ?)",
             )
             .bind(c.events_before)

@@ -299,3 +299,115 @@ async fn concurrent_creates_are_each_stored_with_their_audit_line() {
     let (_, audit) = app.get("/audit?action=event.create&limit=100").await;
     assert_eq!(audit["data"].as_array().unwrap().len(), 60, "{audit}");
 }
+
+/// One occurrence with its attempts.
+async fn occurrence(app: &crate::helpers::TestApp, id: &str) -> serde_json::Value {
+    let (s, o) = app.get(&format!("/occurrences/{id}")).await;
+    assert_eq!(s, 200, "{o}");
+    o
+}
+
+#[tokio::test]
+async fn a_pause_holds_an_occurrence_waiting_to_retry_and_resume_continues_it() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(vec![500, 200]).await;
+    let mut body = webhook_event(&rx.url(), 50);
+    body["retry"] = json!({"backoff": "fixed", "initial_delay": "1s", "max_attempts": 3});
+    let id = app.create(body).await;
+    // Waiting for its retry (already claimed into the timer, or not yet).
+    let occ = app
+        .wait_occurrences(&id, Duration::from_secs(5), |l| {
+            l.first().is_some_and(|o| {
+                o["attempt_count"] == 1 && (o["status"] == "pending" || o["status"] == "scheduled")
+            })
+        })
+        .await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = app.post(&format!("/events/{id}/pause"), json!({})).await;
+    assert_eq!(s, 200);
+    // Past the retry's time: held, not cancelled, not delivered.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(rx.received().len(), 1, "a paused event must not retry");
+    let o = occurrence(&app, &occ).await;
+    assert_eq!(o["status"], "pending", "the retry is held: {o}");
+    assert_eq!(o["attempt_count"], 1, "{o}");
+    // Resume continues it, with its attempt count.
+    let (s, _) = app.post(&format!("/events/{id}/resume"), json!({})).await;
+    assert_eq!(s, 200);
+    rx.wait_for(2, Duration::from_secs(5)).await;
+    app.wait_occurrences(&id, Duration::from_secs(5), |l| {
+        l.first()
+            .is_some_and(|o| o["status"] == "completed" && o["attempt_count"] == 2)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_pause_after_410_holds_the_series_retries_and_resume_delivers_them() {
+    let app = spawn_app().await;
+    // The first instance fails (retry in 2 s), the second answers 410 a second later.
+    let rx = Receiver::start(vec![500, 410, 200]).await;
+    let mut body = webhook_event(&rx.url(), 100);
+    body["schedule"] = json!("FREQ=SECONDLY;INTERVAL=1");
+    body["retry"] = json!({"backoff": "fixed", "initial_delay": "2s", "max_attempts": 3});
+    let id = app.create(body).await;
+    let first = rx.wait_for(1, Duration::from_secs(5)).await[0]
+        .header("webhook-id")
+        .to_string();
+    rx.wait_for(2, Duration::from_secs(5)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, e) = app.get(&format!("/events/{id}")).await;
+        if e["status"] == "paused" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not paused: {e}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Past the first instance's retry time: held while paused.
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    assert_eq!(rx.received().len(), 2, "nothing is sent while paused");
+    let o = occurrence(&app, &first).await;
+    assert_eq!(
+        (o["status"].as_str(), o["attempt_count"].as_i64()),
+        (Some("pending"), Some(1)),
+        "the automatic pause must hold the retry: {o}"
+    );
+    let (s, _) = app.post(&format!("/events/{id}/resume"), json!({})).await;
+    assert_eq!(s, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let o = occurrence(&app, &first).await;
+        if o["status"] == "completed" {
+            assert_eq!(o["attempt_count"], 2, "{o}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not continued: {o}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.req("DELETE", &format!("/events/{id}"), None).await;
+}
+
+#[tokio::test]
+async fn a_claim_is_renewed_through_an_attempt_longer_than_its_lease() {
+    // A one-second lease, an attempt of two and a half: renewal keeps the claim, so the expired
+    // lease is never taken over (which would deliver it a second time). (On the embedded store
+    // claims last an hour: no other process can take them.)
+    let app = spawn_app_with(|c| {
+        c.engine.lease = qhronos::domain::duration::Dur::from_secs(1);
+        c.engine.claim_horizon = qhronos::domain::duration::Dur::from_millis(500);
+    })
+    .await;
+    let rx = Receiver::start_with_delay(vec![], Duration::from_millis(2_500)).await;
+    let id = app.create(webhook_event(&rx.url(), 50)).await;
+    app.wait_occurrences(&id, Duration::from_secs(10), |l| {
+        l.first().is_some_and(|o| o["status"] == "completed")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 1, "delivered once");
+    let (_, l) = app.get(&format!("/events/{id}/occurrences")).await;
+    assert_eq!(l["data"][0]["attempt_count"], 1, "{l}");
+}

@@ -2,7 +2,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{in_ms, spawn_app, webhook_event, Receiver};
+use qhronos::domain::duration::Dur;
+
+use crate::helpers::{in_ms, spawn_app, spawn_app_with, webhook_event, Receiver};
 
 const DAY: i64 = 86_400_000;
 
@@ -100,6 +102,39 @@ async fn retention_keeps_an_inactive_event_that_still_has_an_unfinished_occurren
     .await;
     app.retention.run_once(now() + 60 * DAY).await.unwrap();
     assert_eq!(app.get(&format!("/events/{id}")).await.0, 200);
+}
+
+#[tokio::test]
+async fn retention_keeps_an_event_until_its_last_dead_letter_expires() {
+    // Dead letters are kept longer than finished events.
+    let app = spawn_app_with(|c| {
+        c.retention.events = Dur::from_secs(DAY as u64 / 1000);
+        c.retention.failed = Dur::from_secs(10 * DAY as u64 / 1000);
+    })
+    .await;
+    let rx = Receiver::start(vec![500]).await;
+    let mut b = webhook_event(&rx.url(), 0);
+    b["retry"]["max_attempts"] = json!(1);
+    let id = app.create(b).await;
+    let occ = app
+        .wait_occurrences(&id, Duration::from_secs(5), |l| {
+            l.first().is_some_and(|o| o["status"] == "failed")
+        })
+        .await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Past the events' age, within the dead letters': the event stays with its dead letter.
+    let r = app.retention.run_once(now() + 3 * DAY).await.unwrap();
+    assert_eq!((r.occurrences_failed, r.events), (0, 0));
+    assert_eq!(app.get(&format!("/events/{id}")).await.0, 200);
+    let (s, o) = app.get(&format!("/occurrences/{occ}")).await;
+    assert_eq!((s, o["status"].as_str()), (200, Some("failed")), "{o}");
+    // Once the dead letter expires, both go.
+    let r = app.retention.run_once(now() + 11 * DAY).await.unwrap();
+    assert_eq!((r.occurrences_failed, r.events), (1, 1));
+    assert_eq!(app.get(&format!("/events/{id}")).await.0, 404);
+    assert_eq!(app.get(&format!("/occurrences/{occ}")).await.0, 404);
 }
 
 #[tokio::test]

@@ -38,7 +38,6 @@ fn start_node_with(
         cmd.args(["--database-url", &db.url])
             .env("QHRONOS_DATABASE__POOL_SIZE", "4")
             .env("QHRONOS_ENGINE__LEASE", "5s")
-            // The lease must outlast a WebSocket ack wait (a setting check).
             .env("QHRONOS_WEBSOCKET__ACK_TIMEOUT", "1s")
             .env("QHRONOS_RETRY__TIMEOUT", "1s");
     }
