@@ -60,8 +60,16 @@ impl Expander {
         let owner = format!("expander-{}", uuid::Uuid::now_v7());
         loop {
             // One node expands at a time; a holder that dies is replaced once its lease expires.
+            // The lease outlasts two ticks: `engine.lease` (a few seconds, sized for claims) is
+            // shorter than the tick, and a lease that lapsed between ticks would pass the
+            // expander from node to node on every pass.
             let now = now_ms();
-            let lease = self.config.engine.lease.as_millis();
+            let lease = self
+                .config
+                .engine
+                .lease
+                .as_millis()
+                .max(2 * self.config.engine.expander_interval.as_millis());
             match self
                 .store
                 .try_upkeep_lease("expander", &owner, now + lease, now)
