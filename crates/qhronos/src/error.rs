@@ -80,3 +80,11 @@ impl IntoResponse for ApiError {
         res
     }
 }
+
+/// Store faults are ours: logged with their cause, a plain 500 for the client. A handler that
+/// can explain one to the caller (a backup target that exists) matches it before this.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}

@@ -2,46 +2,9 @@
 
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::ApiError;
 
-/// The role of an issued token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Access {
-    /// May only read.
-    Read,
-    /// May create, change and delete events and re-drive occurrences.
-    Write,
-    /// Both.
-    ReadWrite,
-    /// Both, plus tokens and the audit log.
-    Admin,
-}
-
-impl Access {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Access::Read => "read",
-            Access::Write => "write",
-            Access::ReadWrite => "read_write",
-            Access::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Access, String> {
-        match s {
-            "read" => Ok(Access::Read),
-            "write" => Ok(Access::Write),
-            "read_write" => Ok(Access::ReadWrite),
-            "admin" => Ok(Access::Admin),
-            _ => Err(format!(
-                "access '{s}' is unknown: expected read, write, read_write or admin"
-            )),
-        }
-    }
-}
+pub use crate::domain::access::Access;
 
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Domain types: what an event, an occurrence and an attempt are, and the parsing that turns
 //! request bodies into them ("parse, don't validate": inner code never sees an invalid value).
 
+pub mod access;
 pub mod action;
 pub mod duration;
 pub mod event;

@@ -30,14 +30,13 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
+    /// A request the store cannot carry out as asked (a backup target that exists, a backup
+    /// on a store that has none): the caller's to change.
     #[error("{0}")]
     Invalid(String),
-}
-
-impl From<StoreError> for crate::error::ApiError {
-    fn from(e: StoreError) -> Self {
-        crate::error::ApiError::Internal(e.into())
-    }
+    /// A fault of our own (a stopped writer, a lost batch result): never the caller's doing.
+    #[error("internal store fault: {0}")]
+    Internal(String),
 }
 
 /// Filters for `GET /events`.
@@ -164,7 +163,7 @@ pub enum OccChange {
 pub struct TokenRecord {
     pub jti: String,
     pub sub: String,
-    pub access: crate::auth::Access,
+    pub access: crate::domain::access::Access,
     pub scope: Vec<String>,
     #[serde(with = "crate::domain::ms_rfc3339")]
     pub expires_at: Millis,

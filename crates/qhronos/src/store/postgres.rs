@@ -212,7 +212,7 @@ impl Store for PgStore {
             .bind(key)
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or_else(|| StoreError::Invalid("idempotency key vanished".into()))?;
+            .ok_or_else(|| StoreError::Internal("idempotency key vanished".into()))?;
             return Ok(Created::Existing {
                 event: Box::new(rows::event(&row)?),
                 request_hash: row.try_get("request_hash")?,

@@ -110,7 +110,7 @@ async fn pause_gone(
 }
 
 fn writer_gone() -> super::StoreError {
-    super::StoreError::Invalid("the store's writer has stopped".into())
+    super::StoreError::Internal("the store's writer has stopped".into())
 }
 
 fn ids_list(n: usize) -> String {

@@ -1,6 +1,8 @@
 //! Group commit for the embedded store's hot writes (event creation, audit lines): requests
-//! queue on a channel, and one task writes everything queued in one transaction, each request
-//! inside its own savepoint so that one failure does not undo the others. Replies go out only
+//! queue on a channel, and one task writes everything queued in one transaction. The normal
+//! path writes the whole batch with a few multi-row statements (plain creates and audit lines);
+//! a batch with an idempotent create, or one whose multi-row try failed, is written again with
+//! one savepoint per request, so that one failure does not undo the others. Replies go out only
 //! after the commit, so a caller that got `Ok` has its write on disk (in the WAL).
 
 use sqlx::{Row, SqliteConnection, SqlitePool};
@@ -47,7 +49,7 @@ pub async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
             Err(e) => {
                 let msg = e.to_string();
                 jobs.iter()
-                    .map(|_| Err(StoreError::Invalid(format!("write batch failed: {msg}"))))
+                    .map(|_| Err(StoreError::Internal(format!("write batch failed: {msg}"))))
                     .collect()
             }
         };
@@ -55,12 +57,12 @@ pub async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
         for job in jobs.drain(..) {
             let r = results
                 .next()
-                .unwrap_or_else(|| Err(StoreError::Invalid("write batch lost a result".into())));
+                .unwrap_or_else(|| Err(StoreError::Internal("write batch lost a result".into())));
             match job {
                 Job::Create { reply, .. } => {
                     let _ = reply.send(r.and_then(|d| match d {
                         Done::Created(c) => Ok(c),
-                        Done::Audited => Err(StoreError::Invalid("mismatched result".into())),
+                        Done::Audited => Err(StoreError::Internal("mismatched result".into())),
                     }));
                 }
                 Job::Audit { reply, .. } => {

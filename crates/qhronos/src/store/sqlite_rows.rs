@@ -104,7 +104,8 @@ macro_rules! row_mappers {
             Ok(TokenRecord {
                 jti: row.try_get("jti")?,
                 sub: row.try_get("sub")?,
-                access: crate::auth::Access::parse(&access).map_err(|e| corrupt("access", e))?,
+                access: crate::domain::access::Access::parse(&access)
+                    .map_err(|e| corrupt("access", e))?,
                 scope: json(row, "scope")?,
                 expires_at: row.try_get("expires_at")?,
                 created_at: row.try_get("created_at")?,
