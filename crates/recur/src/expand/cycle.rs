@@ -30,9 +30,22 @@ use crate::rule::Frequency;
 /// Offset changes looked at before giving the count up to the walk.
 const MAX_TRANSITIONS: usize = 20_000;
 
-/// Civil instance counts of the periods starting in one year, by year shape.
+/// What a plan keeps between calls: civil instance counts of the periods starting in one year,
+/// by year shape, and the periods walked around gaps with their corrections.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Memo(Arc<Mutex<HashMap<u64, u64>>>);
+pub(crate) struct Memo(Arc<Mutex<Kept>>);
+
+#[derive(Debug, Default)]
+pub(crate) struct Kept {
+    counts: HashMap<u64, u64>,
+    /// Offset changes are scanned up to this instant (seconds).
+    scanned: i64,
+    /// Merged runs of periods walked exactly: (first, last, walked minus civil count).
+    runs: Vec<(i64, i64, Option<i64>)>,
+}
+
+/// How far past the asked instant offset changes are scanned at once (about 100 years).
+const SCAN_AHEAD: i64 = 100 * 31_556_952;
 
 impl Plan {
     /// The shape of year `y` for this rule's periods starting in it at `phase`.
@@ -54,8 +67,7 @@ impl Plan {
     }
 
     /// Civil instances of periods `[0, kb)`: whole years by shape, the ends period by period.
-    fn civil_sum(&self, kb: i64) -> Option<u64> {
-        let mut memo = self.memo.0.lock().ok()?;
+    fn civil_sum(&self, memo: &mut HashMap<u64, u64>, kb: i64) -> u64 {
         let i = self.interval;
         let mut sum = 0u64;
         let mut y = self.sc.year - 1;
@@ -85,7 +97,7 @@ impl Plan {
             y += 1;
             u = u1;
         }
-        Some(sum)
+        sum
     }
 
     /// Does one of the rule's times of day fall in the local seconds `[a, b)`?
@@ -134,10 +146,37 @@ impl Plan {
         if k0 < 2 {
             return None;
         }
-        // Periods walked exactly: the first two, and those around each gap that skips one of
-        // the rule's local times.
-        let mut runs: Vec<(i64, i64)> = vec![(0, 1)];
+        let mut kept = self.memo.0.lock().ok()?;
+        let kept = &mut *kept;
         let limit = (local_civil(&self.tz, after).day + 3) * 86_400;
+        if kept.runs.is_empty() || kept.scanned < limit {
+            kept.scanned = limit.saturating_add(SCAN_AHEAD);
+            kept.runs = self.gap_runs(kept.scanned)?;
+        }
+        // Never start the walk inside a run: its first periods would not see the run's
+        // earlier instants.
+        if let Some(&(a, ..)) = kept.runs.iter().find(|&&(a, b, _)| a <= k0 && k0 <= b) {
+            k0 = a;
+        }
+        if k0 < 2 {
+            return None;
+        }
+        let mut total = 1 + i128::from(self.civil_sum(&mut kept.counts, k0));
+        for run in kept.runs.iter_mut().take_while(|r| r.0 < k0) {
+            let (a, b) = (run.0, run.1);
+            let c = *run.2.get_or_insert_with(|| {
+                self.walked(a, b) as i64 - self.civil_direct(a, b + 1) as i64
+            });
+            total += i128::from(c);
+        }
+        Some((k0, u64::try_from(total).ok()?))
+    }
+
+    /// The runs of periods to walk exactly, up to offset changes before `limit` (seconds):
+    /// the first two periods, and those around each gap that skips one of the rule's local
+    /// times; merged and sorted. `None` past [`MAX_TRANSITIONS`].
+    fn gap_runs(&self, limit: i64) -> Option<Vec<(i64, i64, Option<i64>)>> {
+        let mut runs: Vec<(i64, i64)> = vec![(0, 1)];
         let mut off = i64::from(self.tz.to_offset(self.start).seconds());
         for (n, tr) in self.tz.following(self.start).enumerate() {
             let t = tr.timestamp().as_second();
@@ -149,36 +188,20 @@ impl Plan {
             }
             let (old, new) = (off, i64::from(tr.offset().seconds()));
             off = new;
-            if std::env::var("NOGAP").is_err()
-                && new > old
-                && self.times_in_window(t + old, t + new)
-            {
+            if new > old && self.times_in_window(t + old, t + new) {
                 let lo = self.period_of_day((t + old).div_euclid(86_400) - 1);
                 let hi = self.period_of_day((t + new - 1).div_euclid(86_400) + 1);
                 runs.push((lo.max(0), hi));
             }
         }
         runs.sort_unstable();
-        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(runs.len());
+        let mut merged: Vec<(i64, i64, Option<i64>)> = Vec::with_capacity(runs.len());
         for (a, b) in runs {
             match merged.last_mut() {
                 Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
-                _ => merged.push((a, b)),
+                _ => merged.push((a, b, None)),
             }
         }
-        // Never start the walk inside a run: its first periods would not see the run's
-        // earlier instants.
-        if let Some(&(a, _)) = merged.iter().find(|&&(a, b)| a <= k0 && k0 <= b) {
-            k0 = a;
-        }
-        if k0 < 2 {
-            return None;
-        }
-        let mut total = 1 + self.civil_sum(k0)? as i128;
-        for &(a, b) in merged.iter().filter(|r| r.0 < k0) {
-            let b = b.min(k0 - 1);
-            total += self.walked(a, b) as i128 - self.civil_direct(a, b + 1) as i128;
-        }
-        Some((k0, u64::try_from(total).ok()?))
+        Some(merged)
     }
 }
