@@ -201,3 +201,108 @@ fn calendar_counts_across_gaps_equal_a_plain_walk() {
         }
     }
 }
+
+fn sub_daily_rule() -> impl Strategy<Value = (String, i64, usize, i64)> {
+    (
+        (0usize..3, prop_oneof![3 => 1u32..4, 1 => 1u32..100]),
+        prop::collection::vec(1u8..=12, 0..3),
+        prop::collection::vec(nonzero(-31, 31), 0..2),
+        prop::collection::vec(0..7usize, 0..3),
+        prop::collection::vec(0u8..24, 0..3),
+        prop_oneof![Just(vec![0u8, 30]), prop::collection::vec(0u8..60, 0..4)],
+        prop::collection::vec(0u8..61, 0..3),
+        prop::collection::vec(nonzero(-6, 6), 0..3),
+        (
+            -2_524_521_600i64..1_893_456_000,
+            0..CALENDAR_ZONES.len(),
+            0i64..60_000,
+        ),
+    )
+        .prop_map(
+            |(
+                (f, interval),
+                months,
+                mdays,
+                days,
+                hours,
+                minutes,
+                seconds,
+                setpos,
+                (start, zone, ahead),
+            )| {
+                let mut out = format!("FREQ={};INTERVAL={interval};COUNT=4000000000", FREQS[f]);
+                if !months.is_empty() {
+                    out.push_str(&format!(";BYMONTH={}", join(&months)));
+                }
+                if !mdays.is_empty() {
+                    out.push_str(&format!(";BYMONTHDAY={}", join(&mdays)));
+                }
+                if !days.is_empty() {
+                    let d: Vec<&str> = days.iter().map(|&i| DAYS[i]).collect();
+                    out.push_str(&format!(";BYDAY={}", d.join(",")));
+                }
+                if !hours.is_empty() {
+                    out.push_str(&format!(";BYHOUR={}", join(&hours)));
+                }
+                if !minutes.is_empty() {
+                    out.push_str(&format!(";BYMINUTE={}", join(&minutes)));
+                }
+                if !seconds.is_empty() {
+                    out.push_str(&format!(";BYSECOND={}", join(&seconds)));
+                }
+                if !setpos.is_empty() {
+                    out.push_str(&format!(";BYSETPOS={}", join(&setpos)));
+                }
+                // The reference walks from DTSTART: at most 60,000 steps ahead.
+                let step = [1i64, 60, 3600][f] * i64::from(interval);
+                (out, start, zone, start + ahead * step)
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
+
+    /// Sub-daily COUNT rules that expand each step (BYMINUTE in HOURLY, BYSECOND in MINUTELY)
+    /// or select in it (BYSETPOS) are counted as steps times the instances per step, exactly
+    /// as the walk numbers them.
+    #[test]
+    fn counting_expanding_sub_daily_rules_equals_a_plain_walk((text, start, zone, after) in sub_daily_rule()) {
+        let Ok(rule) = Rule::parse(&text) else { return Ok(()) };
+        let start = Timestamp::from_second(start).unwrap();
+        let Ok(rec) = Recurrence::new(start, CALENDAR_ZONES[zone], Some(rule), vec![], vec![])
+        else { return Ok(()) };
+        let after = Timestamp::from_second(after).unwrap();
+        let (want, want_mark) = walk(&rec, after, 3);
+        let mut fast = rec.cursor(Some(after), None, u64::MAX);
+        let got: Vec<Timestamp> = fast.by_ref().take(1).collect();
+        prop_assert_eq!(&got[..], &want[..want.len().min(1)], "{} in {} after {}", text, CALENDAR_ZONES[zone], after);
+        if !want.is_empty() {
+            prop_assert_eq!(fast.mark(), want_mark, "{} in {} after {}", text, CALENDAR_ZONES[zone], after);
+        }
+    }
+}
+
+#[test]
+fn an_hourly_rule_with_two_minutes_is_counted_from_1900_without_walking() {
+    // 46,021 days = 1,104,504 hours from 1900-01-01 to 2026-01-01, two instances each: 00:00 of
+    // 2026-01-01 is instance 2,209,009, so 00:30 is 2,209,010 (whole-hour offset changes only
+    // in Berlin, so the same there).
+    let rule = Rule::parse("FREQ=HOURLY;BYMINUTE=0,30;COUNT=4000000000").unwrap();
+    let start: Timestamp = "1900-01-01T00:00:00Z".parse().unwrap();
+    let after: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    for zone in ["UTC", "Europe/Berlin"] {
+        let rec = Recurrence::new(start, zone, Some(rule.clone()), vec![], vec![]).unwrap();
+        let mut c = rec.cursor(Some(after), None, 100);
+        assert_eq!(
+            c.next(),
+            Some("2026-01-01T00:30:00Z".parse().unwrap()),
+            "{zone}"
+        );
+        assert!(c.check().is_ok());
+        assert_eq!(c.mark().map(|m| m.index), Some(2_209_010), "{zone}");
+    }
+}
