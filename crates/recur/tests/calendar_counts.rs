@@ -163,6 +163,15 @@ proptest! {
         if !want.is_empty() {
             prop_assert_eq!(fast.mark(), want_mark, "{} in {} after {}", text, CALENDAR_ZONES[zone], after);
         }
+        // A second question, earlier, answered from what the plan kept from the first.
+        let mid = Timestamp::from_second((start.as_second() + after.as_second()) / 2).unwrap();
+        let (want, want_mark) = walk(&rec, mid, 1);
+        let mut again = rec.cursor(Some(mid), None, u64::MAX);
+        let got: Vec<Timestamp> = again.by_ref().take(1).collect();
+        prop_assert_eq!(&got[..], &want[..], "{} in {} after {}", text, CALENDAR_ZONES[zone], mid);
+        if !want.is_empty() {
+            prop_assert_eq!(again.mark(), want_mark, "{} in {} after {}", text, CALENDAR_ZONES[zone], mid);
+        }
     }
 }
 
@@ -282,6 +291,15 @@ proptest! {
         prop_assert_eq!(&got[..], &want[..want.len().min(1)], "{} in {} after {}", text, CALENDAR_ZONES[zone], after);
         if !want.is_empty() {
             prop_assert_eq!(fast.mark(), want_mark, "{} in {} after {}", text, CALENDAR_ZONES[zone], after);
+        }
+        // A second question, earlier, answered from what the plan kept from the first.
+        let mid = Timestamp::from_second((start.as_second() + after.as_second()) / 2).unwrap();
+        let (want, want_mark) = walk(&rec, mid, 1);
+        let mut again = rec.cursor(Some(mid), None, u64::MAX);
+        let got: Vec<Timestamp> = again.by_ref().take(1).collect();
+        prop_assert_eq!(&got[..], &want[..], "{} in {} after {}", text, CALENDAR_ZONES[zone], mid);
+        if !want.is_empty() {
+            prop_assert_eq!(again.mark(), want_mark, "{} in {} after {}", text, CALENDAR_ZONES[zone], mid);
         }
     }
 }

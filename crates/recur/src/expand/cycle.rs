@@ -33,7 +33,7 @@ const MAX_TRANSITIONS: usize = 20_000;
 /// What a plan keeps between calls: civil instance counts of the periods starting in one year,
 /// by year shape, and the periods walked around gaps with their corrections.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Memo(Arc<Mutex<Kept>>);
+pub(crate) struct Memo(pub(super) Arc<Mutex<Kept>>);
 
 #[derive(Debug, Default)]
 pub(crate) struct Kept {
@@ -42,10 +42,12 @@ pub(crate) struct Kept {
     scanned: i64,
     /// Merged runs of periods walked exactly: (first, last, walked minus civil count).
     runs: Vec<(i64, i64, Option<i64>)>,
+    /// Sub-daily counts ([`Plan::skip_counted`]).
+    pub(super) segs: super::count::Segs,
 }
 
 /// How far past the asked instant offset changes are scanned at once (about 100 years).
-const SCAN_AHEAD: i64 = 100 * 31_556_952;
+pub(super) const SCAN_AHEAD: i64 = 100 * 31_556_952;
 
 impl Plan {
     /// The shape of year `y` for this rule's periods starting in it at `phase`.
