@@ -44,6 +44,8 @@ pub(crate) struct Segs {
 const MAX_INTERVALS: usize = 4_096;
 /// Rough work (intervals times days counted one by one) beyond which the walk is used.
 const MAX_WORK: i64 = 4_000_000;
+/// Longest segment kept without a cut (a mean Gregorian year, seconds).
+const YEAR: i64 = 31_556_952;
 
 impl Plan {
     /// True for the rules [`Plan::skip_counted`] counts: every sub-daily rule without BYWEEKNO
@@ -223,11 +225,22 @@ impl Plan {
             segs.scanned = bound.saturating_add(SCAN_AHEAD);
             segs.first_off = i64::from(self.tz.to_offset(self.start).seconds());
             let mut off = segs.first_off;
+            let mut at = s0;
+            // Long spans of one offset are cut about every year too (a change to the same
+            // offset), so the last, partial segment a call counts is short.
+            let cut = |segs: &mut Segs, at: &mut i64, t: i64, off: i64| {
+                while t - *at > YEAR && segs.trans.len() <= MAX_TRANSITIONS {
+                    *at += YEAR;
+                    segs.trans.push((*at, off));
+                }
+            };
             for tr in self.tz.following(self.start) {
                 let t = tr.timestamp().as_second();
                 if t >= segs.scanned || segs.trans.len() > MAX_TRANSITIONS {
                     break;
                 }
+                cut(segs, &mut at, t, off);
+                at = t;
                 let new = i64::from(tr.offset().seconds());
                 // An expansion laid out in the step's local hour (minute) stays in step with
                 // the steps only across offset changes of whole hours (minutes).
@@ -237,6 +250,8 @@ impl Plan {
                 segs.trans.push((t, new));
                 off = new;
             }
+            let end = segs.scanned;
+            cut(segs, &mut at, end, off);
             segs.pre = vec![0];
         }
         let idx = segs.trans.partition_point(|&(t, _)| t < bound);
