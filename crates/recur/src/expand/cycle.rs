@@ -200,7 +200,11 @@ impl Plan {
         let mut merged: Vec<(i64, i64, Option<i64>)> = Vec::with_capacity(runs.len());
         for (a, b) in runs {
             match merged.last_mut() {
-                Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
+                // Only overlapping runs merge: a gap moves instants within the days around it,
+                // which all belong to its own run, so runs of different gaps do not interact
+                // (merging adjacent ones made one run of every DST year for a YEARLY rule
+                // with a time in each gap, walked whole on every call).
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
                 _ => merged.push((a, b, None)),
             }
         }
