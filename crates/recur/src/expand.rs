@@ -18,6 +18,8 @@ use crate::calendar::{
 use crate::rule::{Frequency, Rule, Until};
 
 mod count;
+mod cycle;
+mod period;
 
 /// Periods (or sub-daily steps) examined without finding an instance before giving up. The
 /// Gregorian calendar repeats every 400 years (146 097 days = 20 871 weeks = 4 800 months), so
@@ -70,6 +72,8 @@ pub(crate) struct Plan {
     wkst: i64,
     /// Sub-daily: seconds between periods.
     step: i64,
+    /// Calendar COUNT rules: civil instance counts per year shape ([`Plan::skip_calendar`]).
+    memo: cycle::Memo,
 }
 
 fn local_civil(tz: &TimeZone, t: Timestamp) -> Civil {
@@ -215,6 +219,7 @@ impl Plan {
             uniform,
             wkst: rule.wkst.index(),
             step: interval.saturating_mul(unit),
+            memo: cycle::Memo::default(),
         }
     }
 
@@ -479,7 +484,7 @@ impl<'a> RuleIter<'a> {
                 k = plan.period_near(m);
                 produced = n;
                 last = Some(m);
-            } else if let Some((kk, n)) = plan.skip_counted(a) {
+            } else if let Some((kk, n)) = plan.skip_counted(a).or_else(|| plan.skip_calendar(a)) {
                 k = kk;
                 produced = n;
             }
@@ -517,82 +522,11 @@ impl<'a> RuleIter<'a> {
     }
 
     fn fill_calendar(&mut self, k: i64) {
-        let p = self.plan;
         self.k += 1;
-        let Some(step) = k.checked_mul(p.interval) else {
-            self.done = true;
-            return;
-        };
-        // The candidate days of period k, in order.
-        let mut dates: Vec<(i64, i64, i64, i64)> = Vec::with_capacity(32);
-        let mut weeks = None;
-        let (first_day, len): (i64, i64) = match p.freq {
-            Frequency::Yearly => {
-                let y = p.sc.year + step;
-                if y > MAX_YEAR {
-                    self.done = true;
-                    return;
-                }
-                if !p.week_nos.is_empty() {
-                    weeks = Some(Weeks::new(y, p.wkst));
-                }
-                let d0 = days_from_civil(y, 1, 1);
-                (d0, days_in_year(y))
-            }
-            Frequency::Monthly => {
-                let mi = p.sc.year * 12 + (p.sc.month - 1) + step;
-                let (y, m) = (mi.div_euclid(12), mi.rem_euclid(12) + 1);
-                if y > MAX_YEAR {
-                    self.done = true;
-                    return;
-                }
-                if p.has_months && !p.months[m as usize] {
-                    return;
-                }
-                let d0 = days_from_civil(y, m, 1);
-                (d0, days_in_month(y, m))
-            }
-            Frequency::Weekly => {
-                let d0 = week_start(p.sc.day, p.wkst) + step.saturating_mul(7);
-                (d0, 7)
-            }
-            _ => {
-                let d0 = p.sc.day.saturating_add(step);
-                (d0, 1)
-            }
-        };
-        if first_day > days_from_civil(MAX_YEAR, 12, 31) {
-            self.done = true;
-            return;
+        match self.plan.period_instants(k) {
+            Some(v) => self.buf.extend(v),
+            None => self.done = true,
         }
-        if p.until_day.is_some_and(|u| first_day > u + 1) {
-            self.done = true;
-            return;
-        }
-        for dn in p.candidate_days(first_day, len) {
-            let (y, m, md) = civil_from_days(dn);
-            if p.day_ok(dn, y, m, md, weeks.as_ref()) {
-                dates.push((dn, y, m, md));
-            }
-        }
-        if dates.is_empty() {
-            return;
-        }
-        let mut cands: Vec<(i64, (i64, i64, i64))> =
-            Vec::with_capacity(dates.len() * p.times.len());
-        for &(dn, ..) in &dates {
-            for &t in &p.times {
-                cands.push((dn, t));
-            }
-        }
-        let cands = select_positions(cands, &p.set_pos);
-        let mut out: Vec<Timestamp> = cands
-            .into_iter()
-            .filter_map(|(dn, (h, mi, s))| to_instant(&p.tz, dn, h, mi, s, p.nanos))
-            .collect();
-        out.sort_unstable();
-        out.dedup();
-        self.buf.extend(out);
     }
 
     /// First period index whose step instant is at or after `t` (at least the next one).

@@ -429,10 +429,11 @@ proptest! {
 
 #[test]
 fn the_budget_ends_a_costly_walk_with_an_error_naming_count() {
-    // A calendar rule with BY parts is walked period by period: 46,000 days from 1900.
-    let rule = Rule::parse("FREQ=DAILY;BYDAY=MO;COUNT=4000000000").unwrap();
+    // A sub-daily rule that expands each hour is walked step by step where the zone changes
+    // its offset by half an hour (Lord Howe): 1.1 million hours from 1900.
+    let rule = Rule::parse("FREQ=HOURLY;BYMINUTE=0,30;COUNT=4000000000").unwrap();
     let start: Timestamp = "1900-01-01T00:00:00Z".parse().unwrap();
-    let rec = Recurrence::new(start, "UTC", Some(rule), vec![], vec![]).unwrap();
+    let rec = Recurrence::new(start, "Australia/Lord_Howe", Some(rule), vec![], vec![]).unwrap();
     let after: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
     let mut c = rec.cursor(Some(after), None, 10_000);
     assert_eq!(c.next(), None);
@@ -440,13 +441,28 @@ fn the_budget_ends_a_costly_walk_with_an_error_naming_count() {
     assert!(err.starts_with("COUNT=4000000000 is too costly"), "{err}");
     // The same question from a mark costs a few steps.
     let mark = recur::Mark {
-        at: "2025-12-29T00:00:00Z".parse().unwrap(),
+        at: "2025-12-31T23:30:00Z".parse().unwrap(),
         index: 12_345,
     };
     let mut c = rec.cursor(Some(after), Some(mark), 10_000);
+    assert_eq!(c.next(), Some("2026-01-01T00:30:00Z".parse().unwrap()));
+    assert!(c.check().is_ok());
+    // 00:00 (instance 12,346) is `after` itself: consumed, not returned.
+    assert_eq!(c.mark().map(|m| m.index), Some(12_347));
+}
+
+#[test]
+fn a_calendar_rule_with_by_parts_is_counted_without_walking() {
+    // Mondays from 1900-01-01 (a Monday) to 2025-12-29: 46,018 days = 6,574 weeks, so
+    // 2026-01-05 is instance 6,576.
+    let rule = Rule::parse("FREQ=DAILY;BYDAY=MO;COUNT=4000000000").unwrap();
+    let start: Timestamp = "1900-01-01T00:00:00Z".parse().unwrap();
+    let rec = Recurrence::new(start, "UTC", Some(rule), vec![], vec![]).unwrap();
+    let after: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mut c = rec.cursor(Some(after), None, 100);
     assert_eq!(c.next(), Some("2026-01-05T00:00:00Z".parse().unwrap()));
     assert!(c.check().is_ok());
-    assert_eq!(c.mark().map(|m| m.index), Some(12_346));
+    assert_eq!(c.mark().map(|m| m.index), Some(6_576));
 }
 
 #[test]

@@ -40,10 +40,12 @@ async fn a_count_rule_from_1900_previews_at_once_or_is_a_400_naming_count() {
         ])
     );
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
-    // A class that is walked: past the budget, a 400 that names COUNT, quickly.
+    // A class that is walked (an hour expanded where the zone moves by half hours): past the
+    // budget, a 400 that names COUNT, quickly.
     let costly = json!({
         "start_time": "1900-01-01T00:00:00Z",
         "schedule": "FREQ=HOURLY;BYMINUTE=0,30;COUNT=4000000000",
+        "timezone": "Australia/Lord_Howe",
         "after": "2026-01-01T00:00:00Z",
     });
     let t0 = Instant::now();
@@ -63,6 +65,7 @@ async fn costly_previews_do_not_stall_other_requests() {
     let costly = json!({
         "start_time": "1900-01-01T00:00:00Z",
         "schedule": "FREQ=HOURLY;BYMINUTE=0,30;COUNT=4000000000",
+        "timezone": "Australia/Lord_Howe",
         "after": "2026-01-01T00:00:00Z",
     });
     // The test runtime has one worker thread, shared with the server: rule work done on it
@@ -106,6 +109,7 @@ async fn creating_an_event_with_a_too_costly_count_rule_is_a_400_naming_count() 
                 "name": "costly",
                 "start_time": "1900-01-01T00:00:00Z",
                 "schedule": "FREQ=HOURLY;BYMINUTE=0,30;COUNT=4000000000",
+                "timezone": "Australia/Lord_Howe",
                 "webhook": "http://127.0.0.1:9/x",
             }),
         )
