@@ -1,13 +1,11 @@
-//! `/events`: create, read, list, update, delete, pause, resume, trigger.
-
-use std::collections::HashMap;
+//! `/events`: create, read, list, update, delete, pause, resume, trigger (the batch create is
+//! in `events_batch.rs`).
 
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -29,7 +27,8 @@ pub fn router() -> Router<AppState> {
         .route("/events", post(create_event).get(list_events))
         .route(
             "/events/batch",
-            post(create_events_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+            post(super::events_batch::create_events_batch)
+                .layer(DefaultBodyLimit::max(super::events_batch::BATCH_BODY_LIMIT)),
         )
         .route(
             "/events/{id}",
@@ -38,30 +37,6 @@ pub fn router() -> Router<AppState> {
         .route("/events/{id}/pause", post(pause_event))
         .route("/events/{id}/resume", post(resume_event))
         .route("/events/{id}/trigger", post(trigger_event))
-}
-
-/// Most events in one `POST /events/batch`.
-pub const BATCH_MAX: usize = 1_000;
-/// A batch of 1,000 events with some metadata does not fit the 1 MiB of other routes.
-pub const BATCH_BODY_LIMIT: usize = 16 << 20;
-
-/// The body of `POST /events/batch`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BatchIn {
-    /// 1 to 1,000 events, each as in `POST /events`.
-    #[schema(value_type = Vec<EventIn>)]
-    pub events: Vec<serde_json::Value>,
-}
-
-/// What `POST /events/batch` created, in the order of the request.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct BatchOut {
-    pub count: usize,
-    pub ids: Vec<Uuid>,
-    /// In the order of `ids`: the signing secret generated for each event given without
-    /// `hmac_secret` (shown only here), `null` for one that gave its own.
-    pub hmac_secrets: Vec<Option<String>>,
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -74,7 +49,7 @@ fn not_found(id: &str) -> ApiError {
 /// The rule work runs on the blocking pool under the step budget (a COUNT rule from a start far
 /// back may have to number its instances): too costly is a 400 naming the part, never a
 /// stalled worker.
-async fn plan_event(
+pub(super) async fn plan_event(
     st: &AppState,
     e: &mut Event,
     after: Option<Millis>,
@@ -200,128 +175,6 @@ pub(super) async fn create_event(
             Ok((StatusCode::OK, Json(out)).into_response())
         }
     }
-}
-
-/// Create many events at once
-///
-/// Up to 1,000 events, each as in `POST /events`, created in one transaction: all or none.
-/// When any is invalid, nothing is created and the 400 answer lists each invalid item with its
-/// index, status and error. `Idempotency-Key` is not supported here.
-#[utoipa::path(
-    post,
-    path = "/events/batch",
-    tag = "events",
-    request_body = BatchIn,
-    responses(
-        (status = 201, description = "All created; ids in the order of the request", body = BatchOut),
-        (status = 400, description = "Invalid batch or items; nothing was created. `items` lists each invalid one: `{index, status, error}`", body = Object, example = json!({"error": "1 of 2 events is invalid; nothing was created", "items": [{"index": 1, "status": 400, "error": "name: must not be empty"}]})),
-        (status = 403, response = super::openapi::Forbidden),
-    ),
-)]
-pub(super) async fn create_events_batch(
-    State(st): State<AppState>,
-    caller: Caller,
-    Body(input, _): Body<BatchIn>,
-) -> Result<Response, ApiError> {
-    let n = input.events.len();
-    if n == 0 || n > BATCH_MAX {
-        return Err(ApiError::BadRequest(format!(
-            "events: expected 1 to {BATCH_MAX} events, got {n}"
-        )));
-    }
-    let now = now_ms();
-    let mut targets: HashMap<String, Result<(), ApiError>> = HashMap::new();
-    let mut ready = Vec::with_capacity(n);
-    let mut secrets = Vec::with_capacity(n);
-    let mut invalid = Vec::new();
-    for (index, raw) in input.events.into_iter().enumerate() {
-        match prepare_item(&st, &caller, raw, now, &mut targets).await {
-            Ok((item, secret)) => {
-                ready.push(item);
-                secrets.push(secret);
-            }
-            Err(e) => invalid.push(json!({
-                "index": index,
-                "status": e.status().as_u16(),
-                "error": e.to_string(),
-            })),
-        }
-    }
-    if !invalid.is_empty() {
-        let k = invalid.len();
-        return Err(ApiError::Items {
-            message: format!(
-                "{k} of {n} events {} invalid; nothing was created",
-                if k == 1 { "is" } else { "are" }
-            ),
-            items: invalid,
-        });
-    }
-    // Every item is valid, so an item's place in `ready` is its index in the request.
-    let mut ready = template::check_batch_off_thread(ready, |(e, _)| e)
-        .await
-        .map_err(|(index, error)| ApiError::Items {
-            message: format!("1 of {n} events is invalid; nothing was created"),
-            items: vec![json!({"index": index, "status": 400, "error": error})],
-        })?;
-    for (e, occs) in ready.iter_mut() {
-        st.engine.lease_near(e, occs, now);
-    }
-    st.store.create_events(&ready).await?;
-    let mut expand = false;
-    for (e, occs) in &ready {
-        st.engine.hold(e, occs, now);
-        expand |= e.next_fire_at.is_some();
-    }
-    if expand {
-        st.engine.expand_now();
-    }
-    let ids: Vec<Uuid> = ready.iter().map(|(e, _)| e.id).collect();
-    let tags = super::audit::union(ready.iter().map(|(e, _)| &e.tags));
-    st.audit_in(
-        &caller,
-        "event.create_batch",
-        None,
-        &tags,
-        json!({"count": n, "ids": ids}),
-    )
-    .await;
-    let out = BatchOut {
-        count: n,
-        ids,
-        hmac_secrets: secrets,
-    };
-    Ok((StatusCode::CREATED, Json(out)).into_response())
-}
-
-/// One item of a batch: parsed, validated, scoped, target-checked and planned.
-async fn prepare_item(
-    st: &AppState,
-    caller: &Caller,
-    raw: serde_json::Value,
-    now: Millis,
-    targets: &mut HashMap<String, Result<(), ApiError>>,
-) -> Result<((Event, Vec<NewOccurrence>), Option<String>), ApiError> {
-    let input: EventIn = serde_json::from_value(raw)
-        .map_err(|e| ApiError::BadRequest(format!("invalid event: {e}")))?;
-    let mut e = input
-        .validate(Uuid::now_v7(), now, now)
-        .map_err(ApiError::BadRequest)?;
-    e.tags = caller.principal.scoped_tags(std::mem::take(&mut e.tags))?;
-    e.action.send_as(sender_of(&caller.principal));
-    // Most batches aim at a few targets: check each one once.
-    let url = serde_json::to_string(&e.action).unwrap_or_default();
-    if !targets.contains_key(&url) {
-        let verdict = st.check_target(&e.action).await;
-        targets.insert(url.clone(), verdict);
-    }
-    if let Some(Err(err)) = targets.get(&url) {
-        return Err(ApiError::Unprocessable(err.to_string()));
-    }
-    let secret = super::secrets::ensure_own(&mut e);
-    let after = start_after(&e, now);
-    let occs = plan_event(st, &mut e, after, now).await?;
-    Ok(((e, occs), secret))
 }
 
 /// Get an event

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod audit;
 pub mod docs;
 pub mod events;
+mod events_batch;
 pub mod extract;
 pub mod occurrences;
 pub mod openapi;

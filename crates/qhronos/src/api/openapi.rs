@@ -74,7 +74,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
     ),
     paths(
         super::events::create_event,
-        super::events::create_events_batch,
+        super::events_batch::create_events_batch,
         super::events::list_events,
         super::events::get_event,
         super::events::update_event,
