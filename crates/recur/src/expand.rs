@@ -414,21 +414,27 @@ impl Plan {
     }
 }
 
+/// The distinct 0-based indices, ascending, that BYSETPOS `pos` keeps among `n` candidates
+/// (1 is the first, -1 the last; positions outside the set are ignored).
+pub(crate) fn set_positions(pos: &[i64], n: i64) -> Vec<i64> {
+    let mut idx: Vec<i64> = pos
+        .iter()
+        .map(|&p| if p > 0 { p - 1 } else { n + p })
+        .filter(|i| (0..n).contains(i))
+        .collect();
+    idx.sort_unstable();
+    idx.dedup();
+    idx
+}
+
 fn select_positions<T: Copy>(items: Vec<T>, pos: &[i64]) -> Vec<T> {
     if pos.is_empty() {
         return items;
     }
-    let n = items.len() as i64;
-    let mut idx: Vec<usize> = pos
-        .iter()
-        .filter_map(|&p| {
-            let i = if p > 0 { p - 1 } else { n + p };
-            (0..n).contains(&i).then_some(i as usize)
-        })
-        .collect();
-    idx.sort_unstable();
-    idx.dedup();
-    idx.into_iter().map(|i| items[i]).collect()
+    set_positions(pos, items.len() as i64)
+        .into_iter()
+        .filter_map(|i| usize::try_from(i).ok().map(|i| items[i]))
+        .collect()
 }
 
 /// Lazily yields the instants of one rule (DTSTART first), ascending and unique, honouring

@@ -77,15 +77,8 @@ impl Plan {
         if self.set_pos.is_empty() {
             return (n as u64, unit);
         }
-        let mut idx: Vec<i64> = self
-            .set_pos
-            .iter()
-            .map(|&p| if p > 0 { p - 1 } else { n + p })
-            .filter(|i| (0..n).contains(i))
-            .collect();
-        idx.sort_unstable();
-        idx.dedup();
-        (idx.len() as u64, unit)
+        let kept = super::set_positions(&self.set_pos, n).len() as u64;
+        (kept, unit)
     }
 
     /// The allowed local times of day as sorted, disjoint `[from, to)` second intervals.

@@ -132,16 +132,8 @@ impl Plan {
         if self.set_pos.is_empty() {
             return Some(n as u64);
         }
-        // BYSETPOS keeps the distinct valid positions among the n candidates.
-        let mut idx: Vec<i64> = self
-            .set_pos
-            .iter()
-            .map(|&p| if p > 0 { p - 1 } else { n + p })
-            .filter(|i| (0..n).contains(i))
-            .collect();
-        idx.sort_unstable();
-        idx.dedup();
-        Some(idx.len() as u64)
+        let kept = super::set_positions(&self.set_pos, n).len() as u64;
+        Some(kept)
     }
 
     /// The index of the period holding local day `d` (or the last one before it: DAILY
