@@ -284,7 +284,6 @@ fn code(c: &lettre::transport::smtp::response::Code) -> u16 {
 mod tests {
     use super::*;
     use crate::domain::event::EventIn;
-    use crate::domain::occurrence::OccStatus;
     use serde_json::json;
     use uuid::Uuid;
 
@@ -305,19 +304,7 @@ mod tests {
         }))
         .unwrap();
         let event = input.validate(Uuid::now_v7(), 0, 0).unwrap();
-        let occ = Occurrence {
-            id: Uuid::now_v7(),
-            event_id: event.id,
-            scheduled_at: 0,
-            status: OccStatus::Scheduled,
-            attempts: 0,
-            attempt_limit: 3,
-            next_attempt_at: None,
-            last_error: None,
-            created_at: 0,
-            updated_at: 0,
-            completed_at: None,
-        };
+        let occ = Occurrence::fixture(event.id);
         let d = mailer.send(&event, &occ, 1, now_ms()).await;
         assert!(d.permanent && !d.success);
         let err = d.attempt.error.unwrap();

@@ -427,7 +427,6 @@ impl Hub {
 mod tests {
     use super::*;
     use crate::domain::event::EventIn;
-    use crate::domain::occurrence::OccStatus;
 
     fn event(tags: &[&str]) -> Event {
         let input: EventIn = serde_json::from_value(json!({
@@ -439,19 +438,7 @@ mod tests {
     }
 
     fn occ(e: &Event) -> Occurrence {
-        Occurrence {
-            id: Uuid::now_v7(),
-            event_id: e.id,
-            scheduled_at: 0,
-            status: OccStatus::Scheduled,
-            attempts: 0,
-            attempt_limit: 3,
-            next_attempt_at: None,
-            last_error: None,
-            created_at: 0,
-            updated_at: 0,
-            completed_at: None,
-        }
+        Occurrence::fixture(e.id)
     }
 
     #[tokio::test]

@@ -96,6 +96,26 @@ pub struct Attempt {
     pub response: Option<String>,
 }
 
+#[cfg(test)]
+impl Occurrence {
+    /// A first, unattempted occurrence of `event_id` at the epoch, for unit tests.
+    pub(crate) fn fixture(event_id: Uuid) -> Occurrence {
+        Occurrence {
+            id: Uuid::now_v7(),
+            event_id,
+            scheduled_at: 0,
+            status: OccStatus::Scheduled,
+            attempts: 0,
+            attempt_limit: 3,
+            next_attempt_at: None,
+            last_error: None,
+            created_at: 0,
+            updated_at: 0,
+            completed_at: None,
+        }
+    }
+}
+
 /// An occurrence to materialise.
 #[derive(Debug, Clone, Copy)]
 pub struct NewOccurrence {
