@@ -82,9 +82,10 @@ impl PgDb {
     async fn create(admin: &str) -> std::result::Result<PgDb, sqlx::Error> {
         use sqlx::Connection;
         let name = format!("qhronos_store_{}", uuid::Uuid::now_v7().simple());
-        let mut c = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(admin))
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        let mut c =
+            tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(admin))
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
         // CREATE DATABASE fails while another session uses the template; that passes quickly.
         let mut tries = 0;
         loop {

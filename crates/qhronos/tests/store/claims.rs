@@ -46,7 +46,11 @@ async fn claims_never_overlap(s: &dyn Store) {
     let (ia, ib) = (ids(&a), ids(&b));
     assert_eq!(ia.len(), a.len(), "node-a got a row twice");
     assert_eq!(ib.len(), b.len(), "node-b got a row twice");
-    assert!(ia.is_disjoint(&ib), "both owners claimed {:?}", ia.intersection(&ib));
+    assert!(
+        ia.is_disjoint(&ib),
+        "both owners claimed {:?}",
+        ia.intersection(&ib)
+    );
     let all: HashSet<_> = ia.union(&ib).copied().collect();
     assert_eq!(all, due, "every due row once, nothing that is not due");
     for c in a.iter().chain(&b) {
@@ -68,7 +72,10 @@ async fn an_expired_lease_is_claimable_with_a_new_token(s: &dyn Store) {
     let id = first[0].occ.id;
 
     let early = Claim::at("node-b", 2, T0 + 10 * SEC).taking_over();
-    assert!(claim(s, early).await.is_empty(), "the lease runs until T0 + 30 s");
+    assert!(
+        claim(s, early).await.is_empty(),
+        "the lease runs until T0 + 30 s"
+    );
     let no_takeover = Claim::at("node-b", 2, T0 + 60 * SEC);
     assert!(
         claim(s, no_takeover).await.is_empty(),
@@ -178,11 +185,23 @@ async fn outcomes_are_fenced_by_the_claim(s: &dyn Store) {
     create(s, &other, &[occ(&other, T0)]).await;
     let old = claim(s, Claim::at("node-a", 1, T0)).await;
     assert_eq!(old.len(), 2);
-    let old_e = old.iter().find(|c| c.occ.event_id == e.id).expect("e's").clone();
-    let old_other = old.iter().find(|c| c.occ.event_id == other.id).expect("other's").clone();
+    let old_e = old
+        .iter()
+        .find(|c| c.occ.event_id == e.id)
+        .expect("e's")
+        .clone();
+    let old_other = old
+        .iter()
+        .find(|c| c.occ.event_id == other.id)
+        .expect("other's")
+        .clone();
     let new = claim(s, Claim::at("node-b", 2, T0 + 31 * SEC).taking_over()).await;
     assert_eq!(new.len(), 2);
-    let new_e = new.iter().find(|c| c.occ.event_id == e.id).expect("e's").clone();
+    let new_e = new
+        .iter()
+        .find(|c| c.occ.event_id == e.id)
+        .expect("e's")
+        .clone();
 
     // node-a's late outcomes: a delivery and a misfire skip.
     let stale = [
@@ -204,7 +223,11 @@ async fn outcomes_are_fenced_by_the_claim(s: &dyn Store) {
     .await;
     for c in &new {
         let (o, attempts) = get(s, c.occ.id).await;
-        assert_eq!(o.status, OccStatus::Scheduled, "a stale outcome changed {o:?}");
+        assert_eq!(
+            o.status,
+            OccStatus::Scheduled,
+            "a stale outcome changed {o:?}"
+        );
         assert_eq!(o.attempts, 0);
         assert_eq!(o.completed_at, None);
         assert!(
@@ -219,7 +242,13 @@ async fn outcomes_are_fenced_by_the_claim(s: &dyn Store) {
 
     // node-b's outcome is the one that counts.
     let now = T0 + 40 * SEC;
-    record(s, "node-b", &[attempted(&new_e, 204, Next::Completed, now)], now).await;
+    record(
+        s,
+        "node-b",
+        &[attempted(&new_e, 204, Next::Completed, now)],
+        now,
+    )
+    .await;
     let (o, attempts) = get(s, new_e.occ.id).await;
     assert_eq!(o.status, OccStatus::Completed);
     assert_eq!(o.attempts, 1);
@@ -227,12 +256,21 @@ async fn outcomes_are_fenced_by_the_claim(s: &dyn Store) {
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].attempt, 1);
     assert_eq!(attempts[0].status_code, Some(204));
-    assert_eq!(attempts[0].response.as_deref(), Some("answer 204 to token 2"));
+    assert_eq!(
+        attempts[0].response.as_deref(),
+        Some("answer 204 to token 2")
+    );
     // The one-time event has nothing left to deliver.
     let ev = s.get_event(e.id).await.expect("get").expect("event");
     assert_eq!(ev.status, EventStatus::Inactive);
     // Written once: the same outcome again (the claim is gone) changes nothing.
-    record(s, "node-b", &[attempted(&new_e, 500, Next::Failed, now)], now + SEC).await;
+    record(
+        s,
+        "node-b",
+        &[attempted(&new_e, 500, Next::Failed, now)],
+        now + SEC,
+    )
+    .await;
     assert_eq!(status(s, new_e.occ.id).await, OccStatus::Completed);
 }
 
@@ -242,7 +280,13 @@ async fn a_retry_returns_the_row_to_pending_due_at_its_time(s: &dyn Store) {
     create(s, &e, &[occ(&e, T0)]).await;
     let c = claim(s, Claim::at("node-a", 1, T0)).await;
     let retry_at = T0 + 5 * MIN;
-    record(s, "node-a", &[attempted(&c[0], 503, Next::Retry(retry_at), T0)], T0 + SEC).await;
+    record(
+        s,
+        "node-a",
+        &[attempted(&c[0], 503, Next::Retry(retry_at), T0)],
+        T0 + SEC,
+    )
+    .await;
     let (o, attempts) = get(s, c[0].occ.id).await;
     assert_eq!(o.status, OccStatus::Pending);
     assert_eq!(o.next_attempt_at, Some(retry_at));
@@ -255,7 +299,9 @@ async fn a_retry_returns_the_row_to_pending_due_at_its_time(s: &dyn Store) {
         "a retry is still to deliver"
     );
 
-    assert!(claim(s, Claim::at("node-a", 2, retry_at - 1)).await.is_empty());
+    assert!(claim(s, Claim::at("node-a", 2, retry_at - 1))
+        .await
+        .is_empty());
     let again = claim(s, Claim::at("node-a", 3, retry_at)).await;
     assert_eq!(ids(&again), HashSet::from([c[0].occ.id]));
     assert_eq!(again[0].occ.attempts, 1);
@@ -275,7 +321,9 @@ async fn rows_of_paused_and_pull_events_are_not_claimed(s: &dyn Store) {
     let held = at(s, paused.id, T0).await;
     assert_eq!(held.status, OccStatus::Pending, "the premise of this test");
 
-    assert!(claim(s, Claim::at("node-a", 1, T0 + 2 * SEC)).await.is_empty());
+    assert!(claim(s, Claim::at("node-a", 1, T0 + 2 * SEC))
+        .await
+        .is_empty());
 
     // The pull row is there for its queue…
     let pulled = s
@@ -301,12 +349,18 @@ async fn release_leases_returns_expired_leases_or_all(s: &dyn Store) {
     let long = claim(s, Claim::at("node-a", 2, T0 + 1).lease(60 * SEC)).await;
     assert_eq!((short.len(), long.len()), (1, 1));
 
-    let n = s.release_leases(T0 + 10 * SEC, false).await.expect("release");
+    let n = s
+        .release_leases(T0 + 10 * SEC, false)
+        .await
+        .expect("release");
     assert_eq!(n, 1);
     assert_eq!(status(s, short[0].occ.id).await, OccStatus::Pending);
     assert_eq!(status(s, long[0].occ.id).await, OccStatus::Scheduled);
 
-    let n = s.release_leases(T0 + 10 * SEC, true).await.expect("release");
+    let n = s
+        .release_leases(T0 + 10 * SEC, true)
+        .await
+        .expect("release");
     assert_eq!(n, 1);
     assert_eq!(status(s, long[0].occ.id).await, OccStatus::Pending);
     // Both due again.
@@ -336,5 +390,7 @@ async fn a_gone_outcome_pauses_the_event_and_cancels_its_unfired_occurrences(s: 
     for t in [T0 + HOUR, T0 + 2 * HOUR] {
         assert_eq!(at(s, e.id, t).await.status, OccStatus::Cancelled);
     }
-    assert!(claim(s, Claim::at("node-a", 2, T0 + 3 * HOUR)).await.is_empty());
+    assert!(claim(s, Claim::at("node-a", 2, T0 + 3 * HOUR))
+        .await
+        .is_empty());
 }

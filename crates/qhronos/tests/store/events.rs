@@ -2,12 +2,16 @@
 
 use std::collections::HashSet;
 
-use qhronos::domain::event::EventStatus;
+use qhronos::domain::event::{Event, EventStatus};
 use qhronos::domain::occurrence::OccStatus;
+use qhronos::domain::occurrence::Occurrence;
 use qhronos::store::*;
 use serde_json::json;
 
 use crate::fixtures::*;
+
+/// Which events a listing filter must return.
+type Keep = Box<dyn Fn(&Event) -> bool>;
 
 crate::conformance!(
     an_idempotency_key_used_twice_returns_the_first_event_and_inserts_nothing,
@@ -18,9 +22,7 @@ crate::conformance!(
     list_events_pages_by_before_id_without_gaps_or_repeats,
 );
 
-async fn an_idempotency_key_used_twice_returns_the_first_event_and_inserts_nothing(
-    s: &dyn Store,
-) {
+async fn an_idempotency_key_used_twice_returns_the_first_event_and_inserts_nothing(s: &dyn Store) {
     let first = one_time(T0 + HOUR);
     let key = Some(("caller:key-1", "hash-1"));
     let c = s
@@ -99,7 +101,12 @@ async fn a_replan_cancels_only_unattempted_occurrences_after_its_time(s: &dyn St
     // fails once (a retry), the rest are released unattempted.
     let c = claim(s, Claim::at("node-a", 1, T0 + 2 * HOUR).lease(MIN)).await;
     assert_eq!(c.len(), 4);
-    let by_time = |t| c.iter().find(|c| c.occ.scheduled_at == t).expect("claimed").clone();
+    let by_time = |t| {
+        c.iter()
+            .find(|c| c.occ.scheduled_at == t)
+            .expect("claimed")
+            .clone()
+    };
     let done = by_time(T0 - HOUR);
     let retried = by_time(T0 + HOUR);
     let outcomes = [
@@ -109,7 +116,9 @@ async fn a_replan_cancels_only_unattempted_occurrences_after_its_time(s: &dyn St
     record(s, "node-a", &outcomes, now).await;
     let released = [(by_time(T0).occ.id, 1), (by_time(T0 + 2 * HOUR).occ.id, 1)];
     assert_eq!(
-        s.release_claims("node-a", &released, now).await.expect("release"),
+        s.release_claims("node-a", &released, now)
+            .await
+            .expect("release"),
         2
     );
     let before: Vec<_> = of_event(s, e.id).await;
@@ -126,11 +135,25 @@ async fn a_replan_cancels_only_unattempted_occurrences_after_its_time(s: &dyn St
 
     let after = of_event(s, e.id).await;
     let find = |t| after.iter().find(|o| o.scheduled_at == t).expect("row");
-    let old_id = |t| before.iter().find(|o: &&qhronos::domain::occurrence::Occurrence| o.scheduled_at == t).expect("row").id;
+    let old_id = |t| {
+        before
+            .iter()
+            .find(|o: &&Occurrence| o.scheduled_at == t)
+            .expect("row")
+            .id
+    };
     assert_eq!(find(T0 - HOUR).status, OccStatus::Completed);
-    assert_eq!(find(T0).status, OccStatus::Pending, "not after the re-plan time");
+    assert_eq!(
+        find(T0).status,
+        OccStatus::Pending,
+        "not after the re-plan time"
+    );
     let r = find(T0 + HOUR);
-    assert_eq!((r.status, r.attempts), (OccStatus::Pending, 1), "attempted: kept");
+    assert_eq!(
+        (r.status, r.attempts),
+        (OccStatus::Pending, 1),
+        "attempted: kept"
+    );
     assert_eq!(r.next_attempt_at, Some(T0 + 5 * HOUR));
     assert_eq!(find(T0 + 2 * HOUR).status, OccStatus::Cancelled);
     let revived = find(T0 + 3 * HOUR);
@@ -151,7 +174,10 @@ async fn a_replan_cancels_only_unattempted_occurrences_after_its_time(s: &dyn St
     let again = of_event(s, e.id).await;
     assert_eq!(again.len(), 7);
     assert_eq!(
-        again.iter().filter(|o| o.status == OccStatus::Cancelled).count(),
+        again
+            .iter()
+            .filter(|o| o.status == OccStatus::Cancelled)
+            .count(),
         1
     );
 }
@@ -164,12 +190,17 @@ async fn pause_and_resume_revive_the_cancelled_instants(s: &dyn Store) {
     create(s, &e, &occs(&e, &times)).await;
     let user_cancelled = at(s, e.id, T0 + 3 * HOUR).await.id;
     assert_eq!(
-        s.cancel_occurrence(user_cancelled, T0).await.expect("cancel"),
+        s.cancel_occurrence(user_cancelled, T0)
+            .await
+            .expect("cancel"),
         OccChange::Done
     );
     let ids_before: HashSet<_> = of_event(s, e.id).await.iter().map(|o| o.id).collect();
 
-    assert!(s.set_paused(e.id, true, None, &[], T0).await.expect("pause"));
+    assert!(s
+        .set_paused(e.id, true, None, &[], T0)
+        .await
+        .expect("pause"));
     let ev = s.get_event(e.id).await.expect("get").expect("event");
     assert_eq!(ev.status, EventStatus::Paused);
     for o in of_event(s, e.id).await {
@@ -186,7 +217,10 @@ async fn pause_and_resume_revive_the_cancelled_instants(s: &dyn Store) {
     assert_eq!(ev.status, EventStatus::Active);
     assert_eq!(ev.next_fire_at, Some(T0 + 4 * HOUR));
     assert_eq!(at(s, e.id, T0 + HOUR).await.status, OccStatus::Pending);
-    assert_eq!(at(s, e.id, T0 + 2 * HOUR).await.status, OccStatus::Cancelled);
+    assert_eq!(
+        at(s, e.id, T0 + 2 * HOUR).await.status,
+        OccStatus::Cancelled
+    );
 
     // insert_occurrences revives the one the pause cancelled, not the user's cancellation,
     // and inserts nothing for an instant that is pending already.
@@ -198,9 +232,14 @@ async fn pause_and_resume_revive_the_cancelled_instants(s: &dyn Store) {
     assert_eq!(at(s, e.id, T0 + 2 * HOUR).await.status, OccStatus::Pending);
     assert_eq!(status(s, user_cancelled).await, OccStatus::Cancelled);
     let ids_after: HashSet<_> = of_event(s, e.id).await.iter().map(|o| o.id).collect();
-    assert_eq!(ids_after, ids_before, "revived in place: no second row per instant");
     assert_eq!(
-        s.insert_occurrences(&plan, T0 + 3 * MIN).await.expect("insert"),
+        ids_after, ids_before,
+        "revived in place: no second row per instant"
+    );
+    assert_eq!(
+        s.insert_occurrences(&plan, T0 + 3 * MIN)
+            .await
+            .expect("insert"),
         0
     );
 }
@@ -213,7 +252,13 @@ async fn delete_event_hides_the_event_and_cancels_what_has_not_fired(s: &dyn Sto
     e.next_fire_at = Some(T0 + 2 * HOUR);
     create(s, &e, &occs(&e, &[T0, T0 + HOUR])).await;
     let c = claim(s, Claim::at("node-a", 1, T0)).await;
-    record(s, "node-a", &[attempted(&c[0], 200, Next::Completed, T0)], T0).await;
+    record(
+        s,
+        "node-a",
+        &[attempted(&c[0], 200, Next::Completed, T0)],
+        T0,
+    )
+    .await;
 
     assert!(s.delete_event(e.id, T0 + MIN).await.expect("delete"));
     assert!(s.get_event(e.id).await.expect("get").is_none());
@@ -233,9 +278,16 @@ async fn delete_event_hides_the_event_and_cancels_what_has_not_fired(s: &dyn Sto
         Some(vec!["red".to_string()])
     );
     assert!(!s.delete_event(e.id, T0 + 2 * MIN).await.expect("delete"));
-    assert!(s.events_to_expand(T0 + DAY, 10).await.expect("expand").is_empty());
+    assert!(s
+        .events_to_expand(T0 + DAY, 10)
+        .await
+        .expect("expand")
+        .is_empty());
     // A deleted event's pause or update finds nothing.
-    assert!(!s.set_paused(e.id, true, None, &[], T0 + 3 * MIN).await.expect("pause"));
+    assert!(!s
+        .set_paused(e.id, true, None, &[], T0 + 3 * MIN)
+        .await
+        .expect("pause"));
     assert!(!s.update_event(&e, None, &[]).await.expect("update"));
 }
 
@@ -263,7 +315,7 @@ async fn list_events_pages_by_before_id_without_gaps_or_repeats(s: &dyn Store) {
     s.create_events(&batch).await.expect("create_events");
     let all: Vec<_> = batch.iter().map(|(e, _)| e.clone()).collect();
 
-    let cases: Vec<(&str, EventFilter, Box<dyn Fn(&qhronos::domain::event::Event) -> bool>)> = vec![
+    let cases: Vec<(&str, EventFilter, Keep)> = vec![
         ("all", EventFilter::default(), Box::new(|_| true)),
         (
             "tag red",

@@ -26,7 +26,10 @@ async fn list_occurrences_pages_by_time_and_id_without_gaps_or_repeats(s: &dyn S
     }
     // Some of them completed, so that a status filter has something to skip.
     let c = claim(s, Claim::at("node-a", 1, T0)).await;
-    let outcomes: Vec<_> = c.iter().map(|c| attempted(c, 200, Next::Completed, T0)).collect();
+    let outcomes: Vec<_> = c
+        .iter()
+        .map(|c| attempted(c, 200, Next::Completed, T0))
+        .collect();
     record(s, "node-a", &outcomes, T0).await;
 
     let all = s
@@ -101,13 +104,25 @@ async fn list_occurrences_pages_by_time_and_id_without_gaps_or_repeats(s: &dyn S
 
 async fn only_upcoming_unattempted_occurrences_are_cancelled_or_moved(s: &dyn Store) {
     let e = one_time(T0);
-    let times = [T0, T0 + MIN, T0 + 2 * MIN, T0 + 3 * MIN, T0 + HOUR, T0 + 2 * HOUR];
+    let times = [
+        T0,
+        T0 + MIN,
+        T0 + 2 * MIN,
+        T0 + 3 * MIN,
+        T0 + HOUR,
+        T0 + 2 * HOUR,
+    ];
     create(s, &e, &occs(&e, &times)).await;
     // T0: completed; T0 + 1 min: attempted, waiting for a retry; T0 + 2 min: claimed, not yet
     // attempted; T0 + 3 min: released (pending again, unattempted).
     let c = claim(s, Claim::at("node-a", 1, T0 + 3 * MIN)).await;
     assert_eq!(c.len(), 4);
-    let by = |t| c.iter().find(|c| c.occ.scheduled_at == t).expect("claimed").clone();
+    let by = |t| {
+        c.iter()
+            .find(|c| c.occ.scheduled_at == t)
+            .expect("claimed")
+            .clone()
+    };
     let outcomes = [
         attempted(&by(T0), 200, Next::Completed, T0),
         attempted(&by(T0 + MIN), 500, Next::Retry(T0 + 10 * MIN), T0 + MIN),
@@ -117,46 +132,84 @@ async fn only_upcoming_unattempted_occurrences_are_cancelled_or_moved(s: &dyn St
     s.release_claims("node-a", &[(released, 1)], T0 + MIN)
         .await
         .expect("release");
-    let (completed, retrying, claimed) = (by(T0).occ.id, by(T0 + MIN).occ.id, by(T0 + 2 * MIN).occ.id);
+    let (completed, retrying, claimed) =
+        (by(T0).occ.id, by(T0 + MIN).occ.id, by(T0 + 2 * MIN).occ.id);
     let pending = at(s, e.id, T0 + HOUR).await.id;
     let far = at(s, e.id, T0 + 2 * HOUR).await.id;
     let now = T0 + 2 * MIN;
 
     for id in [completed, retrying] {
         let st = status(s, id).await;
-        assert_eq!(s.cancel_occurrence(id, now).await.expect("cancel"), OccChange::WrongStatus(st));
-        assert_eq!(s.move_occurrence(id, T0 + 5 * HOUR, now).await.expect("move"), OccChange::WrongStatus(st));
+        assert_eq!(
+            s.cancel_occurrence(id, now).await.expect("cancel"),
+            OccChange::WrongStatus(st)
+        );
+        assert_eq!(
+            s.move_occurrence(id, T0 + 5 * HOUR, now)
+                .await
+                .expect("move"),
+            OccChange::WrongStatus(st)
+        );
         assert_eq!(status(s, id).await, st, "unchanged");
     }
     let unknown = Uuid::now_v7();
-    assert_eq!(s.cancel_occurrence(unknown, now).await.expect("cancel"), OccChange::NotFound);
-    assert_eq!(s.move_occurrence(unknown, T0, now).await.expect("move"), OccChange::NotFound);
+    assert_eq!(
+        s.cancel_occurrence(unknown, now).await.expect("cancel"),
+        OccChange::NotFound
+    );
+    assert_eq!(
+        s.move_occurrence(unknown, T0, now).await.expect("move"),
+        OccChange::NotFound
+    );
 
     // Moving onto an instant the event already has (whatever its status) is Taken.
     for used in [T0, T0 + 2 * HOUR] {
-        assert_eq!(s.move_occurrence(pending, used, now).await.expect("move"), OccChange::Taken);
+        assert_eq!(
+            s.move_occurrence(pending, used, now).await.expect("move"),
+            OccChange::Taken
+        );
     }
     assert_eq!(get(s, pending).await.0.scheduled_at, T0 + HOUR);
 
     // A claimed, unattempted one is cancelled, and its claim is gone.
-    assert_eq!(s.cancel_occurrence(claimed, now).await.expect("cancel"), OccChange::Done);
+    assert_eq!(
+        s.cancel_occurrence(claimed, now).await.expect("cancel"),
+        OccChange::Done
+    );
     assert_eq!(status(s, claimed).await, OccStatus::Cancelled);
     assert!(s
         .renew_leases("node-a", &[(claimed, 1)], now + HOUR, now)
         .await
         .expect("renew")
         .is_empty());
-    assert_eq!(s.cancel_occurrence(claimed, now).await.expect("cancel"), OccChange::WrongStatus(OccStatus::Cancelled));
+    assert_eq!(
+        s.cancel_occurrence(claimed, now).await.expect("cancel"),
+        OccChange::WrongStatus(OccStatus::Cancelled)
+    );
 
     // A pending one moves; the rest of the series stays.
     let to = T0 + 90 * MIN;
-    assert_eq!(s.move_occurrence(pending, to, now).await.expect("move"), OccChange::Done);
+    assert_eq!(
+        s.move_occurrence(pending, to, now).await.expect("move"),
+        OccChange::Done
+    );
     let o = get(s, pending).await.0;
-    assert_eq!((o.status, o.scheduled_at, o.next_attempt_at), (OccStatus::Pending, to, Some(to)));
+    assert_eq!(
+        (o.status, o.scheduled_at, o.next_attempt_at),
+        (OccStatus::Pending, to, Some(to))
+    );
     assert_eq!(get(s, far).await.0.scheduled_at, T0 + 2 * HOUR);
-    assert_eq!(s.move_occurrence(released, T0 + 4 * MIN, now).await.expect("move"), OccChange::Done);
+    assert_eq!(
+        s.move_occurrence(released, T0 + 4 * MIN, now)
+            .await
+            .expect("move"),
+        OccChange::Done
+    );
     // Its old instant is free again.
-    assert_eq!(s.move_occurrence(far, T0 + HOUR, now).await.expect("move"), OccChange::Done);
+    assert_eq!(
+        s.move_occurrence(far, T0 + HOUR, now).await.expect("move"),
+        OccChange::Done
+    );
     // The moved one is claimed at its new time, not before.
     assert!(!ids(&claim(s, Claim::at("node-b", 2, to - 1)).await).contains(&pending));
     assert!(ids(&claim(s, Claim::at("node-b", 3, to)).await).contains(&pending));
@@ -166,7 +219,12 @@ async fn only_failed_or_missed_occurrences_are_redriven(s: &dyn Store) {
     let e = one_time(T0);
     create(s, &e, &occs(&e, &[T0, T0 + 1, T0 + 2, T0 + HOUR])).await;
     let c = claim(s, Claim::at("node-a", 1, T0 + 2)).await;
-    let by = |t| c.iter().find(|c| c.occ.scheduled_at == t).expect("claimed").clone();
+    let by = |t| {
+        c.iter()
+            .find(|c| c.occ.scheduled_at == t)
+            .expect("claimed")
+            .clone()
+    };
     let (failed, missed, completed) = (by(T0), by(T0 + 1), by(T0 + 2));
     let outcomes = [
         attempted(&failed, 500, Next::Failed, T0),
@@ -183,9 +241,18 @@ async fn only_failed_or_missed_occurrences_are_redriven(s: &dyn Store) {
     assert_eq!(status(s, missed.occ.id).await, OccStatus::Missed);
 
     let now = T0 + MIN;
-    assert_eq!(s.redrive(completed.occ.id, 2, now).await.expect("redrive"), Redrive::WrongStatus(OccStatus::Completed));
-    assert_eq!(s.redrive(pending, 2, now).await.expect("redrive"), Redrive::WrongStatus(OccStatus::Pending));
-    assert_eq!(s.redrive(Uuid::now_v7(), 2, now).await.expect("redrive"), Redrive::NotFound);
+    assert_eq!(
+        s.redrive(completed.occ.id, 2, now).await.expect("redrive"),
+        Redrive::WrongStatus(OccStatus::Completed)
+    );
+    assert_eq!(
+        s.redrive(pending, 2, now).await.expect("redrive"),
+        Redrive::WrongStatus(OccStatus::Pending)
+    );
+    assert_eq!(
+        s.redrive(Uuid::now_v7(), 2, now).await.expect("redrive"),
+        Redrive::NotFound
+    );
     for id in [failed.occ.id, missed.occ.id] {
         assert_eq!(s.redrive(id, 2, now).await.expect("redrive"), Redrive::Done);
         let o = get(s, id).await.0;
@@ -194,7 +261,10 @@ async fn only_failed_or_missed_occurrences_are_redriven(s: &dyn Store) {
         assert_eq!(o.attempt_limit, o.attempts + 2, "two more attempts");
         assert_eq!(o.completed_at, None);
     }
-    assert_eq!(s.redrive(failed.occ.id, 2, now).await.expect("redrive"), Redrive::WrongStatus(OccStatus::Pending));
+    assert_eq!(
+        s.redrive(failed.occ.id, 2, now).await.expect("redrive"),
+        Redrive::WrongStatus(OccStatus::Pending)
+    );
     let again = claim(s, Claim::at("node-b", 2, now)).await;
     assert_eq!(ids(&again), HashSet::from([failed.occ.id, missed.occ.id]));
 }
