@@ -19,7 +19,7 @@ use crate::domain::occurrence::new_lease_token;
 use crate::domain::policy::{instant_after, MisfireKind, Retry};
 use crate::domain::{now_ms, Millis};
 use crate::metrics::Metrics;
-use crate::store::{ClaimSpec, Claimed, Next, Outcome, Store};
+use crate::store::{ClaimDue, Claimed, Next, Outcome, Store};
 
 /// More permits than deliveries can ever be in flight; shutdown takes them all to wait for the
 /// last delivery.
@@ -246,15 +246,16 @@ impl Claimer {
             }
             None => e.claim_batch,
         };
-        let spec = ClaimSpec {
+        let spec = ClaimDue {
             owner: &self.owner,
             token: new_lease_token(),
             due_before: now.saturating_add(e.claim_horizon.as_millis()),
             lease_until: now.saturating_add(self.leases.lease_ms),
             expired_before: self.leases.expired_before(now),
             limit: batch,
+            now,
         };
-        let claimed = match self.store.claim_due(&spec, now).await {
+        let claimed = match self.store.claim_due(&spec).await {
             Ok(c) => c,
             Err(err) => {
                 self.leases.store_failed(now);

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use qhronos::domain::occurrence::{Attempt, NewOccurrence, OccStatus};
-use qhronos::store::{ClaimSpec, Next, Outcome, Store};
+use qhronos::store::{ClaimDue, Next, Outcome, Store};
 use uuid::Uuid;
 
 use crate::helpers::TestDb;
@@ -47,14 +47,15 @@ async fn one_occurrence(store: &dyn Store, due: i64) -> (Uuid, Uuid) {
     (event.id, occ.id)
 }
 
-fn spec(owner: &str, token: i64, now: i64, lease: i64) -> ClaimSpec<'_> {
-    ClaimSpec {
+fn spec(owner: &str, token: i64, now: i64, lease: i64) -> ClaimDue<'_> {
+    ClaimDue {
         owner,
         token,
         due_before: now + 2_000,
         lease_until: now + lease,
         expired_before: now,
         limit: 100,
+        now,
     }
 }
 
@@ -86,18 +87,12 @@ async fn a_claim_taken_over_after_its_lease_ran_out_fences_out_the_old_holder() 
     let s = f.store.as_ref();
     let t0 = 1_900_000_000_000;
     let (event, occ) = one_occurrence(s, t0).await;
-    let a = s
-        .claim_due(&spec("node-a", 1, t0, 1_000), t0)
-        .await
-        .unwrap();
+    let a = s.claim_due(&spec("node-a", 1, t0, 1_000)).await.unwrap();
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].token, 1);
     // A's lease ran out unrenewed: B takes the occurrence over.
     let t1 = t0 + 1_500;
-    let b = s
-        .claim_due(&spec("node-b", 2, t1, 1_000), t1)
-        .await
-        .unwrap();
+    let b = s.claim_due(&spec("node-b", 2, t1, 1_000)).await.unwrap();
     assert_eq!(b.len(), 1, "the expired claim is taken over");
     // A, late: its renewal, its outcome and its release change nothing.
     let renewed = s
@@ -136,7 +131,7 @@ async fn a_renewed_lease_is_never_taken_over_and_a_store_outage_defers_takeovers
     let t0 = 1_900_000_000_000;
     let (event, occ) = one_occurrence(s, t0).await;
     assert_eq!(
-        s.claim_due(&spec("node-a", 7, t0, 1_000), t0)
+        s.claim_due(&spec("node-a", 7, t0, 1_000))
             .await
             .unwrap()
             .len(),
@@ -150,7 +145,7 @@ async fn a_renewed_lease_is_never_taken_over_and_a_store_outage_defers_takeovers
     assert_eq!(renewed, vec![occ]);
     let t1 = t0 + 1_500;
     assert!(s
-        .claim_due(&spec("node-b", 8, t1, 1_000), t1)
+        .claim_due(&spec("node-b", 8, t1, 1_000))
         .await
         .unwrap()
         .is_empty());
@@ -158,7 +153,7 @@ async fn a_renewed_lease_is_never_taken_over_and_a_store_outage_defers_takeovers
     let t2 = t0 + 3_500;
     let mut deferred = spec("node-b", 8, t2, 1_000);
     deferred.expired_before = i64::MIN;
-    assert!(s.claim_due(&deferred, t2).await.unwrap().is_empty());
+    assert!(s.claim_due(&deferred).await.unwrap().is_empty());
     // A, still alive, writes its outcome within that time.
     s.record_outcomes("node-a", &[completed(occ, event, 7, t2)], t2)
         .await

@@ -117,18 +117,18 @@ impl<'a> Claim<'a> {
     }
 }
 
-/// The only place the suite builds the store's claim argument (`ClaimSpec`; `ClaimDue` after
-/// the store split: a one-line change).
+/// The only place the suite builds the store's claim argument (`ClaimDue`).
 pub async fn claim(s: &dyn Store, c: Claim<'_>) -> Vec<Claimed> {
-    let spec = ClaimSpec {
+    let spec = ClaimDue {
         owner: c.owner,
         token: c.token,
         due_before: c.now,
         lease_until: c.now + c.lease,
         expired_before: c.expired_before,
         limit: c.limit,
+        now: c.now,
     };
-    s.claim_due(&spec, c.now).await.expect("claim_due")
+    s.claim_due(&spec).await.expect("claim_due")
 }
 
 /// The outcome of one attempt at a claimed occurrence, answered with HTTP `code`.

@@ -1,21 +1,26 @@
 //! Group commit for the embedded store's hot writes (event creation, audit lines): requests
-//! queue on a channel, and one task writes everything queued in one transaction. The normal
-//! path writes the whole batch with a few multi-row statements (plain creates and audit lines);
-//! a batch with an idempotent create, or one whose multi-row try failed, is written again with
-//! one savepoint per request, so that one failure does not undo the others. Replies go out only
-//! after the commit, so a caller that got `Ok` has its write on disk (in the WAL).
+//! queue on a channel, and one task writes everything queued in one transaction.
+//!
+//! A batch of plain jobs (creates without an idempotency key, audit lines) is written with a
+//! few multi-row statements whatever its size: that is the path under load. A batch holding an
+//! idempotent create (whose key must be looked up first), a single job, or a batch whose
+//! multi-row try failed (one bad job undoes the try) is written job by job, each under its own
+//! savepoint, so that one failure fails alone. Replies go out only after the commit, so a caller
+//! that got `Ok` has its write on disk (in the WAL).
 
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::sqlite_rows::{self as rows, to_json, EVENT_COLS};
-use super::{AuditEntry, Created, Result, StoreError};
 use crate::domain::event::Event;
 use crate::domain::occurrence::NewOccurrence;
+use crate::store::audit::insert_audits;
+use crate::store::events::{insert_event, insert_events};
+use crate::store::{AuditEntry, Created, Result, StoreError};
 
 /// Most requests in one transaction.
 const MAX_BATCH: usize = 512;
 
+/// A write waiting for the writer task; its result goes back on `reply` after the commit.
 pub enum Job {
     Create {
         event: Box<Event>,
@@ -34,6 +39,7 @@ enum Done {
     Audited,
 }
 
+/// The writer task: runs until every sender is dropped.
 pub async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
@@ -96,22 +102,8 @@ async fn write_all(c: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<Result<
             Job::Audit { entry, .. } => audits.push(entry.as_ref()),
         }
     }
-    super::sqlite::insert_events_many(c, &events).await?;
-    for chunk in audits.chunks(1000) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO audit (at, actor, action, target, ip, summary, tags) ",
-        );
-        q.push_values(chunk, |mut b, e| {
-            b.push_bind(e.at)
-                .push_bind(e.actor.clone())
-                .push_bind(e.action.clone())
-                .push_bind(e.target.clone())
-                .push_bind(e.ip.clone())
-                .push_bind(to_json(&e.summary))
-                .push_bind(e.tags.as_ref().map(to_json));
-        });
-        q.build().execute(&mut *c).await?;
-    }
+    insert_events::<Sqlite>(c, &events).await?;
+    insert_audits::<Sqlite>(c, &audits).await?;
     Ok(jobs
         .iter()
         .map(|j| {
@@ -169,36 +161,12 @@ async fn run_job(c: &mut SqliteConnection, job: &Job) -> Result<Done> {
             idempotency,
             ..
         } => {
-            if let Some((key, _)) = idempotency {
-                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {EVENT_COLS}, request_hash FROM events WHERE idempotency_key = ?"
-                )))
-                .bind(key)
-                .fetch_optional(&mut *c)
-                .await?;
-                if let Some(row) = row {
-                    return Ok(Done::Created(Created::Existing {
-                        event: Box::new(rows::event(&row)?),
-                        request_hash: row.try_get("request_hash")?,
-                    }));
-                }
-            }
             let idem = idempotency.as_ref().map(|(k, h)| (k.as_str(), h.as_str()));
-            super::sqlite::insert_event_row(c, event, idem).await?;
-            super::sqlite::upsert_occurrences(c, occurrences, event.created_at).await?;
-            Ok(Done::Created(Created::New))
+            let created = insert_event::<Sqlite>(c, event, occurrences, idem).await?;
+            Ok(Done::Created(created))
         }
-        Job::Audit { entry: e, .. } => {
-            sqlx::query("INSERT INTO audit (at, actor, action, target, ip, summary, tags) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                .bind(e.at)
-                .bind(&e.actor)
-                .bind(&e.action)
-                .bind(&e.target)
-                .bind(&e.ip)
-                .bind(to_json(&e.summary))
-                .bind(e.tags.as_ref().map(to_json))
-                .execute(&mut *c)
-                .await?;
+        Job::Audit { entry, .. } => {
+            insert_audits::<Sqlite>(c, &[entry.as_ref()]).await?;
             Ok(Done::Audited)
         }
     }

@@ -1,0 +1,467 @@
+//! Claims: the dispatcher's leases on due occurrences, their renewal and release, and the
+//! outcomes written back under them (fenced by the claim's token).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::QueryBuilder;
+use uuid::Uuid;
+
+use super::occurrences::{cancel_unfired, finish_if_done};
+use super::sql::rows::{RowExt, EVENT_COLS, OCC_COLS};
+use super::sql::{query, Col, Dialect, Kind, Push, Rows};
+use super::{Backend, Change, Result};
+use crate::domain::event::Event;
+use crate::domain::occurrence::{Attempt, Occurrence};
+use crate::domain::Millis;
+
+/// A claimed occurrence with the event it belongs to.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub occ: Occurrence,
+    pub event: Arc<Event>,
+    /// The claim's `lease_expires_at` when it was taken: after it (unless renewed) another node
+    /// may take the occurrence.
+    pub lease_until: Millis,
+    /// The claim's `lease_token`: tells this claim from a later one of the same row.
+    pub token: i64,
+}
+
+/// What `claim_due` takes: several instants, named so they cannot be swapped.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimDue<'a> {
+    pub owner: &'a str,
+    /// Written into every row claimed (`lease_token`).
+    pub token: i64,
+    /// Pending occurrences due at or before this.
+    pub due_before: Millis,
+    /// The lease taken ends then.
+    pub lease_until: Millis,
+    /// Scheduled occurrences whose lease ended before this are taken over (`Millis::MIN`: none).
+    pub expired_before: Millis,
+    pub limit: i64,
+    /// The time written as the rows' `updated_at`.
+    pub now: Millis,
+}
+
+/// What happened to a claimed occurrence; written back in batches.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Attempted {
+        occurrence_id: Uuid,
+        event_id: Uuid,
+        attempt: Attempt,
+        next: Next,
+        /// Pause the (recurring) event with this reason: its receiver answered 410 Gone.
+        pause_event: Option<String>,
+        /// The claim's `lease_token`: the outcome applies only while that claim holds the row.
+        token: i64,
+    },
+    /// Skipped by the misfire policy.
+    Missed {
+        occurrence_id: Uuid,
+        event_id: Uuid,
+        token: i64,
+    },
+}
+
+/// Where an attempted occurrence goes next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Completed,
+    /// Back to pending, next attempt at this time.
+    Retry(Millis),
+    Failed,
+}
+
+impl Next {
+    /// The row's `(status, next_attempt_at, completed_at)` after this.
+    pub(super) fn row(self, now: Millis) -> (&'static str, Option<Millis>, Option<Millis>) {
+        match self {
+            Next::Completed => ("completed", None, Some(now)),
+            Next::Retry(at) => ("pending", Some(at), None),
+            Next::Failed => ("failed", None, Some(now)),
+        }
+    }
+}
+
+/// The dispatcher's side of the occurrences table.
+#[async_trait]
+pub trait ClaimStore: Send + Sync + 'static {
+    /// Claims pending occurrences due at or before `due_before` (not of pull-queue events, nor
+    /// of paused ones), and scheduled ones whose lease ended before `expired_before`, under a
+    /// lease for `owner` with the claim's token, soonest due first. Concurrent claimers (on
+    /// other nodes) never get the same row: a row is claimed by one of them until its lease
+    /// ends.
+    async fn claim_due(&self, spec: &ClaimDue<'_>) -> Result<Vec<Claimed>>;
+    /// Returns expired leases to `pending`; with `all`, every lease (a single-node store at
+    /// start-up, when no other process can hold one).
+    async fn release_leases(&self, now: Millis, all: bool) -> Result<u64>;
+    /// Returns to `pending` the given occurrences still held by `owner` under the same claim
+    /// (`(id, lease_token)`; a later claim of the row has another token and is left alone):
+    /// the dispatcher dropped them before firing, or is stopping.
+    async fn release_claims(&self, owner: &str, claims: &[(Uuid, i64)], now: Millis)
+        -> Result<u64>;
+    /// Moves the lease of the given claims (`(id, lease_token)`, still held by `owner`) to
+    /// `until`; returns the ids renewed. A claim not renewed is no longer this node's (taken
+    /// over after its lease ended, cancelled, or already finished).
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        claims: &[(Uuid, i64)],
+        until: Millis,
+        now: Millis,
+    ) -> Result<Vec<Uuid>>;
+    /// Writes a batch of outcomes in one transaction. An outcome changes its occurrence only
+    /// while the claim it names (`owner`, its token) still holds the row: a node whose claim was
+    /// taken over never overwrites the newer one. An attempt row is written once per
+    /// (occurrence, attempt number). A 410 outcome pauses its event and cancels what has not
+    /// fired; an event with nothing left to deliver becomes inactive.
+    async fn record_outcomes(&self, owner: &str, outcomes: &[Outcome], now: Millis) -> Result<()>;
+}
+
+/// Claimed occurrence rows with their events (an occurrence whose event is gone is dropped).
+pub(super) async fn attach_events<D: Dialect>(
+    c: &mut D::Connection,
+    occs: Vec<Occurrence>,
+    lease_until: Millis,
+    token: i64,
+) -> Result<Vec<Claimed>> {
+    let mut ids: Vec<String> = occs.iter().map(|o| o.event_id.to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    let mut events: HashMap<Uuid, Arc<Event>> = HashMap::new();
+    for chunk in ids.chunks(D::max_rows(1)) {
+        let mut q = query::<D>(format!("SELECT {EVENT_COLS} FROM events WHERE "));
+        D::push_in(&mut q, "id", chunk.to_vec());
+        for row in D::fetch(q, c).await? {
+            let e = row.event()?;
+            events.insert(e.id, Arc::new(e));
+        }
+    }
+    Ok(occs
+        .into_iter()
+        .filter_map(|occ| {
+            events.get(&occ.event_id).cloned().map(|event| Claimed {
+                occ,
+                event,
+                lease_until,
+                token,
+            })
+        })
+        .collect())
+}
+
+const CLAIM_COLS: [Col; 2] = [("id", Kind::Text), ("token", Kind::Int)];
+
+/// ` WHERE` the rows are still held by these claims of `owner` (`(id, lease_token)`).
+fn push_held<D: Dialect>(q: &mut QueryBuilder<D>, owner: &str, claims: &[(Uuid, i64)]) {
+    q.push(" WHERE status = 'scheduled' AND lease_owner = ")
+        .val(owner)
+        .push(" AND (id, lease_token) IN (SELECT id, token FROM ");
+    let rows = claims
+        .iter()
+        .map(|(id, t)| vec![(*id).into(), (*t).into()])
+        .collect();
+    D::push_relation(q, "held", &CLAIM_COLS, rows);
+    q.push(")");
+}
+
+/// A batch of outcomes as the rows it writes: the one place that says what an outcome does to
+/// its occurrence (status, next attempt, error text, completion time).
+#[derive(Default)]
+struct OutcomeRows {
+    /// `attempts` rows.
+    attempts: Rows,
+    /// Occurrence updates (see `UPDATE_COLS`).
+    updates: Rows,
+    /// Events to pause, with the reason: their receiver said they are gone.
+    gone: Vec<(Uuid, String)>,
+    /// Events that may have nothing left to deliver.
+    finished: Vec<String>,
+}
+
+const ATTEMPT_COLS: [Col; 8] = [
+    ("occurrence_id", Kind::Text),
+    ("attempt", Kind::Int),
+    ("started_at", Kind::Int),
+    ("duration_ms", Kind::Int),
+    ("status_code", Kind::Int),
+    ("error", Kind::Text),
+    ("response", Kind::Text),
+    // The claim the attempt was made under: not stored, it fences the insert.
+    ("token", Kind::Int),
+];
+
+const UPDATE_COLS: [Col; 6] = [
+    ("id", Kind::Text),
+    ("status", Kind::Text),
+    // NULL for a missed occurrence: its attempts and last error stay as they were.
+    ("attempt", Kind::Int),
+    ("next_at", Kind::Int),
+    ("err", Kind::Text),
+    ("token", Kind::Int),
+];
+
+impl OutcomeRows {
+    fn of(outcomes: &[Outcome], now: Millis) -> OutcomeRows {
+        let mut r = OutcomeRows::default();
+        for o in outcomes {
+            match o {
+                Outcome::Attempted {
+                    occurrence_id,
+                    event_id,
+                    attempt: a,
+                    next,
+                    pause_event,
+                    token,
+                } => {
+                    r.attempts.push(vec![
+                        (*occurrence_id).into(),
+                        i64::from(a.attempt).into(),
+                        a.started_at.into(),
+                        a.duration_ms.into(),
+                        a.status_code.map(i64::from).into(),
+                        a.error.clone().into(),
+                        a.response.clone().into(),
+                        (*token).into(),
+                    ]);
+                    let (status, next_at, _) = next.row(now);
+                    // The last error says why it is not done: the transport's error, else the
+                    // receiver's status code.
+                    let err = (*next != Next::Completed)
+                        .then(|| {
+                            a.error
+                                .clone()
+                                .or_else(|| a.status_code.map(|c| format!("HTTP {c}")))
+                        })
+                        .flatten();
+                    r.updates.push(vec![
+                        (*occurrence_id).into(),
+                        status.into(),
+                        i64::from(a.attempt).into(),
+                        next_at.into(),
+                        err.into(),
+                        (*token).into(),
+                    ]);
+                    if let Some(reason) = pause_event {
+                        r.gone.push((*event_id, reason.clone()));
+                    }
+                    if !matches!(next, Next::Retry(_)) {
+                        r.finished.push(event_id.to_string());
+                    }
+                }
+                Outcome::Missed {
+                    occurrence_id,
+                    event_id,
+                    token,
+                } => {
+                    r.updates.push(vec![
+                        (*occurrence_id).into(),
+                        "missed".into(),
+                        None::<i64>.into(),
+                        None::<i64>.into(),
+                        None::<String>.into(),
+                        (*token).into(),
+                    ]);
+                    r.finished.push(event_id.to_string());
+                }
+            }
+        }
+        r.finished.sort();
+        r.finished.dedup();
+        r
+    }
+}
+
+/// Pauses an event whose receiver said it is gone, with the reason, cancelling what has not
+/// fired (resuming revives it).
+async fn pause_gone<B: Backend>(
+    c: &mut <B::D as sqlx::Database>::Connection,
+    event_id: Uuid,
+    reason: &str,
+    now: Millis,
+) -> Result<()> {
+    let mut q = query::<B::D>("UPDATE events SET status = 'paused', paused_reason = ");
+    q.val(reason)
+        .push(", plan_gen = plan_gen + 1, updated_at = ")
+        .val(now)
+        .push(" WHERE id = ")
+        .val(event_id)
+        .push(" AND status = 'active'");
+    if B::D::exec(q, c).await? > 0 {
+        cancel_unfired::<B::D>(c, event_id, "pause", Some(now), now).await?;
+        B::announce(c, &Change::Event(event_id)).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl<B: Backend> ClaimStore for B {
+    async fn claim_due(&self, s: &ClaimDue<'_>) -> Result<Vec<Claimed>> {
+        type D<B> = <B as Backend>::D;
+        // Due pending rows (not of pull events: clients claim those, nor of paused events: the
+        // pause holds them), and rows whose lease expired (an attempt a node left: its node
+        // died or stalled). Rows another node is claiming right now are skipped, not waited for.
+        let mut q = query::<D<B>>("UPDATE occurrences SET status = 'scheduled', lease_owner = ");
+        q.val(s.owner)
+            .push(", lease_expires_at = ")
+            .val(s.lease_until)
+            .push(", lease_token = ")
+            .val(s.token)
+            .push(", updated_at = ")
+            .val(s.now)
+            .push(format!(
+                " WHERE id IN (SELECT id FROM (SELECT o.id FROM occurrences o{} \
+                 WHERE o.status = 'pending' AND o.next_attempt_at <= ",
+                D::<B>::indexed_by("occurrences_due")
+            ))
+            .val(s.due_before)
+            .push(
+                " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id \
+                 AND (e.queue IS NOT NULL OR e.status = 'paused')) ORDER BY o.next_attempt_at LIMIT ",
+            )
+            .val(s.limit)
+            .push(format!(
+                "{}) AS due UNION ALL SELECT id FROM (SELECT x.id FROM occurrences x{} \
+                 WHERE x.status = 'scheduled' AND x.lease_expires_at < ",
+                D::<B>::skip_locked("o"),
+                D::<B>::indexed_by("occurrences_leased")
+            ))
+            .val(s.expired_before)
+            .push(" LIMIT ")
+            .val(s.limit)
+            .push(format!(
+                "{}) AS expired) RETURNING {OCC_COLS}",
+                D::<B>::skip_locked("x")
+            ));
+        let mut tx = self.writes().begin().await?;
+        let occs = D::<B>::fetch(q, &mut tx)
+            .await?
+            .iter()
+            .map(|r| r.occurrence())
+            .collect::<Result<Vec<_>>>()?;
+        let claimed = attach_events::<D<B>>(&mut tx, occs, s.lease_until, s.token).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn release_leases(&self, now: Millis, all: bool) -> Result<u64> {
+        let mut q = query::<B::D>(
+            "UPDATE occurrences SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = ",
+        );
+        q.val(now)
+            .push(" WHERE status = 'scheduled' AND (")
+            .val(all)
+            .push(" OR lease_expires_at < ")
+            .val(now)
+            .push(")");
+        let mut c = self.writes().acquire().await?;
+        B::D::exec(q, &mut c).await
+    }
+
+    async fn release_claims(
+        &self,
+        owner: &str,
+        claims: &[(Uuid, i64)],
+        now: Millis,
+    ) -> Result<u64> {
+        let mut n = 0;
+        let mut c = self.writes().acquire().await?;
+        for chunk in claims.chunks(B::D::max_rows(CLAIM_COLS.len())) {
+            let mut q = query::<B::D>(
+                "UPDATE occurrences SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+                 lease_token = NULL, updated_at = ",
+            );
+            q.val(now);
+            push_held(&mut q, owner, chunk);
+            n += B::D::exec(q, &mut c).await?;
+        }
+        Ok(n)
+    }
+
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        claims: &[(Uuid, i64)],
+        until: Millis,
+        _now: Millis,
+    ) -> Result<Vec<Uuid>> {
+        let mut renewed = Vec::with_capacity(claims.len());
+        let mut c = self.writes().acquire().await?;
+        for chunk in claims.chunks(B::D::max_rows(CLAIM_COLS.len())) {
+            let mut q = query::<B::D>("UPDATE occurrences SET lease_expires_at = ");
+            q.val(until);
+            push_held(&mut q, owner, chunk);
+            q.push(" RETURNING id");
+            for row in B::D::fetch(q, &mut c).await? {
+                renewed.push(row.id("id")?);
+            }
+        }
+        Ok(renewed)
+    }
+
+    async fn record_outcomes(&self, owner: &str, outcomes: &[Outcome], now: Millis) -> Result<()> {
+        type D<B> = <B as Backend>::D;
+        // A few multi-row statements per batch, not two or three per outcome: at 20,000
+        // deliveries a second the statement count is what the writer pays for.
+        let rows = OutcomeRows::of(outcomes, now);
+        let mut tx = self.writes().begin().await?;
+        let mut attempts = rows.attempts.into_iter().peekable();
+        while attempts.peek().is_some() {
+            let chunk: Rows = attempts
+                .by_ref()
+                .take(D::<B>::max_rows(ATTEMPT_COLS.len()))
+                .collect();
+            let cols = super::sql::names(&ATTEMPT_COLS[..7]);
+            let mut q = query::<D<B>>(format!("INSERT INTO attempts ({cols}) SELECT {cols} FROM "));
+            D::<B>::push_relation(&mut q, "v", &ATTEMPT_COLS, chunk);
+            // Fenced like the update below: an attempt is recorded only while the claim it was
+            // made under still holds the row (a node whose claim was taken over must not write
+            // attempt n before the new holder does). An occurrence purged meanwhile takes none.
+            q.push(
+                " WHERE EXISTS (SELECT 1 FROM occurrences o WHERE o.id = v.occurrence_id \
+                 AND o.status = 'scheduled' AND o.lease_owner = ",
+            )
+            .val(owner)
+            .push(" AND o.lease_token = v.token) ON CONFLICT DO NOTHING");
+            D::<B>::exec(q, &mut tx).await?;
+        }
+        let mut updates = rows.updates.into_iter().peekable();
+        while updates.peek().is_some() {
+            let chunk: Rows = updates
+                .by_ref()
+                .take(D::<B>::max_rows(UPDATE_COLS.len()))
+                .collect();
+            let greatest = D::<B>::GREATEST;
+            let mut q = query::<D<B>>(format!(
+                "UPDATE occurrences SET status = v.status, \
+                 attempts = {greatest}(occurrences.attempts, COALESCE(v.attempt, occurrences.attempts)), \
+                 next_attempt_at = v.next_at, lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL, \
+                 last_error = CASE WHEN v.attempt IS NULL THEN occurrences.last_error ELSE v.err END, \
+                 completed_at = CASE WHEN v.status = 'pending' THEN NULL ELSE "
+            ));
+            q.val(now)
+                .push(" END, updated_at = ")
+                .val(now)
+                .push(" FROM ");
+            D::<B>::push_relation(&mut q, "v", &UPDATE_COLS, chunk);
+            // Fenced: only while this node's claim (owner, token) still holds the row.
+            q.push(
+                " WHERE occurrences.id = v.id AND occurrences.status = 'scheduled' \
+                 AND occurrences.lease_owner = ",
+            )
+            .val(owner)
+            .push(" AND occurrences.lease_token = v.token");
+            D::<B>::exec(q, &mut tx).await?;
+        }
+        // After the occurrences' own updates: the pause cancels the rest of the series.
+        for (event_id, reason) in &rows.gone {
+            pause_gone::<B>(&mut tx, *event_id, reason, now).await?;
+        }
+        finish_if_done::<D<B>>(&mut tx, &rows.finished, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

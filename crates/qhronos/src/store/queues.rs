@@ -1,0 +1,250 @@
+//! Pull queues (clients claim and settle occurrences with receipts) and the WebSocket wake-up.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::claims::{attach_events, Next};
+use super::events::push_tags;
+use super::occurrences::finish_if_done;
+use super::sql::rows::{RowExt, OCC_COLS};
+use super::sql::{fetch_one, query, Dialect, Push};
+use super::{Backend, Claimed, OccChange, Result};
+use crate::domain::occurrence::OccStatus;
+use crate::domain::Millis;
+
+/// Pull queues and WebSocket clients.
+#[async_trait]
+pub trait QueueStore: Send + Sync + 'static {
+    /// Claims up to `limit` due `pending` occurrences of the events whose action is `pull` on
+    /// `queue` (with `tags`, only events carrying one of them; never of paused events), oldest
+    /// due first: each becomes `dispatched`, `attempts + 1`, leased to `queue:<queue>` until
+    /// `visible_until`. Expired claims (of every queue) are returned to their queues first, as
+    /// `expire_claims`. Each claim gets a new random receipt, returned with it (and stored with
+    /// the row); concurrent claimers never get the same row.
+    async fn claim_queue(
+        &self,
+        queue: &str,
+        tags: &[String],
+        limit: i64,
+        visible_until: Millis,
+        now: Millis,
+    ) -> Result<Vec<(Claimed, String)>>;
+    /// Ends a pull claim (ack or nack): records attempt number `attempts` (started at the claim,
+    /// with `error`) and applies `next`. Only a `dispatched` occurrence whose current claim has
+    /// this `receipt` can be settled: another receipt (a stale one, of a claim that expired and
+    /// was claimed again, or none at all) is `OccChange::Taken`.
+    async fn settle_claim(
+        &self,
+        id: Uuid,
+        receipt: &str,
+        error: Option<&str>,
+        next: Next,
+        now: Millis,
+    ) -> Result<OccChange>;
+    /// Pull claims whose visibility timeout passed: each is recorded as a failed attempt
+    /// ("visibility timeout expired") and goes back to `pending`, due now, or to `failed` when
+    /// it has used its last attempt. Returns how many expired.
+    async fn expire_claims(&self, now: Millis) -> Result<u64>;
+    /// A WebSocket client connected: its occurrences waiting for a retry (`pending`, attempted
+    /// at least once, next attempt later than `now`) become due now. Returns how many.
+    async fn wake_client(&self, client_name: &str, now: Millis) -> Result<u64>;
+}
+
+/// True when a pull claim's stored receipt is the one presented (constant time, so that
+/// answers do not leak how much of a guess was right).
+fn receipt_matches(stored: &str, presented: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    stored.len() == presented.len() && bool::from(stored.as_bytes().ct_eq(presented.as_bytes()))
+}
+
+const EXPIRED: &str = "visibility timeout expired";
+
+/// Pull claims past their visibility timeout go back to their queue (due now), or to `failed`
+/// when their last attempt is used; each expiry is recorded as a failed attempt.
+async fn expire_claims_in<D: Dialect>(c: &mut D::Connection, now: Millis) -> Result<u64> {
+    let mut q = query::<D>(
+        "INSERT INTO attempts (occurrence_id, attempt, started_at, duration_ms, status_code, error, response) \
+         SELECT id, attempts, updated_at, ",
+    );
+    q.val(now)
+        .push(" - updated_at, NULL, ")
+        .val(EXPIRED)
+        .push(format!(
+            ", NULL FROM occurrences{} WHERE status = 'dispatched' AND lease_expires_at < ",
+            D::indexed_by("occurrences_claimed")
+        ))
+        .val(now)
+        .push(" ON CONFLICT DO NOTHING");
+    D::exec(q, c).await?;
+    let mut q = query::<D>(
+        "UPDATE occurrences SET \
+         status = CASE WHEN attempts >= attempt_limit THEN 'failed' ELSE 'pending' END, \
+         next_attempt_at = CASE WHEN attempts >= attempt_limit THEN NULL ELSE ",
+    );
+    q.val(now)
+        .push(" END, completed_at = CASE WHEN attempts >= attempt_limit THEN ")
+        .val(now)
+        .push(" ELSE NULL END, last_error = ")
+        .val(EXPIRED)
+        .push(", lease_owner = NULL, lease_expires_at = NULL, claim_receipt = NULL, updated_at = ")
+        .val(now)
+        .push(" WHERE status = 'dispatched' AND lease_expires_at < ")
+        .val(now)
+        .push(" RETURNING event_id, status");
+    let rs = D::fetch(q, c).await?;
+    let mut failed: Vec<String> = Vec::new();
+    for r in &rs {
+        if r.text("status")? == "failed" {
+            failed.push(r.text("event_id")?);
+        }
+    }
+    failed.sort();
+    failed.dedup();
+    finish_if_done::<D>(c, &failed, now).await?;
+    Ok(rs.len() as u64)
+}
+
+#[async_trait]
+impl<B: Backend> QueueStore for B {
+    async fn claim_queue(
+        &self,
+        queue: &str,
+        tags: &[String],
+        limit: i64,
+        visible_until: Millis,
+        now: Millis,
+    ) -> Result<Vec<(Claimed, String)>> {
+        type D<B> = <B as Backend>::D;
+        let mut q = query::<D<B>>(
+            "UPDATE occurrences SET status = 'dispatched', attempts = attempts + 1, lease_owner = ",
+        );
+        q.val(format!("queue:{queue}"))
+            .push(", lease_expires_at = ")
+            .val(visible_until)
+            .push(format!(
+                ", claim_receipt = {}, next_attempt_at = NULL, updated_at = ",
+                D::<B>::RECEIPT
+            ))
+            .val(now)
+            .push(format!(
+                " WHERE id IN (SELECT o.id FROM occurrences o{} \
+                 WHERE o.status = 'pending' AND o.next_attempt_at <= ",
+                D::<B>::indexed_by("occurrences_due")
+            ))
+            .val(now)
+            .push(" AND o.event_id IN (SELECT id FROM events WHERE status != 'paused' AND queue = ")
+            .val(queue)
+            .push(")");
+        push_tags(&mut q, "o.event_id", tags);
+        q.push(" ORDER BY o.next_attempt_at LIMIT ")
+            .val(limit)
+            .push(format!(
+                "{}) RETURNING {OCC_COLS}, claim_receipt",
+                D::<B>::skip_locked("o")
+            ));
+        let mut tx = self.writes().begin().await?;
+        expire_claims_in::<D<B>>(&mut tx, now).await?;
+        let rs = D::<B>::fetch(q, &mut tx).await?;
+        let mut receipts = HashMap::with_capacity(rs.len());
+        let mut occs = Vec::with_capacity(rs.len());
+        for r in &rs {
+            let occ = r.occurrence()?;
+            receipts.insert(occ.id, r.text("claim_receipt")?);
+            occs.push(occ);
+        }
+        let claimed = attach_events::<D<B>>(&mut tx, occs, visible_until, 0).await?;
+        tx.commit().await?;
+        Ok(claimed
+            .into_iter()
+            .filter_map(|c| {
+                let receipt = receipts.remove(&c.occ.id)?;
+                Some((c, receipt))
+            })
+            .collect())
+    }
+
+    async fn settle_claim(
+        &self,
+        id: Uuid,
+        receipt: &str,
+        error: Option<&str>,
+        next: Next,
+        now: Millis,
+    ) -> Result<OccChange> {
+        type D<B> = <B as Backend>::D;
+        let mut tx = self.writes().begin().await?;
+        let mut q =
+            query::<D<B>>("SELECT status, event_id, claim_receipt FROM occurrences WHERE id = ");
+        q.val(id).push(D::<B>::FOR_UPDATE);
+        let Some(row) = fetch_one(q, &mut tx).await? else {
+            return Ok(OccChange::NotFound);
+        };
+        let status = row.occ_status("status")?;
+        if status != OccStatus::Dispatched {
+            return Ok(OccChange::WrongStatus(status));
+        }
+        let current = row.opt_text("claim_receipt")?;
+        if !current.is_some_and(|c| receipt_matches(&c, receipt)) {
+            return Ok(OccChange::Taken);
+        }
+        let event_id = row.text("event_id")?;
+        let mut q = query::<D<B>>(
+            "INSERT INTO attempts (occurrence_id, attempt, started_at, duration_ms, status_code, error, response) \
+             SELECT id, attempts, updated_at, ",
+        );
+        q.val(now)
+            .push(" - updated_at, NULL, ")
+            .val(error)
+            .push(", NULL FROM occurrences WHERE id = ")
+            .val(id)
+            .push(" ON CONFLICT DO NOTHING");
+        D::<B>::exec(q, &mut tx).await?;
+        let (status, next_at, done_at) = next.row(now);
+        let mut q = query::<D<B>>("UPDATE occurrences SET status = ");
+        q.val(status)
+            .push(", next_attempt_at = ")
+            .val(next_at)
+            .push(", completed_at = ")
+            .val(done_at)
+            .push(", last_error = ")
+            .val(error)
+            .push(", lease_owner = NULL, lease_expires_at = NULL, claim_receipt = NULL, updated_at = ")
+            .val(now)
+            .push(" WHERE id = ")
+            .val(id);
+        D::<B>::exec(q, &mut tx).await?;
+        if !matches!(next, Next::Retry(_)) {
+            finish_if_done::<D<B>>(&mut tx, &[event_id], now).await?;
+        }
+        tx.commit().await?;
+        Ok(OccChange::Done)
+    }
+
+    async fn expire_claims(&self, now: Millis) -> Result<u64> {
+        let mut tx = self.writes().begin().await?;
+        let n = expire_claims_in::<B::D>(&mut tx, now).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn wake_client(&self, client_name: &str, now: Millis) -> Result<u64> {
+        type D<B> = <B as Backend>::D;
+        let mut q = query::<D<B>>("UPDATE occurrences SET next_attempt_at = ");
+        q.val(now)
+            .push(", updated_at = ")
+            .val(now)
+            .push(" WHERE status = 'pending' AND attempts > 0 AND next_attempt_at > ")
+            .val(now)
+            .push(format!(
+                " AND event_id IN (SELECT id FROM events WHERE status != 'deleted' AND {} = 'websocket' AND {} = ",
+                D::<B>::json_text("action", &["type"]),
+                D::<B>::json_text("action", &["params", "client_name"])
+            ))
+            .val(client_name)
+            .push(")");
+        let mut c = self.writes().acquire().await?;
+        D::<B>::exec(q, &mut c).await
+    }
+}

@@ -1,0 +1,169 @@
+//! What the two databases do differently, and nothing else.
+//!
+//! Both schemas store ids as text, instants as integer milliseconds and documents as JSON
+//! text, so one statement text serves both nearly everywhere: [`QueryBuilder`] numbers the
+//! placeholders (`?` or `$n`). What differs is in [`Dialect`]: how a set of rows is sent (a
+//! `VALUES` list on SQLite, typed arrays through `UNNEST` on PostgreSQL, one statement
+//! whatever the count), a few spellings (`max` / `GREATEST`, `LIKE` / `ILIKE`, JSON access),
+//! planner hints and row locks, and the calls that run a statement. The store's logic above
+//! it (events, occurrences, claims, queues, …) is written once, generic over the dialect.
+
+pub(crate) mod postgres;
+pub mod rows;
+pub(crate) mod sqlite;
+
+use async_trait::async_trait;
+use sqlx::{Database, QueryBuilder};
+use uuid::Uuid;
+
+use super::Result;
+use rows::RowExt;
+
+/// A value bound into a statement: the only three types either schema stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Val {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Bool(bool),
+}
+
+impl From<&str> for Val {
+    fn from(v: &str) -> Val {
+        Val::Text(Some(v.to_string()))
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Val {
+        Val::Text(Some(v))
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Val {
+        Val::Text(v)
+    }
+}
+impl From<Option<&str>> for Val {
+    fn from(v: Option<&str>) -> Val {
+        Val::Text(v.map(str::to_string))
+    }
+}
+impl From<Uuid> for Val {
+    fn from(v: Uuid) -> Val {
+        Val::Text(Some(v.to_string()))
+    }
+}
+impl From<i64> for Val {
+    fn from(v: i64) -> Val {
+        Val::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Val {
+        Val::Int(v)
+    }
+}
+impl From<bool> for Val {
+    fn from(v: bool) -> Val {
+        Val::Bool(v)
+    }
+}
+
+/// The type of a column sent as a set of rows (PostgreSQL's arrays are typed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Int,
+}
+
+/// A column of a set of rows: its name and type.
+pub type Col = (&'static str, Kind);
+
+/// Rows of values, one `Vec` per row, in the order of their columns.
+pub type Rows = Vec<Vec<Val>>;
+
+/// One database's SQL: fragments that differ, how rows are sent, and how statements run.
+/// Implemented for `sqlx::Sqlite` and `sqlx::Postgres` (see `sqlite.rs`, `postgres.rs`).
+#[async_trait]
+pub trait Dialect: Database + Sized {
+    /// Rows as this database returns them.
+    type Rec: RowExt + Send + Sync;
+
+    /// `" INDEXED BY <index>"` where the planner needs the hint (SQLite), else nothing.
+    fn indexed_by(index: &str) -> String;
+    /// Appended to a `SELECT` whose rows the transaction goes on to change: `" FOR UPDATE"`
+    /// where rows are locked (PostgreSQL); nothing on SQLite, whose one writer serialises.
+    const FOR_UPDATE: &'static str;
+    /// `FOR UPDATE … SKIP LOCKED` for a claim's inner select (`of`: the table alias), so
+    /// that concurrent claimers on other nodes take other rows instead of waiting.
+    fn skip_locked(of: &str) -> String;
+    /// The larger of two values: `max(a, b)` / `GREATEST(a, b)`.
+    const GREATEST: &'static str;
+    /// Case-insensitive (for ASCII) `LIKE`.
+    const ILIKE: &'static str;
+    /// An SQL expression for a new random pull-claim receipt (at least 122 random bits, hex).
+    const RECEIPT: &'static str;
+    /// Most rows of `cols` columns one statement may carry.
+    fn max_rows(cols: usize) -> usize;
+
+    /// Binds one value.
+    fn bind(q: &mut QueryBuilder<Self>, v: Val);
+    /// ` VALUES (…), (…)` on SQLite, ` SELECT * FROM UNNEST(…)` on PostgreSQL: the rows of an
+    /// `INSERT INTO t (cols)`; at most [`Dialect::max_rows`] of them.
+    fn push_insert_rows(q: &mut QueryBuilder<Self>, cols: &[Col], rows: Rows);
+    /// The rows as a relation named `alias` with the columns' names, for `FROM` or `IN`.
+    fn push_relation(q: &mut QueryBuilder<Self>, alias: &str, cols: &[Col], rows: Rows);
+    /// `<expr> IN (…)` for a list of text values (`= ANY($n)` on PostgreSQL); never empty.
+    fn push_in(q: &mut QueryBuilder<Self>, expr: &str, vals: Vec<String>);
+    /// ` AND` the JSON text array in `column` is not empty and all its items are in `scope`.
+    fn push_within(q: &mut QueryBuilder<Self>, column: &str, scope: &[String]);
+    /// The text at `path` (`["params", "client_name"]`) of the JSON document in `column`.
+    fn json_text(column: &str, path: &[&str]) -> String;
+
+    /// Runs a statement; the number of rows it changed.
+    async fn exec(q: QueryBuilder<Self>, c: &mut Self::Connection) -> Result<u64>;
+    /// Runs a statement and returns its rows.
+    async fn fetch(q: QueryBuilder<Self>, c: &mut Self::Connection) -> Result<Vec<Self::Rec>>;
+}
+
+/// `QueryBuilder` with the dialect's binds, so that statements read the same on both stores.
+pub trait Push {
+    /// Binds a value (`?` / `$n`).
+    fn val(&mut self, v: impl Into<Val>) -> &mut Self;
+    /// Binds values separated by commas.
+    fn vals<V: Into<Val>>(&mut self, vs: impl IntoIterator<Item = V>) -> &mut Self;
+}
+
+impl<D: Dialect> Push for QueryBuilder<D> {
+    fn val(&mut self, v: impl Into<Val>) -> &mut Self {
+        D::bind(self, v.into());
+        self
+    }
+
+    fn vals<V: Into<Val>>(&mut self, vs: impl IntoIterator<Item = V>) -> &mut Self {
+        for (i, v) in vs.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            D::bind(self, v.into());
+        }
+        self
+    }
+}
+
+/// A statement starting with `sql`.
+pub fn query<D: Dialect>(sql: impl Into<String>) -> QueryBuilder<D> {
+    QueryBuilder::new(sql)
+}
+
+/// Runs `q` and returns its first row, if any.
+pub async fn fetch_one<D: Dialect>(
+    q: QueryBuilder<D>,
+    c: &mut D::Connection,
+) -> Result<Option<D::Rec>> {
+    Ok(D::fetch(q, c).await?.into_iter().next())
+}
+
+/// The column names of `cols`, comma-separated.
+pub fn names(cols: &[Col]) -> String {
+    cols.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,135 @@
+//! PostgreSQL's spelling of the store's statements: sets of rows go as one typed array per
+//! column through `UNNEST`, so a statement's text (and its prepared plan) is the same whatever
+//! the number of rows.
+
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+use super::{Col, Dialect, Kind, Rows, Val};
+use crate::store::Result;
+
+/// `UNNEST($1::text[], $2::bigint[], …)` of the rows' columns.
+fn push_unnest(q: &mut QueryBuilder<Postgres>, cols: &[Col], rows: Rows) {
+    let mut texts: Vec<Vec<Option<String>>> = Vec::new();
+    let mut ints: Vec<Vec<Option<i64>>> = Vec::new();
+    // Column i is the slot[i]-th array of its kind.
+    let slot: Vec<usize> = cols
+        .iter()
+        .map(|c| match c.1 {
+            Kind::Text => {
+                texts.push(Vec::with_capacity(rows.len()));
+                texts.len() - 1
+            }
+            Kind::Int => {
+                ints.push(Vec::with_capacity(rows.len()));
+                ints.len() - 1
+            }
+        })
+        .collect();
+    for row in rows {
+        for (i, v) in row.into_iter().enumerate().take(cols.len()) {
+            match (cols[i].1, v) {
+                (Kind::Text, Val::Text(t)) => texts[slot[i]].push(t),
+                (Kind::Int, Val::Int(n)) => ints[slot[i]].push(n),
+                (Kind::Int, Val::Bool(b)) => ints[slot[i]].push(Some(i64::from(b))),
+                // The store's own column lists say each column's type: a mismatch is a bug.
+                (kind, v) => {
+                    debug_assert!(false, "{v:?} in a {kind:?} column");
+                    match kind {
+                        Kind::Text => texts[slot[i]].push(None),
+                        Kind::Int => ints[slot[i]].push(None),
+                    }
+                }
+            }
+        }
+    }
+    let (mut texts, mut ints) = (texts.into_iter(), ints.into_iter());
+    q.push("UNNEST(");
+    for (i, c) in cols.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        match c.1 {
+            Kind::Text => {
+                q.push_bind(texts.next().unwrap_or_default());
+                q.push("::text[]");
+            }
+            Kind::Int => {
+                q.push_bind(ints.next().unwrap_or_default());
+                q.push("::bigint[]");
+            }
+        }
+    }
+    q.push(")");
+}
+
+#[async_trait]
+impl Dialect for Postgres {
+    type Rec = PgRow;
+
+    fn indexed_by(_: &str) -> String {
+        String::new()
+    }
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
+    fn skip_locked(of: &str) -> String {
+        format!(" FOR UPDATE OF {of} SKIP LOCKED")
+    }
+    const GREATEST: &'static str = "GREATEST";
+    const ILIKE: &'static str = "ILIKE";
+    const RECEIPT: &'static str = "replace(gen_random_uuid()::text, '-', '')";
+
+    fn max_rows(_: usize) -> usize {
+        // Arrays: one statement for any number of rows; bounded only to keep statements short.
+        10_000
+    }
+
+    fn bind(q: &mut QueryBuilder<Postgres>, v: Val) {
+        match v {
+            Val::Text(t) => q.push_bind(t),
+            Val::Int(i) => q.push_bind(i),
+            Val::Bool(b) => q.push_bind(b),
+        };
+    }
+
+    fn push_insert_rows(q: &mut QueryBuilder<Postgres>, cols: &[Col], rows: Rows) {
+        q.push(" SELECT * FROM ");
+        push_unnest(q, cols, rows);
+    }
+
+    fn push_relation(q: &mut QueryBuilder<Postgres>, alias: &str, cols: &[Col], rows: Rows) {
+        push_unnest(q, cols, rows);
+        q.push(format!(" AS {alias}({})", super::names(cols)));
+    }
+
+    fn push_in(q: &mut QueryBuilder<Postgres>, expr: &str, vals: Vec<String>) {
+        q.push(format!("{expr} = ANY("));
+        q.push_bind(vals);
+        q.push(")");
+    }
+
+    fn push_within(q: &mut QueryBuilder<Postgres>, column: &str, scope: &[String]) {
+        q.push(format!(
+            " AND {column} IS NOT NULL AND {column}::jsonb <> '[]'::jsonb AND {column}::jsonb <@ "
+        ));
+        q.push_bind(super::rows::to_json(&scope));
+        q.push("::jsonb");
+    }
+
+    fn json_text(column: &str, path: &[&str]) -> String {
+        let mut s = format!("{column}::jsonb");
+        for (i, p) in path.iter().enumerate() {
+            let op = if i + 1 == path.len() { "->>" } else { "->" };
+            s.push_str(&format!("{op}'{p}'"));
+        }
+        s
+    }
+
+    async fn exec(mut q: QueryBuilder<Postgres>, c: &mut PgConnection) -> Result<u64> {
+        Ok(q.build().execute(&mut *c).await?.rows_affected())
+    }
+
+    async fn fetch(mut q: QueryBuilder<Postgres>, c: &mut PgConnection) -> Result<Vec<PgRow>> {
+        Ok(q.build().fetch_all(&mut *c).await?)
+    }
+}

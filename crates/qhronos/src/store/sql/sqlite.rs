@@ -1,0 +1,95 @@
+//! SQLite's spelling of the store's statements.
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::{Col, Dialect, Push, Rows, Val};
+use crate::store::Result;
+
+/// SQLite allows 32,766 variables a statement; leave room for the statement's own.
+const MAX_VARS: usize = 32_000;
+
+fn push_values(q: &mut QueryBuilder<Sqlite>, rows: Rows) {
+    for (i, row) in rows.into_iter().enumerate() {
+        q.push(if i == 0 { "(" } else { ", (" });
+        q.vals(row);
+        q.push(")");
+    }
+}
+
+#[async_trait]
+impl Dialect for Sqlite {
+    type Rec = SqliteRow;
+
+    fn indexed_by(index: &str) -> String {
+        format!(" INDEXED BY {index}")
+    }
+    const FOR_UPDATE: &'static str = "";
+    fn skip_locked(_: &str) -> String {
+        String::new()
+    }
+    const GREATEST: &'static str = "max";
+    // SQLite's LIKE ignores ASCII case already.
+    const ILIKE: &'static str = "LIKE";
+    const RECEIPT: &'static str = "lower(hex(randomblob(16)))";
+
+    fn max_rows(cols: usize) -> usize {
+        (MAX_VARS / cols.max(1)).max(1)
+    }
+
+    fn bind(q: &mut QueryBuilder<Sqlite>, v: Val) {
+        match v {
+            Val::Text(t) => q.push_bind(t),
+            Val::Int(i) => q.push_bind(i),
+            Val::Bool(b) => q.push_bind(b),
+        };
+    }
+
+    fn push_insert_rows(q: &mut QueryBuilder<Sqlite>, _: &[Col], rows: Rows) {
+        q.push(" VALUES ");
+        push_values(q, rows);
+    }
+
+    fn push_relation(q: &mut QueryBuilder<Sqlite>, alias: &str, cols: &[Col], rows: Rows) {
+        // A VALUES list's columns are column1, column2, …: name them.
+        let named: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("column{} AS {}", i + 1, c.0))
+            .collect();
+        q.push(format!("(SELECT {} FROM (VALUES ", named.join(", ")));
+        push_values(q, rows);
+        q.push(format!(")) AS {alias}"));
+    }
+
+    fn push_in(q: &mut QueryBuilder<Sqlite>, expr: &str, vals: Vec<String>) {
+        q.push(format!("{expr} IN ("));
+        q.vals(vals);
+        q.push(")");
+    }
+
+    fn push_within(q: &mut QueryBuilder<Sqlite>, column: &str, scope: &[String]) {
+        q.push(format!(
+            " AND {column} IS NOT NULL AND {column} <> '[]' AND NOT EXISTS (SELECT 1 FROM json_each({column}) j WHERE j.value NOT IN ("
+        ));
+        // An empty scope would make `NOT IN ()`: it is never passed (an empty scope is unscoped).
+        q.vals(scope.iter().cloned());
+        q.push("))");
+    }
+
+    fn json_text(column: &str, path: &[&str]) -> String {
+        format!("json_extract({column}, '$.{}')", path.join("."))
+    }
+
+    async fn exec(mut q: QueryBuilder<Sqlite>, c: &mut SqliteConnection) -> Result<u64> {
+        Ok(q.build().execute(&mut *c).await?.rows_affected())
+    }
+
+    async fn fetch(
+        mut q: QueryBuilder<Sqlite>,
+        c: &mut SqliteConnection,
+    ) -> Result<Vec<SqliteRow>> {
+        Ok(q.build().fetch_all(&mut *c).await?)
+    }
+}
