@@ -7,7 +7,11 @@
 //! again at each attempt (the setting may have changed since). And each sending identity (the
 //! token that last created or changed the event; the master token is not counted) may have at
 //! most `smtp.max_per_token_per_hour` messages sent in any hour: past it an attempt fails
-//! without sending and is retried when the hour has room again.
+//! without sending and is retried when the hour has room again. The cap is counted in memory
+//! on each node (with N nodes, up to N times the cap), and a restart starts it afresh.
+//!
+//! Every attempt of one occurrence carries the same `Message-ID` (`<occurrence id@qhronos>`),
+//! so a receiving system can drop the duplicate of a retry.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -113,6 +117,7 @@ impl HourlyCap {
     }
 }
 
+/// Sends the email attempts: one SMTP transport for the configured server, and the hourly cap.
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
@@ -122,7 +127,8 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    /// `None` when no SMTP host is configured.
+    /// `None` when no SMTP host is configured. `Err` when `smtp.from` is not a mailbox or TLS
+    /// cannot be set up for the host. Connects to nothing yet.
     pub fn new(cfg: &SmtpConfig, excerpt_bytes: usize) -> anyhow::Result<Option<Mailer>> {
         let Some(host) = cfg.host.as_deref().filter(|h| !h.is_empty()) else {
             return Ok(None);
@@ -154,7 +160,11 @@ impl Mailer {
         }))
     }
 
-    /// Renders and sends the email of one attempt.
+    /// Renders and sends the email of one attempt; never fails (every problem is a
+    /// [`Delivered`] with its error). A recipient no longer allowed, a template that does not
+    /// render, or a permanent SMTP reply (5xx) fails permanently; the cap fails without sending,
+    /// with `retry_after` set to when the hour has room; a transient SMTP error is retried.
+    /// The SMTP reply code is the attempt's `status_code`, its text the excerpt.
     pub async fn send(
         &self,
         event: &Event,

@@ -1,11 +1,33 @@
-//! Delivery: turns a claimed occurrence into one HTTP request and classifies the answer.
+//! Delivery: makes one attempt at delivering an occurrence over its event's channel and
+//! classifies the result ([`Delivered`]) for the retry policy. It writes nothing to the store:
+//! the engine records the outcome.
 //!
-//! The client follows no redirects (a 3xx is a failure: a receiver that moved must be updated,
-//! not silently followed), uses no system proxy, and pools connections per host.
+//! - `webhook`: a POST signed with Standard Webhooks' `webhook-signature` (and, with
+//!   `delivery.legacy_signature`, `X-Qhronos-Signature`; see [`signing`]); during a secret
+//!   rotation's grace period it carries both secrets' signatures.
+//! - `apicall`: the event's method, headers and body, unsigned.
+//! - `websocket`: [`ws::Hub`] sends a frame to one connection of the client and waits for its
+//!   ack; `email`: [`email::Mailer`] over SMTP.
+//! - `pull` is not pushed: clients claim it through its queue. One claimed here anyway (its
+//!   event became `pull` meanwhile) fails with a zero retry delay, which puts it back in the
+//!   queue at once.
+//!
+//! Every HTTP request carries `webhook-id: <occurrence id>`, the same on every attempt, as the
+//! receiver's idempotency key (delivery is at least once). 2xx is success; 410 Gone is
+//! permanent (a recurring event is paused); a 429 or 503 passes its `Retry-After` on;
+//! anything else, a timeout or a connection error is a failure to retry. The client follows
+//! no redirects (a 3xx is a failure: a receiver that moved must be updated, not silently
+//! followed), uses no system proxy (it would bypass the SSRF guard), resolves names through
+//! the [`ssrf`] guard on every connection, pools connections per host, and reads at most
+//! `delivery.response_excerpt_bytes` of an answer.
+
+#![warn(missing_docs)]
 
 pub mod email;
 pub mod signing;
 pub mod ssrf;
+// Documented and brought under the lint on the WebSocket helper's branch, which owns ws.rs.
+#[allow(missing_docs)]
 pub mod ws;
 
 use std::collections::HashMap;
@@ -26,18 +48,25 @@ use crate::domain::{fmt_ms, now_ms};
 /// The result of one attempt, with what the retry policy needs to know.
 #[derive(Debug, Clone)]
 pub struct Delivered {
+    /// The attempt as it is recorded: start (ms since the epoch), duration (ms), status code
+    /// (HTTP, or SMTP reply code), error and a capped excerpt of the answer.
     pub attempt: Attempt,
+    /// The receiver accepted it (a 2xx, an SMTP success, a WebSocket ack): the occurrence is
+    /// completed.
     pub success: bool,
     /// No retry can help: the receiver said 410 Gone, or the guard refuses the target.
     pub permanent: bool,
     /// The receiver answered 410 Gone: a recurring event is paused.
     pub gone: bool,
-    /// `Retry-After` from a 429 or 503.
+    /// When to try again instead of the backoff schedule: a 429's or 503's `Retry-After`, the
+    /// email cap's wait, or zero for an occurrence handed back to its pull queue. The retry
+    /// policy caps it by `retry.max_delay`.
     pub retry_after: Option<Duration>,
 }
 
 impl Delivered {
-    /// An attempt that failed before or without an answer, with why.
+    /// An attempt that failed before or without an answer, with why (`error`); its duration
+    /// runs from `started_at` (ms since the epoch) to now. `permanent`: no retry can help.
     pub fn failed(attempt: u32, started_at: i64, error: String, permanent: bool) -> Delivered {
         Delivered {
             attempt: Attempt {
@@ -70,6 +99,8 @@ struct WebhookBody<'a> {
     tags: &'a [String],
 }
 
+/// Delivers occurrences over every channel; one per process, shared by all delivery tasks.
+/// Holds the pooled HTTP client and the per-target concurrency caps.
 pub struct Deliverer {
     client: reqwest::Client,
     excerpt_bytes: usize,
@@ -84,6 +115,11 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
+    /// Builds the HTTP client (guarded resolver, no redirects, no proxy, connect timeout 5 s,
+    /// `delivery.user_agent`). `default_secret` signs the webhooks of events that have no
+    /// secret of their own; `mailer` is `None` when no SMTP server is configured (email
+    /// attempts then fail permanently). `Err` when the HTTP client cannot be built (its TLS
+    /// backend).
     pub fn new(
         cfg: &DeliveryConfig,
         default_secret: String,
@@ -113,7 +149,10 @@ impl Deliverer {
     }
 
     /// Waits for a slot for this target (`host:port`), so one slow receiver cannot take every
-    /// delivery slot.
+    /// delivery slot: at most `delivery.per_target_concurrency` attempts at once per target on
+    /// this node, in the order they asked. The slot lasts as long as the permit is held.
+    /// `None` at once for an action without a URL (WebSocket, email, pull) or an unparsable
+    /// one: no per-target cap applies.
     pub async fn target_permit(&self, action: &Action) -> Option<OwnedSemaphorePermit> {
         let key = reqwest::Url::parse(action.url()?).ok().map(|u| {
             format!(
@@ -131,8 +170,11 @@ impl Deliverer {
         sem.acquire_owned().await.ok()
     }
 
-    /// Makes attempt number `attempt` at delivering `occ`, over the event's channel. The first
-    /// attempt also copies the occurrence to the WebSocket tag listeners.
+    /// Makes attempt number `attempt` (1-based) at delivering `occ`, over the event's channel.
+    /// The first attempt also copies the occurrence to the WebSocket tag listeners. Never
+    /// fails: every problem (a refused target, a template that does not render, a timeout)
+    /// is a [`Delivered`] with its error. `timeout` bounds an HTTP attempt (connect, request,
+    /// answer); a WebSocket ack waits `websocket.ack_timeout`, SMTP `smtp.timeout`.
     pub async fn deliver(
         &self,
         event: &Event,

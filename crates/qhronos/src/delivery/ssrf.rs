@@ -3,6 +3,11 @@
 //! connection, inside the HTTP client's resolver, so a name that later resolves elsewhere (DNS
 //! rebinding) is still refused. IP-literal hosts never reach a resolver and are checked before
 //! sending.
+//!
+//! Non-global means loopback, private, link-local, CGNAT, multicast, reserved, documentation,
+//! benchmarking and the like, in IPv4 and IPv6; IPv4-mapped, NAT64 and 6to4 addresses are
+//! judged by the IPv4 address they reach. `delivery.hosts` pins names to addresses (checked
+//! like any other).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -13,6 +18,8 @@ use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 
+/// The SSRF policy: which networks are allowed although not global, and fixed name → address
+/// entries. Read-only once built; the default allows no non-global address.
 #[derive(Debug, Clone, Default)]
 pub struct Guard {
     allowed: Vec<IpNet>,
@@ -101,6 +108,8 @@ pub fn six_to_four(ip: IpAddr) -> Option<Ipv4Addr> {
 }
 
 impl Guard {
+    /// A guard allowing the non-global networks `allowed` (`delivery.allowed_networks`) and
+    /// resolving the names in `hosts` (`delivery.hosts`) to the given addresses without DNS.
     pub fn new(allowed: Vec<IpNet>, hosts: BTreeMap<String, Vec<IpAddr>>) -> Guard {
         Guard { allowed, hosts }
     }
@@ -171,7 +180,10 @@ impl Guard {
     }
 }
 
-/// The HTTP client's resolver: resolves, then keeps only allowed addresses.
+/// The HTTP client's resolver: resolves (`delivery.hosts` first, else DNS with a 5 s timeout),
+/// then keeps only allowed addresses, so the client never connects to a refused one. When none
+/// is left the connection fails with the reason of the last refused address (or "does not
+/// resolve").
 pub struct GuardedResolver(pub Arc<Guard>);
 
 impl Resolve for GuardedResolver {

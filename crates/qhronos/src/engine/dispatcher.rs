@@ -1,6 +1,19 @@
 //! The dispatcher: the claimer takes occurrences due within a short horizon under a lease and
 //! hands them to the timer thread; the launcher turns each one the timer fires into a delivery
 //! task; outcomes go to the batching writer.
+//!
+//! The claimer claims in batches of `engine.claim_batch`, at once again while batches come back
+//! full, else every `engine.poll_interval` or when woken. On a shared store it holds no more
+//! claims than the node can start soon (see [`crate::engine::start`]). It applies the misfire
+//! policy to what it claims ([`split_misfires`]), and returns to `pending` what it finds of a
+//! paused event or what the timer dropped.
+//!
+//! An HTTP delivery waits for its target's slot (`delivery.per_target_concurrency`, per
+//! `host:port`), then every delivery for a global one (`delivery.concurrency`); it starts only
+//! while its claim is still this node's with more than [`Leases::margin_ms`] of lease left;
+//! otherwise it is left, unattempted, to the next claim once the lease expires. Every attempt
+//! made ends in exactly one [`Outcome`] sent to the writer; the send waits (backpressure) while
+//! the writer's queue is full.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -28,12 +41,18 @@ const IN_FLIGHT_PERMITS: u32 = 1 << 24;
 /// Starts one delivery task per fired occurrence.
 #[derive(Clone)]
 pub struct Launcher {
+    /// The runtime the delivery tasks run on (the launcher is called from the timer thread).
     pub runtime: tokio::runtime::Handle,
+    /// Makes the attempts.
     pub deliverer: Arc<Deliverer>,
+    /// To the writer; one outcome per attempt.
     pub outcomes: mpsc::Sender<Outcome>,
+    /// The service-wide retry policy, under each event's own overrides.
     pub retry: RetryDefaults,
+    /// Fire lateness and attempt figures.
     pub metrics: Arc<Metrics>,
-    /// All deliveries at once (`delivery.concurrency`).
+    /// All deliveries at once (`delivery.concurrency`): an attempt holds one slot from its
+    /// start to its end.
     pub slots: Arc<Semaphore>,
     /// One permit per delivery task alive, so shutdown can wait for them.
     pub in_flight: Arc<Semaphore>,
@@ -42,6 +61,8 @@ pub struct Launcher {
 }
 
 impl Launcher {
+    /// A launcher on the current Tokio runtime (panics outside one, as
+    /// `tokio::runtime::Handle::current` does: call it from [`crate::engine::start`]).
     pub fn new(
         config: &Config,
         deliverer: Arc<Deliverer>,
@@ -61,13 +82,16 @@ impl Launcher {
         }
     }
 
-    /// Deliveries started and not yet recorded.
+    /// Delivery tasks alive: fired and not yet done handing their outcome to the writer
+    /// (queued for a slot included).
     pub fn in_flight(&self) -> usize {
         IN_FLIGHT_PERMITS as usize - self.in_flight.available_permits()
     }
 
     /// Waits until every delivery task has handed its outcome to the writer, or `grace` passed;
-    /// returns how many were still running.
+    /// returns how many were still running. While it waits, and for good once every task is
+    /// done, [`Launcher::launch`] starts nothing (the occurrence stays leased and is delivered
+    /// after its lease expires); shutdown stops the timer before calling it anyway.
     pub async fn drain(&self, grace: Duration) -> usize {
         match tokio::time::timeout(grace, self.in_flight.acquire_many(IN_FLIGHT_PERMITS)).await {
             Ok(Ok(all)) => {
@@ -79,7 +103,9 @@ impl Launcher {
     }
 
     /// Starts the delivery of one occurrence whose time has come. Called on the timer thread:
-    /// it only spawns.
+    /// it only spawns, never blocks. Does nothing for a claim that [`Leases`] no longer holds
+    /// under its token (taken over, released, or replaced by a newer claim), so a stale copy in
+    /// the timer never fires; from here on the claim is renewed until its outcome is written.
     pub fn launch(&self, c: Claimed) {
         // From now on (queued behind a busy target, then in flight, then until its outcome is
         // written) the claim is renewed; not while it waited in the timer, which fires within
@@ -163,23 +189,35 @@ impl Launcher {
 
 /// Claims due occurrences into the timer.
 pub struct Claimer {
+    /// Where the claims are taken.
     pub store: Arc<dyn Store>,
+    /// `engine.*` (batch, horizon, poll interval, misfire threshold) and the misfire defaults.
     pub config: Config,
+    /// Where the claims go to wait for their due time.
     pub timer: TimerHandle,
+    /// [`crate::engine::EngineHandle::due_at`] and `wake_claimer` notify this: a pass now.
     pub wake: Arc<Notify>,
+    /// To the writer: the `missed` outcomes of the misfire policy.
     pub outcomes: mpsc::Sender<Outcome>,
+    /// Set to the time (ms) each pass starts; read by [`crate::engine::EngineHandle::heartbeat`].
     pub heartbeat: Arc<AtomicI64>,
+    /// Claim and misfire figures.
     pub metrics: Arc<Metrics>,
+    /// This node's `lease_owner` (`node-<uuid>`), the same as [`Leases::owner`].
     pub owner: String,
     /// Occurrences the timer dropped (their event changed, possibly through another node)
     /// while still leased to this node.
     pub dropped: mpsc::UnboundedReceiver<Vec<(Uuid, i64)>>,
+    /// The node's claims: every claim taken is registered here before it reaches the timer.
     pub leases: Arc<Leases>,
     /// Most claims held at once (`None`: no cap, for a single-process store).
     pub max_held: Option<i64>,
 }
 
 impl Claimer {
+    /// Claims until aborted (shutdown aborts it). A failed pass is logged and retried after
+    /// `poll_interval` times the number of failures in a row (at most ten times); after a store
+    /// failure no expired lease is taken over for one lease (see [`Leases::expired_before`]).
     pub async fn run(mut self) {
         tracing::info!(owner = %self.owner, "dispatcher started");
         let poll = self.config.engine.poll_interval.as_millis();
@@ -296,9 +334,12 @@ impl Claimer {
     }
 }
 
-/// Applies the misfire policy to a claimed batch: returns what to fire and what was missed.
-/// Only first attempts later than `engine.misfire_threshold` are subject to it; `fire_once`
-/// fires only the newest late occurrence of each event.
+/// Applies the misfire policy to a claimed batch as of `now` (ms): returns (what to fire, what
+/// was missed), each in the batch's order. Only first attempts later than
+/// `engine.misfire_threshold` are subject to it (retries always fire); one older than the
+/// event's catch-up window is missed whatever the policy; `skip` misses every late one,
+/// `fire_all` fires them all, `fire_once` fires only the newest late occurrence of each event
+/// in this batch. Pure: nothing is written.
 pub fn split_misfires(
     claimed: Vec<Claimed>,
     now: Millis,
@@ -328,7 +369,11 @@ pub fn split_misfires(
     })
 }
 
-/// What follows an attempt: done, a retry at a time, or the dead-letter list.
+/// What follows attempt number `attempt` (1-based) of `limit`, finished at `now` (ms): done on
+/// success; the dead-letter list (`failed`) on a permanent failure (410 Gone, a refused target,
+/// a body that cannot render) or after the last attempt; else a retry at `now` plus the
+/// receiver's `Retry-After` (capped by `retry.max_delay`) or the backoff delay with its
+/// jitter, never before `now`. Pure apart from the jitter.
 pub fn next_step(d: &Delivered, attempt: u32, limit: u32, retry: &Retry, now: Millis) -> Next {
     if d.success {
         Next::Completed

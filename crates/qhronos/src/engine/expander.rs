@@ -8,6 +8,12 @@
 //! what the re-plan cancelled nor moves the watermark back. Instances older than the catch-up
 //! window (after a downtime) are written as `missed`, never dropped silently. The rule work runs
 //! on the blocking pool under a step budget, resuming the rule's count from the stored mark.
+//!
+//! One node expands at a time: the holder of the `expander` upkeep lease (at least two ticks
+//! long, renewed every tick). Inserts are idempotent (unique `(event_id, scheduled_at)`), so a
+//! pass repeated after a crash or a lease hand-over creates no duplicate. A rule that cannot be
+//! evaluated (e.g. over its step budget) stops its series, with an error in the log, rather than
+//! costing a walk on every tick.
 
 use std::sync::Arc;
 
@@ -25,11 +31,18 @@ use crate::store::{ExpandState, Expansion, Store};
 
 const EVENTS_PER_QUERY: i64 = 500;
 
+/// The expander loop and its dependencies.
 pub struct Expander {
+    /// Events and the occurrences written for them.
     pub store: Arc<dyn Store>,
+    /// `engine.look_ahead`, `engine.expander_interval`, `engine.lease`, and the misfire and
+    /// retry defaults (catch-up window, attempt limit of new occurrences).
     pub config: Config,
+    /// [`crate::engine::EngineHandle::expand_now`] notifies this: a pass now.
     pub wake: Arc<Notify>,
+    /// Told the earliest new occurrence, so the claimer takes it in time.
     pub handle: EngineHandle,
+    /// Counts the instants recorded as `missed`.
     pub metrics: Arc<Metrics>,
 }
 
@@ -56,6 +69,9 @@ fn work(
 }
 
 impl Expander {
+    /// Every `engine.expander_interval`, or at once when woken: takes or renews the expander
+    /// lease and, while this node holds it, runs a [`Expander::tick`]. A failed tick or lease
+    /// call is logged and tried again at the next one. Runs until aborted.
     pub async fn run(self) {
         let owner = format!("expander-{}", uuid::Uuid::now_v7());
         loop {
@@ -90,7 +106,12 @@ impl Expander {
         }
     }
 
-    /// One pass: every event due for expansion, in batches.
+    /// One pass: every active event whose next instance is within `now + engine.look_ahead`,
+    /// 500 events per query, until a query returns fewer. Each event's write is one store call, fenced
+    /// by its plan generation (a stale one writes nothing). Materialises at most
+    /// [`super::plan::MAX_PER_PASS`] occurrences per event per query; the rest come with a later
+    /// query or the next tick. `Err` on the first store error: what was written stays written, the
+    /// rest waits for the next tick.
     pub async fn tick(&self) -> anyhow::Result<()> {
         loop {
             let now = now_ms();

@@ -2,11 +2,18 @@
 //! written), renewed while they are held.
 //!
 //! A claim's lease is short (`engine.lease`, seconds) so that the claims of a node that dies
-//! come back to the others quickly; the renewer moves the lease of every claim that is still
-//! held before it runs out, so a long attempt (a slow receiver, an email, a WebSocket ack) keeps
-//! its claim however long it takes. Each claim carries a random token (`lease_token`): renewals,
-//! releases and outcome writes name (owner, token), so a node whose claim was taken over after
-//! its lease ran out writes nothing over the newer claim.
+//! come back to the others quickly; the renewer moves the lease of every claim the timer has
+//! fired (queued for a delivery slot, in flight, or with its outcome not yet written) before it
+//! runs out, so a long attempt (a slow receiver, an email, a WebSocket ack) keeps its claim
+//! however long it takes. A claim still waiting in the timer is not renewed: the timer only
+//! holds claims due within `engine.claim_horizon`, which the configuration keeps shorter than
+//! the lease. Each claim carries a random token (`lease_token`): renewals, releases and
+//! outcome writes name (owner, token), so a node whose claim was taken over after its lease ran
+//! out writes nothing over the newer claim, and the launcher starts no attempt on a claim this
+//! map no longer holds under the same token.
+//!
+//! On the embedded (single-process) store the lease is at least an hour (see
+//! [`crate::engine::start`]), so renewal there is rare.
 //!
 //! After a store call failed (the database went away, or this node lost it), the claimer takes
 //! over no expired lease for one lease period: the nodes that held them were most likely cut off
@@ -33,11 +40,14 @@ struct Held {
     started: bool,
 }
 
-/// The claims of this node, by occurrence id.
+/// The claims of this node, by occurrence id: one claim per occurrence (a newer claim of the
+/// same row replaces the older one). Shared by the claimer, the launcher, the writer and the
+/// renewer; every method takes a short lock and never waits for I/O.
 pub struct Leases {
-    /// The node's `lease_owner`.
+    /// The node's `lease_owner` (`node-<uuid>`), the owner every store call names.
     pub owner: String,
-    /// `engine.lease` in ms.
+    /// The length of a claim's lease in ms (`engine.lease`, or at least an hour on the
+    /// embedded store); at least 1.
     pub lease_ms: i64,
     held: Mutex<HashMap<Uuid, Held>>,
     /// When a store call of the engine last failed (ms; 0: never).
@@ -47,6 +57,7 @@ pub struct Leases {
 }
 
 impl Leases {
+    /// An empty map for `owner`, with leases of `lease_ms` (raised to 1 when smaller).
     pub fn new(owner: String, lease_ms: i64) -> Leases {
         Leases {
             owner,
@@ -63,7 +74,9 @@ impl Leases {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers new claims `(id, token, lease_until)`.
+    /// Registers new claims `(id, token, lease_until)` (`lease_until` in ms since the epoch),
+    /// not yet started (so not renewed). A claim of an id already held replaces it: the older
+    /// token is no longer this node's.
     pub fn hold(&self, claims: impl IntoIterator<Item = (Uuid, i64, Millis)>) {
         let mut m = self.map();
         for (id, token, until) in claims {
@@ -106,16 +119,19 @@ impl Leases {
         }
     }
 
-    /// Claims held now.
+    /// Claims held now: in the timer, queued for a slot, in flight, or awaiting their outcome
+    /// write. The claimer's cap on a shared store counts these.
     pub fn len(&self) -> usize {
         self.map().len()
     }
 
+    /// True when this node holds no claim.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The claimer holds its maximum and waits for room.
+    /// The claimer holds its maximum and waits for room: the writer wakes it
+    /// ([`Leases::take_starved`]) once a batch of outcomes ends claims.
     pub fn set_starved(&self) {
         self.starved.store(true, Ordering::Relaxed);
     }
@@ -125,7 +141,8 @@ impl Leases {
         self.starved.swap(false, Ordering::Relaxed)
     }
 
-    /// A store call failed at `now`.
+    /// A store call of the engine failed at `now` (ms): for one lease period from then,
+    /// [`Leases::expired_before`] takes over no expired lease.
     pub fn store_failed(&self, now: Millis) {
         self.last_failure.store(now, Ordering::Relaxed);
     }
@@ -141,13 +158,15 @@ impl Leases {
         }
     }
 
-    /// An attempt starts only while at least this much of its lease is left (renewal keeps
-    /// at least a quarter of the lease ahead while the store answers).
+    /// An attempt starts only while at least this much of its lease is left, in ms: an eighth
+    /// of the lease, between 1 ms and 1 s (renewal keeps at least a quarter of the lease ahead
+    /// while the store answers, so only a claim whose renewals failed falls below it).
     pub fn margin_ms(&self) -> i64 {
         (self.lease_ms / 8).clamp(1, 1_000)
     }
 
-    /// How often the renewer runs: a quarter of the lease.
+    /// How often the renewer runs: a quarter of the lease, at least 10 ms. Each pass renews
+    /// the started claims with less than half a lease left to a full lease from then.
     pub fn renew_every(&self) -> Duration {
         Duration::from_millis((self.lease_ms / 4).max(10).unsigned_abs())
     }
@@ -184,11 +203,16 @@ impl Leases {
 
 /// Renews the leases of what this node holds, every quarter of a lease.
 pub struct Renewer {
+    /// Where the leases live.
     pub store: Arc<dyn Store>,
+    /// The claims to renew; the renewer drops from it the ones the store no longer has.
     pub leases: Arc<Leases>,
 }
 
 impl Renewer {
+    /// Renews forever, every [`Leases::renew_every`]; a failed pass is logged and the next one
+    /// tries again (its claims keep whatever lease they had). Runs until aborted: shutdown stops
+    /// it last, after the deliveries in flight and the writer's flush.
     pub async fn run(self) {
         let every = self.leases.renew_every();
         loop {
@@ -199,7 +223,11 @@ impl Renewer {
         }
     }
 
-    /// One pass: renews the claims due for it; returns (renewed, lost).
+    /// One pass as of `now` (ms): renews the started claims with less than half a lease left
+    /// to `now + lease_ms`, in one store call fenced by (owner, token); returns (renewed, lost).
+    /// A lost claim (taken over, cancelled or finished) is forgotten here, so no attempt starts
+    /// on it. On `Err` nothing is forgotten and the store failure is recorded
+    /// ([`Leases::store_failed`]).
     pub async fn renew_once(&self, now: Millis) -> anyhow::Result<(usize, usize)> {
         let asked = self.leases.to_renew(now);
         if asked.is_empty() {

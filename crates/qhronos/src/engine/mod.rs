@@ -1,5 +1,25 @@
-//! The engine: the expander turns series into occurrences, the dispatcher claims due ones into
-//! an in-memory timer and fires them, and the writer records outcomes in batches.
+//! The engine: everything that turns stored events into deliveries, with the database as the
+//! only source of truth (what is in memory is a cache of claims that a restart gives back).
+//!
+//! - [`expander`] moves each series' materialised window forward to `now + engine.look_ahead`,
+//!   on one node at a time (the `expander` upkeep lease), using the pure functions of [`plan`].
+//! - [`dispatcher`]: the claimer takes occurrences due within `engine.claim_horizon` under a
+//!   lease (owner `node-<id>` plus a random `lease_token` per claim) and hands them to the
+//!   [`timer`] thread, which fires each at its due time, never before it; the launcher turns a
+//!   fired claim into a delivery task on a bounded pool.
+//! - [`lease`] tracks the claims this node holds and renews those that have fired, so an
+//!   attempt keeps its claim however long it runs; every renewal, release and outcome write is
+//!   fenced by (owner, token), so a node whose claim was taken over writes nothing over the
+//!   newer one.
+//! - The writer (private) records outcomes in batches, one transaction per batch, retrying
+//!   until they are stored.
+//! - [`retention`] deletes finished rows past their configured age (started by `startup`, not
+//!   by [`start`]).
+//!
+//! Delivery is at least once: a node that dies before its outcome is written loses its claims
+//! when their leases expire, and another node delivers those occurrences again.
+
+#![warn(missing_docs)]
 
 pub mod dispatcher;
 pub mod expander;
@@ -35,18 +55,27 @@ const MAX_HELD_PER_SLOT: i64 = 4;
 /// The lease of claims on a single-process store (see [`start`]).
 const SINGLE_PROCESS_LEASE_MS: i64 = 3_600_000;
 
-/// A message to the dispatcher: drop what the store cancelled or moved.
+/// A message to the timer: drop held occurrences that the store cancelled or moved, so they
+/// never fire from the stale copy. The claims dropped are handed back to the claimer, which
+/// returns those still leased to this node to `pending` (the store's own change wins).
 #[derive(Debug, Clone, Copy)]
 pub enum Forget {
-    /// All of the event's held occurrences, or with `after` its first attempts due later.
+    /// All of the event's held occurrences (`after: None`), or with `after: Some(t)` only its
+    /// first attempts (never attempted) scheduled later than `t` (ms since the epoch): the ones
+    /// a re-plan replaced. Retries are kept either way.
     Event {
+        /// The event whose occurrences are dropped.
         event_id: Uuid,
+        /// See the variant: `None` drops everything of the event.
         after: Option<Millis>,
     },
+    /// The one occurrence with this id, whatever its attempt.
     Occurrence(Uuid),
 }
 
-/// How the rest of the service talks to a running engine.
+/// How the rest of the service talks to a running engine. Cheap to clone; every method returns
+/// at once (none waits for the store or the timer thread); after shutdown they are harmless
+/// (the timer thread is gone: nothing is held or fired).
 #[derive(Clone)]
 pub struct EngineHandle {
     dispatcher_wake: Arc<Notify>,
@@ -62,35 +91,46 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
-    /// Occurrences were added or became due; wakes the dispatcher when the earliest is near.
+    /// Occurrences were added or became due, the earliest at `earliest` (ms since the epoch):
+    /// wakes the claimer when that is within the claim horizon, so it is claimed now rather than
+    /// at the next poll. Later ones are left to the poll (`engine.poll_interval`).
     pub fn due_at(&self, earliest: Millis) {
         if earliest <= now_ms() + self.claim_horizon_ms {
             self.dispatcher_wake.notify_one();
         }
     }
 
-    /// The claimer looks again now (it may have room for more claims).
+    /// Wakes the claimer for a pass now, whatever is due (it may have room for more claims).
+    /// Wakes coalesce: several calls before the claimer runs make one pass.
     pub fn wake_claimer(&self) {
         self.dispatcher_wake.notify_one();
     }
 
-    /// An event's window changed; the expander looks again now.
+    /// An event's window changed: wakes the expander for a pass now instead of at its next
+    /// tick. Only the node holding the expander lease expands; on another node this wakes a
+    /// loop that finds the lease taken and waits.
     pub fn expand_now(&self) {
         self.expander_wake.notify_one();
     }
 
     /// Drops the event's occurrences from the dispatcher's timer after the store cancelled them:
     /// all of them (paused, deleted), or with `after` the first attempts due later (re-planned).
+    /// Call it after the store change commits. An occurrence the timer fired already is past
+    /// recall: it may still be delivered, but its outcome no longer changes the occurrence
+    /// (outcome writes are fenced by the claim, which the store change ended).
     pub fn forget_event(&self, event_id: Uuid, after: Option<Millis>) {
         self.timer.forget(Forget::Event { event_id, after });
     }
 
-    /// Drops one occurrence from the dispatcher's timer (cancelled or moved).
+    /// Drops one occurrence from the dispatcher's timer (cancelled or moved), on the same terms
+    /// as [`EngineHandle::forget_event`].
     pub fn forget_occurrence(&self, id: Uuid) {
         self.timer.forget(Forget::Occurrence(id));
     }
 
-    /// When the dispatcher last went round its loop (ms since the epoch; 0: never).
+    /// When the claimer last started a pass (ms since the epoch; 0: never). It passes at least
+    /// every `engine.poll_interval` while healthy, up to ten times that while the store fails:
+    /// `/health` reads a stale heartbeat as a stuck dispatcher.
     pub fn heartbeat(&self) -> Millis {
         self.heartbeat.load(Ordering::Relaxed)
     }
@@ -116,7 +156,10 @@ impl EngineHandle {
         }
     }
 
-    /// Hands the leased occurrences of a just-committed new event to the timer.
+    /// Hands the leased occurrences of a just-committed new event to the timer (those that
+    /// [`EngineHandle::lease_near`] marked; the others are left to the claimer). Call it only
+    /// once the insert has committed: it registers the claims as this node's and they fire
+    /// from memory, with the same fencing as claims the claimer took.
     pub fn hold(&self, event: &Event, occs: &[NewOccurrence], now: Millis) {
         let event = Arc::new(event.clone());
         let held = occs
@@ -147,9 +190,12 @@ impl EngineHandle {
     }
 }
 
+/// A running engine: its handle and the tasks that [`Engine::shutdown`] stops.
 pub struct Engine {
+    /// The handle the API uses; clones stay valid (and inert) after shutdown.
     pub handle: EngineHandle,
-    /// Tasks that stop at once on shutdown (claimer, expander, upkeep).
+    /// Tasks that stop at once on shutdown (claimer, expander, upkeep): they are aborted, so
+    /// they must keep nothing that only memory holds. `startup` adds its upkeep loops here.
     pub tasks: Vec<JoinHandle<()>>,
     /// Renews the leases of what is held; stops last, once the deliveries in flight are done.
     renewer: JoinHandle<()>,
@@ -161,15 +207,25 @@ pub struct Engine {
 /// What a graceful shutdown did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stopped {
-    /// Held in the timer, not yet fired: returned to `pending` for the next start.
+    /// Claims the timer held and had not fired that the store returned to `pending` (still
+    /// this node's at the time): any node claims them again at once.
     pub released: u64,
-    /// Deliveries still running at the deadline: they are delivered again after the restart.
+    /// Deliveries still running at the deadline: their claims stay leased, and they are
+    /// delivered again once the leases expire (on any node), or at the next start on the
+    /// embedded store, which releases every lease it finds.
     pub unfinished: usize,
 }
 
 impl Engine {
     /// Graceful stop: claims no more, hands back what the timer held, lets deliveries in flight
     /// finish up to `grace`, writes their outcomes, and returns the rest to `pending`.
+    ///
+    /// Order: abort [`Engine::tasks`]; stop the timer (nothing fires after it); wait up to
+    /// `grace` for the deliveries in flight; flush the writer (every outcome handed to it is
+    /// stored before this goes on); stop renewing; release the unfired claims. A delivery still
+    /// running at the deadline keeps its claim: its lease expires and it is delivered again
+    /// (at least once). `Err` only when releasing the unfired claims failed: they then come
+    /// back when their leases expire.
     pub async fn shutdown(self, grace: Duration) -> anyhow::Result<Stopped> {
         for t in &self.tasks {
             t.abort();
@@ -192,7 +248,15 @@ impl Engine {
     }
 }
 
-/// Starts the expander, the claimer, the timer thread and the outcome writer.
+/// Starts the expander, the claimer, the timer thread, the lease renewer and the outcome
+/// writer, under a fresh node id (a restart is a new node: it takes over nothing of the old
+/// one's but what `Store::release_leases` returned to `pending` or whose leases expired).
+/// Must run inside a Tokio runtime. `Err` only when the timer thread cannot be spawned.
+///
+/// The claims' lease is `engine.lease`, or at least an hour on a single-process store (no
+/// other node can take a claim over there, and a restart releases them all). On a shared store
+/// the node holds at most `delivery.concurrency × 4` claims (at least `engine.claim_batch`),
+/// leaving a backlog it cannot start soon to the other nodes.
 pub fn start(
     store: Arc<dyn Store>,
     config: &Config,

@@ -21,6 +21,8 @@ pub const MAX_MISSED_ROWS: usize = 1_000;
 /// for a month is 2.6 million instants): a few seconds of one blocking thread, once.
 const MISSED_COUNT_BUDGET: u64 = 40_000_000;
 
+/// What to materialise of an event now, and where the next pass resumes. Instants are ms
+/// since the epoch (UTC).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// Instants to materialise, ascending.
@@ -47,12 +49,16 @@ fn costly(e: recur::RuleError) -> String {
     format!("schedule: {e}")
 }
 
-/// Instants in (`after`, `until`], at most `MAX_PER_PASS`, plus the one after them.
+/// Instants in (`after`, `until`] (ms; `after: None`: from the rule's start), at most
+/// [`MAX_PER_PASS`], ascending, plus the one after them. `Err` names the rule part that is too
+/// costly to evaluate (past the step budget) or why the stored rule cannot be read.
 pub fn plan(event: &Event, after: Option<Millis>, until: Millis) -> Result<Plan, String> {
     plan_from(event, after, None, until)
 }
 
-/// [`plan`] resuming the rule's count from `mark` (the event's stored one).
+/// [`plan`] resuming the rule's count from `mark` (the event's stored one), so a COUNT rule
+/// is not numbered again from its start. A `mark` later than `after` (or with a negative
+/// count) is ignored: the count starts afresh instead of going wrong.
 pub fn plan_from(
     event: &Event,
     after: Option<Millis>,
@@ -105,7 +111,9 @@ pub struct Skipped {
 }
 
 /// The instants in (`after`, `floor`] (`after` = the stored `next_fire_at` minus 1),
-/// resuming the count from `mark`; `window` names the catch-up window in the reasons.
+/// resuming the count from `mark`; `window` names the catch-up window in the reasons. Counting
+/// has a larger budget than planning (a long downtime of a SECONDLY rule); when even that runs
+/// out, the one summary row says "at least" and the returned mark is `None`.
 pub fn skipped(
     event: &Event,
     after: Millis,

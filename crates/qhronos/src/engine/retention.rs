@@ -1,5 +1,11 @@
 //! Retention: deletes finished occurrences (with their attempts) and finished events once they
 //! are older than the configured ages, in small batches so the engine's writes interleave.
+//!
+//! Ages count from a row's last change: `retention.completed` for completed, missed and
+//! cancelled occurrences, `retention.failed` for dead letters, `retention.events` for inactive
+//! or deleted events (never one that still has a pending, scheduled, dispatched, failed or
+//! future occurrence: an event stays as long as its dead letters do). One node runs the passes at a time (the `retention` upkeep lease); the
+//! first pass comes one `retention.interval` after start.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,20 +19,30 @@ use crate::store::{PurgeCutoffs, Purged, Store};
 /// What the last pass did, for `GET /status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RetentionReport {
+    /// When the pass ran (RFC 3339, UTC): the `now` its cut-offs were computed from.
     pub ran_at: String,
+    /// What it deleted.
     pub removed: Purged,
 }
 
+/// The retention job; clones share [`Retention::last`].
 #[derive(Clone)]
 pub struct Retention {
+    /// Where the rows are deleted.
     pub store: Arc<dyn Store>,
+    /// Ages, batch size and interval (`retention.*`).
     pub config: RetentionConfig,
+    /// Counts the rows removed, by kind.
     pub metrics: Arc<Metrics>,
+    /// The last successful pass on this node (`None`: none yet; a node not holding the lease
+    /// keeps `None`).
     pub last: Arc<Mutex<Option<RetentionReport>>>,
 }
 
 impl Retention {
-    /// One pass as of `now` (tests pass a later `now` instead of waiting days).
+    /// One pass as of `now` (ms; tests pass a later `now` instead of waiting days), whether or
+    /// not this node holds the lease. Deletes in statements of `retention.batch` rows; on `Err`
+    /// the batches already deleted stay deleted and [`Retention::last`] is not updated.
     pub async fn run_once(&self, now: Millis) -> anyhow::Result<Purged> {
         let c = &self.config;
         let cut = PurgeCutoffs {
@@ -59,7 +75,8 @@ impl Retention {
     }
 
     /// Passes every `interval`, on one node at a time: the node holding the `retention` upkeep
-    /// lease (`lease` long, renewed by each pass) runs them.
+    /// lease (`lease` long but at least two intervals, renewed by each pass) runs them. A failed
+    /// pass is logged and the next interval tries again. Runs until aborted.
     pub async fn run(self, lease: crate::domain::duration::Dur) {
         let owner = format!("retention-{}", uuid::Uuid::now_v7());
         loop {

@@ -8,6 +8,10 @@
 //! with a timeout that ends at the next due time, so it wakes within the kernel's timer slack
 //! (tens of microseconds), and it never fires early: an entry leaves the heap only once the
 //! clock has reached its due time.
+//!
+//! Entries due at the same millisecond fire in the order they were held. The timer writes
+//! nothing to the store: what it holds is only a copy of claims the store has; a `Forget`
+//! drops the copy, and `Stop` hands every unfired claim back for release.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -20,16 +24,19 @@ use super::Forget;
 use crate::domain::Millis;
 use crate::store::Claimed;
 
-/// Microseconds since the Unix epoch (the wall clock, as `scheduled_at` is).
+/// Microseconds since the Unix epoch (the wall clock, as `scheduled_at` is; not monotonic:
+/// a clock step moves every due time with it).
 pub fn now_us() -> i64 {
     jiff::Timestamp::now().as_microsecond()
 }
 
-/// When a held occurrence is due (ms since the epoch).
+/// When a held occurrence is due (ms since the epoch): its next attempt's time, or its
+/// nominal time when it has none.
 pub fn due_of(c: &Claimed) -> Millis {
     c.occ.next_attempt_at.unwrap_or(c.occ.scheduled_at)
 }
 
+/// What the timer thread is asked to do; commands are handled in the order they are sent.
 pub enum Command {
     /// Hold these until their due time.
     Hold(Vec<Claimed>),
@@ -46,18 +53,24 @@ pub struct TimerHandle {
 }
 
 impl TimerHandle {
+    /// Holds `batch` until each entry's due time ([`due_of`]); one already due fires at once.
+    /// Never blocks (the channel is unbounded); after [`TimerHandle::stop`] the batch is dropped,
+    /// its claims left to expire.
     pub fn hold(&self, batch: Vec<Claimed>) {
         if !batch.is_empty() {
             let _ = self.tx.send(Command::Hold(batch));
         }
     }
 
+    /// Drops what `f` names from the heap, so it never fires; the claims dropped go to the
+    /// `dropped` callback given to [`start`]. Never blocks; a no-op after stop.
     pub fn forget(&self, f: Forget) {
         let _ = self.tx.send(Command::Forget(f));
     }
 
     /// Stops the thread; returns the occurrences it held and had not fired (empty when it had
-    /// already stopped).
+    /// already stopped). Nothing fires once this returns. Commands sent before it are handled
+    /// first.
     pub async fn stop(&self) -> Vec<Claimed> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.tx.send(Command::Stop(tx)).is_err() {
@@ -82,7 +95,8 @@ pub fn start(
 }
 
 /// The heap and the held occurrences, apart from the thread so that tests can drive it with
-/// their own clock.
+/// their own clock. Forgotten entries leave a stale heap entry behind that is skipped when it
+/// comes up (lazy deletion), so a forget costs one pass over what is held, not over the heap.
 #[derive(Default)]
 pub struct Timer {
     heap: BinaryHeap<Reverse<(Millis, u64)>>,
@@ -91,6 +105,9 @@ pub struct Timer {
 }
 
 impl Timer {
+    /// The thread's loop: fires what is due by `clock` (µs since the epoch), then waits for a
+    /// command until the next due time. Returns when the channel closes (every handle dropped)
+    /// or on [`Command::Stop`].
     pub fn run(
         mut self,
         rx: &mpsc::Receiver<Command>,
@@ -133,6 +150,7 @@ impl Timer {
         }
     }
 
+    /// Adds `batch` to the heap, each entry under its [`due_of`]; ties fire in this order.
     pub fn hold(&mut self, batch: Vec<Claimed>) {
         for c in batch {
             self.seq += 1;
@@ -189,10 +207,12 @@ impl Timer {
         }
     }
 
+    /// Occurrences held and not yet fired (forgotten ones not counted).
     pub fn len(&self) -> usize {
         self.held.len()
     }
 
+    /// True when nothing is held.
     pub fn is_empty(&self) -> bool {
         self.held.is_empty()
     }

@@ -1,5 +1,13 @@
 //! Writes outcomes back in batches (group commit): one transaction per delivery would cap the
 //! engine at the disk's fsync rate.
+//!
+//! A batch is whatever is queued when the writer gets to it, up to 2,000 outcomes: it never
+//! waits for a batch to fill, so a lone outcome is written at once and a burst shares a
+//! transaction. Each outcome applies only while the claim it names (owner, token) still holds
+//! its row. A failed write is retried (50 ms, doubling to 500 ms) until it is stored: outcomes
+//! are never dropped. After a write the claims it ended leave [`Leases`], a starved claimer is
+//! woken, the claimer is told the earliest retry, and an event paused by a 410 Gone is dropped
+//! from the timer. The queue in front of it is bounded (16,384): senders wait while it is full.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,17 +21,23 @@ use crate::store::{Next, Outcome, Store};
 
 const MAX_BATCH: usize = 2_000;
 
+/// The outcome writer and its channels.
 pub struct Writer {
+    /// Where outcomes are recorded.
     pub store: Arc<dyn Store>,
+    /// Outcomes from the delivery tasks and the claimer (misfires).
     pub rx: mpsc::Receiver<Outcome>,
     /// Shutdown asks for everything received so far to be written, and waits for the answer.
     pub flush: mpsc::Receiver<oneshot::Sender<()>>,
+    /// Wakes the claimer and drops paused events from the timer.
     pub handle: EngineHandle,
     /// The node's claims: an outcome written ends its claim.
     pub leases: Arc<Leases>,
 }
 
 impl Writer {
+    /// Writes until every sender of `rx` is gone. A flush request is answered once everything
+    /// received before it is stored.
     pub async fn run(mut self) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut can_flush = true;
