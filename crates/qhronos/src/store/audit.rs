@@ -10,13 +10,20 @@ use crate::domain::Millis;
 /// One line of the audit log.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AuditEntry {
+    /// The entry's number: increasing in the order entries were appended.
     pub id: i64,
     #[serde(with = "crate::domain::ms_rfc3339")]
+    /// When (ms since the epoch).
     pub at: Millis,
+    /// Who: the token's `sub`, `master`, or `system`.
     pub actor: String,
+    /// What, e.g. `event.create`, `token.revoke`.
     pub action: String,
+    /// The id acted on, if any.
     pub target: Option<String>,
+    /// The client's address, if known.
     pub ip: Option<String>,
+    /// What changed, as JSON (never secrets).
     pub summary: serde_json::Value,
     /// The tags the entry concerns: the event's tags, or the token's scope. `None`: no tag
     /// (only admins without a scope read it).
@@ -27,11 +34,17 @@ pub struct AuditEntry {
 /// Filters for `GET /audit`; newest first.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
+    /// Only entries by this actor.
     pub actor: Option<String>,
+    /// Only entries of this action.
     pub action: Option<String>,
+    /// Only entries about this id.
     pub target: Option<String>,
+    /// Entries at or after this time.
     pub from: Option<Millis>,
+    /// Entries at or before this time.
     pub to: Option<Millis>,
+    /// Most entries returned.
     pub limit: i64,
     /// Entries older than this id (ids only grow: a cursor without gaps).
     pub before_id: Option<i64>,

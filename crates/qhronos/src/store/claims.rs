@@ -19,7 +19,9 @@ use crate::domain::Millis;
 /// A claimed occurrence with the event it belongs to.
 #[derive(Debug, Clone)]
 pub struct Claimed {
+    /// The occurrence as claimed (`scheduled`, its lease written).
     pub occ: Occurrence,
+    /// Its event, shared by the claims of one batch.
     pub event: Arc<Event>,
     /// The claim's `lease_expires_at` when it was taken: after it (unless renewed) another node
     /// may take the occurrence.
@@ -31,6 +33,7 @@ pub struct Claimed {
 /// What `claim_due` takes: several instants, named so they cannot be swapped.
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimDue<'a> {
+    /// The node taking the claims (its lease owner name).
     pub owner: &'a str,
     /// Written into every row claimed (`lease_token`).
     pub token: i64,
@@ -40,6 +43,7 @@ pub struct ClaimDue<'a> {
     pub lease_until: Millis,
     /// Scheduled occurrences whose lease ended before this are taken over (`Millis::MIN`: none).
     pub expired_before: Millis,
+    /// Most rows taken (due and expired together count up to twice this).
     pub limit: i64,
     /// The time written as the rows' `updated_at`.
     pub now: Millis,
@@ -48,10 +52,15 @@ pub struct ClaimDue<'a> {
 /// What happened to a claimed occurrence; written back in batches.
 #[derive(Debug, Clone)]
 pub enum Outcome {
+    /// An attempt was made (delivered, or failed and maybe retried).
     Attempted {
+        /// The occurrence attempted.
         occurrence_id: Uuid,
+        /// Its event.
         event_id: Uuid,
+        /// The attempt, recorded as a row of `attempts`.
         attempt: Attempt,
+        /// Where the occurrence goes next.
         next: Next,
         /// Pause the (recurring) event with this reason: its receiver answered 410 Gone.
         pause_event: Option<String>,
@@ -60,8 +69,11 @@ pub enum Outcome {
     },
     /// Skipped by the misfire policy.
     Missed {
+        /// The occurrence skipped.
         occurrence_id: Uuid,
+        /// Its event.
         event_id: Uuid,
+        /// The claim's `lease_token` (see `Attempted::token`).
         token: i64,
     },
 }
@@ -69,9 +81,11 @@ pub enum Outcome {
 /// Where an attempted occurrence goes next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
+    /// Delivered: done.
     Completed,
     /// Back to pending, next attempt at this time.
     Retry(Millis),
+    /// Out of attempts, or not retryable: a dead letter.
     Failed,
 }
 

@@ -17,9 +17,11 @@ use crate::domain::Millis;
 pub struct EventFilter {
     /// Events carrying any of these tags.
     pub tags: Vec<String>,
+    /// Only events in this status.
     pub status: Option<EventStatus>,
     /// Substring of the name or description (ASCII case ignored).
     pub q: Option<String>,
+    /// Most events returned.
     pub limit: i64,
     /// Events created before this one (ids sort by creation).
     pub before_id: Option<Uuid>,
@@ -28,10 +30,13 @@ pub struct EventFilter {
 /// What `create_event` did.
 #[derive(Debug)]
 pub enum Created {
+    /// The event was inserted.
     New,
     /// The idempotency key was used before, by this event, for a request with this hash.
     Existing {
+        /// The event created earlier with this key.
         event: Box<Event>,
+        /// The hash of the request that created it (a different request with the same key is a conflict).
         request_hash: Option<String>,
     },
 }

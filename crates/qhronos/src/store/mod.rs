@@ -12,6 +12,8 @@
 //! - the backends (`sqlite/`, `postgres/`) supply their pools and the calls that are not SQL:
 //!   SQLite's group commit, PostgreSQL's notifications and upkeep leases.
 
+#![warn(missing_docs)]
+
 pub mod audit;
 mod backend;
 pub mod claims;
@@ -40,17 +42,22 @@ pub use queues::QueueStore;
 pub use settings::SettingsStore;
 pub use tokens::{TokenRecord, TokenStore};
 
+/// The store's result.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Debug, thiserror::Error)]
+/// What a store call can fail with (mapped to HTTP in one place: `crate::error`).
 pub enum StoreError {
     #[error("database error: {0}")]
+    /// The database refused or failed a statement, or could not be reached.
     Db(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
+    /// The schema could not be brought up to date at start-up.
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A stored value that does not read back (a bad status, id or JSON document).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// `database_url` names no store this build has.
     #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
     /// A request the store cannot carry out as asked (a backup target that exists, a backup

@@ -15,11 +15,17 @@ use crate::domain::Millis;
 /// Filters for `GET /occurrences` and `GET /events/{id}/occurrences`; newest first.
 #[derive(Debug, Clone, Default)]
 pub struct OccFilter {
+    /// Only occurrences of this event.
     pub event_id: Option<Uuid>,
+    /// Only occurrences of events carrying any of these tags.
     pub tags: Vec<String>,
+    /// Only occurrences in this status.
     pub status: Option<OccStatus>,
+    /// Scheduled at or after this time.
     pub from: Option<Millis>,
+    /// Scheduled at or before this time.
     pub to: Option<Millis>,
+    /// Most occurrences returned.
     pub limit: i64,
     /// Strictly older than this `(scheduled_at, id)`: a cursor that pages without gaps or
     /// repeats, also through equal `scheduled_at` values.
@@ -29,7 +35,9 @@ pub struct OccFilter {
 /// What `redrive` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Redrive {
+    /// Sent again: `pending`, due now.
     Done,
+    /// No such occurrence.
     NotFound,
     /// Only failed or missed occurrences can be re-driven.
     WrongStatus(OccStatus),
@@ -38,7 +46,9 @@ pub enum Redrive {
 /// What a change to one occurrence found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OccChange {
+    /// Changed.
     Done,
+    /// No such occurrence.
     NotFound,
     /// Only occurrences that have not been attempted yet can be cancelled or moved.
     WrongStatus(OccStatus),
@@ -51,7 +61,9 @@ pub enum OccChange {
 /// count mark (`(instant, n)`: the rule has `n` instances up to and including that instant).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExpandState {
+    /// The plan generation: moves with every re-plan, pause and resume.
     pub gen: i64,
+    /// The count mark (see the type's doc).
     pub mark: Option<(Millis, i64)>,
 }
 
@@ -60,11 +72,14 @@ pub struct ExpandState {
 pub struct Expansion<'a> {
     /// The generation read with the event; the write happens only if it is still current.
     pub gen: i64,
+    /// Instants to materialise (existing ones are kept).
     pub occurrences: &'a [NewOccurrence],
     /// Instants skipped because they were older than the catch-up window, each written as a
     /// `missed` occurrence with its reason in `last_error` (existing rows are left alone).
     pub missed: &'a [(NewOccurrence, String)],
+    /// The event's next instance not yet materialised (`None`: none left).
     pub next_fire_at: Option<Millis>,
+    /// The new count mark.
     pub mark: Option<(Millis, i64)>,
 }
 

@@ -12,15 +12,20 @@ use crate::domain::Millis;
 pub struct Purged {
     /// Completed, missed and cancelled occurrences (with their attempts).
     pub occurrences_done: u64,
+    /// Failed occurrences (dead letters) past `retention.failed`.
     pub occurrences_failed: u64,
+    /// Finished or deleted events with nothing left.
     pub events: u64,
 }
 
 /// Cut-offs of a retention pass: rows last changed before these times go.
 #[derive(Debug, Clone, Copy)]
 pub struct PurgeCutoffs {
+    /// Completed, missed and cancelled occurrences last changed before this go.
     pub done_before: Millis,
+    /// Failed occurrences last changed before this go.
     pub failed_before: Millis,
+    /// Inactive and deleted events last changed before this go (if nothing of theirs is left).
     pub events_before: Millis,
     /// Rows deleted per statement, so that no transaction holds the writer for long.
     pub batch: i64,
@@ -29,6 +34,7 @@ pub struct PurgeCutoffs {
 /// Figures read at scrape time.
 #[derive(Debug, Clone, Default)]
 pub struct Gauges {
+    /// Occurrences by status.
     pub counts: Counts,
     /// Due time of the oldest pending occurrence that is already due.
     pub oldest_overdue: Option<Millis>,
@@ -41,11 +47,17 @@ pub struct Gauges {
 /// Occurrence counts by status, for `/status` (`scheduled` includes pull claims, `dispatched`).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Counts {
+    /// Waiting for their time or their next attempt.
     pub pending: i64,
+    /// Claimed by a node (or a pull client) and not yet settled.
     pub scheduled: i64,
+    /// Dead letters.
     pub failed: i64,
+    /// Delivered.
     pub completed: i64,
+    /// Skipped by the misfire policy or the catch-up window.
     pub missed: i64,
+    /// Cancelled by a user, a pause, a re-plan or a delete.
     pub cancelled: i64,
 }
 
@@ -54,7 +66,9 @@ pub struct Counts {
 pub trait OpsStore: Send + Sync + 'static {
     /// Cheap liveness check: the database answers a query.
     async fn ping(&self) -> Result<()>;
+    /// Occurrence counts by status (an exact count: see `gauge_cache` for what `/status` caches).
     async fn counts(&self) -> Result<Counts>;
+    /// Counts, the oldest overdue and earliest unexpanded instants, and the pools' use.
     async fn gauges(&self, now: Millis) -> Result<Gauges>;
     /// One retention pass: deletes, in batches (each its own short transaction), finished
     /// occurrences and events older than the cut-offs. Never an event with a pending, scheduled

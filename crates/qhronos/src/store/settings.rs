@@ -9,6 +9,7 @@ use super::{Backend, Result, StoreError};
 /// Named values.
 #[async_trait]
 pub trait SettingsStore: Send + Sync + 'static {
+    /// The value of `key`, if set.
     async fn get_setting(&self, key: &str) -> Result<Option<String>>;
     /// Stores `value`, replacing what the key held.
     async fn set_setting(&self, key: &str, value: &str) -> Result<()>;

@@ -10,15 +10,22 @@ use crate::domain::Millis;
 /// An issued token, without its secret part.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TokenRecord {
+    /// The token's id (its JWT `jti`).
     pub jti: String,
+    /// Who it is for (its JWT `sub`).
     pub sub: String,
+    /// Its role.
     pub access: crate::domain::access::Access,
+    /// The tags it is limited to; empty: every event.
     pub scope: Vec<String>,
     #[serde(with = "crate::domain::ms_rfc3339")]
+    /// When it stops being accepted.
     pub expires_at: Millis,
     #[serde(with = "crate::domain::ms_rfc3339")]
+    /// When it was issued.
     pub created_at: Millis,
     #[serde(with = "crate::domain::ms_rfc3339::option")]
+    /// When it was revoked, if it was.
     pub revoked_at: Option<Millis>,
 }
 
@@ -35,6 +42,7 @@ pub trait TokenStore: Send + Sync + 'static {
         before_jti: Option<&str>,
         within: Option<&[String]>,
     ) -> Result<Vec<TokenRecord>>;
+    /// A token by its `jti`, revoked or not.
     async fn get_token(&self, jti: &str) -> Result<Option<TokenRecord>>;
     /// False when the token is unknown; revoking twice is harmless (the first time is kept).
     /// Every node learns of it when it commits.
