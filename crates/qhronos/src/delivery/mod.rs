@@ -7,6 +7,7 @@ pub mod email;
 pub mod signing;
 pub mod ssrf;
 pub mod ws;
+pub mod ws_relay;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
