@@ -416,7 +416,7 @@ macro_rules! pages {
 }
 
 pages! {
-    EventPage of crate::domain::event::EventOut;
+    EventPage of super::event_io::EventOut;
     OccurrencePage of super::occurrences::OccOut;
     TokenPage of TokenDoc;
     AuditPage of AuditEntryDoc;

@@ -443,7 +443,7 @@ impl Hub {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::domain::event::EventIn;
+    use crate::api::event_io::EventIn;
 
     /// An event for client `c` with `tags`.
     pub(crate) fn event(tags: &[&str]) -> Event {
