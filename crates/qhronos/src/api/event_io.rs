@@ -20,6 +20,21 @@ fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A recurrence rule: an RRULE string (`"FREQ=WEEKLY;BYDAY=MO,WE"`, with or without `RRULE:`)
+/// or its JSON form. `null` (on update) removes the rule.
+// Only the document uses this type: bodies keep `schedule` as JSON and
+// `domain::schedule::parse_schedule` reads it, so that an error names the bad part of the rule
+// rather than "did not match any variant of untagged enum". The JSON form is `recur`'s own
+// type, so the document cannot drift from what is parsed. It lives here, not in `recur`,
+// because what it says (`null` on update, the `RRULE:` prefix) is this API's contract.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ScheduleInput {
+    Rrule(String),
+    Json(Box<JsonSchedule>),
+}
+
 /// The body of `POST /events` and `PUT /events/{id}` (where every field is optional).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +52,7 @@ pub struct EventIn {
     /// IANA time zone the rule is evaluated in; default `UTC`
     pub timezone: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<super::openapi::ScheduleInput>)]
+    #[schema(value_type = Option<ScheduleInput>)]
     pub schedule: Option<Option<Value>>,
     /// RFC 3339 instants removed from the set (at most 1000)
     pub exdates: Option<Vec<String>>,
@@ -244,7 +259,6 @@ pub struct EventOut {
     pub start_time: String,
     pub timezone: String,
     pub schedule: Option<String>,
-    #[schema(value_type = Option<super::openapi::JsonScheduleDoc>)]
     pub schedule_json: Option<JsonSchedule>,
     pub exdates: Vec<String>,
     pub rdates: Vec<String>,
