@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::delivery::email::Mailer;
 use crate::delivery::ssrf::Guard;
 use crate::delivery::ws::Hub;
+use crate::delivery::ws_relay;
 use crate::delivery::Deliverer;
 use crate::domain::now_ms;
 use crate::engine::retention::Retention;
@@ -152,17 +153,19 @@ impl Application {
             tokens.clone(),
         )));
         if let Some(changes) = store.changes() {
-            hub.set_relay(crate::delivery::ws::Relay {
-                store: store.clone(),
-                node: uuid::Uuid::now_v7(),
-            });
             engine.tasks.push(tokio::spawn(follow_changes(
                 changes,
                 store.clone(),
                 engine.handle.clone(),
                 tokens.clone(),
-                hub.clone(),
             )));
+        }
+        // The WebSocket hub's messages to the other nodes, and theirs to it, on a feed of its
+        // own: a burst of relay messages never delays the changes above, nor they the hub.
+        if let Some(changes) = store.changes() {
+            engine
+                .tasks
+                .push(ws_relay::spawn(hub.clone(), store.clone(), changes));
         }
         let store_kind = store.kind();
         let master = Arc::new(token);
@@ -275,13 +278,13 @@ async fn refresh_revocations(store: Arc<dyn Store>, tokens: Arc<Tokens>) {
 
 /// Acts on changes made through other nodes as they commit: a paused, deleted or changed event
 /// and a cancelled or moved occurrence leave this node's timer (and go back to the store, to be
-/// claimed again as they are now); a revocation is read at once.
+/// claimed again as they are now); a revocation is read at once. (The WebSocket hub's
+/// messages are `ws_relay`'s.)
 async fn follow_changes(
     mut changes: tokio::sync::broadcast::Receiver<store::Change>,
     store: Arc<dyn Store>,
     engine: EngineHandle,
     tokens: Arc<Tokens>,
-    hub: Arc<Hub>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
@@ -293,7 +296,7 @@ async fn follow_changes(
                     tracing::warn!(error = %e, "reading revoked tokens failed");
                 }
             }
-            Ok(store::Change::Message(m)) => hub.on_message(&m),
+            Ok(store::Change::Message(_)) => {}
             Err(RecvError::Closed) => return,
         }
     }

@@ -10,38 +10,71 @@ use crate::rule::{Frequency, Raw, Rule, Until, Weekday};
 /// Numbers are read as wide integers and range-checked by the same validator as RRULE text, so a
 /// bad value gets a message saying what is allowed instead of a generic deserialization error.
 /// Unknown fields are refused so a typo (`by_days`) is not silently ignored.
+///
+/// With the `openapi` feature the type derives utoipa's `ToSchema`: the field doc comments
+/// below are the descriptions an API document shows, so they are written for API clients.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        description = "The JSON form of an RRULE (RFC 5545): the same rule as fields, e.g. \
+`{\"frequency\": \"weekly\", \"by_day\": [\"MO\", \"WE\"]}` is `FREQ=WEEKLY;BYDAY=MO,WE`. \
+Only `frequency` is required; unknown fields are refused. Values are range-checked like RRULE \
+text, and an error names the field and what it accepts.",
+        example = json!({"frequency": "monthly", "by_day": ["MO", "TU", "WE", "TH", "FR"], "by_set_pos": [-1], "by_hour": [17]})
+    )
+)]
 #[serde(deny_unknown_fields)]
 pub struct JsonSchedule {
-    /// `secondly|minutely|hourly|daily|weekly|monthly|yearly` (case-insensitive on input).
+    /// `secondly`, `minutely`, `hourly`, `daily`, `weekly`, `monthly` or `yearly`
+    /// (case-insensitive on input).
+    #[cfg_attr(feature = "openapi", schema(example = "weekly"))]
     pub frequency: String,
+    /// Every how many `frequency` units the rule repeats: 1 (the default) or more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4294967295_i64))]
     pub interval: Option<i64>,
-    /// Weekdays, optionally numbered: `["MO", "-1FR"]`.
+    /// Weekdays, optionally numbered: `["MO", "-1FR"]`. A number (1 to 53 or -53 to -1, from
+    /// the end) counts within the month or year and needs `monthly` or `yearly`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_day: Vec<String>,
+    /// Days of the month, 1 to 31 or -31 to -1 (from the end); not with `weekly`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_month_day: Vec<i64>,
+    /// Months, 1 to 12.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_month: Vec<i64>,
+    /// Days of the year, 1 to 366 or -366 to -1 (from the end); not with `daily`, `weekly` or
+    /// `monthly`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_year_day: Vec<i64>,
+    /// ISO 8601 week numbers, 1 to 53 or -53 to -1 (from the end); only with `yearly`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_week_no: Vec<i64>,
+    /// Hours, 0 to 23 (local time in the event's time zone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_hour: Vec<i64>,
+    /// Minutes, 0 to 59.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_minute: Vec<i64>,
+    /// Seconds, 0 to 60.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_second: Vec<i64>,
+    /// Which of the instances in each period to keep, 1 to 366 or -366 to -1 (`[-1]`: the
+    /// last); needs another `by_*` field to pick from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_set_pos: Vec<i64>,
-    /// Week start, `MO` (default) .. `SU`.
+    /// Week start, `MO` (default) to `SU`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub week_start: Option<String>,
+    /// How many instances in all (at least 1); not together with `until`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4294967295_i64))]
     pub count: Option<i64>,
-    /// RFC 3339 instant (`2025-12-31T23:59:59Z`, any offset) or a date `YYYY-MM-DD`.
+    /// The end of the rule, inclusive: an RFC 3339 instant (`2025-12-31T23:59:59Z`, any offset)
+    /// or a date `YYYY-MM-DD` (every instance on that local date is kept); not together with
+    /// `count`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
 }
@@ -144,4 +177,67 @@ fn parse_json_until(u: &str) -> Result<Until, RuleError> {
     Err(RuleError::syntax(format!(
         "until '{u}': expected an RFC 3339 time with an offset (e.g. 2025-12-31T23:59:59Z) or a date YYYY-MM-DD"
     )))
+}
+
+/// The derived schema (feature `openapi`) against what the type really reads and writes.
+#[cfg(all(test, feature = "openapi"))]
+mod schema {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+    use utoipa::PartialSchema;
+
+    use super::JsonSchedule;
+    use crate::Rule;
+
+    /// Every field set, written out without `..Default::default()` so that a new field does
+    /// not compile here until it is added.
+    fn full() -> JsonSchedule {
+        JsonSchedule {
+            frequency: "yearly".into(),
+            interval: Some(2),
+            by_day: vec!["MO".into()],
+            by_month_day: vec![1],
+            by_month: vec![1],
+            by_year_day: vec![1],
+            by_week_no: vec![1],
+            by_hour: vec![9],
+            by_minute: vec![0],
+            by_second: vec![0],
+            by_set_pos: vec![1],
+            week_start: Some("SU".into()),
+            count: Some(3),
+            until: Some("2030-01-01".into()),
+        }
+    }
+
+    fn schema() -> Value {
+        serde_json::to_value(JsonSchedule::schema()).expect("the schema serialises")
+    }
+
+    #[test]
+    fn the_schema_has_exactly_the_fields_the_type_serialises() {
+        let written = serde_json::to_value(full()).expect("serialises");
+        let fields: BTreeSet<&String> = written.as_object().expect("an object").keys().collect();
+        let schema = schema();
+        let properties: BTreeSet<&String> = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .collect();
+        assert_eq!(properties, fields);
+        assert_eq!(schema["required"], serde_json::json!(["frequency"]));
+        assert_eq!(schema["additionalProperties"], Value::Bool(false));
+        // What is written is read back: the names are the input names too.
+        let back: JsonSchedule = serde_json::from_value(written).expect("reads back");
+        assert_eq!(back, full());
+    }
+
+    #[test]
+    fn the_schema_example_is_a_valid_rule() {
+        let example = schema()["example"].clone();
+        let j: JsonSchedule =
+            serde_json::from_value(example).expect("the example is a JsonSchedule");
+        Rule::from_json(&j).expect("the example is a valid rule");
+    }
 }

@@ -25,6 +25,9 @@
 //! event), counts them arithmetically for the classes `expand/count.rs` lists, or walks from
 //! DTSTART. Every walk runs under a step budget ([`Recurrence::cursor`]); past it the answer is
 //! [`RuleError::TooCostly`], naming COUNT, never an unbounded loop.
+//!
+//! Feature `openapi` (off by default): [`JsonSchedule`] derives `utoipa::ToSchema`, so an
+//! OpenAPI document describes the JSON form from the type itself.
 
 mod calendar;
 mod error;

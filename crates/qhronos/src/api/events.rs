@@ -10,11 +10,12 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::event_io::{EventIn, EventOut};
 use super::extract::{Body, Params};
 use super::AppState;
 use crate::auth::Caller;
 use crate::delivery::email::sender_of;
-use crate::domain::event::{Event, EventIn, EventOut, EventStatus};
+use crate::domain::event::{Event, EventStatus};
 use crate::domain::occurrence::NewOccurrence;
 use crate::domain::template;
 use crate::domain::{now_ms, Millis};
@@ -289,8 +290,7 @@ pub(super) async fn update_event(
     let id = old.id;
     let now = now_ms();
     let cleared_secret = matches!(patch.hmac_secret, Some(None));
-    let new = old
-        .to_input()
+    let new = EventIn::from(&old)
         .merge(patch)
         .validate(id, old.created_at, now)
         .map_err(ApiError::BadRequest)?;

@@ -11,12 +11,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::event_io::EventIn;
 use super::events::plan_event;
 use super::extract::Body;
 use super::AppState;
 use crate::auth::Caller;
 use crate::delivery::email::sender_of;
-use crate::domain::event::{Event, EventIn};
+use crate::domain::event::Event;
 use crate::domain::occurrence::NewOccurrence;
 use crate::domain::template;
 use crate::domain::{now_ms, Millis};

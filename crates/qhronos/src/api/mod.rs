@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod docs;
+pub mod event_io;
 pub mod events;
 mod events_batch;
 pub mod extract;

@@ -278,52 +278,6 @@ impl ToSchema for Dur {
     }
 }
 
-/// A recurrence rule: an RRULE string (`"FREQ=WEEKLY;BYDAY=MO,WE"`, with or without `RRULE:`)
-/// or its JSON form. `null` (on update) removes the rule.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum ScheduleInput {
-    Rrule(String),
-    Json(Box<JsonScheduleDoc>),
-}
-
-/// The JSON form of an RRULE (RFC 5545). Unknown fields are refused.
-#[derive(Serialize, ToSchema)]
-#[schema(as = JsonSchedule)]
-#[allow(dead_code)]
-pub struct JsonScheduleDoc {
-    /// `secondly`, `minutely`, `hourly`, `daily`, `weekly`, `monthly` or `yearly`
-    /// (case-insensitive on input).
-    #[schema(example = "weekly")]
-    pub frequency: String,
-    pub interval: Option<i64>,
-    /// Weekdays, optionally numbered: `["MO", "-1FR"]`.
-    #[serde(default)]
-    pub by_day: Vec<String>,
-    #[serde(default)]
-    pub by_month_day: Vec<i64>,
-    #[serde(default)]
-    pub by_month: Vec<i64>,
-    #[serde(default)]
-    pub by_year_day: Vec<i64>,
-    #[serde(default)]
-    pub by_week_no: Vec<i64>,
-    #[serde(default)]
-    pub by_hour: Vec<i64>,
-    #[serde(default)]
-    pub by_minute: Vec<i64>,
-    #[serde(default)]
-    pub by_second: Vec<i64>,
-    #[serde(default)]
-    pub by_set_pos: Vec<i64>,
-    /// Week start, `MO` (default) to `SU`.
-    pub week_start: Option<String>,
-    pub count: Option<i64>,
-    /// An RFC 3339 instant (any offset) or a date `YYYY-MM-DD`.
-    pub until: Option<String>,
-}
-
 /// The role of an issued token.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -416,7 +370,7 @@ macro_rules! pages {
 }
 
 pages! {
-    EventPage of crate::domain::event::EventOut;
+    EventPage of super::event_io::EventOut;
     OccurrencePage of super::occurrences::OccOut;
     TokenPage of TokenDoc;
     AuditPage of AuditEntryDoc;
@@ -498,4 +452,88 @@ pub struct SchedulerStatus {
     pub heartbeat_at: Option<String>,
     pub heartbeat_age_ms: i64,
     pub healthy: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    /// The document as JSON.
+    fn doc() -> Value {
+        serde_json::to_value(super::document()).expect("the document serialises")
+    }
+
+    /// The property names of component schema `name`.
+    fn properties(doc: &Value, name: &str) -> BTreeSet<String> {
+        doc["components"]["schemas"][name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name} has no properties"))
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Every field of `recur::JsonSchedule` set (no `..Default::default()`: a new field does not
+    /// compile here until it is added).
+    fn full_schedule() -> recur::JsonSchedule {
+        recur::JsonSchedule {
+            frequency: "yearly".into(),
+            interval: Some(2),
+            by_day: vec!["MO".into()],
+            by_month_day: vec![1],
+            by_month: vec![1],
+            by_year_day: vec![1],
+            by_week_no: vec![1],
+            by_hour: vec![9],
+            by_minute: vec![0],
+            by_second: vec![0],
+            by_set_pos: vec![1],
+            week_start: Some("SU".into()),
+            count: Some(3),
+            until: Some("2030-01-01".into()),
+        }
+    }
+
+    #[test]
+    fn the_json_schedule_schema_names_exactly_the_fields_recur_serialises() {
+        let doc = doc();
+        let written = serde_json::to_value(full_schedule()).expect("serialises");
+        let fields: BTreeSet<String> = written
+            .as_object()
+            .expect("an object")
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(properties(&doc, "JsonSchedule"), fields);
+    }
+
+    #[test]
+    fn every_schedule_field_of_the_api_points_at_the_json_schedule_schema() {
+        let doc = doc();
+        let schemas = &doc["components"]["schemas"];
+        let json_form = Value::String("#/components/schemas/JsonSchedule".into());
+        let one_of = schemas["ScheduleInput"]["oneOf"]
+            .as_array()
+            .expect("ScheduleInput is a oneOf");
+        assert_eq!(one_of.len(), 2);
+        assert_eq!(one_of[0]["type"], "string");
+        assert_eq!(one_of[1]["$ref"], json_form);
+        // Inputs take either form; outputs give the JSON form next to the canonical RRULE.
+        for input in ["EventIn", "PreviewIn"] {
+            let s = &schemas[input]["properties"]["schedule"];
+            assert!(
+                s.to_string().contains("#/components/schemas/ScheduleInput"),
+                "{input}.schedule: {s}"
+            );
+        }
+        for output in ["EventOut", "PreviewOut"] {
+            let s = &schemas[output]["properties"]["schedule_json"];
+            assert!(
+                s.to_string().contains("#/components/schemas/JsonSchedule"),
+                "{output}.schedule_json: {s}"
+            );
+        }
+    }
 }

@@ -26,7 +26,7 @@ pub(super) struct PreviewIn {
     /// IANA time zone the rule is evaluated in; default `UTC`.
     timezone: Option<String>,
     /// An RRULE string or its JSON form; none: only `start_time` and `rdates`.
-    #[schema(value_type = Option<super::openapi::ScheduleInput>)]
+    #[schema(value_type = Option<super::event_io::ScheduleInput>)]
     schedule: Option<Value>,
     /// RFC 3339 instants removed from the set.
     exdates: Option<Vec<String>>,
@@ -48,7 +48,6 @@ pub(super) struct PreviewOut {
     /// The canonical RRULE.
     schedule: Option<String>,
     /// The rule's JSON form.
-    #[schema(value_type = Option<super::openapi::JsonScheduleDoc>)]
     schedule_json: Option<recur::JsonSchedule>,
     timezone: String,
 }

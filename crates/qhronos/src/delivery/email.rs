@@ -293,7 +293,7 @@ fn code(c: &lettre::transport::smtp::response::Code) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::event::EventIn;
+    use crate::api::event_io::EventIn;
     use serde_json::json;
     use uuid::Uuid;
 

@@ -6,10 +6,14 @@
 //! connection gets a copy of every occurrence of events carrying one of its tags (inside its
 //! token's scope), best-effort. Each connection has a bounded queue: when it is full a delivery
 //! fails (and is retried) and a copy is dropped, so a slow client never holds the dispatcher.
+//!
+//! With several nodes on one store, a delivery for a client connected to another node, and the
+//! copies for the other nodes' listeners, travel as relay messages through a [`Relay`]
+//! (`delivery::ws_relay`); the hub itself never touches the store.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -17,14 +21,15 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::ws_relay::Relay;
 use super::Delivered;
 use crate::auth::Principal;
 use crate::domain::event::Event;
 use crate::domain::occurrence::Occurrence;
 use crate::domain::{fmt_ms, Millis};
-use crate::store::{Change, Store};
 
-/// One connection's outgoing queue (JSON text frames).
+/// One connection's outgoing queue of JSON text frames, bounded by the hub's `buffer`: the
+/// socket task writes what it receives here, in order.
 pub type Outbox = mpsc::Receiver<String>;
 
 #[derive(Clone)]
@@ -69,14 +74,8 @@ impl Inner {
     }
 }
 
-/// Carries hub messages to the other nodes of a shared store (PostgreSQL's NOTIFY) and back.
-#[derive(Clone)]
-pub struct Relay {
-    pub store: Arc<dyn Store>,
-    pub node: Uuid,
-}
-
-/// What nodes tell each other about WebSocket deliveries (the JSON of a `Change::Message`).
+/// What nodes tell each other about WebSocket deliveries: the JSON after the `ws` prefix of a
+/// relay message (a `Change::Message` on the store).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "ws", rename_all = "snake_case")]
 enum RelayMsg {
@@ -102,6 +101,13 @@ enum RelayMsg {
 /// PostgreSQL's NOTIFY payload limit is 8,000 bytes; the message needs room around the frame.
 const RELAY_MAX_FRAME: usize = 7_000;
 
+/// The connections of this node and the acknowledgements awaited from them.
+///
+/// Guarantees: no call waits on a connection (every send is a `try_send` on a bounded queue, so
+/// a full or dead connection fails the delivery at once and drops a copy); a delivery is a
+/// success only after the ack of the very connection it was sent to; an ack is awaited at most
+/// `ack_timeout`. All state is in memory: what is waiting when the process stops is delivered
+/// again from the store.
 pub struct Hub {
     ack_timeout: Duration,
     buffer: usize,
@@ -110,7 +116,8 @@ pub struct Hub {
     relay: Mutex<Option<Relay>>,
 }
 
-/// The frame an event is sent as.
+/// The text frame an occurrence is sent as, to a client and to listeners alike:
+/// `{"type": "event", event_id, occurrence_id, scheduled_at, name, payload, tags}`.
 pub fn event_frame(event: &Event, occ: &Occurrence) -> String {
     json!({
         "type": "event",
@@ -125,6 +132,8 @@ pub fn event_frame(event: &Event, occ: &Occurrence) -> String {
 }
 
 impl Hub {
+    /// A hub with no connection and no relay: a delivery waits at most `ack_timeout` for its
+    /// ack, and each connection queues at most `buffer` frames.
     pub fn new(ack_timeout: Duration, buffer: usize) -> Hub {
         Hub {
             ack_timeout,
@@ -136,7 +145,8 @@ impl Hub {
     }
 
     /// Several nodes on one store: deliveries for clients connected elsewhere, and copies for
-    /// the other nodes' tag listeners, go through `relay`.
+    /// the other nodes' tag listeners, go through `relay` (`ws_relay::spawn` sets it). Without
+    /// one, a client not connected here is not connected at all.
     pub fn set_relay(&self, relay: Relay) {
         *self.relay.lock().unwrap_or_else(|p| p.into_inner()) = Some(relay);
     }
@@ -145,19 +155,17 @@ impl Hub {
         self.relay.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Queues `msg` for the other nodes; never waits (a full relay queue drops it).
     fn publish(&self, relay: &Relay, msg: &RelayMsg) {
         let Ok(text) = serde_json::to_string(msg) else {
             return;
         };
-        let store = relay.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.publish(&Change::Message(format!("ws{text}"))).await {
-                tracing::warn!(error = %e, "relaying a WebSocket message to the other nodes failed");
-            }
-        });
+        relay.send(format!("ws{text}"));
     }
 
-    /// A message from the change feed; those that are not the hub's are ignored.
+    /// A relay message from another node (a `Change::Message` of the change feed). Messages
+    /// that are not the hub's, this node's own, and those addressed to another node are
+    /// ignored; so is everything while no relay is set.
     pub fn on_message(&self, msg: &str) {
         let Some(msg) = msg
             .strip_prefix("ws")
@@ -173,7 +181,7 @@ impl Hub {
                 occurrence_id,
                 tags,
                 frame,
-            } if from != relay.node => {
+            } if from != relay.node() => {
                 let mut g = self.lock();
                 if let Some(c) = g.next_conn(&client, &tags) {
                     if c.tx.try_send(frame).is_ok() {
@@ -182,12 +190,12 @@ impl Hub {
                     }
                 }
             }
-            RelayMsg::Ack { to, occurrence_id } if to == relay.node => {
+            RelayMsg::Ack { to, occurrence_id } if to == relay.node() => {
                 if let Some(tx) = self.lock().relayed.remove(&occurrence_id) {
                     let _ = tx.send(());
                 }
             }
-            RelayMsg::Copy { from, tags, frame } if from != relay.node => {
+            RelayMsg::Copy { from, tags, frame } if from != relay.node() => {
                 self.copy_to_listeners(&tags, || frame.clone());
             }
             _ => {}
@@ -198,7 +206,8 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a client connection; returns its id and its outgoing queue.
+    /// Registers a `client-hook` connection of client `name`, authenticated as `principal`
+    /// (it only gets events its token may see); returns its id and its outgoing queue.
     pub fn add_client(&self, name: &str, principal: Principal) -> (u64, Outbox) {
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.buffer);
@@ -210,7 +219,8 @@ impl Hub {
         (id, rx)
     }
 
-    /// Registers a tag listener for `tags` (already narrowed to the token's scope).
+    /// Registers a tag listener for `tags` (already narrowed to the token's scope); returns
+    /// its id and its outgoing queue. It gets copies, best-effort: none is awaited or retried.
     pub fn add_listener(&self, tags: Vec<String>) -> (u64, Outbox) {
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.buffer);
@@ -218,7 +228,9 @@ impl Hub {
         (id, rx)
     }
 
-    /// Forgets a connection; deliveries awaiting its ack fail at once.
+    /// Forgets a connection (client or listener). This node's deliveries awaiting its ack fail
+    /// at once, so they are retried without waiting for the timeout; another node's relayed
+    /// delivery times out there.
     pub fn remove(&self, id: u64) {
         let mut g = self.lock();
         for conns in g.clients.values_mut() {
@@ -229,7 +241,9 @@ impl Hub {
         g.waiting.retain(|_, (conn, _)| *conn != id);
     }
 
-    /// An ack from connection `conn`; false when nothing of that id waits on it.
+    /// An ack from connection `conn`; false when nothing of that id waits on it (unknown,
+    /// already acknowledged or timed out, or sent to another connection). An ack for a
+    /// delivery of another node is relayed back to it.
     pub fn ack(&self, conn: u64, occurrence_id: Uuid) -> bool {
         let waiter = {
             let mut g = self.lock();
@@ -253,14 +267,15 @@ impl Hub {
         }
     }
 
-    /// Connections open now (clients, listeners).
+    /// Connections open on this node now: (client connections, tag listeners).
     pub fn connected(&self) -> (usize, usize) {
         let g = self.lock();
         (g.clients.values().map(Vec::len).sum(), g.listeners.len())
     }
 
-    /// Copies the occurrence to every listener whose tags meet the event's; a full queue drops
-    /// the copy.
+    /// Copies the occurrence to every listener whose tags meet the event's, here and (through
+    /// the relay, when the frame fits in a NOTIFY) on the other nodes; a full queue drops the
+    /// copy. Never waits.
     pub fn broadcast(&self, event: &Event, occ: &Occurrence) {
         if event.tags.is_empty() {
             return;
@@ -270,7 +285,7 @@ impl Hub {
             let frame = event_frame(event, occ);
             if frame.len() <= RELAY_MAX_FRAME {
                 let msg = RelayMsg::Copy {
-                    from: relay.node,
+                    from: relay.node(),
                     tags: event.tags.clone(),
                     frame,
                 };
@@ -303,8 +318,10 @@ impl Hub {
         }
     }
 
-    /// Sends the occurrence to one connection of `client` that may see the event and waits for
-    /// its ack (at most the ack timeout).
+    /// Sends the occurrence to one connection of `client` that may see the event (in turn,
+    /// when it has several) and waits for its ack, at most the ack timeout. With no such
+    /// connection here, asks the other nodes through the relay. The result is a success only
+    /// when the ack came; every failure names its cause and is retryable.
     pub async fn deliver(
         &self,
         client: &str,
@@ -394,7 +411,7 @@ impl Hub {
         let (tx, rx) = oneshot::channel();
         self.lock().relayed.insert(occ.id, tx);
         let msg = RelayMsg::Deliver {
-            from: relay.node,
+            from: relay.node(),
             client: client.to_string(),
             occurrence_id: occ.id,
             tags: event.tags.clone(),
@@ -424,11 +441,12 @@ impl Hub {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::domain::event::EventIn;
+    use crate::api::event_io::EventIn;
 
-    fn event(tags: &[&str]) -> Event {
+    /// An event for client `c` with `tags`.
+    pub(crate) fn event(tags: &[&str]) -> Event {
         let input: EventIn = serde_json::from_value(json!({
             "name": "e", "start_time": "2026-01-01T00:00:00Z", "tags": tags,
             "action": {"type": "websocket", "params": {"client_name": "c"}},

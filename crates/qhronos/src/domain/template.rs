@@ -333,7 +333,7 @@ mod tests {
     use super::*;
 
     fn event() -> Event {
-        let input: super::super::event::EventIn = serde_json::from_value(json!({
+        let input: crate::api::event_io::EventIn = serde_json::from_value(json!({
             "name": "nightly",
             "start_time": "2026-01-02T03:04:05Z",
             "action": {"type": "webhook", "params": {"url": "https://example.com/"}},

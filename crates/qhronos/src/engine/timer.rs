@@ -248,7 +248,7 @@ mod tests {
     }
 
     fn event() -> Arc<Event> {
-        let input: crate::domain::event::EventIn = serde_json::from_value(serde_json::json!({
+        let input: crate::api::event_io::EventIn = serde_json::from_value(serde_json::json!({
             "name": "t",
             "start_time": "2030-01-01T00:00:00Z",
             "action": {"type": "webhook", "params": {"url": "http://127.0.0.1:9/"}}

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qhronos::domain::event::{Event, EventIn};
+use qhronos::api::event_io::EventIn;
+use qhronos::domain::event::Event;
 use qhronos::domain::now_ms;
 use qhronos::domain::occurrence::{NewOccurrence, OccStatus};
 use qhronos::engine::plan::{plan, plan_from};

@@ -35,7 +35,7 @@ async fn store() -> Fixture {
 
 /// A one-time webhook event with one occurrence due at `due`; returns the occurrence id.
 async fn one_occurrence(store: &dyn Store, due: i64) -> (Uuid, Uuid) {
-    let input: qhronos::domain::event::EventIn = serde_json::from_value(serde_json::json!({
+    let input: qhronos::api::event_io::EventIn = serde_json::from_value(serde_json::json!({
         "name": "lease test",
         "start_time": jiff::Timestamp::from_millisecond(due).unwrap().to_string(),
         "action": {"type": "webhook", "params": {"url": "http://127.0.0.1:9/"}}

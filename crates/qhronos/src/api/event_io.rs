@@ -1,0 +1,315 @@
+//! The request and response shapes of `/events`: `EventIn` (the body of a create or an update,
+//! validated into a domain `Event`) and `EventOut` (what every answer shows of an event).
+
+use recur::{JsonSchedule, Rule};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::domain::action::{self, Action};
+use crate::domain::event::{Event, EventStatus};
+use crate::domain::policy::{MisfirePolicy, RetryPolicy};
+use crate::domain::schedule::{ceil_ms, parse_schedule, parse_times};
+use crate::domain::{fmt_ms, parse_time, Millis};
+
+/// Distinguishes a field that is absent (`None`) from one set to null (`Some(None)`), so that a
+/// partial update can clear a field.
+fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A recurrence rule: an RRULE string (`"FREQ=WEEKLY;BYDAY=MO,WE"`, with or without `RRULE:`)
+/// or its JSON form. `null` (on update) removes the rule.
+// Only the document uses this type: bodies keep `schedule` as JSON and
+// `domain::schedule::parse_schedule` reads it, so that an error names the bad part of the rule
+// rather than "did not match any variant of untagged enum". The JSON form is `recur`'s own
+// type, so the document cannot drift from what is parsed. It lives here, not in `recur`,
+// because what it says (`null` on update, the `RRULE:` prefix) is this API's contract.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ScheduleInput {
+    Rrule(String),
+    Json(Box<JsonSchedule>),
+}
+
+/// The body of `POST /events` and `PUT /events/{id}` (where every field is optional).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "standup", "start_time": "2026-12-01T09:00:00+01:00", "timezone": "Europe/Berlin", "schedule": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "action": {"type": "webhook", "params": {"url": "https://example.com/hook"}}, "tags": ["team"], "metadata": {"room": 4}}))]
+pub struct EventIn {
+    /// Required on create: 1 to 256 characters
+    pub name: Option<String>,
+    /// Free text; `null` clears it
+    #[serde(default, deserialize_with = "double_option")]
+    pub description: Option<Option<String>>,
+    /// Required on create: RFC 3339 with an offset; the one-time instant, or DTSTART of a
+    /// series
+    #[schema(format = DateTime)]
+    pub start_time: Option<String>,
+    /// IANA time zone the rule is evaluated in; default `UTC`
+    pub timezone: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<ScheduleInput>)]
+    pub schedule: Option<Option<Value>>,
+    /// RFC 3339 instants removed from the set (at most 1000)
+    pub exdates: Option<Vec<String>>,
+    /// RFC 3339 instants added to the set (at most 1000)
+    pub rdates: Option<Vec<String>>,
+    /// How to deliver (required on create, unless the legacy `webhook` or `webhook_url` is
+    /// given); only http and https URLs
+    #[schema(value_type = Option<Action>)]
+    pub action: Option<Value>,
+    /// Legacy: a webhook URL.
+    pub webhook: Option<String>,
+    /// Legacy: a webhook URL.
+    pub webhook_url: Option<String>,
+    /// Tags for filtering and scopes: at most 64, each 1 to 128 characters, no commas
+    pub tags: Option<Vec<String>>,
+    /// Any JSON object (at most 64 KiB), sent in the webhook body
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// Write-only signing secret (`whsec_` + base64, or any string). Omitted on create: one is
+    /// generated and returned once, in `hmac_secret` of the 201. `null` on an update generates a
+    /// new one (returned once in the 200)
+    #[serde(default, deserialize_with = "double_option")]
+    pub hmac_secret: Option<Option<String>>,
+    pub retry: Option<RetryPolicy>,
+    pub misfire: Option<MisfirePolicy>,
+    /// `active` (default) or `paused`
+    pub status: Option<String>,
+}
+
+const MAX_NAME: usize = 256;
+const MAX_TAG: usize = 128;
+const MAX_TAGS: usize = 64;
+const MAX_METADATA: usize = 64 * 1024;
+
+impl EventIn {
+    /// Applies `patch` on top of `self` (a partial update).
+    pub fn merge(mut self, patch: EventIn) -> EventIn {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if patch.$f.is_some() { self.$f = patch.$f; } )* };
+        }
+        take!(
+            name,
+            description,
+            start_time,
+            timezone,
+            schedule,
+            exdates,
+            rdates,
+            tags,
+            metadata,
+            hmac_secret,
+            retry,
+            misfire,
+            status
+        );
+        if patch.action.is_some() || patch.webhook.is_some() || patch.webhook_url.is_some() {
+            let mut action = patch.action;
+            if let (Some(new), Some(old)) = (action.as_mut(), self.action.as_ref()) {
+                action::keep_stored_headers(new, old);
+            }
+            self.action = action;
+            self.webhook = patch.webhook;
+            self.webhook_url = patch.webhook_url;
+        }
+        self
+    }
+
+    /// Validates the body into an event with the given identity and times.
+    pub fn validate(&self, id: Uuid, created_at: Millis, now: Millis) -> Result<Event, String> {
+        let name = self
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .ok_or("name is required (a non-empty string)")?;
+        if name.chars().count() > MAX_NAME {
+            return Err(format!("name: at most {MAX_NAME} characters"));
+        }
+        let start = self
+            .start_time
+            .as_deref()
+            .ok_or("start_time is required (an RFC 3339 time, e.g. 2026-01-01T09:00:00Z)")?;
+        let start_time = ceil_ms(parse_time("start_time", start)?);
+        let timezone = self.timezone.clone().unwrap_or_else(|| "UTC".to_string());
+        let rule = match &self.schedule {
+            Some(Some(v)) => parse_schedule(v)?,
+            _ => None,
+        };
+        let exdates = parse_times("exdates", self.exdates.as_deref().unwrap_or_default())?;
+        let rdates = parse_times("rdates", self.rdates.as_deref().unwrap_or_default())?;
+        let action = match (&self.action, &self.webhook, &self.webhook_url) {
+            (Some(a), None, None) => Action::parse(a)?,
+            (None, Some(w), None) => Action::from_legacy("webhook", w)?,
+            (None, None, Some(w)) => Action::from_legacy("webhook_url", w)?,
+            (None, None, None) => {
+                return Err("action is required: {\"type\": \"webhook\", \"params\": {\"url\": \"https://…\"}} (or the legacy 'webhook' URL field)".into())
+            }
+            _ => return Err("give only one of action, webhook and webhook_url".into()),
+        };
+        let mut tags = Vec::new();
+        for t in self.tags.iter().flatten() {
+            let t = t.trim();
+            if t.is_empty() || t.chars().count() > MAX_TAG || t.contains(',') {
+                return Err(format!(
+                    "tags: '{t}' is not a valid tag (1 to {MAX_TAG} characters, no commas)"
+                ));
+            }
+            if !tags.iter().any(|x| x == t) {
+                tags.push(t.to_string());
+            }
+        }
+        if tags.len() > MAX_TAGS {
+            return Err(format!("tags: at most {MAX_TAGS}"));
+        }
+        if let Some(m) = &self.metadata {
+            let size = serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX);
+            if size > MAX_METADATA {
+                return Err(format!(
+                    "metadata: at most {} KiB of JSON ({size} bytes given)",
+                    MAX_METADATA / 1024
+                ));
+            }
+        }
+        let metadata = match &self.metadata {
+            None | Some(Value::Null) => Value::Object(Default::default()),
+            Some(v @ Value::Object(_)) => v.clone(),
+            Some(_) => return Err("metadata: expected a JSON object".into()),
+        };
+        let hmac_secret = match &self.hmac_secret {
+            Some(Some(s)) if s.is_empty() => return Err(
+                "hmac_secret: must not be empty (omit it, and a secret is generated for the event)"
+                    .into(),
+            ),
+            Some(Some(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let retry = self.retry.clone().unwrap_or_default();
+        retry.validate()?;
+        let status = match self.status.as_deref() {
+            None => EventStatus::Active,
+            Some(s) => EventStatus::parse(s)?,
+        };
+        let schedule = rule.as_ref().map(Rule::to_rrule_string);
+        let event = Event {
+            id,
+            name: name.to_string(),
+            description: self.description.clone().flatten(),
+            start_time,
+            timezone,
+            schedule,
+            exdates,
+            rdates,
+            action,
+            tags,
+            metadata,
+            hmac_secret,
+            previous_secret: None,
+            retry,
+            misfire: self.misfire.clone().unwrap_or_default(),
+            status,
+            next_fire_at: None,
+            paused_reason: None,
+            created_at,
+            updated_at: now,
+        };
+        // Builds the recurrence once to reject unknown zones and rules that never occur.
+        event.recurrence()?;
+        // Templates are checked by the caller, off the async workers and under a budget that
+        // a batch shares: `template::check_off_thread`, `template::check_batch_off_thread`.
+        Ok(event)
+    }
+}
+
+impl From<&Event> for EventIn {
+    /// The event as a request body, so that a partial update can be merged onto it.
+    fn from(e: &Event) -> EventIn {
+        EventIn {
+            name: Some(e.name.clone()),
+            description: Some(e.description.clone()),
+            start_time: Some(fmt_ms(e.start_time)),
+            timezone: Some(e.timezone.clone()),
+            schedule: Some(e.schedule.clone().map(Value::String)),
+            exdates: Some(e.exdates.iter().map(|m| fmt_ms(*m)).collect()),
+            rdates: Some(e.rdates.iter().map(|m| fmt_ms(*m)).collect()),
+            action: serde_json::to_value(&e.action).ok(),
+            webhook: None,
+            webhook_url: None,
+            tags: Some(e.tags.clone()),
+            metadata: Some(e.metadata.clone()),
+            hmac_secret: Some(e.hmac_secret.clone()),
+            retry: Some(e.retry.clone()),
+            misfire: Some(e.misfire.clone()),
+            status: Some(e.status.as_str().to_string()),
+        }
+    }
+}
+
+/// The response shape. `hmac_secret` is write-only: responses only say whether one is set.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventOut {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub start_time: String,
+    pub timezone: String,
+    pub schedule: Option<String>,
+    pub schedule_json: Option<JsonSchedule>,
+    pub exdates: Vec<String>,
+    pub rdates: Vec<String>,
+    pub action: Action,
+    pub tags: Vec<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub hmac_secret_set: bool,
+    /// The event's generated signing secret: only in the answer that generated it (a create
+    /// without `hmac_secret`, an update with `"hmac_secret": null`); afterwards a write token
+    /// reads it with `GET /events/{id}/secret`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hmac_secret: Option<String>,
+    pub retry: RetryPolicy,
+    pub misfire: MisfirePolicy,
+    pub status: EventStatus,
+    /// Why the engine paused this event, e.g. "the receiver answered 410 Gone"; absent when a
+    /// person paused it. Resuming clears it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Event> for EventOut {
+    fn from(e: &Event) -> Self {
+        EventOut {
+            id: e.id,
+            name: e.name.clone(),
+            description: e.description.clone(),
+            start_time: fmt_ms(e.start_time),
+            timezone: e.timezone.clone(),
+            schedule: e.schedule.clone(),
+            schedule_json: e
+                .schedule
+                .as_deref()
+                .and_then(|s| Rule::parse(s).ok())
+                .map(|r| r.to_json()),
+            exdates: e.exdates.iter().map(|m| fmt_ms(*m)).collect(),
+            rdates: e.rdates.iter().map(|m| fmt_ms(*m)).collect(),
+            action: e.action.masked(),
+            tags: e.tags.clone(),
+            metadata: e.metadata.clone(),
+            hmac_secret_set: e.hmac_secret.is_some(),
+            hmac_secret: None,
+            retry: e.retry.clone(),
+            misfire: e.misfire.clone(),
+            status: e.status,
+            paused_reason: e.paused_reason.clone(),
+            created_at: fmt_ms(e.created_at),
+            updated_at: fmt_ms(e.updated_at),
+        }
+    }
+}
