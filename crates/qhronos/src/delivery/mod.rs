@@ -26,8 +26,6 @@
 pub mod email;
 pub mod signing;
 pub mod ssrf;
-// Documented and brought under the lint on the WebSocket helper's branch, which owns ws.rs.
-#[allow(missing_docs)]
 pub mod ws;
 pub mod ws_relay;
 

@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use qhronos::domain::event::{Event, EventIn};
+use qhronos::api::event_io::EventIn;
+use qhronos::domain::event::Event;
 use qhronos::domain::occurrence::{Attempt, NewOccurrence, OccStatus, Occurrence};
 use qhronos::domain::{fmt_ms, Millis};
 use qhronos::store::*;
