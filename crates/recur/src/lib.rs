@@ -30,6 +30,7 @@
 //! OpenAPI document describes the JSON form from the type itself.
 
 mod calendar;
+mod describe;
 mod error;
 mod expand;
 mod json;
