@@ -169,7 +169,11 @@ impl Rule {
                 .iter()
                 .map(|&p| position(i64::from(p)))
                 .collect();
-            s.push_str(&format!(", only {} of each {}", list(&pos), unit(self.freq)));
+            s.push_str(&format!(
+                ", only {} of each {}",
+                list(&pos),
+                unit(self.freq)
+            ));
         }
         s.push_str(&self.time_phrase(start));
         match (self.count, self.until) {
@@ -296,7 +300,10 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "101st", "111th"]
+            [
+                "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd",
+                "101st", "111th"
+            ]
         );
     }
 }

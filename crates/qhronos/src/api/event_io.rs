@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::domain::action::{self, Action};
 use crate::domain::event::{Event, EventStatus};
 use crate::domain::policy::{MisfirePolicy, RetryPolicy};
-use crate::domain::schedule::{ceil_ms, parse_schedule, parse_times};
+use crate::domain::schedule::{ceil_ms, parse_schedule, parse_times, schedule_text};
 use crate::domain::{fmt_ms, parse_time, Millis};
 
 /// Distinguishes a field that is absent (`None`) from one set to null (`Some(None)`), so that a
@@ -260,6 +260,10 @@ pub struct EventOut {
     pub timezone: String,
     pub schedule: Option<String>,
     pub schedule_json: Option<JsonSchedule>,
+    /// The schedule in English words with its zone, for people: `"every weekday at 09:00,
+    /// Europe/Berlin"`, `"once, at 2026-03-29 09:00, Europe/Berlin"`. Not for parsing: the
+    /// RRULE (`schedule`) is the exact form.
+    pub schedule_text: String,
     pub exdates: Vec<String>,
     pub rdates: Vec<String>,
     pub action: Action,
@@ -285,6 +289,7 @@ pub struct EventOut {
 
 impl From<&Event> for EventOut {
     fn from(e: &Event) -> Self {
+        let rule = e.schedule.as_deref().and_then(|s| Rule::parse(s).ok());
         EventOut {
             id: e.id,
             name: e.name.clone(),
@@ -292,11 +297,8 @@ impl From<&Event> for EventOut {
             start_time: fmt_ms(e.start_time),
             timezone: e.timezone.clone(),
             schedule: e.schedule.clone(),
-            schedule_json: e
-                .schedule
-                .as_deref()
-                .and_then(|s| Rule::parse(s).ok())
-                .map(|r| r.to_json()),
+            schedule_json: rule.as_ref().map(|r| r.to_json()),
+            schedule_text: schedule_text(e.start_time, &e.timezone, rule.as_ref()),
             exdates: e.exdates.iter().map(|m| fmt_ms(*m)).collect(),
             rdates: e.rdates.iter().map(|m| fmt_ms(*m)).collect(),
             action: e.action.masked(),

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::extract::Body;
 use super::AppState;
-use crate::domain::schedule::{ceil_ms, parse_schedule, parse_times};
+use crate::domain::schedule::{ceil_ms, local_time, parse_schedule, parse_times, schedule_text};
 use crate::domain::{fmt_ms, parse_time, to_ts};
 use crate::error::ApiError;
 
@@ -49,6 +49,10 @@ pub(super) struct PreviewOut {
     schedule: Option<String>,
     /// The rule's JSON form.
     schedule_json: Option<recur::JsonSchedule>,
+    /// The same instants as local times in `timezone` (RFC 3339 with that zone's offset).
+    occurrences_local: Vec<String>,
+    /// The schedule in English words with its zone: `"every weekday at 09:00, Europe/Berlin"`.
+    schedule_text: String,
     timezone: String,
 }
 
@@ -95,7 +99,7 @@ pub(super) async fn preview(
     // Rule work is CPU work (a COUNT rule may number its instances from a start far back): it
     // runs on the blocking pool, under the step budget, never on an async worker.
     let (zone, r) = (tz.clone(), rule.clone());
-    let instants = tokio::task::spawn_blocking(move || -> Result<Vec<String>, String> {
+    let instants = tokio::task::spawn_blocking(move || -> Result<Vec<i64>, String> {
         let rec = recur::Recurrence::new(
             to_ts(start),
             &zone,
@@ -105,10 +109,10 @@ pub(super) async fn preview(
         )
         .map_err(|e| e.to_string())?;
         let mut it = rec.cursor(after, None, recur::DEFAULT_BUDGET);
-        let out: Vec<String> = it
+        let out: Vec<i64> = it
             .by_ref()
             .take(limit)
-            .map(|t| fmt_ms(t.as_millisecond()))
+            .map(|t| t.as_millisecond())
             .collect();
         it.check().map_err(|e| format!("schedule: {e}"))?;
         Ok(out)
@@ -116,8 +120,22 @@ pub(super) async fn preview(
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("preview task failed: {e}")))?
     .map_err(bad)?;
+    let local = instants
+        .iter()
+        .map(|&ms| {
+            // As precise as the UTC form: milliseconds only when there are some.
+            let f = if ms % 1000 == 0 {
+                "%Y-%m-%dT%H:%M:%S%:z"
+            } else {
+                "%Y-%m-%dT%H:%M:%S%.3f%:z"
+            };
+            local_time(ms, &tz).strftime(f).to_string()
+        })
+        .collect();
     Ok(Json(PreviewOut {
-        occurrences: instants,
+        occurrences: instants.iter().map(|&ms| fmt_ms(ms)).collect(),
+        occurrences_local: local,
+        schedule_text: schedule_text(start, &tz, rule.as_ref()),
         schedule: rule.as_ref().map(|r| r.to_rrule_string()),
         schedule_json: rule.as_ref().map(|r| r.to_json()),
         timezone: tz,

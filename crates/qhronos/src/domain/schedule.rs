@@ -47,3 +47,42 @@ pub fn parse_schedule(v: &Value) -> Result<Option<Rule>, String> {
     };
     rule.map(Some).map_err(|e| format!("schedule: {e}"))
 }
+
+/// `start` (ms since the epoch) as a local date-time in `zone` (UTC for a zone jiff does not
+/// know: events are only saved with known zones).
+pub fn local_time(start: Millis, zone: &str) -> jiff::ZonedDateTime {
+    let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    Timestamp::from_millisecond(start)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .to_zoned_datetime(tz)
+}
+
+/// The schedule in English, with its zone: `"every weekday at 09:00, Europe/Berlin"`; a
+/// one-time event is `"once, at 2026-03-29 09:00, Europe/Berlin"`.
+pub fn schedule_text(start: Millis, zone: &str, rule: Option<&Rule>) -> String {
+    let local = local_time(start, zone);
+    match rule {
+        Some(r) => r.describe(local.datetime(), Some(zone)),
+        None => format!("once, at {}, {zone}", local.strftime("%Y-%m-%d %H:%M")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_text_names_the_zone_and_local_time() {
+        // 2026-03-02T08:00:00Z is 09:00 in Berlin (CET).
+        let start = 1_772_438_400_000;
+        let rule = Rule::parse("FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR").ok();
+        assert_eq!(
+            schedule_text(start, "Europe/Berlin", rule.as_ref()),
+            "every weekday at 09:00, Europe/Berlin"
+        );
+        assert_eq!(
+            schedule_text(start, "Europe/Berlin", None),
+            "once, at 2026-03-02 09:00, Europe/Berlin"
+        );
+    }
+}

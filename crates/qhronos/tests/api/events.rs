@@ -183,3 +183,62 @@ async fn the_legacy_webhook_fields_map_to_a_webhook_action() {
         );
     }
 }
+
+#[tokio::test]
+async fn events_and_previews_say_their_schedule_in_words_with_the_zone() {
+    let app = spawn_app().await;
+    let (s, e) = app
+        .post(
+            "/events",
+            json!({
+                "name": "standup",
+                "start_time": "2030-03-04T09:00:00+01:00",
+                "timezone": "Europe/Berlin",
+                "schedule": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
+                "action": {"type": "webhook", "params": {"url": "http://127.0.0.1:9/x"}},
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{e}");
+    assert_eq!(e["schedule_text"], "every weekday at 09:00, Europe/Berlin");
+    let (_, one) = app
+        .post(
+            "/events",
+            json!({
+                "name": "once",
+                "start_time": "2030-03-04T18:30:00Z",
+                "timezone": "America/New_York",
+                "action": {"type": "webhook", "params": {"url": "http://127.0.0.1:9/x"}},
+            }),
+        )
+        .await;
+    assert_eq!(
+        one["schedule_text"],
+        "once, at 2030-03-04 13:30, America/New_York"
+    );
+    let (s, p) = app
+        .post(
+            "/schedules/preview",
+            json!({
+                "start_time": "2030-03-29T02:30:00+01:00",
+                "timezone": "Europe/Berlin",
+                "schedule": "FREQ=DAILY;COUNT=3",
+            }),
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(
+        p["schedule_text"],
+        "every day at 02:30, 3 times, Europe/Berlin"
+    );
+    // 2030-03-31 is the spring-forward day in Berlin: 02:30 does not exist and shifts to 03:30.
+    assert_eq!(
+        p["occurrences_local"],
+        json!([
+            "2030-03-29T02:30:00+01:00",
+            "2030-03-30T02:30:00+01:00",
+            "2030-03-31T03:30:00+02:00"
+        ])
+    );
+    assert_eq!(p["occurrences"][2], "2030-03-31T01:30:00Z");
+}
