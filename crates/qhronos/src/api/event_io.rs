@@ -49,6 +49,11 @@ pub struct EventIn {
     /// series
     #[schema(format = DateTime)]
     pub start_time: Option<String>,
+    /// Instead of `start_time`: a delay from now, a whole number with a unit ms, s, m, h or d
+    /// (`"20m"`, `"2h"`). Resolved once, when the request is handled, and stored as the instant
+    /// (responses show `start_time`); giving both is a 400
+    #[schema(value_type = Option<String>, example = "20m")]
+    pub start_in: Option<String>,
     /// IANA time zone the rule is evaluated in; default `UTC`
     pub timezone: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
@@ -93,10 +98,13 @@ impl EventIn {
         macro_rules! take {
             ($($f:ident),*) => { $( if patch.$f.is_some() { self.$f = patch.$f; } )* };
         }
+        if patch.start_time.is_some() || patch.start_in.is_some() {
+            self.start_time = patch.start_time.clone();
+            self.start_in = patch.start_in.clone();
+        }
         take!(
             name,
             description,
-            start_time,
             timezone,
             schedule,
             exdates,
@@ -131,11 +139,21 @@ impl EventIn {
         if name.chars().count() > MAX_NAME {
             return Err(format!("name: at most {MAX_NAME} characters"));
         }
-        let start = self
-            .start_time
-            .as_deref()
-            .ok_or("start_time is required (an RFC 3339 time, e.g. 2026-01-01T09:00:00Z)")?;
-        let start_time = ceil_ms(parse_time("start_time", start)?);
+        let start_time = match (self.start_time.as_deref(), self.start_in.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err("start_time and start_in: give one of them, not both".into())
+            }
+            (Some(start), None) => ceil_ms(parse_time("start_time", start)?),
+            (None, Some(delay)) => {
+                let d: crate::domain::duration::Dur = delay.parse().map_err(|e| {
+                    format!("start_in: {e} (a whole number with a unit ms, s, m, h or d, e.g. \"20m\")")
+                })?;
+                now.saturating_add(d.as_millis())
+            }
+            (None, None) => {
+                return Err("start_time is required (an RFC 3339 time, e.g. 2026-01-01T09:00:00Z), or start_in (a delay from now, e.g. \"20m\")".into())
+            }
+        };
         let timezone = self.timezone.clone().unwrap_or_else(|| "UTC".to_string());
         let rule = match &self.schedule {
             Some(Some(v)) => parse_schedule(v)?,
@@ -233,6 +251,7 @@ impl From<&Event> for EventIn {
             name: Some(e.name.clone()),
             description: Some(e.description.clone()),
             start_time: Some(fmt_ms(e.start_time)),
+            start_in: None,
             timezone: Some(e.timezone.clone()),
             schedule: Some(e.schedule.clone().map(Value::String)),
             exdates: Some(e.exdates.iter().map(|m| fmt_ms(*m)).collect()),

@@ -242,3 +242,43 @@ async fn events_and_previews_say_their_schedule_in_words_with_the_zone() {
     );
     assert_eq!(p["occurrences"][2], "2030-03-31T01:30:00Z");
 }
+
+#[tokio::test]
+async fn start_in_fires_after_a_delay_from_now_and_is_stored_as_the_instant() {
+    let app = spawn_app().await;
+    let rx = crate::helpers::Receiver::start(vec![]).await;
+    let url = format!("http://{}/hook", rx.addr);
+    let before = jiff::Timestamp::now();
+    let (s, e) = app
+        .post(
+            "/events",
+            json!({"name": "soon", "start_in": "300ms", "action": {"type": "webhook", "params": {"url": url}}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{e}");
+    let at: jiff::Timestamp = e["start_time"].as_str().unwrap().parse().unwrap();
+    let delay = at.duration_since(before).as_millis();
+    assert!(
+        (300..5_000).contains(&delay),
+        "start_time {at} is {delay} ms after the request"
+    );
+    let got = rx.wait_for(1, std::time::Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1);
+
+    let (s, e) = app
+        .post(
+            "/events",
+            json!({"name": "x", "start_in": "20m", "start_time": "2030-01-01T00:00:00Z", "action": {"type": "webhook", "params": {"url": "http://127.0.0.1:9/x"}}}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(e["error"].as_str().unwrap().contains("start_in"), "{e}");
+    let (s, e) = app
+        .post(
+            "/events",
+            json!({"name": "x", "start_in": "20 minutes", "action": {"type": "webhook", "params": {"url": "http://127.0.0.1:9/x"}}}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(e["error"].as_str().unwrap().starts_with("start_in:"), "{e}");
+}
