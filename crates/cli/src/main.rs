@@ -58,6 +58,9 @@ enum Command {
     Preview(PreviewArgs),
     /// Show the server's version, uptime, scheduler health and occurrence counts.
     Status,
+    /// Serve Qhronos's MCP tools over stdio (for desktop agents that start local tool
+    /// servers), calling the qhronosd at --url with --token. The same tools as `/mcp`.
+    Mcp,
 }
 
 #[derive(Subcommand, Debug)]
@@ -295,8 +298,38 @@ fn main() {
     }
 }
 
+/// Serves MCP over stdin/stdout until the client closes it.
+async fn mcp(cli: &Cli) -> Result<String> {
+    use rmcp::ServiceExt;
+    let token = cli.token.clone().ok_or_else(|| Failure {
+        code: exit::USAGE,
+        message: "qhronos mcp needs --token (or QHRONOS_TOKEN): the tools act as that token".into(),
+    })?;
+    let base = url::Url::parse(&cli.url).map_err(|e| Failure {
+        code: exit::USAGE,
+        message: format!("--url {}: {e}", cli.url),
+    })?;
+    let server =
+        qhronos_mcp::QhronosMcp::new(std::sync::Arc::new(qhronos_mcp::HttpApi::new(base, token)));
+    let running = server
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| Failure {
+            code: exit::SERVER,
+            message: format!("MCP over stdio: {e}"),
+        })?;
+    running.waiting().await.map_err(|e| Failure {
+        code: exit::SERVER,
+        message: format!("MCP over stdio: {e}"),
+    })?;
+    Ok(String::new())
+}
+
 /// Runs one command; its stdout text, or the failure.
 async fn run(cli: Cli) -> Result<String> {
+    if matches!(cli.command, Command::Mcp) {
+        return mcp(&cli).await;
+    }
     let client = Client::new(
         &cli.url,
         cli.token.clone(),
@@ -543,6 +576,7 @@ async fn run(cli: Cli) -> Result<String> {
                 .await?;
             Ok(show(&v, &output::status))
         }
+        Command::Mcp => mcp(&cli).await,
     }
 }
 

@@ -702,3 +702,61 @@ fn a_rate_limited_command_waits_out_retry_after_and_says_so() {
     assert!(o.json()["data"].is_array());
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
 }
+
+/// `qhronos mcp`: the same tools over stdio (newline-delimited JSON-RPC), acting as --token.
+#[test]
+fn mcp_over_stdio_schedules_and_lists_with_the_token() {
+    use std::io::{BufRead, BufReader};
+    let s = Server::start();
+    let mut child = s
+        .cli()
+        .arg("mcp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("qhronos mcp starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut send = |v: Value| {
+        writeln!(stdin, "{v}").expect("write");
+        stdin.flush().expect("flush");
+    };
+    let mut answer = |id: i64| -> Value {
+        loop {
+            let line = lines.next().expect("an answer").expect("a line");
+            let v: Value = serde_json::from_str(&line).expect("JSON-RPC");
+            if v["id"] == id {
+                return v;
+            }
+        }
+    };
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}),
+    );
+    assert_eq!(answer(1)["result"]["serverInfo"]["name"], "qhronos");
+    send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "schedule", "arguments": {"name": "from stdio", "in": "1h", "deliver": {"queue": "agent"}}}}),
+    );
+    let r = answer(2);
+    assert_ne!(r["result"]["isError"], true, "{r}");
+    assert_eq!(
+        r["result"]["structuredContent"]["event"]["name"],
+        "from stdio"
+    );
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "get_event", "arguments": {"id": "01900000-0000-7000-8000-000000000000"}}}),
+    );
+    let r = answer(3);
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert!(
+        r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("404"),
+        "{r}"
+    );
+    drop(stdin);
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "{status:?}");
+}

@@ -27,7 +27,7 @@ use crate::store::{self, Store};
 
 pub struct Application {
     listener: TcpListener,
-    router: axum::Router,
+    router: Arc<axum::Router>,
     engine: Engine,
     addr: SocketAddr,
     retention: Retention,
@@ -230,8 +230,9 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = self
-            .router
+        // `self.router` stays alive while serving: `/mcp` reaches the API through it.
+        let app = (*self.router)
+            .clone()
             .into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)
             .with_graceful_shutdown(stop)

@@ -26,6 +26,8 @@ mod fuzz_input;
 mod helpers;
 #[path = "api/leases.rs"]
 mod leases;
+#[path = "api/mcp.rs"]
+mod mcp;
 #[path = "api/multinode.rs"]
 mod multinode;
 #[path = "api/openapi.rs"]

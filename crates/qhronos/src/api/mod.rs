@@ -8,6 +8,7 @@ pub mod event_io;
 pub mod events;
 mod events_batch;
 pub mod extract;
+pub mod mcp;
 pub mod occurrences;
 pub mod openapi;
 pub mod queues;
@@ -155,8 +156,10 @@ async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no route for {method} {}", uri.path()))
 }
 
-pub fn router(state: AppState, g: Gate) -> Router {
-    Router::new()
+/// The whole HTTP API. Shared (`Arc`): `/mcp`'s tools call it in-process.
+pub fn router(state: AppState, g: Gate) -> std::sync::Arc<Router> {
+    let late = mcp::LateRouter::default();
+    let r = Router::new()
         .merge(system::router())
         .merge(events::router())
         .merge(secrets::router())
@@ -169,6 +172,7 @@ pub fn router(state: AppState, g: Gate) -> Router {
         .merge(admin::router())
         .merge(openapi::router())
         .merge(docs::router())
+        .merge(mcp::router(late.clone()))
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(g, gate))
         .layer(middleware::from_fn(refuse_unknown_methods))
@@ -179,5 +183,8 @@ pub fn router(state: AppState, g: Gate) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(request_id::trace_layer())
         .layer(middleware::from_fn(request_id::request_id))
-        .with_state(state)
+        .with_state(state);
+    let r = std::sync::Arc::new(r);
+    late.set(&r);
+    r
 }

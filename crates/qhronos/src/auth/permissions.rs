@@ -47,6 +47,8 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("DELETE", "/tokens/{jti}", Need::Admin),
     ("GET", "/audit", Need::Admin),
     ("POST", "/admin/backup", Need::Admin),
+    // MCP: any valid token; each tool's REST call then needs what its route needs.
+    ("POST", "/mcp", Need::Read),
 ];
 
 /// True when the table lists the route with some method.

@@ -1,0 +1,256 @@
+//! `/mcp`: the MCP tools over streamable HTTP, end to end, behind the same gate as REST.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, TestApp, TOKEN};
+
+/// One JSON-RPC call to `/mcp` with `token`: (HTTP status, the JSON-RPC message).
+async fn rpc(app: &TestApp, token: Option<&str>, method: &str, params: Value) -> (u16, Value) {
+    let mut req = app
+        .client
+        .post(format!("http://{}/mcp", app.addr))
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("mcp request");
+    let status = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// A tool call: `Ok(structured result)` or `Err(the tool error's text)`.
+async fn tool(app: &TestApp, token: &str, name: &str, args: Value) -> Result<Value, String> {
+    let (s, v) = rpc(
+        app,
+        Some(token),
+        "tools/call",
+        json!({"name": name, "arguments": args}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let r = &v["result"];
+    assert!(
+        r.is_object(),
+        "a tool problem is a tool error, not a protocol one: {v}"
+    );
+    if r["isError"] == true {
+        return Err(r["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string());
+    }
+    Ok(r["structuredContent"].clone())
+}
+
+#[tokio::test]
+async fn an_agent_schedules_is_woken_through_a_queue_and_acks() {
+    let app = spawn_app().await;
+    let (s, init) = rpc(
+        &app,
+        Some(TOKEN),
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{init}");
+    assert_eq!(init["result"]["serverInfo"]["name"], "qhronos");
+    let (_, list) = rpc(&app, Some(TOKEN), "tools/list", json!({})).await;
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "schedule",
+        "preview_schedule",
+        "list_events",
+        "get_event",
+        "update_event",
+        "pause_event",
+        "resume_event",
+        "cancel_event",
+        "trigger_now",
+        "list_deliveries",
+        "retry_delivery",
+        "claim",
+        "ack",
+    ] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+
+    let out = tool(
+        &app,
+        TOKEN,
+        "schedule",
+        json!({"name": "wake me", "in": "200ms", "deliver": {"queue": "agent"}, "payload": {"task": 7}, "tags": ["agents"]}),
+    )
+    .await
+    .unwrap();
+    let event_id = out["event"]["id"].as_str().unwrap().to_string();
+    assert_eq!(out["next"].as_array().unwrap().len(), 1, "{out}");
+    let claimed = tool(
+        &app,
+        TOKEN,
+        "claim",
+        json!({"queue": "agent", "wait": "5s"}),
+    )
+    .await
+    .unwrap();
+    let c = &claimed["data"][0];
+    assert_eq!(c["event_id"], event_id.as_str(), "{claimed}");
+    assert_eq!(c["payload"], json!({"task": 7}));
+    let occ = c["occurrence_id"].as_str().unwrap();
+    let receipt = c["receipt"].as_str().unwrap();
+    tool(
+        &app,
+        TOKEN,
+        "ack",
+        json!({"occurrence_id": occ, "receipt": receipt}),
+    )
+    .await
+    .unwrap();
+    let d = tool(
+        &app,
+        TOKEN,
+        "list_deliveries",
+        json!({"event_id": event_id, "attempts": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(d["data"][0]["status"], "completed", "{d}");
+    assert_eq!(d["data"][0]["attempts"].as_array().unwrap().len(), 1, "{d}");
+    // A stale receipt is the REST API's 409, as a tool error.
+    let e = tool(
+        &app,
+        TOKEN,
+        "ack",
+        json!({"occurrence_id": occ, "receipt": receipt}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("409"), "{e}");
+}
+
+#[tokio::test]
+async fn tools_keep_the_tokens_roles_scopes_and_the_rest_apis_messages() {
+    let app = spawn_app().await;
+    // No token: refused at the door, like REST.
+    let (s, _) = rpc(&app, None, "tools/list", json!({})).await;
+    assert_eq!(s, 401);
+
+    let reader = app.token("read", &[]).await;
+    let e = tool(
+        &app,
+        &reader,
+        "schedule",
+        json!({"name": "x", "in": "1h", "deliver": {"queue": "q"}}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("403"), "{e}");
+
+    let team_a = app.token("read_write", &["team-a"]).await;
+    let other = tool(
+        &app,
+        TOKEN,
+        "schedule",
+        json!({"name": "b's", "in": "1h", "deliver": {"queue": "q"}, "tags": ["team-b"]}),
+    )
+    .await
+    .unwrap();
+    let b_id = other["event"]["id"].as_str().unwrap();
+    let e = tool(&app, &team_a, "get_event", json!({"id": b_id}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("404"), "another scope's event is not found: {e}");
+    let mine = tool(
+        &app,
+        &team_a,
+        "schedule",
+        json!({"name": "standup", "rule": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=9;BYMINUTE=0", "timezone": "Europe/Berlin", "deliver": {"queue": "q"}, "tags": ["team-a"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        mine["event"]["schedule_text"],
+        "every weekday at 09:00, Europe/Berlin"
+    );
+    assert_eq!(mine["next"].as_array().unwrap().len(), 5);
+    let listed = tool(&app, &team_a, "list_events", json!({})).await.unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+
+    // The REST message, naming the field.
+    let e = tool(
+        &app,
+        TOKEN,
+        "preview_schedule",
+        json!({"rule": "FREQ=DAILY;BYHOUR=25"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("BYHOUR") && e.contains("400"), "{e}");
+
+    // The audit log names the token behind the MCP call.
+    let (_, audit) = app.get("/audit?action=event.create").await;
+    let actors: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["actor"].as_str())
+        .collect();
+    assert!(
+        actors.iter().any(|a| a.contains("read_write-user")),
+        "{actors:?}"
+    );
+}
+
+#[tokio::test]
+async fn resources_and_prompts() {
+    let app = spawn_app().await;
+    let (_, r) = rpc(
+        &app,
+        Some(TOKEN),
+        "resources/read",
+        json!({"uri": "qhronos://docs/recurrence"}),
+    )
+    .await;
+    assert!(
+        r["result"]["contents"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("RRULE"),
+        "{r}"
+    );
+    let id = app
+        .create(crate::helpers::webhook_event(
+            "http://127.0.0.1:9/h",
+            600_000,
+        ))
+        .await;
+    let (_, r) = rpc(
+        &app,
+        Some(TOKEN),
+        "resources/read",
+        json!({"uri": format!("qhronos://events/{id}")}),
+    )
+    .await;
+    let text = r["result"]["contents"][0]["text"].as_str().unwrap();
+    assert!(text.contains(&id), "{r}");
+    let (_, p) = rpc(
+        &app,
+        Some(TOKEN),
+        "prompts/get",
+        json!({"name": "remind_me", "arguments": {"what": "stretch", "when": "in 20 minutes"}}),
+    )
+    .await;
+    assert!(
+        p["result"]["messages"][0]["content"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("stretch"),
+        "{p}"
+    );
+}
