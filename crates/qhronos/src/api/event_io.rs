@@ -304,6 +304,50 @@ pub struct EventOut {
     pub paused_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// In `GET /events` and `GET /events/{id}`: when the next delivery attempt is due (the
+    /// earliest pending occurrence, a retry included, else the series' next instance), `null`
+    /// when nothing is coming (paused, finished).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_run_at: Option<Option<String>>,
+    /// In `GET /events` and `GET /events/{id}`: how the latest finished occurrence ended,
+    /// `null` before any has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<LastOutcome>)]
+    pub last_outcome: Option<Option<LastOutcome>>,
+}
+
+/// How an event's latest finished occurrence ended.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LastOutcome {
+    /// `completed`, `failed` or `missed`.
+    pub status: String,
+    #[schema(format = DateTime)]
+    pub scheduled_at: String,
+    #[schema(format = DateTime)]
+    pub finished_at: String,
+}
+
+impl EventOut {
+    /// With `next_run_at` and `last_outcome`, from the event's run summary.
+    pub fn with_runs(mut self, e: &Event, s: Option<&crate::store::RunSummary>) -> EventOut {
+        let held = e.status != EventStatus::Active;
+        let next = s
+            .and_then(|s| s.next_attempt_at)
+            .or(e.next_fire_at)
+            .filter(|_| !held);
+        self.next_run_at = Some(next.map(fmt_ms));
+        self.last_outcome =
+            Some(
+                s.and_then(|s| s.last.as_ref())
+                    .map(|(status, at, done)| LastOutcome {
+                        status: status.clone(),
+                        scheduled_at: fmt_ms(*at),
+                        finished_at: fmt_ms(*done),
+                    }),
+            );
+        self
+    }
 }
 
 impl From<&Event> for EventOut {
@@ -331,6 +375,8 @@ impl From<&Event> for EventOut {
             paused_reason: e.paused_reason.clone(),
             created_at: fmt_ms(e.created_at),
             updated_at: fmt_ms(e.updated_at),
+            next_run_at: None,
+            last_outcome: None,
         }
     }
 }

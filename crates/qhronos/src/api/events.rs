@@ -195,7 +195,9 @@ pub(super) async fn get_event(
     Path(raw): Path<String>,
 ) -> Result<Json<EventOut>, ApiError> {
     let e = st.visible_event(&caller, &raw).await?;
-    Ok(Json(EventOut::from(&e)))
+    let runs = st.store.run_summaries(&[e.id]).await?;
+    let s = runs.first().map(|(_, s)| s);
+    Ok(Json(EventOut::from(&e).with_runs(&e, s)))
 }
 
 /// List events
@@ -257,7 +259,13 @@ pub(super) async fn list_events(
     } else {
         None
     };
-    let data: Vec<EventOut> = events.iter().map(EventOut::from).collect();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let runs: std::collections::HashMap<Uuid, crate::store::RunSummary> =
+        st.store.run_summaries(&ids).await?.into_iter().collect();
+    let data: Vec<EventOut> = events
+        .iter()
+        .map(|e| EventOut::from(e).with_runs(e, runs.get(&e.id)))
+        .collect();
     Ok(Json(json!({ "data": data, "next_cursor": next })))
 }
 

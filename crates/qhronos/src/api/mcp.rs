@@ -110,3 +110,21 @@ pub fn router<S: Clone + Send + Sync + 'static>(late: LateRouter) -> Router<S> {
         );
     Router::new().route_service("/mcp", service)
 }
+
+/// MCP (for AI agents)
+///
+/// The Model Context Protocol's streamable HTTP transport, stateless: each JSON-RPC request
+/// (`initialize`, `tools/list`, `tools/call`, `resources/read`, `prompts/get`, …) gets its JSON
+/// answer. The tools call this API's routes with the caller's token, so each action needs what
+/// its route needs; see docs/mcp.md. `GET` and `DELETE` (the stateful mode's sessions) are 405.
+#[utoipa::path(
+    post,
+    path = "/mcp",
+    tag = "mcp",
+    request_body(content = Object, description = "A JSON-RPC 2.0 request of MCP", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The JSON-RPC response (a tool's failure is a result with `isError: true` and the REST message)", body = Object),
+    ),
+)]
+#[allow(dead_code)]
+pub(super) async fn mcp_doc() {}

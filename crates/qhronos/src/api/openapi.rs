@@ -104,6 +104,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         super::admin::backup,
         openapi_json,
         super::docs::docs_page,
+        super::mcp::mcp_doc,
     ),
     components(
         schemas(ErrorBody, EventPage, OccurrencePage, TokenPage, AuditPage),
@@ -118,6 +119,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         (name = "channels", description = "The WebSocket channel (docs/channels.md)"),
         (name = "tokens", description = "Issued tokens (JWT) with roles and tag scopes"),
         (name = "audit", description = "The audit log"),
+        (name = "mcp", description = "The Model Context Protocol for AI agents (docs/mcp.md)"),
         (name = "system", description = "Health, status and this document (no authentication)"),
     ),
 )]

@@ -85,6 +85,21 @@ pub trait EventStore: Send + Sync + 'static {
     async fn delete_event(&self, id: Uuid, now: Millis) -> Result<bool>;
     /// The tags of an event, deleted or not (for scope checks on old occurrences).
     async fn event_tags(&self, id: Uuid) -> Result<Option<Vec<String>>>;
+    /// For each of these events that has any: when its next delivery attempt is due (the
+    /// earliest pending or scheduled occurrence, retries included) and how its latest finished
+    /// occurrence (by scheduled time) ended. For lists: cost grows with the occurrences each
+    /// event keeps (retention bounds them).
+    async fn run_summaries(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, RunSummary)>>;
+}
+
+/// What an event's occurrences say about it now (see [`EventStore::run_summaries`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// When the next attempt is due (`None`: nothing materialised is waiting).
+    pub next_attempt_at: Option<Millis>,
+    /// The latest finished occurrence's status (`completed`, `failed` or `missed`), its
+    /// scheduled time and when it finished.
+    pub last: Option<(String, Millis, Millis)>,
 }
 
 /// The columns an event is written with, in the order of [`event_values`].
@@ -401,6 +416,47 @@ impl<B: Backend> EventStore for B {
         B::announce(&mut tx, &Change::Event(id)).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn run_summaries(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, RunSummary)>> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut c = self.reads().acquire().await?;
+        for chunk in ids.chunks(1000) {
+            // Correlated subqueries over the (event_id, scheduled_at) index: the latest
+            // finished occurrence is found scanning back from the newest.
+            let last = |col: &str| {
+                format!(
+                    "(SELECT o.{col} FROM occurrences o WHERE o.event_id = e.id \
+                     AND o.status IN ('completed', 'failed', 'missed') ORDER BY o.scheduled_at DESC LIMIT 1)"
+                )
+            };
+            let mut q = query::<B::D>(format!(
+                "SELECT e.id, (SELECT min(o.next_attempt_at) FROM occurrences o WHERE o.event_id = e.id \
+                 AND o.status IN ('pending', 'scheduled')) AS next_at, {} AS last_status, {} AS last_at, \
+                 {} AS last_done FROM events e WHERE ",
+                last("status"),
+                last("scheduled_at"),
+                last("updated_at")
+            ));
+            let ids: Vec<String> = chunk.iter().map(Uuid::to_string).collect();
+            B::D::push_in(&mut q, "e.id", ids);
+            for r in B::D::fetch(q, &mut c).await? {
+                let last = match (
+                    r.opt_text("last_status")?,
+                    r.opt_int("last_at")?,
+                    r.opt_int("last_done")?,
+                ) {
+                    (Some(s), Some(at), Some(done)) => Some((s, at, done)),
+                    _ => None,
+                };
+                let summary = RunSummary {
+                    next_attempt_at: r.opt_int("next_at")?,
+                    last,
+                };
+                out.push((r.id("id")?, summary));
+            }
+        }
+        Ok(out)
     }
 
     async fn event_tags(&self, id: Uuid) -> Result<Option<Vec<String>>> {

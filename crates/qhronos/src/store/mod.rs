@@ -34,7 +34,7 @@ use std::sync::Arc;
 pub use audit::{AuditEntry, AuditFilter, AuditStore};
 pub use backend::Backend;
 pub use claims::{ClaimDue, ClaimStore, Claimed, Next, Outcome};
-pub use events::{Created, EventFilter, EventStore};
+pub use events::{Created, EventFilter, EventStore, RunSummary};
 pub use nodes::{Change, NodeStore};
 pub use occurrences::{ExpandState, Expansion, OccChange, OccFilter, OccurrenceStore, Redrive};
 pub use ops::{Counts, Gauges, OpsStore, PurgeCutoffs, Purged};

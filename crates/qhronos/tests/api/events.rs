@@ -282,3 +282,54 @@ async fn start_in_fires_after_a_delay_from_now_and_is_stored_as_the_instant() {
     assert_eq!(s, 400);
     assert!(e["error"].as_str().unwrap().starts_with("start_in:"), "{e}");
 }
+
+#[tokio::test]
+async fn lists_show_each_events_next_run_and_last_outcome() {
+    let app = spawn_app().await;
+    let rx = crate::helpers::Receiver::start(vec![]).await;
+    let done = app
+        .create(json!({"name": "done", "start_in": "100ms", "action": {"type": "webhook", "params": {"url": rx.url()}}}))
+        .await;
+    rx.wait_for(1, std::time::Duration::from_secs(10)).await;
+    let later = app
+        .create(webhook_event("http://127.0.0.1:9/x", 3_600_000))
+        .await;
+    // The outcome is written a moment after the delivery: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let list = loop {
+        let (_, list) = app.get("/events").await;
+        let d = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == done.as_str())
+            .cloned();
+        if d.as_ref().is_some_and(|d| !d["last_outcome"].is_null())
+            || std::time::Instant::now() > deadline
+        {
+            break list;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let by_id = |id: &str| {
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let d = by_id(&done);
+    assert_eq!(d["last_outcome"]["status"], "completed", "{d}");
+    assert!(d["next_run_at"].is_null(), "{d}");
+    let l = by_id(&later);
+    assert!(l["last_outcome"].is_null(), "{l}");
+    assert_eq!(l["next_run_at"], l["start_time"], "{l}");
+    let (_, one) = app.get(&format!("/events/{later}")).await;
+    assert_eq!(one["next_run_at"], l["start_time"]);
+    // Paused: nothing is coming until it is resumed.
+    app.post(&format!("/events/{later}/pause"), json!({})).await;
+    let (_, one) = app.get(&format!("/events/{later}")).await;
+    assert!(one["next_run_at"].is_null(), "{one}");
+}
