@@ -2,6 +2,7 @@
 //! limiting, permissions) — see `auth::gate`.
 
 pub mod admin;
+pub mod archive;
 pub mod audit;
 pub mod docs;
 pub mod events;
@@ -166,6 +167,7 @@ pub fn router(state: AppState, g: Gate) -> Router {
         .merge(ws::router())
         .merge(audit::router())
         .merge(admin::router())
+        .merge(archive::router())
         .merge(openapi::router())
         .merge(docs::router())
         .fallback(no_route)

@@ -102,6 +102,10 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         super::system::status,
         super::system::metrics,
         super::admin::backup,
+        super::admin::list_backups,
+        super::archive::list_archived_occurrences,
+        super::archive::get_archived_event,
+        super::archive::export_archive,
         openapi_json,
         super::docs::docs_page,
     ),
@@ -118,6 +122,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         (name = "channels", description = "The WebSocket channel (docs/channels.md)"),
         (name = "tokens", description = "Issued tokens (JWT) with roles and tag scopes"),
         (name = "audit", description = "The audit log"),
+        (name = "archive", description = "What retention moved out of the hot tables (retention.archive)"),
         (name = "system", description = "Health, status and this document (no authentication)"),
     ),
 )]
@@ -489,6 +494,10 @@ pub struct RetentionRemoved {
     pub occurrences_done: u64,
     pub occurrences_failed: u64,
     pub events: u64,
+    /// Archived occurrences deleted after `retention.archive_for`.
+    pub archive_occurrences_expired: u64,
+    /// Archived events deleted after `retention.archive_for`.
+    pub archive_events_expired: u64,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -47,6 +47,10 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("DELETE", "/tokens/{jti}", Need::Admin),
     ("GET", "/audit", Need::Admin),
     ("POST", "/admin/backup", Need::Admin),
+    ("GET", "/admin/backups", Need::Admin),
+    ("GET", "/archive/occurrences", Need::Read),
+    ("GET", "/archive/events/{id}", Need::Read),
+    ("GET", "/archive/export", Need::Admin),
 ];
 
 /// True when the table lists the route with some method.

@@ -64,7 +64,7 @@ pub struct ArchivedEvent {
     pub status: String,
     /// The event as responses show it (no secret; `apicall` header values `***`).
     #[schema(value_type = Object)]
-    pub event: Value,
+    pub snapshot: Value,
     /// When its rows were last archived.
     #[serde(with = "ms_rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -401,7 +401,7 @@ impl<B: Backend> ArchiveStore for B {
             name: r.text("name")?,
             tags: r.json("tags")?,
             status: r.text("status")?,
-            event: r.json("snapshot")?,
+            snapshot: r.json("snapshot")?,
             archived_at: r.int("archived_at")?,
             removed_at: r.opt_int("removed_at")?,
         };

@@ -99,11 +99,11 @@ async fn purge_moves_finished_work_into_the_archive(s: &dyn Store) {
     assert_eq!(sum.attempts, 1);
     assert_eq!(sum.first_scheduled_at, Some(T0));
     // Never a secret.
-    let text = ev.event.to_string();
+    let text = ev.snapshot.to_string();
     assert!(!text.contains("s3cr3t"), "{text}");
     assert!(!text.contains("whsec-very-secret"), "{text}");
-    assert_eq!(ev.event["action"]["params"]["headers"]["Authorization"], "***");
-    assert_eq!(ev.event["hmac_secret_set"], true);
+    assert_eq!(ev.snapshot["action"]["params"]["headers"]["Authorization"], "***");
+    assert_eq!(ev.snapshot["hmac_secret_set"], true);
     // A second pass has nothing more to move.
     let p = s.purge(now, &cutoffs(now, true)).await.expect("purge");
     assert_eq!(p, Purged::default());
