@@ -69,24 +69,35 @@ impl Backups {
             at.strftime("%Y%m%dT%H%M%S%.3fZ")
         );
         let path = self.dir.join(&file);
+        // Written and checked under a name the listing ignores, then renamed with its sidecar
+        // in place: a listed scheduled backup is always complete and checked.
+        let partial = self.dir.join(format!("{file}.partial"));
+        let _ = std::fs::remove_file(&partial);
         self.store
-            .backup_to(&path)
+            .backup_to(&partial)
             .await
-            .with_context(|| format!("backup to {} failed", path.display()))?;
-        let integrity = crate::store::sqlite::integrity_check(&path)
-            .await
-            .with_context(|| format!("integrity check of {} failed", path.display()))?;
+            .with_context(|| format!("backup to {} failed", partial.display()))?;
+        let integrity = match crate::store::sqlite::integrity_check(&partial).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(anyhow::Error::new(e)
+                    .context(format!("integrity check of {} failed", partial.display())));
+            }
+        };
         let info = BackupInfo {
             file,
             taken_at: crate::domain::fmt_ms(now),
             taken_at_ms: now,
-            bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            bytes: std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0),
             integrity: Some(integrity.clone()),
             scheduled: true,
         };
         let sidecar = sidecar(&path);
         std::fs::write(&sidecar, serde_json::to_vec_pretty(&info)?)
             .with_context(|| format!("cannot write {}", sidecar.display()))?;
+        std::fs::rename(&partial, &path)
+            .with_context(|| format!("cannot rename {} into place", partial.display()))?;
         if integrity != "ok" {
             anyhow::bail!("integrity check of {} found: {integrity}", path.display());
         }
