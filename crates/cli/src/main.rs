@@ -3,6 +3,7 @@
 //! It only speaks HTTP (see docs/api.md); it does not link the service. Exit codes are in
 //! [`client::exit`] and docs/cli.md.
 
+mod archive;
 mod client;
 mod output;
 
@@ -58,6 +59,12 @@ enum Command {
     Preview(PreviewArgs),
     /// Show the server's version, uptime, scheduler health and occurrence counts.
     Status,
+    /// Read and export what retention archived.
+    #[command(subcommand)]
+    Archive(archive::ArchiveCmd),
+    /// Operator views: the backups.
+    #[command(subcommand)]
+    Admin(archive::AdminCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -543,6 +550,8 @@ async fn run(cli: Cli) -> Result<String> {
                 .await?;
             Ok(show(&v, &output::status))
         }
+        Command::Archive(cmd) => archive::archive(&client, cmd, &show).await,
+        Command::Admin(cmd) => archive::admin(&client, cmd, &show).await,
     }
 }
 

@@ -566,7 +566,11 @@ impl Config {
         if self.retention.archive_for.0.is_zero() {
             return bad("retention.archive_for must be above 0 (turn the archive off with retention.archive: false)");
         }
-        if self.backup.every.is_some_and(|d| d.0 < std::time::Duration::from_millis(100)) {
+        if self
+            .backup
+            .every
+            .is_some_and(|d| d.0 < std::time::Duration::from_millis(100))
+        {
             return bad("backup.every must be at least 100ms (e.g. 24h)");
         }
         if self.engine.claim_batch <= 0 {

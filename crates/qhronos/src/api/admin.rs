@@ -109,6 +109,9 @@ pub(super) async fn list_backups(
     let dir = st.config.backup.dir_in(&st.config.data_dir);
     let data = crate::engine::backup::list(&dir)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot read {}: {e}", dir.display())))?;
-    let dir = std::path::absolute(&dir).unwrap_or(dir).display().to_string();
+    let dir = std::path::absolute(&dir)
+        .unwrap_or(dir)
+        .display()
+        .to_string();
     Ok(Json(BackupList { dir, data }))
 }

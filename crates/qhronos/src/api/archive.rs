@@ -25,9 +25,6 @@ use crate::domain::Millis;
 use crate::error::ApiError;
 use crate::store::{ArchiveFilter, ArchiveSummary, ArchivedEvent, ArchivedOccurrence, Store};
 
-/// Archived occurrences one export page reads from the store.
-const EXPORT_PAGE: i64 = 500;
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/archive/occurrences", get(list_archived_occurrences))
@@ -164,7 +161,7 @@ pub(super) async fn get_archived_event(
 ///
 /// Every archived occurrence matching the filter (newest first), one JSON object a line with
 /// its `attempts`, gzipped (`application/gzip`, `qhronos-archive.jsonl.gz`). Streamed: the
-/// server reads the store a page at a time. No secret is in the archive. Admin role; a scoped
+/// server reads the store a page (`retention.batch` rows) at a time. No secret is in the archive. Admin role; a scoped
 /// admin token exports its tags only. A failure midway ends the stream early, leaving a
 /// truncated gzip file that fails to decompress. Audited as `archive.export`.
 #[utoipa::path(
@@ -189,7 +186,8 @@ pub(super) async fn export_archive(
     p: Params,
 ) -> Result<Response, ApiError> {
     p.only(&["from", "to", "event_id", "tags"])?;
-    let f = filter(&caller, &p, EXPORT_PAGE)?;
+    // Pages as large as retention's batches, which bound its statements the same way.
+    let f = filter(&caller, &p, st.config.retention.batch.clamp(1, 1000))?;
     let summary = json!({
         "from": p.get("from"),
         "to": p.get("to"),

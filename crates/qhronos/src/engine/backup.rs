@@ -64,10 +64,7 @@ impl Backups {
         crate::store::private_file::create_dir(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         let at = Timestamp::from_millisecond(now)?;
-        let file = format!(
-            "{SCHEDULED_PREFIX}{}.db",
-            at.strftime("%Y%m%dT%H%M%S%.3fZ")
-        );
+        let file = format!("{SCHEDULED_PREFIX}{}.db", at.strftime("%Y%m%dT%H%M%S%.3fZ"));
         let path = self.dir.join(&file);
         // Written and checked under a name the listing ignores, then renamed with its sidecar
         // in place: a listed scheduled backup is always complete and checked.
@@ -200,11 +197,7 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<BackupInfo>> {
         };
         out.push(info);
     }
-    out.sort_by(|a, b| {
-        b.taken_at_ms
-            .cmp(&a.taken_at_ms)
-            .then(b.file.cmp(&a.file))
-    });
+    out.sort_by(|a, b| b.taken_at_ms.cmp(&a.taken_at_ms).then(b.file.cmp(&a.file)));
     Ok(out)
 }
 
@@ -229,8 +222,11 @@ pub fn kept(times: &[Millis], keep: BackupKeep) -> Vec<bool> {
         })
     };
     let month = |t: Millis| date(t).map(|d| (d.year(), d.month() as i16, 0));
-    let rules: [(u32, &dyn Fn(Millis) -> Option<(i16, i16, i16)>); 3] =
-        [(keep.daily, &day), (keep.weekly, &week), (keep.monthly, &month)];
+    let rules: [(u32, &dyn Fn(Millis) -> Option<(i16, i16, i16)>); 3] = [
+        (keep.daily, &day),
+        (keep.weekly, &week),
+        (keep.monthly, &month),
+    ];
     for (limit, key) in rules {
         let mut seen = Vec::new();
         for (i, t) in times.iter().enumerate() {
@@ -275,14 +271,15 @@ mod tests {
         // The newest three days (the later backup of each), the newest of last week and of
         // the month before: each the first (newest) of its bucket.
         let newest = times[0];
-        assert_eq!(kept_times[..3], [newest, newest - DAY / 2, newest - 3 * DAY / 2]);
+        assert_eq!(
+            kept_times[..3],
+            [newest, newest - DAY / 2, newest - 3 * DAY / 2]
+        );
         assert!(kept_times.len() <= 3 + 2 + 2);
         assert!(kept_times.len() >= 4, "{kept_times:?}");
         // Every kept one is the newest of its day.
         for t in &kept_times {
-            let later_same_day = times
-                .iter()
-                .any(|u| u > t && date_of(*u) == date_of(*t));
+            let later_same_day = times.iter().any(|u| u > t && date_of(*u) == date_of(*t));
             assert!(!later_same_day, "{t} is not the newest of its day");
         }
         // A month back, the newest backup of the earlier month stays.

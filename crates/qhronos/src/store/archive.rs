@@ -118,7 +118,8 @@ pub trait ArchiveStore: Send + Sync + 'static {
     async fn archived_attempts(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, Attempt)>>;
     /// An archived event with a summary of its archived occurrences; `None` when the archive
     /// holds nothing of it.
-    async fn get_archived_event(&self, id: Uuid) -> Result<Option<(ArchivedEvent, ArchiveSummary)>>;
+    async fn get_archived_event(&self, id: Uuid)
+        -> Result<Option<(ArchivedEvent, ArchiveSummary)>>;
 }
 
 const ARCHIVED_EVENT_COLS: [Col; 9] = [

@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 
+use super::archive;
 use super::sql::rows::RowExt;
 use super::sql::{fetch_one, query, Dialect, Push};
-use super::archive;
 use super::{Backend, Result};
 use crate::domain::Millis;
 

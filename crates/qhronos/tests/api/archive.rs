@@ -67,13 +67,19 @@ async fn retention_moves_finished_work_into_the_archive_that_the_api_reads_and_e
     let (event, occ) = completed_event(&app, &rx, &["billing"]).await;
     let (other, _) = completed_event(&app, &rx, &["ops"]).await;
 
-    let r = app.retention.run_once(now() + 31 * DAY).await.expect("pass");
+    let r = app
+        .retention
+        .run_once(now() + 31 * DAY)
+        .await
+        .expect("pass");
     assert_eq!((r.occurrences_done, r.events), (2, 2));
     // Out of the hot tables…
     assert_eq!(app.get(&format!("/occurrences/{occ}")).await.0, 404);
     assert_eq!(app.get(&format!("/events/{event}")).await.0, 404);
     // …and in the archive.
-    let (s, page) = app.get(&format!("/archive/occurrences?event_id={event}")).await;
+    let (s, page) = app
+        .get(&format!("/archive/occurrences?event_id={event}"))
+        .await;
     assert_eq!(s, 200, "{page}");
     let data = page["data"].as_array().expect("data");
     assert_eq!(data.len(), 1, "{page}");
@@ -135,12 +141,16 @@ async fn retention_moves_finished_work_into_the_archive_that_the_api_reads_and_e
 
 #[tokio::test]
 async fn archived_occurrences_page_with_before_and_refuse_bad_filters() {
-    let app = spawn_app().await;
+    // Batches of two: the export below reads three pages.
+    let app = spawn_app_with(|c| c.retention.batch = 2).await;
     let rx = Receiver::start(vec![]).await;
     for _ in 0..3 {
         completed_event(&app, &rx, &[]).await;
     }
-    app.retention.run_once(now() + 31 * DAY).await.expect("pass");
+    app.retention
+        .run_once(now() + 31 * DAY)
+        .await
+        .expect("pass");
     let mut seen = Vec::new();
     let mut path = "/archive/occurrences?limit=2".to_string();
     loop {
@@ -155,9 +165,25 @@ async fn archived_occurrences_page_with_before_and_refuse_bad_filters() {
         }
     }
     assert_eq!(seen.len(), 3);
+    let (_, lines) = export(&app, TOKEN, "").await;
+    let exported: Vec<String> = lines
+        .iter()
+        .map(|l| l["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(
+        exported, seen,
+        "the export pages like the list, newest first"
+    );
+    seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), 3);
-    for bad in ["before=nope", "event_id=x", "from=yesterday", "limit=0", "status=failed"] {
+    for bad in [
+        "before=nope",
+        "event_id=x",
+        "from=yesterday",
+        "limit=0",
+        "status=failed",
+    ] {
         let (s, v) = app.get(&format!("/archive/occurrences?{bad}")).await;
         assert_eq!(s, 400, "{bad}: {v}");
     }
@@ -169,7 +195,11 @@ async fn retention_without_archive_keeps_no_copy() {
     let app = spawn_app_with(|c| c.retention.archive = false).await;
     let rx = Receiver::start(vec![]).await;
     let (event, _) = completed_event(&app, &rx, &[]).await;
-    let r = app.retention.run_once(now() + 31 * DAY).await.expect("pass");
+    let r = app
+        .retention
+        .run_once(now() + 31 * DAY)
+        .await
+        .expect("pass");
     assert_eq!(r.occurrences_done, 1);
     let (_, page) = app.get("/archive/occurrences").await;
     assert_eq!(page["data"], json!([]));
@@ -181,7 +211,10 @@ async fn archived_rows_go_after_archive_for() {
     let app = spawn_app().await;
     let rx = Receiver::start(vec![]).await;
     let (event, _) = completed_event(&app, &rx, &[]).await;
-    app.retention.run_once(now() + 31 * DAY).await.expect("pass");
+    app.retention
+        .run_once(now() + 31 * DAY)
+        .await
+        .expect("pass");
     assert_eq!(app.get(&format!("/archive/events/{event}")).await.0, 200);
     let r = app
         .retention

@@ -102,7 +102,10 @@ async fn purge_moves_finished_work_into_the_archive(s: &dyn Store) {
     let text = ev.snapshot.to_string();
     assert!(!text.contains("s3cr3t"), "{text}");
     assert!(!text.contains("whsec-very-secret"), "{text}");
-    assert_eq!(ev.snapshot["action"]["params"]["headers"]["Authorization"], "***");
+    assert_eq!(
+        ev.snapshot["action"]["params"]["headers"]["Authorization"],
+        "***"
+    );
     assert_eq!(ev.snapshot["hmac_secret_set"], true);
     // A second pass has nothing more to move.
     let p = s.purge(now, &cutoffs(now, true)).await.expect("purge");
@@ -142,7 +145,12 @@ async fn archived_occurrences_filter_by_time_tags_and_event_and_page(s: &dyn Sto
     let series = hourly(T0, now + 2 * DAY);
     create(s, &a, &[occ(&a, T0)]).await;
     create(s, &b, &[occ(&b, T0 + HOUR)]).await;
-    create(s, &series, &occs(&series, &[T0, T0 + 2 * HOUR, T0 + 3 * HOUR])).await;
+    create(
+        s,
+        &series,
+        &occs(&series, &[T0, T0 + 2 * HOUR, T0 + 3 * HOUR]),
+    )
+    .await;
     complete_due(s, 1, T0 + 3 * HOUR).await;
     let p = s.purge(now, &cutoffs(now, true)).await.expect("purge");
     assert_eq!(p.occurrences_done, 5);
@@ -216,7 +224,11 @@ async fn archived_rows_expire_after_archive_for(s: &dyn Store) {
         (1, 1)
     );
     assert!(archived(s, ArchiveFilter::default()).await.is_empty());
-    assert!(s.archived_attempts(&[o.id]).await.expect("attempts").is_empty());
+    assert!(s
+        .archived_attempts(&[o.id])
+        .await
+        .expect("attempts")
+        .is_empty());
     assert!(s.get_archived_event(e.id).await.expect("get").is_none());
 }
 
