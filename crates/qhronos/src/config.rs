@@ -220,7 +220,7 @@ impl Default for RetentionConfig {
 /// Scheduled online backups of the embedded store (`VACUUM INTO`, then `PRAGMA integrity_check`
 /// on the copy), rotated grandfather-father-son. Refused at start on PostgreSQL: use `pg_dump`
 /// (docs/deployment.md).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackupConfig {
     /// How often a backup is taken. Empty (the default): no scheduled backups.
@@ -230,16 +230,6 @@ pub struct BackupConfig {
     /// Where scheduled backups go. Empty: `<data_dir>/backups` (where `POST /admin/backup`
     /// writes too; rotation only ever deletes scheduled ones).
     pub dir: Option<PathBuf>,
-}
-
-impl Default for BackupConfig {
-    fn default() -> Self {
-        BackupConfig {
-            every: None,
-            keep: BackupKeep::default(),
-            dir: None,
-        }
-    }
 }
 
 impl BackupConfig {

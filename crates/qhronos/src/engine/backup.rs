@@ -201,6 +201,9 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<BackupInfo>> {
     Ok(out)
 }
 
+/// The day, ISO week or month a backup time falls in (`None`: out of range).
+type Bucket<'a> = dyn Fn(Millis) -> Option<(i16, i16, i16)> + 'a;
+
 /// Which of these backup times (ms, newest first) grandfather-father-son rotation keeps: the
 /// newest of each of the `daily` latest days that have one, of each of the `weekly` latest ISO
 /// weeks, of each of the `monthly` latest months (UTC); and always the newest.
@@ -222,7 +225,7 @@ pub fn kept(times: &[Millis], keep: BackupKeep) -> Vec<bool> {
         })
     };
     let month = |t: Millis| date(t).map(|d| (d.year(), d.month() as i16, 0));
-    let rules: [(u32, &dyn Fn(Millis) -> Option<(i16, i16, i16)>); 3] = [
+    let rules: [(u32, &Bucket<'_>); 3] = [
         (keep.daily, &day),
         (keep.weekly, &week),
         (keep.monthly, &month),
