@@ -178,6 +178,30 @@ impl Client {
         }
     }
 
+    /// GETs `url` and writes the answer's body, as it arrives, to `out`; the bytes written.
+    /// A non-2xx answer is a [`Failure`] (and nothing is written).
+    pub async fn download(&self, url: url::Url, out: &mut dyn std::io::Write) -> Result<u64> {
+        let mut req = self.http.get(url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let mut resp = req.send().await.map_err(|e| self.transport(e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.map_err(|e| self.transport(e))?;
+            return Err(self.refused(status, &text));
+        }
+        let mut n = 0u64;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport(e))? {
+            out.write_all(&chunk).map_err(|e| Failure {
+                code: exit::USAGE,
+                message: format!("cannot write the download: {e}"),
+            })?;
+            n += chunk.len() as u64;
+        }
+        Ok(n)
+    }
+
     /// A failure before any HTTP answer.
     fn transport(&self, e: reqwest::Error) -> Failure {
         if e.is_connect() || e.is_timeout() {

@@ -3,6 +3,7 @@
 //! It only speaks HTTP (see docs/api.md); it does not link the service. Exit codes are in
 //! [`client::exit`] and docs/cli.md.
 
+mod archive;
 mod client;
 mod output;
 
@@ -61,6 +62,12 @@ enum Command {
     /// Serve Qhronos's MCP tools over stdio (for desktop agents that start local tool
     /// servers), calling the qhronosd at --url with --token. The same tools as `/mcp`.
     Mcp,
+    /// Read and export what retention archived.
+    #[command(subcommand)]
+    Archive(archive::ArchiveCmd),
+    /// Operator views: the backups.
+    #[command(subcommand)]
+    Admin(archive::AdminCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -577,6 +584,8 @@ async fn run(cli: Cli) -> Result<String> {
             Ok(show(&v, &output::status))
         }
         Command::Mcp => mcp(&cli).await,
+        Command::Archive(cmd) => archive::archive(&client, cmd, &show).await,
+        Command::Admin(cmd) => archive::admin(&client, cmd, &show).await,
     }
 }
 

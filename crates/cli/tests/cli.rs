@@ -760,3 +760,78 @@ fn mcp_over_stdio_schedules_and_lists_with_the_token() {
     let status = child.wait().expect("exits");
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn archive_and_backups() {
+    // Retention every 100 ms with no grace: a cancelled occurrence is archived at once.
+    let s = Server::start_with(|c| {
+        c.retention.interval = qhronos::domain::duration::Dur::from_millis(100);
+        c.retention.completed = qhronos::domain::duration::Dur::from_millis(1);
+    });
+    let at = in_half_an_hour();
+    let ev = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "events",
+            "create",
+            "--name",
+            "archived",
+            "--at",
+            &at,
+            "--webhook",
+            "http://127.0.0.1:9/a",
+            "--tag",
+            "ops",
+        ],
+    )
+    .json();
+    let id = ev["id"].as_str().unwrap().to_string();
+    // Pausing cancels the planned occurrence: finished work for retention.
+    ok(&mut s.cli(), &["events", "pause", &id]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let listed = loop {
+        let v = ok(
+            &mut s.cli(),
+            &["--json", "archive", "occurrences", "--event", &id, "--all"],
+        )
+        .json();
+        if !v["data"].as_array().unwrap().is_empty() {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing archived: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(listed["data"][0]["status"], "cancelled");
+    let table = ok(&mut s.cli(), &["archive", "occurrences", "--tag", "ops"]);
+    assert!(table.stdout.contains("cancelled"), "{}", table.stdout);
+    let e = ok(&mut s.cli(), &["archive", "event", &id]);
+    assert!(e.stdout.contains("archived"), "{}", e.stdout);
+    assert!(e.stdout.contains("occurrences"), "{}", e.stdout);
+    let missing = run(
+        &mut s.cli(),
+        &["archive", "event", "0190f0f0-0000-7000-8000-000000000000"],
+    );
+    assert_eq!(missing.code, 3, "{}", missing.stderr);
+
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("a.jsonl.gz");
+    let out = out.to_str().unwrap();
+    let o = ok(&mut s.cli(), &["archive", "export", "--out", out]);
+    assert!(o.stdout.contains("wrote"), "{}", o.stdout);
+    let bytes = std::fs::read(out).expect("file");
+    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "a gzip file");
+    // It never overwrites.
+    assert_eq!(
+        run(&mut s.cli(), &["archive", "export", "--out", out]).code,
+        1
+    );
+
+    let b = ok(&mut s.cli(), &["--json", "admin", "backups"]).json();
+    assert_eq!(b["data"], serde_json::json!([]), "{b}");
+    let t = ok(&mut s.cli(), &["admin", "backups"]);
+    assert!(t.stdout.contains("INTEGRITY"), "{}", t.stdout);
+}

@@ -38,6 +38,8 @@ pub struct Config {
     pub retry: RetryDefaults,
     pub misfire: MisfireDefaults,
     pub retention: RetentionConfig,
+    /// Scheduled online backups (embedded store only).
+    pub backup: BackupConfig,
     pub metrics: MetricsConfig,
     pub websocket: WebsocketConfig,
     pub pull: PullConfig,
@@ -194,6 +196,11 @@ pub struct RetentionConfig {
     pub interval: Dur,
     /// Rows deleted per statement.
     pub batch: i64,
+    /// Copy what a pass removes into the archive tables (`archived_events`,
+    /// `archived_occurrences`, `archived_attempts`) in the same transaction as the delete.
+    pub archive: bool,
+    /// How long archived rows are kept, counted from when they were archived; then deleted.
+    pub archive_for: Dur,
 }
 
 impl Default for RetentionConfig {
@@ -204,6 +211,51 @@ impl Default for RetentionConfig {
             events: Dur::from_secs(30 * 86_400),
             interval: Dur::from_secs(60),
             batch: 500,
+            archive: true,
+            archive_for: Dur::from_secs(400 * 86_400),
+        }
+    }
+}
+
+/// Scheduled online backups of the embedded store (`VACUUM INTO`, then `PRAGMA integrity_check`
+/// on the copy), rotated grandfather-father-son. Refused at start on PostgreSQL: use `pg_dump`
+/// (docs/deployment.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// How often a backup is taken. Empty (the default): no scheduled backups.
+    pub every: Option<Dur>,
+    /// How many scheduled backups rotation keeps.
+    pub keep: BackupKeep,
+    /// Where scheduled backups go. Empty: `<data_dir>/backups` (where `POST /admin/backup`
+    /// writes too; rotation only ever deletes scheduled ones).
+    pub dir: Option<PathBuf>,
+}
+
+impl BackupConfig {
+    /// The backup directory for a data dir.
+    pub fn dir_in(&self, data_dir: &Path) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| data_dir.join("backups"))
+    }
+}
+
+/// Grandfather-father-son rotation: the newest backup of each of the last `daily` days, of
+/// each of the last `weekly` ISO weeks and of each of the last `monthly` months (UTC) is kept,
+/// and the newest backup always is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupKeep {
+    pub daily: u32,
+    pub weekly: u32,
+    pub monthly: u32,
+}
+
+impl Default for BackupKeep {
+    fn default() -> Self {
+        BackupKeep {
+            daily: 7,
+            weekly: 4,
+            monthly: 6,
         }
     }
 }
@@ -354,6 +406,7 @@ impl Default for Config {
             retry: RetryDefaults::default(),
             misfire: MisfireDefaults::default(),
             retention: RetentionConfig::default(),
+            backup: BackupConfig::default(),
             metrics: MetricsConfig::default(),
             websocket: WebsocketConfig::default(),
             pull: PullConfig::default(),
@@ -499,6 +552,16 @@ impl Config {
         }
         if self.retention.batch <= 0 {
             return bad("retention.batch must be at least 1");
+        }
+        if self.retention.archive_for.0.is_zero() {
+            return bad("retention.archive_for must be above 0 (turn the archive off with retention.archive: false)");
+        }
+        if self
+            .backup
+            .every
+            .is_some_and(|d| d.0 < std::time::Duration::from_millis(100))
+        {
+            return bad("backup.every must be at least 100ms (e.g. 24h)");
         }
         if self.engine.claim_batch <= 0 {
             return bad("engine.claim_batch must be at least 1");

@@ -70,6 +70,10 @@ pub struct Metrics {
     pub expander_lag: Gauge<f64, AtomicU64>,
     pub db_pool: Family<PoolLabels, Gauge>,
     pub retention_removed: Family<StatusLabel, Counter>,
+    /// Scheduled backups that failed (written, checked or rotated).
+    pub backup_failures: Counter,
+    /// When the last scheduled backup succeeded (seconds since the epoch; 0: none yet).
+    pub backup_last_success: Gauge<f64, AtomicU64>,
     /// Moving average of fire lateness in microseconds (for `/status`).
     pub fire_lag_avg_us: AtomicU64,
     /// `metrics.enabled`: when false nothing is recorded and `/metrics` answers 404.
@@ -100,6 +104,8 @@ impl Metrics {
             expander_lag: Gauge::default(),
             db_pool: Family::default(),
             retention_removed: Family::default(),
+            backup_failures: Counter::default(),
+            backup_last_success: Gauge::default(),
             fire_lag_avg_us: AtomicU64::new(0),
             enabled: true,
             store_gauges: Default::default(),
@@ -164,6 +170,16 @@ impl Metrics {
             "qhronos_retention_removed",
             "Rows removed by retention, by kind",
             m.retention_removed.clone(),
+        );
+        r.register(
+            "qhronos_backup_failures",
+            "Scheduled backups that failed (writing, integrity check or rotation)",
+            m.backup_failures.clone(),
+        );
+        r.register(
+            "qhronos_backup_last_success_timestamp_seconds",
+            "When the last scheduled backup succeeded (0: none yet)",
+            m.backup_last_success.clone(),
         );
         Metrics { registry: r, ..m }
     }

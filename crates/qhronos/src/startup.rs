@@ -65,6 +65,17 @@ pub fn describe_store(config: &Config) -> String {
     }
 }
 
+/// Scheduled backups copy the embedded file: refused on any other store, with where to look.
+pub fn check_backup_supported(kind: &str) -> anyhow::Result<()> {
+    if kind != "sqlite" {
+        anyhow::bail!(
+            "backup.every: scheduled backups are for the embedded SQLite store; this one is {kind}: \
+             remove the backup section and back PostgreSQL up with pg_dump (see docs/deployment.md, \"Backups\")"
+        );
+    }
+    Ok(())
+}
+
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let store = open_store(&config).await?;
@@ -144,6 +155,16 @@ impl Application {
         engine
             .tasks
             .push(tokio::spawn(retention.clone().run(config.engine.lease)));
+        if config.backup.every.is_some() {
+            check_backup_supported(store.kind())?;
+            let backups = crate::engine::backup::Backups {
+                store: store.clone(),
+                config: config.backup.clone(),
+                dir: config.backup.dir_in(&config.data_dir),
+                metrics: metrics.clone(),
+            };
+            engine.tasks.push(tokio::spawn(backups.run()));
+        }
         engine.tasks.push(tokio::spawn(expire_claims(
             store.clone(),
             config.pull.sweep_interval.0,

@@ -2,8 +2,12 @@
 //! the server at `POSTGRES_TEST_URL`. See tests/api/helpers.rs for the backend choice and for
 //! what happens when no server is reachable. The multi-node tests live here only.
 
+#[path = "api/archive.rs"]
+mod archive;
 #[path = "api/authz.rs"]
 mod authz;
+#[path = "api/backups.rs"]
+mod backups;
 #[path = "api/channels.rs"]
 mod channels;
 #[path = "api/cli.rs"]

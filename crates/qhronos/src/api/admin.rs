@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -12,7 +12,9 @@ use crate::domain::now_ms;
 use crate::error::ApiError;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/admin/backup", post(backup))
+    Router::new()
+        .route("/admin/backup", post(backup))
+        .route("/admin/backups", get(list_backups))
 }
 
 /// Backup
@@ -69,4 +71,47 @@ pub(super) async fn backup(
         StatusCode::CREATED,
         Json(json!({ "path": shown, "bytes": bytes, "took_ms": now_ms() - started })),
     ))
+}
+
+/// The backups in the backup folder.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct BackupList {
+    /// The folder (`backup.dir`, or `<data_dir>/backups`), absolute.
+    pub dir: String,
+    /// Newest first.
+    pub data: Vec<crate::engine::backup::BackupInfo>,
+}
+
+/// List backups
+///
+/// The backups in the backup folder (`backup.dir`, default `<data_dir>/backups`), newest first:
+/// scheduled ones (`backup.every`, rotated by `backup.keep`) with the `PRAGMA integrity_check`
+/// result recorded after each was written, and those of `POST /admin/backup` (not checked:
+/// `integrity` is `null`). Only the master token or an admin token without a scope.
+#[utoipa::path(
+    get,
+    path = "/admin/backups",
+    tag = "system",
+    responses(
+        (status = 200, description = "The backups, newest first", body = BackupList),
+        (status = 403, response = super::openapi::Forbidden),
+    ),
+)]
+pub(super) async fn list_backups(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<BackupList>, ApiError> {
+    if caller.principal.scope().is_some() {
+        return Err(ApiError::Forbidden(
+            "backups hold every tenant's events: only the master token or an admin token without a scope may list them".into(),
+        ));
+    }
+    let dir = st.config.backup.dir_in(&st.config.data_dir);
+    let data = crate::engine::backup::list(&dir)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot read {}: {e}", dir.display())))?;
+    let dir = std::path::absolute(&dir)
+        .unwrap_or(dir)
+        .display()
+        .to_string();
+    Ok(Json(BackupList { dir, data }))
 }

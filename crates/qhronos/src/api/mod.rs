@@ -2,6 +2,7 @@
 //! limiting, permissions) — see `auth::gate`.
 
 pub mod admin;
+pub mod archive;
 pub mod audit;
 pub mod docs;
 pub mod event_io;
@@ -170,6 +171,7 @@ pub fn router(state: AppState, g: Gate) -> std::sync::Arc<Router> {
         .merge(ws::router())
         .merge(audit::router())
         .merge(admin::router())
+        .merge(archive::router())
         .merge(openapi::router())
         .merge(docs::router())
         .merge(mcp::router(late.clone()))

@@ -102,6 +102,10 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         super::system::status,
         super::system::metrics,
         super::admin::backup,
+        super::admin::list_backups,
+        super::archive::list_archived_occurrences,
+        super::archive::get_archived_event,
+        super::archive::export_archive,
         openapi_json,
         super::docs::docs_page,
         super::mcp::mcp_doc,
@@ -120,6 +124,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         (name = "tokens", description = "Issued tokens (JWT) with roles and tag scopes"),
         (name = "audit", description = "The audit log"),
         (name = "mcp", description = "The Model Context Protocol for AI agents (docs/mcp.md)"),
+        (name = "archive", description = "What retention moved out of the hot tables (retention.archive)"),
         (name = "system", description = "Health, status and this document (no authentication)"),
     ),
 )]
@@ -445,6 +450,10 @@ pub struct RetentionRemoved {
     pub occurrences_done: u64,
     pub occurrences_failed: u64,
     pub events: u64,
+    /// Archived occurrences deleted after `retention.archive_for`.
+    pub archive_occurrences_expired: u64,
+    /// Archived events deleted after `retention.archive_for`.
+    pub archive_events_expired: u64,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -49,6 +49,10 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("POST", "/admin/backup", Need::Admin),
     // MCP: any valid token; each tool's REST call then needs what its route needs.
     ("POST", "/mcp", Need::Read),
+    ("GET", "/admin/backups", Need::Admin),
+    ("GET", "/archive/occurrences", Need::Read),
+    ("GET", "/archive/events/{id}", Need::Read),
+    ("GET", "/archive/export", Need::Admin),
 ];
 
 /// True when the table lists the route with some method.

@@ -13,14 +13,17 @@
 //!   newer one.
 //! - The writer (private) records outcomes in batches, one transaction per batch, retrying
 //!   until they are stored.
-//! - [`retention`] deletes finished rows past their configured age (started by `startup`, not
-//!   by [`start`]).
+//! - [`retention`] deletes finished rows past their configured age, archiving them first (started
+//!   by `startup`, not by [`start`]).
+//! - [`backup`] takes scheduled online backups of the embedded store and rotates them (started
+//!   by `startup` when `backup.every` is set).
 //!
 //! Delivery is at least once: a node that dies before its outcome is written loses its claims
 //! when their leases expire, and another node delivers those occurrences again.
 
 #![warn(missing_docs)]
 
+pub mod backup;
 pub mod dispatcher;
 pub mod expander;
 pub mod lease;

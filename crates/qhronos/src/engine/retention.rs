@@ -4,7 +4,9 @@
 //! Ages count from a row's last change: `retention.completed` for completed, missed and
 //! cancelled occurrences, `retention.failed` for dead letters, `retention.events` for inactive
 //! or deleted events (never one that still has a pending, scheduled, dispatched, failed or
-//! future occurrence: an event stays as long as its dead letters do). One node runs the passes at a time (the `retention` upkeep lease); the
+//! future occurrence: an event stays as long as its dead letters do). With `retention.archive`
+//! (the default) every removed row is copied into the archive tables in the same transaction,
+//! and archived rows older than `retention.archive_for` are then deleted. One node runs the passes at a time (the `retention` upkeep lease); the
 //! first pass comes one `retention.interval` after start.
 
 use std::sync::{Arc, Mutex};
@@ -50,12 +52,16 @@ impl Retention {
             failed_before: now - c.failed.as_millis(),
             events_before: now - c.events.as_millis(),
             batch: c.batch,
+            archive: c.archive,
+            archive_before: now - c.archive_for.as_millis(),
         };
         let removed = self.store.purge(now, &cut).await?;
         for (kind, n) in [
             ("done", removed.occurrences_done),
             ("failed", removed.occurrences_failed),
             ("events", removed.events),
+            ("archive_occurrences", removed.archive_occurrences_expired),
+            ("archive_events", removed.archive_events_expired),
         ] {
             self.metrics
                 .retention_removed

@@ -4,7 +4,7 @@
 //! Layout (see docs/design.md, "The store"):
 //! - one small trait per concern — [`EventStore`], [`OccurrenceStore`], [`ClaimStore`],
 //!   [`QueueStore`], [`TokenStore`], [`AuditStore`], [`SettingsStore`], [`NodeStore`],
-//!   [`OpsStore`] — each in its own file with its types, and [`Store`], all of them, which is
+//!   [`OpsStore`], [`ArchiveStore`] — each in its own file with its types, and [`Store`], all of them, which is
 //!   what the service holds (`Arc<dyn Store>`);
 //! - each trait is implemented once, for every [`Backend`], by logic written once and generic
 //!   over the backend's SQL [`Dialect`](sql::Dialect) (`sql/`: what SQLite and PostgreSQL
@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod archive;
 pub mod audit;
 mod backend;
 pub mod claims;
@@ -31,6 +32,7 @@ pub mod tokens;
 
 use std::sync::Arc;
 
+pub use archive::{ArchiveFilter, ArchiveStore, ArchiveSummary, ArchivedEvent, ArchivedOccurrence};
 pub use audit::{AuditEntry, AuditFilter, AuditStore};
 pub use backend::Backend;
 pub use claims::{ClaimDue, ClaimStore, Claimed, Next, Outcome};
@@ -80,6 +82,7 @@ pub trait Store:
     + SettingsStore
     + NodeStore
     + OpsStore
+    + ArchiveStore
 {
 }
 
@@ -93,6 +96,7 @@ impl<T> Store for T where
         + SettingsStore
         + NodeStore
         + OpsStore
+        + ArchiveStore
 {
 }
 

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use super::archive;
 use super::sql::rows::RowExt;
 use super::sql::{fetch_one, query, Dialect, Push};
 use super::{Backend, Result};
@@ -16,6 +17,10 @@ pub struct Purged {
     pub occurrences_failed: u64,
     /// Finished or deleted events with nothing left.
     pub events: u64,
+    /// Archived occurrences (with their attempts) older than `retention.archive_for`, deleted.
+    pub archive_occurrences_expired: u64,
+    /// Archived events older than `retention.archive_for` with no archived occurrence left.
+    pub archive_events_expired: u64,
 }
 
 /// Cut-offs of a retention pass: rows last changed before these times go.
@@ -29,6 +34,10 @@ pub struct PurgeCutoffs {
     pub events_before: Millis,
     /// Rows deleted per statement, so that no transaction holds the writer for long.
     pub batch: i64,
+    /// Copy what is deleted into the archive tables, in the deleting transaction.
+    pub archive: bool,
+    /// Archived rows archived before this go for good.
+    pub archive_before: Millis,
 }
 
 /// Figures read at scrape time.
@@ -73,25 +82,14 @@ pub trait OpsStore: Send + Sync + 'static {
     /// One retention pass: deletes, in batches (each its own short transaction), finished
     /// occurrences and events older than the cut-offs. Never an event with a pending, scheduled
     /// or future occurrence, a dead letter (a failed occurrence, kept for `retention.failed`)
-    /// or a next instance; never a pending, scheduled or dispatched occurrence.
+    /// or a next instance; never a pending, scheduled or dispatched occurrence. With
+    /// `archive`, every deleted row (occurrences, their attempts, events) is first copied to
+    /// the archive in the same transaction (see [`ArchiveStore`](super::ArchiveStore)); then
+    /// archived rows archived before `archive_before` are deleted.
     async fn purge(&self, now: Millis, c: &PurgeCutoffs) -> Result<Purged>;
     /// Writes a consistent copy of the database to `path` while the service runs, readable by
     /// its owner only (`Invalid` where the database has its own tools: PostgreSQL).
     async fn backup_to(&self, path: &std::path::Path) -> Result<()>;
-}
-
-/// Deletes up to `batch` occurrences in `statuses` last changed before `before`.
-fn delete_occurrences<D: Dialect>(
-    statuses: &str,
-    before: Millis,
-    batch: i64,
-) -> sqlx::QueryBuilder<D> {
-    let mut q = query::<D>(format!(
-        "DELETE FROM occurrences WHERE id IN (SELECT id FROM occurrences WHERE status IN ({statuses}) \
-         AND updated_at < "
-    ));
-    q.val(before).push(" LIMIT ").val(batch).push(")");
-    q
 }
 
 #[async_trait]
@@ -153,17 +151,43 @@ impl<B: Backend> OpsStore for B {
     async fn purge(&self, now: Millis, c: &PurgeCutoffs) -> Result<Purged> {
         type D<B> = <B as Backend>::D;
         let mut out = Purged::default();
-        // Each statement is its own short transaction: the engine's writes interleave.
+        // Each batch is its own short transaction (select, archive, delete), so the engine's
+        // writes interleave and a row is always in exactly one place: hot or archived.
         for (done, statuses, before) in [
             (true, "'completed', 'missed', 'cancelled'", c.done_before),
             (false, "'failed'", c.failed_before),
         ] {
             loop {
-                let q = delete_occurrences::<D<B>>(statuses, before, c.batch);
-                let n = {
-                    let mut w = self.writes().acquire().await?;
-                    D::<B>::exec(q, &mut w).await?
-                };
+                let mut q = query::<D<B>>(format!(
+                    "SELECT id, event_id FROM occurrences WHERE status IN ({statuses}) AND updated_at < "
+                ));
+                q.val(before)
+                    .push(" LIMIT ")
+                    .val(c.batch)
+                    .push(D::<B>::skip_locked("occurrences"));
+                let mut tx = self.writes().begin().await?;
+                let rows = D::<B>::fetch(q, &mut tx).await?;
+                let mut ids = Vec::with_capacity(rows.len());
+                let mut events: Vec<String> = Vec::new();
+                for r in &rows {
+                    ids.push(r.text("id")?);
+                    let e = r.text("event_id")?;
+                    if !events.contains(&e) {
+                        events.push(e);
+                    }
+                }
+                let n = ids.len() as u64;
+                if n > 0 {
+                    if c.archive {
+                        archive::archive_events::<D<B>>(&mut tx, events, now, false).await?;
+                        archive::archive_occurrences::<D<B>>(&mut tx, "id", ids.clone(), now)
+                            .await?;
+                    }
+                    let mut q = query::<D<B>>("DELETE FROM occurrences WHERE ");
+                    D::<B>::push_in(&mut q, "id", ids);
+                    D::<B>::exec(q, &mut tx).await?;
+                    tx.commit().await?;
+                }
                 if done {
                     out.occurrences_done += n;
                 } else {
@@ -177,11 +201,11 @@ impl<B: Backend> OpsStore for B {
         }
         // An event stays while it has a dead letter: the failed pass above removed the expired
         // ones, so what is left is younger than `retention.failed` (which may outlast
-        // `retention.events`) and must keep its event.
+        // `retention.events`) and must keep its event. Its remaining finished occurrences
+        // (younger than `retention.completed`) go with it, into the archive too.
         loop {
             let mut q = query::<D<B>>(
-                "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.status IN ('inactive', 'deleted') \
-                 AND e.updated_at < ",
+                "SELECT e.id FROM events e WHERE e.status IN ('inactive', 'deleted') AND e.updated_at < ",
             );
             q.val(c.events_before)
                 .push(
@@ -192,17 +216,34 @@ impl<B: Backend> OpsStore for B {
                 .val(now)
                 .push(")) LIMIT ")
                 .val(c.batch)
-                .push(")");
-            let n = {
-                let mut w = self.writes().acquire().await?;
-                D::<B>::exec(q, &mut w).await?
-            };
+                .push(D::<B>::skip_locked("e"));
+            let mut tx = self.writes().begin().await?;
+            let ids = D::<B>::fetch(q, &mut tx)
+                .await?
+                .iter()
+                .map(|r| r.text("id"))
+                .collect::<Result<Vec<_>>>()?;
+            let n = ids.len() as u64;
+            if n > 0 {
+                if c.archive {
+                    archive::archive_events::<D<B>>(&mut tx, ids.clone(), now, true).await?;
+                    archive::archive_occurrences::<D<B>>(&mut tx, "event_id", ids.clone(), now)
+                        .await?;
+                }
+                let mut q = query::<D<B>>("DELETE FROM events WHERE ");
+                D::<B>::push_in(&mut q, "id", ids);
+                D::<B>::exec(q, &mut tx).await?;
+                tx.commit().await?;
+            }
             out.events += n;
             if n < c.batch as u64 {
                 break;
             }
             tokio::task::yield_now().await;
         }
+        let (occs, events) = archive::expire(self, c.archive_before, c.batch).await?;
+        out.archive_occurrences_expired = occs;
+        out.archive_events_expired = events;
         Ok(out)
     }
 

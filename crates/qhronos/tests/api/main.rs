@@ -1,6 +1,8 @@
 //! Black-box integration tests: the real server, a real receiver, a temporary database each.
 
+mod archive;
 mod authz;
+mod backups;
 mod channels;
 mod cli;
 mod defaults;

@@ -15,6 +15,7 @@
 mod backend;
 mod fixtures;
 
+mod archive;
 mod audit;
 mod claims;
 mod events;

@@ -17,6 +17,9 @@ async fn purge_removes_old_finished_work_and_nothing_still_to_do(s: &dyn Store) 
         events_before: now - DAY,
         // Small batches, so that a pass takes several statements.
         batch: 2,
+        // What is archived is archive.rs's subject.
+        archive: false,
+        archive_before: now - 400 * DAY,
     };
     // Old finished one-time events: a completed one, and a dead letter past its cut-off.
     let done = one_time(T0);
@@ -133,6 +136,7 @@ async fn purge_removes_old_finished_work_and_nothing_still_to_do(s: &dyn Store) 
             occurrences_done: 3,
             occurrences_failed: 1,
             events: 2,
+            ..Purged::default()
         }
     );
     // Gone with their occurrences: the old finished events.

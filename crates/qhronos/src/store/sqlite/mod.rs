@@ -181,3 +181,19 @@ impl Backend for SqliteStore {
         Ok(())
     }
 }
+
+/// `PRAGMA integrity_check` of the SQLite file at `path` (a backup), opened read-only: `"ok"`,
+/// or the problems it lists, joined by `"; "`.
+pub async fn integrity_check(path: &std::path::Path) -> Result<String> {
+    use sqlx::Connection;
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .create_if_missing(false);
+    let mut c = SqliteConnection::connect_with(&opts).await?;
+    let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_all(&mut c)
+        .await?;
+    c.close().await?;
+    Ok(rows.join("; "))
+}
