@@ -42,6 +42,23 @@ pub struct Config {
     pub websocket: WebsocketConfig,
     pub pull: PullConfig,
     pub smtp: SmtpConfig,
+    pub workflows: WorkflowsConfig,
+}
+
+/// Workflows (`/workflows`: "when X finishes, do Y").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowsConfig {
+    /// The longest chain of follow-ups (a follow-up of a follow-up …): the one that would be
+    /// deeper is recorded as `missed` with the reason, so a loop the save-time check could not
+    /// see ends.
+    pub max_depth: u32,
+}
+
+impl Default for WorkflowsConfig {
+    fn default() -> Self {
+        WorkflowsConfig { max_depth: 8 }
+    }
 }
 
 /// The WebSocket channel (`GET /ws`).
@@ -358,6 +375,7 @@ impl Default for Config {
             websocket: WebsocketConfig::default(),
             pull: PullConfig::default(),
             smtp: SmtpConfig::default(),
+            workflows: WorkflowsConfig::default(),
         }
     }
 }
@@ -499,6 +517,9 @@ impl Config {
         }
         if self.retention.batch <= 0 {
             return bad("retention.batch must be at least 1");
+        }
+        if self.workflows.max_depth == 0 {
+            return bad("workflows.max_depth must be at least 1");
         }
         if self.engine.claim_batch <= 0 {
             return bad("engine.claim_batch must be at least 1");

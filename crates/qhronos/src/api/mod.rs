@@ -15,6 +15,7 @@ pub mod schedules;
 pub mod secrets;
 pub mod system;
 pub mod tokens;
+pub mod workflows;
 pub mod ws;
 
 use std::sync::Arc;
@@ -166,6 +167,7 @@ pub fn router(state: AppState, g: Gate) -> Router {
         .merge(ws::router())
         .merge(audit::router())
         .merge(admin::router())
+        .merge(workflows::router())
         .merge(openapi::router())
         .merge(docs::router())
         .fallback(no_route)

@@ -47,6 +47,11 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("DELETE", "/tokens/{jti}", Need::Admin),
     ("GET", "/audit", Need::Admin),
     ("POST", "/admin/backup", Need::Admin),
+    ("POST", "/workflows", Need::Write),
+    ("GET", "/workflows", Need::Read),
+    ("GET", "/workflows/{id}", Need::Read),
+    ("PUT", "/workflows/{id}", Need::Write),
+    ("DELETE", "/workflows/{id}", Need::Write),
 ];
 
 /// True when the table lists the route with some method.

@@ -405,9 +405,11 @@ pub(super) async fn write_follow_ups<D: Dialect>(
             continue;
         };
         for w in &workflows {
-            let in_scope = w.scope.as_ref().is_none_or(|s| {
-                !event.tags.is_empty() && event.tags.iter().all(|t| s.contains(t))
-            });
+            // Seen by the workflow's creator (`Principal::can_see`): a tag in its scope.
+            let in_scope = w
+                .scope
+                .as_ref()
+                .is_none_or(|s| event.tags.iter().any(|t| s.contains(t)));
             if in_scope && w.when.matches(event, state) {
                 matches.push((w, cause, event));
             }
