@@ -85,8 +85,13 @@ impl Vars {
             },
             "metadata": event.metadata,
         });
-        if let (Some(cause), Some(o)) = (cause, ctx.as_object_mut()) {
-            o.insert("cause".into(), cause.clone());
+        // Without a cause (not a follow-up, or the check at save) its parts are empty, so that
+        // `{{ cause.event.name }}` renders as nothing instead of failing.
+        let cause = cause.cloned().unwrap_or_else(|| {
+            json!({"event": {}, "occurrence": {}, "attempt": {}, "metadata": {}, "workflow": {}})
+        });
+        if let Some(o) = ctx.as_object_mut() {
+            o.insert("cause".into(), cause);
         }
         Vars {
             ctx: minijinja::Value::from(minijinja::value::Serde(ctx)),

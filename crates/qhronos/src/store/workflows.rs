@@ -501,7 +501,7 @@ pub(super) async fn write_follow_ups<D: Dialect>(
                 "metadata": event.metadata,
             },
             "occurrence": occ,
-            "attempt": last.get(&cause.occurrence_id).cloned().unwrap_or(Value::Null),
+            "attempt": last.get(&cause.occurrence_id).cloned().unwrap_or_else(|| json!({})),
             "metadata": event.metadata,
         });
         let depth = cause_depth + 1;
