@@ -181,9 +181,7 @@ async fn named_event(
 ) -> Result<crate::domain::event::Event, ApiError> {
     match st.visible_event(caller, raw).await {
         Ok(e) if e.status != EventStatus::Deleted => Ok(e),
-        Ok(_) | Err(ApiError::NotFound(_)) => {
-            Err(bad(format!("{field}: event '{raw}' not found")))
-        }
+        Ok(_) | Err(ApiError::NotFound(_)) => Err(bad(format!("{field}: event '{raw}' not found"))),
         Err(e) => Err(e),
     }
 }
@@ -213,32 +211,31 @@ async fn build(
         ));
     }
     let mut tags: Vec<String> = Vec::new();
-    let when = match (&input.when.event_id, &input.when.tags) {
-        (Some(raw), None) => {
-            let e = named_event(st, caller, "when.event_id", raw).await?;
-            tags.extend(e.tags.iter().cloned());
-            When {
-                event_id: Some(e.id),
-                tags: Vec::new(),
-                on,
+    let when =
+        match (&input.when.event_id, &input.when.tags) {
+            (Some(raw), None) => {
+                let e = named_event(st, caller, "when.event_id", raw).await?;
+                tags.extend(e.tags.iter().cloned());
+                When {
+                    event_id: Some(e.id),
+                    tags: Vec::new(),
+                    on,
+                }
             }
-        }
-        (None, Some(t)) if !t.is_empty() => {
-            let t = check_tags("when.tags", t)?;
-            let t = caller.principal.scoped_tags(t)?;
-            tags.extend(t.iter().cloned());
-            When {
-                event_id: None,
-                tags: t,
-                on,
+            (None, Some(t)) if !t.is_empty() => {
+                let t = check_tags("when.tags", t)?;
+                let t = caller.principal.scoped_tags(t)?;
+                tags.extend(t.iter().cloned());
+                When {
+                    event_id: None,
+                    tags: t,
+                    on,
+                }
             }
-        }
-        _ => {
-            return Err(bad(
+            _ => return Err(bad(
                 "when: give either event_id (one event) or tags (every event carrying all of them)",
-            ))
-        }
-    };
+            )),
+        };
     let delay_ms = match input.then.delay.as_deref() {
         None => 0,
         Some(s) => s
@@ -287,7 +284,11 @@ async fn build(
             }
             (Then::Create(Box::new(EventTemplate::of(&e))), Some(shown))
         }
-        _ => return Err(bad("then: give either trigger (an event id) or create (an event body)")),
+        _ => {
+            return Err(bad(
+                "then: give either trigger (an event id) or create (an event body)",
+            ))
+        }
     };
     let mut seen = Vec::new();
     tags.retain(|t| {
@@ -464,8 +465,11 @@ pub(super) async fn list_workflows(
     let after = p
         .get("cursor")
         .map(|c| {
-            Uuid::parse_str(c)
-                .map_err(|_| bad(format!("cursor: '{c}' is not a cursor from a previous page")))
+            Uuid::parse_str(c).map_err(|_| {
+                bad(format!(
+                    "cursor: '{c}' is not a cursor from a previous page"
+                ))
+            })
         })
         .transpose()?;
     let mut data: Vec<WorkflowOut> = Vec::new();

@@ -89,7 +89,7 @@ impl<T> Store for T where
         + SettingsStore
         + NodeStore
         + OpsStore
-    + WorkflowStore
+        + WorkflowStore
 {
 }
 

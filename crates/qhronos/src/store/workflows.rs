@@ -275,7 +275,10 @@ impl<B: Backend> WorkflowStore for B {
         let mut q = query::<B::D>(format!("SELECT {WF_COLS} FROM workflows WHERE id = "));
         q.val(id);
         let mut c = self.reads().acquire().await?;
-        fetch_one(q, &mut c).await?.map(|r| workflow_of(&r)).transpose()
+        fetch_one(q, &mut c)
+            .await?
+            .map(|r| workflow_of(&r))
+            .transpose()
     }
 
     async fn list_workflows(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<Workflow>> {
@@ -284,13 +287,21 @@ impl<B: Backend> WorkflowStore for B {
             .push(" ORDER BY id LIMIT ")
             .val(limit);
         let mut c = self.reads().acquire().await?;
-        B::D::fetch(q, &mut c).await?.iter().map(workflow_of).collect()
+        B::D::fetch(q, &mut c)
+            .await?
+            .iter()
+            .map(workflow_of)
+            .collect()
     }
 
     async fn all_workflows(&self) -> Result<Vec<Workflow>> {
         let q = query::<B::D>(format!("SELECT {WF_COLS} FROM workflows ORDER BY id"));
         let mut c = self.reads().acquire().await?;
-        B::D::fetch(q, &mut c).await?.iter().map(workflow_of).collect()
+        B::D::fetch(q, &mut c)
+            .await?
+            .iter()
+            .map(workflow_of)
+            .collect()
     }
 
     async fn update_workflow(&self, w: &Workflow) -> Result<bool> {
@@ -400,7 +411,8 @@ pub(super) async fn write_follow_ups<D: Dialect>(
     let events = events_by_id::<D>(c, causes.iter().map(|x| x.event_id)).await?;
     let mut matches: Vec<(&Workflow, &Cause, &Event)> = Vec::new();
     for cause in causes {
-        let (Some(event), Some(state)) = (events.get(&cause.event_id), CauseState::of(cause.status))
+        let (Some(event), Some(state)) =
+            (events.get(&cause.event_id), CauseState::of(cause.status))
         else {
             continue;
         };
@@ -509,8 +521,7 @@ pub(super) async fn write_follow_ups<D: Dialect>(
         let at = now + w.delay_ms;
         let target = match &w.then {
             Then::Trigger(id) => {
-                let mut q =
-                    query::<D>(format!("SELECT {EVENT_COLS} FROM events WHERE id = "));
+                let mut q = query::<D>(format!("SELECT {EVENT_COLS} FROM events WHERE id = "));
                 q.val(*id).push(" AND status != 'deleted'");
                 let Some(row) = fetch_one(q, c).await? else {
                     tracing::warn!(workflow = %w.id, event = %id, "workflow target event is gone; no follow-up");

@@ -75,13 +75,22 @@ async fn a_completed_occurrence_fires_its_follow_up_with_the_cause_rendered() {
         json!({"after": "nightly backup", "status": "completed", "code": "201", "x": "seven", "own": "report"})
     );
     // The cause lists what it caused; the follow-up names its cause.
-    let v = poll(&app, &format!("/occurrences/{cause}"), |v| v["caused"].is_array()).await;
+    let v = poll(&app, &format!("/occurrences/{cause}"), |v| {
+        v["caused"].is_array()
+    })
+    .await;
     let caused = v["caused"].as_array().expect("caused").clone();
     assert_eq!(caused.len(), 1, "{v}");
     let f = caused[0].as_str().expect("id");
-    let v = poll(&app, &format!("/occurrences/{f}"), |v| v["status"] == "completed").await;
+    let v = poll(&app, &format!("/occurrences/{f}"), |v| {
+        v["status"] == "completed"
+    })
+    .await;
     assert_eq!(v["event_id"], json!(b));
-    assert_eq!(v["caused_by"], json!({"workflow_id": w, "occurrence_id": cause}));
+    assert_eq!(
+        v["caused_by"],
+        json!({"workflow_id": w, "occurrence_id": cause})
+    );
     // Exactly one follow-up was delivered.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx_b.received().len(), 1);
@@ -139,7 +148,10 @@ async fn loops_are_refused_at_save_naming_the_cycle() {
         .await;
     assert_eq!(s, 400, "{v}");
     let msg = v["error"].as_str().expect("error");
-    assert!(msg.contains("loop") && msg.contains("b-then-a ⇒ a-then-b ⇒ b-then-a"), "{msg}");
+    assert!(
+        msg.contains("loop") && msg.contains("b-then-a ⇒ a-then-b ⇒ b-then-a"),
+        "{msg}"
+    );
     // Itself.
     let (s, v) = app
         .post("/workflows", json!({"name": "self", "when": {"event_id": a, "on": ["missed"]}, "then": {"trigger": a}}))
@@ -151,7 +163,13 @@ async fn loops_are_refused_at_save_naming_the_cycle() {
                "then": {"create": {"name": "again", "tags": ["t", "u"], "action": {"type": "webhook", "params": {"url": url}}}}}))
         .await;
     assert_eq!(s, 400, "{v}");
-    assert!(v["error"].as_str().unwrap_or_default().contains("tagged ⇒ tagged"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("tagged ⇒ tagged"),
+        "{v}"
+    );
     // A disabled one saves (it fires nothing); enabling it re-checks.
     let (s, v) = app
         .post("/workflows", json!({"name": "b-then-a", "when": {"event_id": b, "on": ["failed"]}, "then": {"trigger": a}, "enabled": false}))
@@ -164,17 +182,41 @@ async fn loops_are_refused_at_save_naming_the_cycle() {
     assert_eq!(s, 400, "{v}");
     // Bad bodies name the field.
     for (body, needle) in [
-        (json!({"name": "x", "when": {"event_id": a, "on": []}, "then": {"trigger": b}}), "when.on"),
-        (json!({"name": "x", "when": {"on": ["completed"]}, "then": {"trigger": b}}), "when:"),
-        (json!({"name": "x", "when": {"event_id": a, "on": ["completed"]}, "then": {}}), "then:"),
-        (json!({"name": "x", "when": {"event_id": a, "on": ["completed"]}, "then": {"trigger": b, "delay": "soon"}}), "then.delay"),
-        (json!({"name": "x", "when": {"event_id": a, "on": ["completed"]}, "then": {"trigger": "nope"}}), "then.trigger"),
-        (json!({"name": "x", "when": {"event_id": a, "on": ["completed"]}, "then": {"create": {"name": "s", "schedule": "FREQ=DAILY", "action": {"type": "webhook", "params": {"url": url}}}}}), "schedule"),
-        (json!({"name": "x", "when": {"event_id": a, "on": ["completed"]}, "then": {"create": {"name": "s"}}}), "then.create: action"),
+        (
+            json!({"name": "x", "when": {"event_id": a, "on": []}, "then": {"trigger": b}}),
+            "when.on",
+        ),
+        (
+            json!({"name": "x", "when": {"on": ["completed"]}, "then": {"trigger": b}}),
+            "when:",
+        ),
+        (
+            json!({"name": "x", "when": {"event_id": a, "on": ["completed"]}, "then": {}}),
+            "then:",
+        ),
+        (
+            json!({"name": "x", "when": {"event_id": a, "on": ["completed"]}, "then": {"trigger": b, "delay": "soon"}}),
+            "then.delay",
+        ),
+        (
+            json!({"name": "x", "when": {"event_id": a, "on": ["completed"]}, "then": {"trigger": "nope"}}),
+            "then.trigger",
+        ),
+        (
+            json!({"name": "x", "when": {"event_id": a, "on": ["completed"]}, "then": {"create": {"name": "s", "schedule": "FREQ=DAILY", "action": {"type": "webhook", "params": {"url": url}}}}}),
+            "schedule",
+        ),
+        (
+            json!({"name": "x", "when": {"event_id": a, "on": ["completed"]}, "then": {"create": {"name": "s"}}}),
+            "then.create: action",
+        ),
     ] {
         let (s, v) = app.post("/workflows", body).await;
         assert_eq!(s, 400, "{v}");
-        assert!(v["error"].as_str().unwrap_or_default().contains(needle), "{needle}: {v}");
+        assert!(
+            v["error"].as_str().unwrap_or_default().contains(needle),
+            "{needle}: {v}"
+        );
     }
 }
 
@@ -196,7 +238,11 @@ async fn a_loop_made_after_save_is_cut_at_the_depth_limit() {
     .await;
     // B gets the tag afterwards: A ⇒ B ⇒ A ⇒ B …, which no save saw.
     let (s, v) = app
-        .req("PUT", &format!("/events/{b}"), Some(json!({"tags": ["loop"]})))
+        .req(
+            "PUT",
+            &format!("/events/{b}"),
+            Some(json!({"tags": ["loop"]})),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     let (s, _) = app.post(&format!("/events/{a}/trigger"), json!({})).await;
@@ -205,7 +251,10 @@ async fn a_loop_made_after_save_is_cut_at_the_depth_limit() {
     let occs = app
         .wait_occurrences(&b, WAIT, |l| l.iter().any(|o| o["status"] == "missed"))
         .await;
-    let missed = occs.iter().find(|o| o["status"] == "missed").expect("missed");
+    let missed = occs
+        .iter()
+        .find(|o| o["status"] == "missed")
+        .expect("missed");
     let why = missed["last_error"].as_str().unwrap_or_default();
     assert!(why.contains("depth limit 2"), "{why}");
     assert_eq!(rx.wait_for(3, WAIT).await.len(), 3);
@@ -248,19 +297,30 @@ async fn workflows_are_scoped_audited_and_editable() {
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["tags"], json!(["team-a"]), "{v}");
     let id = v["id"].as_str().expect("id").to_string();
-    let (s, v) = app.req_as(Some(&tb), "GET", &format!("/workflows/{id}"), None).await;
+    let (s, v) = app
+        .req_as(Some(&tb), "GET", &format!("/workflows/{id}"), None)
+        .await;
     assert_eq!(s, 404, "{v}");
     let (_, v) = app.req_as(Some(&tb), "GET", "/workflows", None).await;
     assert_eq!(v["data"], json!([]));
     let (_, v) = app.req_as(Some(&ta), "GET", "/workflows", None).await;
     assert_eq!(v["data"].as_array().map(Vec::len), Some(1));
-    let (s, _) = app.req_as(Some(&tb), "DELETE", &format!("/workflows/{id}"), None).await;
+    let (s, _) = app
+        .req_as(Some(&tb), "DELETE", &format!("/workflows/{id}"), None)
+        .await;
     assert_eq!(s, 404);
 
     // Replace (disable), page, delete.
     let (s, v) = app
-        .req_as(Some(&ta), "PUT", &format!("/workflows/{id}"), Some(json!({"name": "team a (off)", "when": {"event_id": ea, "on": ["failed", "missed"]},
-                "then": {"trigger": ea, "delay": "90s"}, "enabled": false})))
+        .req_as(
+            Some(&ta),
+            "PUT",
+            &format!("/workflows/{id}"),
+            Some(
+                json!({"name": "team a (off)", "when": {"event_id": ea, "on": ["failed", "missed"]},
+                "then": {"trigger": ea, "delay": "90s"}, "enabled": false}),
+            ),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["enabled"], false);
@@ -273,10 +333,14 @@ async fn workflows_are_scoped_audited_and_editable() {
     let (_, v) = app.get("/workflows?limit=1").await;
     assert_eq!(v["data"][0]["id"], json!(id));
     let cursor = v["next_cursor"].as_str().expect("cursor").to_string();
-    let (_, v) = app.get(&format!("/workflows?limit=1&cursor={cursor}")).await;
+    let (_, v) = app
+        .get(&format!("/workflows?limit=1&cursor={cursor}"))
+        .await;
     assert_eq!(v["data"][0]["id"], json!(second));
     assert!(v["next_cursor"].is_null());
-    let (s, _) = app.req_as(Some(&ta), "DELETE", &format!("/workflows/{id}"), None).await;
+    let (s, _) = app
+        .req_as(Some(&ta), "DELETE", &format!("/workflows/{id}"), None)
+        .await;
     assert_eq!(s, 204);
     let (s, _) = app.get(&format!("/workflows/{id}")).await;
     assert_eq!(s, 404);
@@ -291,6 +355,11 @@ async fn workflows_are_scoped_audited_and_editable() {
         .collect();
     assert_eq!(
         actions,
-        ["workflow.delete", "workflow.create", "workflow.update", "workflow.create"]
+        [
+            "workflow.delete",
+            "workflow.create",
+            "workflow.update",
+            "workflow.create"
+        ]
     );
 }

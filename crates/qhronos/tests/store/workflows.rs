@@ -58,7 +58,13 @@ async fn follow_ups(s: &dyn Store, event_id: Uuid) -> Vec<qhronos::domain::occur
 async fn complete_one(s: &dyn Store, owner: &str, token: i64, now: i64) -> Uuid {
     let c = claim(s, Claim::at(owner, token, now)).await;
     assert_eq!(c.len(), 1, "one due occurrence");
-    record(s, owner, &[attempted(&c[0], 200, Next::Completed, now)], now).await;
+    record(
+        s,
+        owner,
+        &[attempted(&c[0], 200, Next::Completed, now)],
+        now,
+    )
+    .await;
     c[0].occ.id
 }
 
@@ -76,7 +82,11 @@ async fn workflows_read_back_as_saved(s: &dyn Store) {
     w.scope = Some(vec!["a".into(), "b".into()]);
     s.create_workflow(&w).await.expect("create");
     assert_eq!(s.get_workflow(w.id).await.expect("get"), Some(w.clone()));
-    let mut w2 = workflow(on_event(Uuid::now_v7(), &[CauseState::Completed]), w.then.clone(), 0);
+    let mut w2 = workflow(
+        on_event(Uuid::now_v7(), &[CauseState::Completed]),
+        w.then.clone(),
+        0,
+    );
     w2.enabled = false;
     s.create_workflow(&w2).await.expect("create");
     let page = s.list_workflows(None, 1).await.expect("list");
@@ -103,7 +113,11 @@ async fn a_completed_cause_gets_one_follow_up_with_its_snapshot(s: &dyn Store) {
     let b = one_time(T0 + DAY);
     create(s, &a, &[occ(&a, T0)]).await;
     create(s, &b, &[occ(&b, T0 + DAY)]).await;
-    let w = workflow(on_event(a.id, &[CauseState::Completed]), Then::Trigger(b.id), 30 * SEC);
+    let w = workflow(
+        on_event(a.id, &[CauseState::Completed]),
+        Then::Trigger(b.id),
+        30 * SEC,
+    );
     s.create_workflow(&w).await.expect("create");
 
     let c = claim(s, Claim::at("node-a", 1, T0)).await;
@@ -147,13 +161,34 @@ async fn a_fenced_out_outcome_writes_no_follow_up(s: &dyn Store) {
     // node-a stalls; node-b takes the row over after the lease.
     let new = claim(s, Claim::at("node-b", 2, T0 + 2 * SEC).taking_over()).await;
     assert_eq!(new.len(), 1);
-    record(s, "node-a", &[attempted(&old[0], 200, Next::Completed, T0)], T0 + 3 * SEC).await;
-    assert!(follow_ups(s, b.id).await.is_empty(), "the stale outcome caused a follow-up");
-    record(s, "node-b", &[attempted(&new[0], 500, Next::Failed, T0 + 3 * SEC)], T0 + 3 * SEC).await;
+    record(
+        s,
+        "node-a",
+        &[attempted(&old[0], 200, Next::Completed, T0)],
+        T0 + 3 * SEC,
+    )
+    .await;
+    assert!(
+        follow_ups(s, b.id).await.is_empty(),
+        "the stale outcome caused a follow-up"
+    );
+    record(
+        s,
+        "node-b",
+        &[attempted(&new[0], 500, Next::Failed, T0 + 3 * SEC)],
+        T0 + 3 * SEC,
+    )
+    .await;
     let f = follow_ups(s, b.id).await;
     assert_eq!(f.len(), 1);
-    assert_eq!(f[0].cause.as_ref().expect("cause")["occurrence"]["status"], "failed");
-    assert_eq!(f[0].cause.as_ref().expect("cause")["attempt"]["status_code"], 500);
+    assert_eq!(
+        f[0].cause.as_ref().expect("cause")["occurrence"]["status"],
+        "failed"
+    );
+    assert_eq!(
+        f[0].cause.as_ref().expect("cause")["attempt"]["status_code"],
+        500
+    );
 }
 
 /// States not in `on`, other events, events lacking a tag, disabled workflows and events outside
@@ -174,12 +209,27 @@ async fn only_matching_states_events_and_tags_cause_follow_ups(s: &dyn Store) {
         tags: t.iter().map(|x| x.to_string()).collect(),
         on: on.to_vec(),
     };
-    let hits = workflow(tags(&["ops", "db"], &[CauseState::Completed]), Then::Trigger(target.id), 0);
-    let wrong_state = workflow(tags(&["ops"], &[CauseState::Failed]), Then::Trigger(target.id), 0);
-    let mut disabled = workflow(tags(&["ops"], &[CauseState::Completed]), Then::Trigger(target.id), 0);
+    let hits = workflow(
+        tags(&["ops", "db"], &[CauseState::Completed]),
+        Then::Trigger(target.id),
+        0,
+    );
+    let wrong_state = workflow(
+        tags(&["ops"], &[CauseState::Failed]),
+        Then::Trigger(target.id),
+        0,
+    );
+    let mut disabled = workflow(
+        tags(&["ops"], &[CauseState::Completed]),
+        Then::Trigger(target.id),
+        0,
+    );
     disabled.enabled = false;
-    let mut out_of_scope =
-        workflow(tags(&["ops"], &[CauseState::Completed]), Then::Trigger(target.id), 0);
+    let mut out_of_scope = workflow(
+        tags(&["ops"], &[CauseState::Completed]),
+        Then::Trigger(target.id),
+        0,
+    );
     out_of_scope.scope = Some(vec!["elsewhere".into()]);
     for w in [&hits, &wrong_state, &disabled, &out_of_scope] {
         s.create_workflow(w).await.expect("create");
@@ -200,7 +250,11 @@ async fn only_matching_states_events_and_tags_cause_follow_ups(s: &dyn Store) {
         .collect();
     record(s, "node-a", &outs, T0 + SEC).await;
     let f = follow_ups(s, target.id).await;
-    assert_eq!(f.len(), 1, "only the tagged event through the matching workflow: {f:?}");
+    assert_eq!(
+        f.len(),
+        1,
+        "only the tagged event through the matching workflow: {f:?}"
+    );
     let by = f[0].caused_by.clone().expect("caused_by");
     assert_eq!(by.workflow_id, hits.id);
     let tagged_occ = at(s, tagged.id, T0).await;
@@ -231,7 +285,11 @@ async fn a_create_follow_up_is_a_new_one_time_event(s: &dyn Store) {
     let caused = s.caused(c[0].occ.id).await.expect("caused");
     assert_eq!(caused.len(), 1);
     let (f, _) = get(s, caused[0]).await;
-    let e = s.get_event(f.event_id).await.expect("get").expect("created event");
+    let e = s
+        .get_event(f.event_id)
+        .await
+        .expect("get")
+        .expect("created event");
     assert_eq!(e.name, "alert");
     assert_eq!(e.tags, vec!["alerts".to_string()]);
     assert_eq!(e.schedule, None);
@@ -273,7 +331,9 @@ async fn a_follow_up_past_the_depth_limit_is_missed_with_the_reason(s: &dyn Stor
     assert_eq!(missed.len(), 1, "{f:?}");
     let why = missed[0].last_error.clone().unwrap_or_default();
     assert!(why.contains("depth limit 2"), "{why}");
-    assert!(claim(s, Claim::at("node-a", 9, now + DAY / 2)).await.is_empty());
+    assert!(claim(s, Claim::at("node-a", 9, now + DAY / 2))
+        .await
+        .is_empty());
 }
 
 async fn a_settled_pull_claim_causes_its_follow_up_once(s: &dyn Store) {
@@ -288,7 +348,10 @@ async fn a_settled_pull_claim_causes_its_follow_up_once(s: &dyn Store) {
     ))
     .await
     .expect("create");
-    let got = s.claim_queue("jobs", &[], 10, T0 + MIN, T0).await.expect("claim");
+    let got = s
+        .claim_queue("jobs", &[], 10, T0 + MIN, T0)
+        .await
+        .expect("claim");
     let (c, receipt) = &got[0];
     assert_eq!(
         s.settle_claim(c.occ.id, receipt, None, Next::Completed, T0 + SEC)
@@ -321,7 +384,9 @@ async fn an_expired_pull_claim_that_fails_causes_its_follow_up(s: &dyn Store) {
     ))
     .await
     .expect("create");
-    s.claim_queue("jobs", &[], 10, T0 + SEC, T0).await.expect("claim");
+    s.claim_queue("jobs", &[], 10, T0 + SEC, T0)
+        .await
+        .expect("claim");
     assert_eq!(s.expire_claims(T0 + 2 * SEC).await.expect("expire"), 1);
     let f = follow_ups(s, b.id).await;
     assert_eq!(f.len(), 1);
