@@ -58,7 +58,8 @@ pub struct OccOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caused_by: Option<CausedBy>,
     /// The follow-ups this occurrence caused (workflows), oldest first: only in
-    /// `GET /occurrences/{id}`, and only when there are some.
+    /// `GET /occurrences/{id}` and the answers of the routes that change one occurrence, and
+    /// only when there are some.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caused: Option<Vec<Uuid>>,
 }
