@@ -55,6 +55,9 @@ enum Command {
     /// Issue, list and revoke API tokens (issuing needs the master token).
     #[command(subcommand)]
     Tokens(TokensCmd),
+    /// Create, list, inspect and delete workflows ("when X completes, do Y").
+    #[command(subcommand, alias = "wf")]
+    Workflows(WorkflowsCmd),
     /// Show the next instants of a recurrence rule (POST /schedules/preview).
     Preview(PreviewArgs),
     /// Show the server's version, uptime, scheduler health and occurrence counts.
@@ -159,6 +162,60 @@ struct ListEventsArgs {
     /// Follow next_cursor and list every page.
     #[arg(long)]
     all: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum WorkflowsCmd {
+    /// Create a workflow from flags, or from a JSON body with --file.
+    Create(CreateWorkflowArgs),
+    /// List workflows, oldest first.
+    #[command(alias = "ls")]
+    List {
+        /// Follow next_cursor and list every page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one workflow.
+    Get { id: String },
+    /// Delete a workflow (follow-ups it already wrote stay).
+    #[command(alias = "rm")]
+    Delete { id: String },
+}
+
+#[derive(Args, Debug)]
+struct CreateWorkflowArgs {
+    /// A full JSON workflow body (see docs/api.md); `-` reads it from stdin.
+    #[arg(
+        long,
+        short = 'f',
+        value_name = "PATH",
+        conflicts_with_all = ["name", "when_event", "when_tag", "on", "trigger", "create_file", "delay", "disabled"]
+    )]
+    file: Option<String>,
+    /// The workflow's name.
+    #[arg(long, required_unless_present = "file")]
+    name: Option<String>,
+    /// The cause: occurrences of this event.
+    #[arg(long, value_name = "ID", conflicts_with = "when_tag")]
+    when_event: Option<String>,
+    /// The cause: occurrences of events carrying this tag (repeat: all of them).
+    #[arg(long, value_name = "TAG")]
+    when_tag: Vec<String>,
+    /// completed, failed or missed (repeat for several; default completed).
+    #[arg(long, value_name = "STATE")]
+    on: Vec<String>,
+    /// The follow-up: a new occurrence of this event.
+    #[arg(long, value_name = "ID", conflicts_with = "create_file")]
+    trigger: Option<String>,
+    /// The follow-up: a new one-time event from this JSON event body (`-`: stdin).
+    #[arg(long, value_name = "PATH")]
+    create_file: Option<String>,
+    /// How long after the cause the follow-up fires, e.g. 30s, 5m (default: at once).
+    #[arg(long, value_name = "DURATION")]
+    delay: Option<String>,
+    /// Save it disabled (it fires nothing until enabled).
+    #[arg(long)]
+    disabled: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -550,6 +607,49 @@ async fn run(cli: Cli) -> Result<String> {
                 })
             }
         },
+        Command::Workflows(cmd) => match cmd {
+            WorkflowsCmd::Create(a) => {
+                let body = workflow_body(&a)?;
+                let v = client
+                    .send(Method::POST, client.url("workflows", &[]), Some(&body))
+                    .await?;
+                Ok(show(&v, &|v| {
+                    format!(
+                        "created workflow {}\n{}",
+                        output::field(v, "id"),
+                        output::workflow_detail(v)
+                    )
+                }))
+            }
+            WorkflowsCmd::List { all } => {
+                let v = list(&client, "workflows", vec![], all).await?;
+                Ok(show(&v, &|v| list_human(v, output::workflows_table)))
+            }
+            WorkflowsCmd::Get { id } => {
+                let v = client
+                    .send(
+                        Method::GET,
+                        client.url(&format!("workflows/{}", seg(&id)), &[]),
+                        None,
+                    )
+                    .await?;
+                Ok(show(&v, &output::workflow_detail))
+            }
+            WorkflowsCmd::Delete { id } => {
+                client
+                    .send(
+                        Method::DELETE,
+                        client.url(&format!("workflows/{}", seg(&id)), &[]),
+                        None,
+                    )
+                    .await?;
+                Ok(if json_out {
+                    String::new()
+                } else {
+                    format!("deleted workflow {id}")
+                })
+            }
+        },
         Command::Preview(a) => {
             let start = match a.start {
                 Some(s) => s,
@@ -663,6 +763,75 @@ fn preview_human(v: &Value) -> String {
 }
 
 /// The body of `events create`: the --file JSON, or one built from the flags.
+/// A JSON document from a file, or from stdin for `-`.
+fn read_json(path: &str, what: &str) -> Result<Value> {
+    let text = if path == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Failure::usage(format!("cannot read the {what} from stdin: {e}")))?;
+        s
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("cannot read {path}: {e}")))?
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        Failure::usage(format!(
+            "{}: not JSON: {e}",
+            if path == "-" { "stdin" } else { path }
+        ))
+    })
+}
+
+fn workflow_body(a: &CreateWorkflowArgs) -> Result<Value> {
+    if let Some(path) = &a.file {
+        return read_json(path, "workflow");
+    }
+    let mut when = Map::new();
+    match (&a.when_event, a.when_tag.is_empty()) {
+        (Some(id), true) => {
+            when.insert("event_id".into(), id.clone().into());
+        }
+        (None, false) => {
+            when.insert("tags".into(), json!(a.when_tag));
+        }
+        _ => {
+            return Err(Failure::usage(
+                "give the cause: --when-event ID or --when-tag TAG",
+            ))
+        }
+    }
+    let on = if a.on.is_empty() {
+        vec!["completed".to_string()]
+    } else {
+        a.on.clone()
+    };
+    when.insert("on".into(), json!(on));
+    let mut then = Map::new();
+    match (&a.trigger, &a.create_file) {
+        (Some(id), None) => {
+            then.insert("trigger".into(), id.clone().into());
+        }
+        (None, Some(path)) => {
+            then.insert("create".into(), read_json(path, "event")?);
+        }
+        _ => {
+            return Err(Failure::usage(
+                "give the follow-up: --trigger ID or --create-file PATH",
+            ))
+        }
+    }
+    if let Some(d) = &a.delay {
+        then.insert("delay".into(), d.clone().into());
+    }
+    Ok(json!({
+        "name": a.name.clone().unwrap_or_default(),
+        "when": when,
+        "then": then,
+        "enabled": !a.disabled,
+    }))
+}
+
 fn event_body(a: &CreateArgs) -> Result<Value> {
     if let Some(path) = &a.file {
         let text = if path == "-" {

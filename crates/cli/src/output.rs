@@ -175,6 +175,8 @@ pub fn occurrence_detail(o: &Value) -> String {
         ("next_attempt_at", field(o, "next_attempt_at")),
         ("completed_at", field(o, "completed_at")),
         ("last_error", field(o, "last_error")),
+        ("caused_by", field(o, "caused_by")),
+        ("caused", field(o, "caused")),
         ("created_at", field(o, "created_at")),
         ("updated_at", field(o, "updated_at")),
     ]);
@@ -202,6 +204,55 @@ pub fn occurrence_detail(o: &Value) -> String {
         }
     }
     out
+}
+
+pub fn workflows_table(workflows: &[Value]) -> String {
+    let rows: Vec<Vec<String>> = workflows
+        .iter()
+        .map(|w| {
+            vec![
+                field(w, "id"),
+                field(w, "name"),
+                workflow_when(w),
+                workflow_then(w),
+                field(w, "enabled"),
+            ]
+        })
+        .collect();
+    table(&["ID", "NAME", "WHEN", "THEN", "ENABLED"], &rows)
+}
+
+fn workflow_when(w: &Value) -> String {
+    let on = field(&w["when"], "on");
+    match w["when"]["event_id"].as_str() {
+        Some(id) => format!("event {id} {on}"),
+        None => format!("tags {} {on}", field(&w["when"], "tags")),
+    }
+}
+
+fn workflow_then(w: &Value) -> String {
+    let t = &w["then"];
+    let what = match t["trigger"].as_str() {
+        Some(id) => format!("trigger {id}"),
+        None => format!("create '{}'", field(&t["create"], "name")),
+    };
+    match t["delay"].as_str() {
+        Some(d) if d != "0ms" => format!("{what} after {d}"),
+        _ => what,
+    }
+}
+
+pub fn workflow_detail(w: &Value) -> String {
+    pairs(&[
+        ("id", field(w, "id")),
+        ("name", field(w, "name")),
+        ("when", workflow_when(w)),
+        ("then", workflow_then(w)),
+        ("enabled", field(w, "enabled")),
+        ("tags", field(w, "tags")),
+        ("created_at", field(w, "created_at")),
+        ("updated_at", field(w, "updated_at")),
+    ])
 }
 
 pub fn tokens_table(tokens: &[Value]) -> String {

@@ -835,3 +835,78 @@ fn archive_and_backups() {
     let t = ok(&mut s.cli(), &["admin", "backups"]);
     assert!(t.stdout.contains("INTEGRITY"), "{}", t.stdout);
 }
+
+#[test]
+fn workflows() {
+    let s = Server::start();
+    let at = in_half_an_hour();
+    let mut ids = Vec::new();
+    for name in ["cause", "effect"] {
+        let o = ok(
+            &mut s.cli(),
+            &[
+                "--json",
+                "events",
+                "create",
+                "--name",
+                name,
+                "--at",
+                &at,
+                "--webhook",
+                "https://example.com/hook",
+            ],
+        );
+        ids.push(o.json()["id"].as_str().expect("id").to_string());
+    }
+    let o = ok(
+        &mut s.cli(),
+        &[
+            "workflows",
+            "create",
+            "--name",
+            "chain",
+            "--when-event",
+            &ids[0],
+            "--on",
+            "completed",
+            "--on",
+            "failed",
+            "--trigger",
+            &ids[1],
+            "--delay",
+            "30s",
+        ],
+    );
+    assert!(o.stdout.starts_with("created workflow "), "{}", o.stdout);
+    assert!(
+        o.stdout.contains(&format!("trigger {} after 30s", ids[1])),
+        "{}",
+        o.stdout
+    );
+    let o = ok(&mut s.cli(), &["--json", "workflows", "list"]);
+    let w = o.json()["data"][0].clone();
+    assert_eq!(w["when"]["on"], serde_json::json!(["completed", "failed"]));
+    let id = w["id"].as_str().expect("id").to_string();
+    let o = ok(&mut s.cli(), &["workflows", "get", &id]);
+    assert!(o.stdout.contains("chain"), "{}", o.stdout);
+    // The loop back is refused by the API: exit code 2 with its message.
+    let o = run(
+        &mut s.cli(),
+        &[
+            "workflows",
+            "create",
+            "--name",
+            "back",
+            "--when-event",
+            &ids[1],
+            "--trigger",
+            &ids[0],
+        ],
+    );
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("loop"), "{}", o.stderr);
+    let o = ok(&mut s.cli(), &["workflows", "delete", &id]);
+    assert!(o.stdout.contains("deleted workflow"), "{}", o.stdout);
+    let o = run(&mut s.cli(), &["workflows", "get", &id]);
+    assert_eq!(o.code, 3);
+}

@@ -44,6 +44,23 @@ pub struct Config {
     pub websocket: WebsocketConfig,
     pub pull: PullConfig,
     pub smtp: SmtpConfig,
+    pub workflows: WorkflowsConfig,
+}
+
+/// Workflows (`/workflows`: "when X finishes, do Y").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowsConfig {
+    /// The longest chain of follow-ups (a follow-up of a follow-up …): the one that would be
+    /// deeper is recorded as `missed` with the reason, so a loop the save-time check could not
+    /// see ends.
+    pub max_depth: u32,
+}
+
+impl Default for WorkflowsConfig {
+    fn default() -> Self {
+        WorkflowsConfig { max_depth: 8 }
+    }
 }
 
 /// The WebSocket channel (`GET /ws`).
@@ -411,6 +428,7 @@ impl Default for Config {
             websocket: WebsocketConfig::default(),
             pull: PullConfig::default(),
             smtp: SmtpConfig::default(),
+            workflows: WorkflowsConfig::default(),
         }
     }
 }
@@ -562,6 +580,9 @@ impl Config {
             .is_some_and(|d| d.0 < std::time::Duration::from_millis(100))
         {
             return bad("backup.every must be at least 100ms (e.g. 24h)");
+        }
+        if self.workflows.max_depth == 0 {
+            return bad("workflows.max_depth must be at least 1");
         }
         if self.engine.claim_batch <= 0 {
             return bad("engine.claim_batch must be at least 1");

@@ -50,6 +50,19 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 crate::config::masked_url(&url)
             )
         })?;
+    // What follow-ups need from the configuration, read by the outcome path in its own
+    // transaction (every node writes its own; nodes are meant to share one configuration).
+    let runtime = store::workflows::Runtime {
+        max_depth: config.workflows.max_depth,
+        retry: config.retry.clone(),
+    };
+    store
+        .set_setting(
+            store::workflows::RUNTIME_KEY,
+            &serde_json::to_string(&runtime).context("workflow settings")?,
+        )
+        .await
+        .context("cannot store the workflow settings")?;
     Ok(store)
 }
 

@@ -56,6 +56,8 @@ mod templates;
 mod validation;
 #[path = "api/websocket.rs"]
 mod websocket;
+#[path = "api/workflows.rs"]
+mod workflows;
 #[path = "api/ws_ownership.rs"]
 mod ws_ownership;
 

@@ -18,6 +18,7 @@ pub mod schedules;
 pub mod secrets;
 pub mod system;
 pub mod tokens;
+pub mod workflows;
 pub mod ws;
 
 use std::sync::Arc;
@@ -172,6 +173,7 @@ pub fn router(state: AppState, g: Gate) -> std::sync::Arc<Router> {
         .merge(audit::router())
         .merge(admin::router())
         .merge(archive::router())
+        .merge(workflows::router())
         .merge(openapi::router())
         .merge(docs::router())
         .merge(mcp::router(late.clone()))

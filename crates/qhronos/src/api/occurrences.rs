@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::extract::{id, Body, Params};
 use super::AppState;
 use crate::auth::Caller;
-use crate::domain::occurrence::{Attempt, OccStatus, Occurrence};
+use crate::domain::occurrence::{Attempt, CausedBy, OccStatus, Occurrence};
 use crate::domain::schedule::ceil_ms;
 use crate::domain::{fmt_ms, now_ms, parse_time};
 use crate::error::ApiError;
@@ -54,6 +54,14 @@ pub struct OccOut {
     /// routes that change one occurrence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<Attempt>>,
+    /// The workflow and the occurrence that caused this one: only on a workflow's follow-up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caused_by: Option<CausedBy>,
+    /// The follow-ups this occurrence caused (workflows), oldest first: only in
+    /// `GET /occurrences/{id}` and the answers of the routes that change one occurrence, and
+    /// only when there are some.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caused: Option<Vec<Uuid>>,
 }
 
 impl From<&Occurrence> for OccOut {
@@ -73,6 +81,8 @@ impl From<&Occurrence> for OccOut {
             updated_at: fmt_ms(o.updated_at),
             completed_at: o.completed_at.map(fmt_ms),
             attempts: None,
+            caused_by: o.caused_by.clone(),
+            caused: None,
         }
     }
 }
@@ -206,6 +216,8 @@ pub(super) async fn visible(st: &AppState, caller: &Caller, raw: &str) -> Result
     }
     let mut out = OccOut::from(&o);
     out.attempts = Some(attempts);
+    let caused = st.store.caused(o.id).await?;
+    out.caused = (!caused.is_empty()).then_some(caused);
     Ok(out)
 }
 

@@ -53,6 +53,11 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/archive/occurrences", Need::Read),
     ("GET", "/archive/events/{id}", Need::Read),
     ("GET", "/archive/export", Need::Admin),
+    ("POST", "/workflows", Need::Write),
+    ("GET", "/workflows", Need::Read),
+    ("GET", "/workflows/{id}", Need::Read),
+    ("PUT", "/workflows/{id}", Need::Write),
+    ("DELETE", "/workflows/{id}", Need::Write),
 ];
 
 /// True when the table lists the route with some method.

@@ -236,12 +236,13 @@ impl Mailer {
         else {
             return Err("not an email action".into());
         };
-        let vars = Vars::new(
+        let vars = Vars::with_cause(
             event,
             &occ.id.to_string(),
             occ.scheduled_at,
             started_at,
             attempt,
+            occ.cause.as_deref(),
         );
         let (subject, text, html) =
             template::render_email_off_thread(subject.clone(), text.clone(), html.clone(), vars)

@@ -234,12 +234,13 @@ impl Deliverer {
             return Delivered::failed(attempt, started_at, format!("refused: {e}"), true);
         }
         let vars = || {
-            Vars::new(
+            Vars::with_cause(
                 event,
                 &occ.id.to_string(),
                 occ.scheduled_at,
                 started_at,
                 attempt,
+                occ.cause.as_deref(),
             )
         };
         let request = match &event.action {

@@ -1,5 +1,7 @@
 //! Occurrences (one due instance of an event) and attempts (one try at delivering it).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -81,6 +83,21 @@ pub struct Occurrence {
     pub updated_at: Millis,
     #[serde(with = "ms_rfc3339::option")]
     pub completed_at: Option<Millis>,
+    /// The workflow and the occurrence that caused this one; `None` unless it is a workflow's
+    /// follow-up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caused_by: Option<CausedBy>,
+    /// The cause as the follow-up's templates see it (`cause.event.name`, …); `None` unless it
+    /// is a workflow's follow-up.
+    #[serde(skip)]
+    pub cause: Option<Arc<serde_json::Value>>,
+}
+
+/// What caused a workflow's follow-up occurrence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CausedBy {
+    pub workflow_id: Uuid,
+    pub occurrence_id: Uuid,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -112,6 +129,8 @@ impl Occurrence {
             created_at: 0,
             updated_at: 0,
             completed_at: None,
+            caused_by: None,
+            cause: None,
         }
     }
 }

@@ -33,7 +33,9 @@ const COMPILE_BYTES: u64 = 16;
 /// Largest rendered string, so a template cannot blow a small body up into gigabytes.
 const MAX_OUTPUT: usize = 1 << 20;
 
-/// What a template sees: `event`, `occurrence` and `metadata` (the event's, for short).
+/// What a template sees: `event`, `occurrence` and `metadata` (the event's, for short), and for
+/// a workflow's follow-up `cause` (the occurrence that caused it: `cause.event`,
+/// `cause.occurrence`, `cause.attempt`, `cause.metadata`, `cause.workflow`).
 #[derive(Debug, Clone)]
 pub struct Vars {
     /// Converted once: every template of an action renders against the same value.
@@ -48,7 +50,26 @@ impl Vars {
         dispatched_at: Millis,
         attempt: u32,
     ) -> Vars {
-        let ctx = json!({
+        Vars::with_cause(
+            event,
+            occurrence_id,
+            scheduled_at,
+            dispatched_at,
+            attempt,
+            None,
+        )
+    }
+
+    /// As [`Vars::new`], with the cause a workflow's follow-up keeps (`None`: no `cause`).
+    pub fn with_cause(
+        event: &Event,
+        occurrence_id: &str,
+        scheduled_at: Millis,
+        dispatched_at: Millis,
+        attempt: u32,
+        cause: Option<&Value>,
+    ) -> Vars {
+        let mut ctx = json!({
             "event": {
                 "id": event.id.to_string(),
                 "name": event.name,
@@ -64,6 +85,14 @@ impl Vars {
             },
             "metadata": event.metadata,
         });
+        // Without a cause (not a follow-up, or the check at save) its parts are empty, so that
+        // `{{ cause.event.name }}` renders as nothing instead of failing.
+        let cause = cause.cloned().unwrap_or_else(|| {
+            json!({"event": {}, "occurrence": {}, "attempt": {}, "metadata": {}, "workflow": {}})
+        });
+        if let Some(o) = ctx.as_object_mut() {
+            o.insert("cause".into(), cause);
+        }
         Vars {
             ctx: minijinja::Value::from(minijinja::value::Serde(ctx)),
         }

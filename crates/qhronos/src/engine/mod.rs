@@ -181,6 +181,8 @@ impl EngineHandle {
                     created_at: now,
                     updated_at: now,
                     completed_at: None,
+                    caused_by: None,
+                    cause: None,
                 },
                 event: event.clone(),
                 lease_until: lease.until,

@@ -240,6 +240,8 @@ mod tests {
                 created_at: 0,
                 updated_at: 0,
                 completed_at: None,
+                caused_by: None,
+                cause: None,
             },
             event: event.clone(),
             lease_until: at + 1000,

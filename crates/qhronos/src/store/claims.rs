@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::occurrences::{cancel_unfired, finish_if_done};
 use super::sql::rows::{RowExt, EVENT_COLS, OCC_COLS};
 use super::sql::{query, Col, Dialect, Kind, Push, Rows};
+use super::workflows::{write_follow_ups, Cause};
 use super::{Backend, Change, Result};
 use crate::domain::event::Event;
 use crate::domain::occurrence::{Attempt, Occurrence};
@@ -131,7 +132,9 @@ pub trait ClaimStore: Send + Sync + 'static {
     /// while the claim it names (`owner`, its token) still holds the row: a node whose claim was
     /// taken over never overwrites the newer one. An attempt row is written once per
     /// (occurrence, attempt number). A 410 outcome pauses its event and cancels what has not
-    /// fired; an event with nothing left to deliver becomes inactive.
+    /// fired; an event with nothing left to deliver becomes inactive. The follow-ups of the
+    /// outcomes recorded (workflows, see `WorkflowStore`) are written in the same transaction,
+    /// once per (workflow, cause).
     async fn record_outcomes(&self, owner: &str, outcomes: &[Outcome], now: Millis) -> Result<()>;
 }
 
@@ -442,6 +445,7 @@ impl<B: Backend> ClaimStore for B {
             .push(" AND o.lease_token = v.token) ON CONFLICT DO NOTHING");
             D::<B>::exec(q, &mut tx).await?;
         }
+        let mut causes = Vec::new();
         let mut updates = rows.updates.into_iter().peekable();
         while updates.peek().is_some() {
             let chunk: Rows = updates
@@ -467,9 +471,15 @@ impl<B: Backend> ClaimStore for B {
                  AND occurrences.lease_owner = ",
             )
             .val(owner)
-            .push(" AND occurrences.lease_token = v.token");
-            D::<B>::exec(q, &mut tx).await?;
+            .push(
+                " AND occurrences.lease_token = v.token \
+                 RETURNING occurrences.id, occurrences.event_id, occurrences.status",
+            );
+            // The rows this batch changed: only their outcomes can cause follow-ups.
+            causes.extend(Cause::from_rows(&D::<B>::fetch(q, &mut tx).await?)?);
         }
+        // In the outcome's transaction: a recorded cause has its follow-ups, a fenced-out one none.
+        write_follow_ups::<D<B>>(&mut tx, &causes, now).await?;
         // After the occurrences' own updates: the pause cancels the rest of the series.
         for (event_id, reason) in &rows.gone {
             pause_gone::<B>(&mut tx, *event_id, reason, now).await?;

@@ -4,7 +4,8 @@
 //! Layout (see docs/design.md, "The store"):
 //! - one small trait per concern — [`EventStore`], [`OccurrenceStore`], [`ClaimStore`],
 //!   [`QueueStore`], [`TokenStore`], [`AuditStore`], [`SettingsStore`], [`NodeStore`],
-//!   [`OpsStore`], [`ArchiveStore`] — each in its own file with its types, and [`Store`], all of them, which is
+//!   [`OpsStore`], [`ArchiveStore`], [`WorkflowStore`] — each in its own file with its types, and
+//!   [`Store`], all of them, which is
 //!   what the service holds (`Arc<dyn Store>`);
 //! - each trait is implemented once, for every [`Backend`], by logic written once and generic
 //!   over the backend's SQL [`Dialect`](sql::Dialect) (`sql/`: what SQLite and PostgreSQL
@@ -29,6 +30,7 @@ pub mod settings;
 pub(crate) mod sql;
 pub mod sqlite;
 pub mod tokens;
+pub mod workflows;
 
 use std::sync::Arc;
 
@@ -43,6 +45,7 @@ pub use ops::{Counts, Gauges, OpsStore, PurgeCutoffs, Purged};
 pub use queues::QueueStore;
 pub use settings::SettingsStore;
 pub use tokens::{TokenRecord, TokenStore};
+pub use workflows::{Workflow, WorkflowStore};
 
 /// The store's result.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -83,6 +86,7 @@ pub trait Store:
     + NodeStore
     + OpsStore
     + ArchiveStore
+    + WorkflowStore
 {
 }
 
@@ -97,6 +101,7 @@ impl<T> Store for T where
         + NodeStore
         + OpsStore
         + ArchiveStore
+        + WorkflowStore
 {
 }
 

@@ -10,6 +10,7 @@ use super::events::push_tags;
 use super::occurrences::finish_if_done;
 use super::sql::rows::{RowExt, OCC_COLS};
 use super::sql::{fetch_one, query, Dialect, Push};
+use super::workflows::{write_follow_ups, Cause};
 use super::{Backend, Claimed, OccChange, Result};
 use crate::domain::occurrence::OccStatus;
 use crate::domain::Millis;
@@ -92,8 +93,9 @@ async fn expire_claims_in<D: Dialect>(c: &mut D::Connection, now: Millis) -> Res
         .val(now)
         .push(" WHERE status = 'dispatched' AND lease_expires_at < ")
         .val(now)
-        .push(" RETURNING event_id, status");
+        .push(" RETURNING id, event_id, status");
     let rs = D::fetch(q, c).await?;
+    write_follow_ups::<D>(c, &Cause::from_rows(&rs)?, now).await?;
     let mut failed: Vec<String> = Vec::new();
     for r in &rs {
         if r.text("status")? == "failed" {
@@ -213,8 +215,11 @@ impl<B: Backend> QueueStore for B {
             .push(", lease_owner = NULL, lease_expires_at = NULL, claim_receipt = NULL, updated_at = ")
             .val(now)
             .push(" WHERE id = ")
-            .val(id);
-        D::<B>::exec(q, &mut tx).await?;
+            .val(id)
+            .push(" RETURNING id, event_id, status");
+        let rs = D::<B>::fetch(q, &mut tx).await?;
+        // In the settle's transaction: one follow-up per workflow and cause.
+        write_follow_ups::<D<B>>(&mut tx, &Cause::from_rows(&rs)?, now).await?;
         if !matches!(next, Next::Retry(_)) {
             finish_if_done::<D<B>>(&mut tx, &[event_id], now).await?;
         }

@@ -57,6 +57,9 @@ async fn every_route_and_method_the_router_answers_is_authorised_by_the_table() 
     let event_id = app.create(ev).await;
     let (_, occs) = app.get(&format!("/events/{event_id}/occurrences")).await;
     let occ_id = occs["data"][0]["id"].as_str().unwrap().to_string();
+    let workflow = json!({"name": "w", "when": {"event_id": event_id, "on": ["completed"]}, "then": {"create": {"name": "f", "webhook": "http://127.0.0.1:9/h", "tags": ["team-a"]}}});
+    let (_, w) = app.post("/workflows", workflow.clone()).await;
+    let workflow_id = w["id"].as_str().unwrap().to_string();
 
     let read = app.token("read", &[]).await;
     let write = app.token("write", &[]).await;
@@ -105,6 +108,8 @@ async fn every_route_and_method_the_router_answers_is_authorised_by_the_table() 
                 "{id}",
                 if route.starts_with("/events") {
                     &event_id
+                } else if route.starts_with("/workflows") {
+                    &workflow_id
                 } else {
                     &occ_id
                 },
@@ -121,6 +126,7 @@ async fn every_route_and_method_the_router_answers_is_authorised_by_the_table() 
                 ("POST", "/events") => Some(
                     json!({"name": "m", "start_time": in_ms(3_600_000), "webhook": "http://127.0.0.1:9/h", "tags": ["team-a"]}),
                 ),
+                ("POST", "/workflows") | ("PUT", "/workflows/{id}") => Some(workflow.clone()),
                 ("PUT", _) => Some(json!({"description": "changed"})),
                 ("PATCH", _) => Some(json!({"scheduled_at": in_ms(7_200_000)})),
                 ("POST", "/tokens") => {

@@ -25,6 +25,7 @@ mod security;
 mod templates;
 mod validation;
 mod websocket;
+mod workflows;
 mod ws_ownership;
 
 /// The backend of this target (`TEST_STORE` overrides it); see helpers.rs.

@@ -786,3 +786,74 @@ async fn changes_published_by_one_node_reach_the_others_and_upkeep_has_one_holde
         .await
         .unwrap());
 }
+
+/// Two nodes deliver a stream of causes between them; each cause's follow-up (written in its
+/// outcome's transaction, on whichever node recorded it) is delivered exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_fire_one_follow_up_per_cause() {
+    let Some(db) = database().await else { return };
+    let _turn = TURN.lock().await;
+    let rx_a = Receiver::start(vec![]).await;
+    let rx_b = Receiver::start(vec![]).await;
+    let client = reqwest::Client::new();
+    let nodes: Vec<Node> = (0..2)
+        .map(|_| start_node(&db.url, &[("QHRONOS_ENGINE__LEASE", "30s")]))
+        .collect();
+    const CAUSES: i64 = 40;
+    let mut b = json!({"name": "follow-up", "start_time": jiff::Timestamp::from_millisecond(jiff::Timestamp::now().as_millisecond() + 86_400_000).unwrap().to_string(),
+        "action": {"type": "webhook", "params": {"url": rx_b.url(), "body": {"cause": "{{ cause.occurrence.id }}"}}}});
+    let (s, v) = call(
+        &client,
+        &nodes[1],
+        reqwest::Method::POST,
+        "/events",
+        Some(b.take()),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let b_id = v["id"].as_str().unwrap().to_string();
+    // Created before the causes' event: every one of its occurrences is a cause.
+    let (s, v) = call(
+        &client,
+        &nodes[0],
+        reqwest::Method::POST,
+        "/workflows",
+        Some(json!({"name": "chain",
+        "when": {"tags": ["wf-multinode"], "on": ["completed"]}, "then": {"trigger": b_id}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let mut a = ticking_event(&rx_a.url(), 1_500, CAUSES);
+    a["tags"] = json!(["wf-multinode"]);
+    let (s, v) = call(
+        &client,
+        &nodes[0],
+        reqwest::Method::POST,
+        "/events",
+        Some(a),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    wait_distinct(&rx_a, CAUSES as usize, Duration::from_secs(60)).await;
+    let t = wait_distinct(&rx_b, CAUSES as usize, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t2 = tally(&rx_b);
+    assert_eq!(t2.len(), CAUSES as usize, "{t:?}");
+    assert!(
+        t2.values().all(|n| *n == 1),
+        "a follow-up delivered twice: {t2:?}"
+    );
+    let causes: std::collections::HashSet<String> = rx_b
+        .received()
+        .iter()
+        .map(|r| r.json()["cause"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(causes.len(), CAUSES as usize, "one follow-up per cause");
+    let followups = db_count(
+        &db.url,
+        "SELECT count(*) FROM occurrences WHERE caused_by_workflow IS NOT NULL",
+        None,
+    )
+    .await;
+    assert_eq!(followups, CAUSES);
+}

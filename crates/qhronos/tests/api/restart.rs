@@ -495,3 +495,83 @@ async fn instants_skipped_after_a_downtime_longer_than_the_catch_up_window_are_m
     let listed = v["data"].as_array().map_or(0, |a| a.len());
     assert!(listed >= by_expander.len(), "{v}");
 }
+
+/// A `kill -9` while causes are being delivered: after the restart every cause has exactly one
+/// follow-up (written with its outcome, or not at all and then with the re-delivery's).
+#[tokio::test]
+async fn kill_9_during_causes_leaves_exactly_one_follow_up_per_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx_a = Receiver::start_with_delay(vec![], Duration::from_millis(150)).await;
+    let rx_b = Receiver::start(vec![]).await;
+    let client = reqwest::Client::new();
+    let db = TestDb::for_test().await;
+    let node = start_node(dir.path(), db.as_ref());
+    let post = |node: &Node, path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{}{path}", node.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        &node,
+        "/events",
+        json!({"name": "b", "start_time": in_ms(86_400_000), "webhook": rx_b.url()}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let b: serde_json::Value = r.json().await.unwrap();
+    let b = b["id"].as_str().unwrap().to_string();
+    let r = post(&node, "/workflows", json!({"name": "w", "when": {"tags": ["wf-kill"], "on": ["completed"]}, "then": {"trigger": b}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    const N: usize = 30;
+    for i in 0..N {
+        let r = post(
+            &node,
+            "/events",
+            json!({
+                "name": format!("a{i}"), "tags": ["wf-kill"],
+                "start_time": in_ms(300 + (i as i64 % 10) * 60),
+                "webhook": rx_a.url(), "retry": {"initial_delay": "20ms"},
+            }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    rx_a.wait_for(5, Duration::from_secs(10)).await;
+    drop(node); // SIGKILL
+    let node = start_node(dir.path(), db.as_ref());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let follow_ups = loop {
+        let occs = occurrences(&client, &node, &b).await;
+        let caused: Vec<&serde_json::Value> =
+            occs.iter().filter(|o| o["caused_by"].is_object()).collect();
+        let done = caused.iter().filter(|o| o["status"] == "completed").count();
+        if done == N {
+            break caused
+                .iter()
+                .map(|o| {
+                    o["caused_by"]["occurrence_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect::<Vec<_>>();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{done} of {N} follow-ups delivered ({} written)",
+            caused.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut causes = follow_ups.clone();
+    causes.sort();
+    causes.dedup();
+    assert_eq!(follow_ups.len(), N, "one follow-up per cause, no more");
+    assert_eq!(causes.len(), N);
+}

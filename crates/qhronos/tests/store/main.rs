@@ -25,6 +25,7 @@ mod queues;
 mod retention;
 mod settings;
 mod tokens;
+mod workflows;
 
 /// Emits, for each guarantee `name` of the module it is used in, the tests
 /// `sqlite::name` and `postgres::name`, which open a fresh store of that backend and call

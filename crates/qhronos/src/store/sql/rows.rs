@@ -18,7 +18,8 @@ pub const EVENT_COLS: &str = "id, name, description, start_time, timezone, sched
 
 /// The columns `RowExt::occurrence` reads.
 pub const OCC_COLS: &str = "id, event_id, scheduled_at, status, attempts, attempt_limit, \
-     next_attempt_at, last_error, created_at, updated_at, completed_at";
+     next_attempt_at, last_error, created_at, updated_at, completed_at, caused_by_workflow, \
+     caused_by_occurrence, cause";
 
 /// Stored data that does not read back: never the caller's doing.
 pub fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -125,6 +126,21 @@ macro_rules! impl_row_ext {
                     created_at: row.try_get("created_at")?,
                     updated_at: row.try_get("updated_at")?,
                     completed_at: row.try_get("completed_at")?,
+                    caused_by: match (
+                        row.try_get::<Option<&str>, _>("caused_by_workflow")?,
+                        row.try_get::<Option<&str>, _>("caused_by_occurrence")?,
+                    ) {
+                        (Some(w), Some(o)) => Some(crate::domain::occurrence::CausedBy {
+                            workflow_id: uuid(w)?,
+                            occurrence_id: uuid(o)?,
+                        }),
+                        _ => None,
+                    },
+                    cause: row
+                        .try_get::<Option<&str>, _>("cause")?
+                        .map(|c| serde_json::from_str(c).map(std::sync::Arc::new))
+                        .transpose()
+                        .map_err(|e| corrupt("cause", e))?,
                 })
             }
 
