@@ -6,6 +6,7 @@ pub mod audit;
 pub mod docs;
 pub mod events;
 mod events_batch;
+pub mod history;
 pub mod extract;
 pub mod occurrences;
 pub mod openapi;
@@ -158,6 +159,7 @@ pub fn router(state: AppState, g: Gate) -> Router {
     Router::new()
         .merge(system::router())
         .merge(events::router())
+        .merge(history::router())
         .merge(secrets::router())
         .merge(occurrences::router())
         .merge(schedules::router())

@@ -2,7 +2,7 @@
 //! crash loses nothing that was committed.
 //!
 //! Layout (see docs/design.md, "The store"):
-//! - one small trait per concern — [`EventStore`], [`OccurrenceStore`], [`ClaimStore`],
+//! - one small trait per concern — [`EventStore`], [`HistoryStore`], [`OccurrenceStore`], [`ClaimStore`],
 //!   [`QueueStore`], [`TokenStore`], [`AuditStore`], [`SettingsStore`], [`NodeStore`],
 //!   [`OpsStore`] — each in its own file with its types, and [`Store`], all of them, which is
 //!   what the service holds (`Arc<dyn Store>`);
@@ -16,6 +16,7 @@ pub mod audit;
 mod backend;
 pub mod claims;
 pub mod events;
+pub mod history;
 pub mod nodes;
 pub mod occurrences;
 pub mod ops;
@@ -33,6 +34,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditStore};
 pub use backend::Backend;
 pub use claims::{ClaimDue, ClaimStore, Claimed, Next, Outcome};
 pub use events::{Created, EventFilter, EventStore};
+pub use history::{By, EventVersion, HistoryStore};
 pub use nodes::{Change, NodeStore};
 pub use occurrences::{ExpandState, Expansion, OccChange, OccFilter, OccurrenceStore, Redrive};
 pub use ops::{Counts, Gauges, OpsStore, PurgeCutoffs, Purged};
@@ -65,6 +67,7 @@ pub enum StoreError {
 /// Everything the service asks of its database: one object, every concern.
 pub trait Store:
     EventStore
+    + HistoryStore
     + OccurrenceStore
     + ClaimStore
     + QueueStore
@@ -78,6 +81,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: EventStore
+        + HistoryStore
         + OccurrenceStore
         + ClaimStore
         + QueueStore
