@@ -19,6 +19,7 @@ mod audit;
 mod claims;
 mod events;
 mod expansion;
+mod history;
 mod occurrences;
 mod queues;
 mod retention;
