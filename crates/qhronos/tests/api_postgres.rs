@@ -24,6 +24,8 @@ mod expansion;
 mod fuzz_input;
 #[path = "api/helpers.rs"]
 mod helpers;
+#[path = "api/history.rs"]
+mod history;
 #[path = "api/leases.rs"]
 mod leases;
 #[path = "api/multinode.rs"]

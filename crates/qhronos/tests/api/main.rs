@@ -11,6 +11,7 @@ mod events;
 mod expansion;
 mod fuzz_input;
 mod helpers;
+mod history;
 mod leases;
 mod openapi;
 mod operations;
