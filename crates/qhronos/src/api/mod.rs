@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod bulk;
 pub mod docs;
 pub mod events;
 mod events_batch;
@@ -160,6 +161,7 @@ pub fn router(state: AppState, g: Gate) -> Router {
         .merge(system::router())
         .merge(events::router())
         .merge(history::router())
+        .merge(bulk::router())
         .merge(secrets::router())
         .merge(occurrences::router())
         .merge(schedules::router())

@@ -24,6 +24,9 @@ pub const PUBLIC: &[&str] = &[
 pub const TABLE: &[(&str, &str, Need)] = &[
     ("POST", "/events", Need::Write),
     ("POST", "/events/batch", Need::Write),
+    ("POST", "/events/pause", Need::Write),
+    ("POST", "/events/resume", Need::Write),
+    ("POST", "/events/delete", Need::Write),
     ("GET", "/events", Need::Read),
     ("GET", "/events/{id}", Need::Read),
     ("PUT", "/events/{id}", Need::Write),
@@ -37,6 +40,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/events/{id}/versions/{n}", Need::Read),
     ("POST", "/events/{id}/versions/{n}/restore", Need::Write),
     ("GET", "/occurrences", Need::Read),
+    ("POST", "/occurrences/retry", Need::Write),
     ("GET", "/occurrences/{id}", Need::Read),
     ("DELETE", "/occurrences/{id}", Need::Write),
     ("PATCH", "/occurrences/{id}", Need::Write),

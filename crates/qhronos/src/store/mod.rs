@@ -2,7 +2,7 @@
 //! crash loses nothing that was committed.
 //!
 //! Layout (see docs/design.md, "The store"):
-//! - one small trait per concern — [`EventStore`], [`HistoryStore`], [`OccurrenceStore`], [`ClaimStore`],
+//! - one small trait per concern — [`EventStore`], [`HistoryStore`], [`BulkStore`], [`OccurrenceStore`], [`ClaimStore`],
 //!   [`QueueStore`], [`TokenStore`], [`AuditStore`], [`SettingsStore`], [`NodeStore`],
 //!   [`OpsStore`] — each in its own file with its types, and [`Store`], all of them, which is
 //!   what the service holds (`Arc<dyn Store>`);
@@ -14,6 +14,7 @@
 
 pub mod audit;
 mod backend;
+pub mod bulk;
 pub mod claims;
 pub mod events;
 pub mod history;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 pub use audit::{AuditEntry, AuditFilter, AuditStore};
 pub use backend::Backend;
+pub use bulk::BulkStore;
 pub use claims::{ClaimDue, ClaimStore, Claimed, Next, Outcome};
 pub use events::{Created, EventFilter, EventStore};
 pub use history::{By, EventVersion, HistoryStore};
@@ -68,6 +70,7 @@ pub enum StoreError {
 pub trait Store:
     EventStore
     + HistoryStore
+    + BulkStore
     + OccurrenceStore
     + ClaimStore
     + QueueStore
@@ -82,6 +85,7 @@ pub trait Store:
 impl<T> Store for T where
     T: EventStore
         + HistoryStore
+        + BulkStore
         + OccurrenceStore
         + ClaimStore
         + QueueStore
