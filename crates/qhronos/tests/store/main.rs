@@ -13,6 +13,7 @@
 //! `-- claims::` one concern.
 
 mod backend;
+mod bulk;
 mod fixtures;
 
 mod audit;
