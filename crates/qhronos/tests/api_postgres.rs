@@ -4,6 +4,8 @@
 
 #[path = "api/authz.rs"]
 mod authz;
+#[path = "api/bulk.rs"]
+mod bulk;
 #[path = "api/channels.rs"]
 mod channels;
 #[path = "api/cli.rs"]

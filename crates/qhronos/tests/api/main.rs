@@ -1,6 +1,7 @@
 //! Black-box integration tests: the real server, a real receiver, a temporary database each.
 
 mod authz;
+mod bulk;
 mod channels;
 mod cli;
 mod defaults;
