@@ -440,16 +440,23 @@ async fn run(cli: Cli) -> Result<String> {
                     .await?;
                 Ok(show(&v, &output::event_detail))
             }
-            (_, EventsCmd::Delete { id: None, bulk }) => bulk_events(&client, "delete", &bulk, &show).await,
-            (_, EventsCmd::Pause { id: None, bulk }) => bulk_events(&client, "pause", &bulk, &show).await,
-            (_, EventsCmd::Resume { id: None, bulk }) => bulk_events(&client, "resume", &bulk, &show).await,
-            (_, EventsCmd::Pause { bulk, .. } | EventsCmd::Resume { bulk, .. } | EventsCmd::Delete { bulk, .. })
-                if bulk.given() =>
-            {
-                Err(Failure::usage(
-                    "give an event id or a filter (--tag, --status, -q), not both",
-                ))
+            (_, EventsCmd::Delete { id: None, bulk }) => {
+                bulk_events(&client, "delete", &bulk, &show).await
             }
+            (_, EventsCmd::Pause { id: None, bulk }) => {
+                bulk_events(&client, "pause", &bulk, &show).await
+            }
+            (_, EventsCmd::Resume { id: None, bulk }) => {
+                bulk_events(&client, "resume", &bulk, &show).await
+            }
+            (
+                _,
+                EventsCmd::Pause { bulk, .. }
+                | EventsCmd::Resume { bulk, .. }
+                | EventsCmd::Delete { bulk, .. },
+            ) if bulk.given() => Err(Failure::usage(
+                "give an event id or a filter (--tag, --status, -q), not both",
+            )),
             (_, EventsCmd::Delete { id: Some(id), .. }) => {
                 client
                     .send(
@@ -468,7 +475,10 @@ async fn run(cli: Cli) -> Result<String> {
                 let v = client
                     .send(
                         Method::GET,
-                        client.url(&format!("events/{}/versions", seg(&id)), &[("limit", "1000".into())]),
+                        client.url(
+                            &format!("events/{}/versions", seg(&id)),
+                            &[("limit", "1000".into())],
+                        ),
                         None,
                     )
                     .await?;
@@ -478,7 +488,10 @@ async fn run(cli: Cli) -> Result<String> {
                 let v = client
                     .send(
                         Method::POST,
-                        client.url(&format!("events/{}/versions/{version}/restore", seg(&id)), &[]),
+                        client.url(
+                            &format!("events/{}/versions/{version}/restore", seg(&id)),
+                            &[],
+                        ),
                         Some(&json!({})),
                     )
                     .await?;
@@ -490,7 +503,10 @@ async fn run(cli: Cli) -> Result<String> {
                     )
                 }))
             }
-            (pause, EventsCmd::Pause { id: Some(id), .. } | EventsCmd::Resume { id: Some(id), .. }) => {
+            (
+                pause,
+                EventsCmd::Pause { id: Some(id), .. } | EventsCmd::Resume { id: Some(id), .. },
+            ) => {
                 let verb = if pause { "pause" } else { "resume" };
                 let v = client
                     .send(
@@ -572,7 +588,11 @@ async fn run(cli: Cli) -> Result<String> {
                     ));
                 };
                 let mut body = json!({"status": status, "dry_run": bulk.dry_run});
-                for (k, v) in [("from", &bulk.from), ("to", &bulk.to), ("event_id", &bulk.event)] {
+                for (k, v) in [
+                    ("from", &bulk.from),
+                    ("to", &bulk.to),
+                    ("event_id", &bulk.event),
+                ] {
                     if let Some(v) = v {
                         body[k] = json!(v);
                     }
@@ -581,7 +601,11 @@ async fn run(cli: Cli) -> Result<String> {
                     body["tags"] = json!(bulk.tag);
                 }
                 let v = client
-                    .send(Method::POST, client.url("occurrences/retry", &[]), Some(&body))
+                    .send(
+                        Method::POST,
+                        client.url("occurrences/retry", &[]),
+                        Some(&body),
+                    )
                     .await?;
                 Ok(show(&v, &|v| {
                     format!(
@@ -693,12 +717,15 @@ async fn run(cli: Cli) -> Result<String> {
 }
 
 /// One path segment, percent-encoded, so an id cannot change the route.
+/// How `run` prints an answer: `--json`, or the human rendering given.
+type Show<'a> = dyn Fn(&Value, &dyn Fn(&Value) -> String) -> String + 'a;
+
 /// `POST /events/{verb}` with the filter.
 async fn bulk_events(
     client: &Client,
     verb: &str,
     bulk: &BulkArgs,
-    show: &dyn Fn(&Value, &dyn Fn(&Value) -> String) -> String,
+    show: &Show<'_>,
 ) -> Result<String> {
     if !bulk.given() {
         return Err(Failure::usage(format!(
@@ -706,7 +733,11 @@ async fn bulk_events(
         )));
     }
     let v = client
-        .send(Method::POST, client.url(&format!("events/{verb}"), &[]), Some(&bulk.body()))
+        .send(
+            Method::POST,
+            client.url(&format!("events/{verb}"), &[]),
+            Some(&bulk.body()),
+        )
         .await?;
     let dry = bulk.dry_run;
     Ok(show(&v, &|v| {

@@ -711,8 +711,17 @@ fn history_restore_and_bulk_commands() {
         let v = ok(
             &mut s.cli(),
             &[
-                "--json", "events", "create", "--name", name, "--at", &at, "--webhook",
-                "http://127.0.0.1:9/hook", "--tag", tag,
+                "--json",
+                "events",
+                "create",
+                "--name",
+                name,
+                "--at",
+                &at,
+                "--webhook",
+                "http://127.0.0.1:9/hook",
+                "--tag",
+                tag,
             ],
         )
         .json();
@@ -727,25 +736,47 @@ fn history_restore_and_bulk_commands() {
     let o = ok(&mut s.cli(), &["events", "history", &id]);
     let lines: Vec<&str> = o.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{}", o.stdout);
-    assert!(lines[0].starts_with("v1 ") && lines[0].contains("create"), "{}", o.stdout);
-    assert!(lines[1].contains("pause") && lines[1].contains("status"), "{}", o.stdout);
+    assert!(
+        lines[0].starts_with("v1 ") && lines[0].contains("create"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        lines[1].contains("pause") && lines[1].contains("status"),
+        "{}",
+        o.stdout
+    );
     let v = ok(&mut s.cli(), &["--json", "events", "history", &id]).json();
-    assert_eq!(v[1]["diff"]["status"], serde_json::json!(["active", "paused"]));
+    assert_eq!(
+        v[1]["diff"]["status"],
+        serde_json::json!(["active", "paused"])
+    );
     let o = ok(&mut s.cli(), &["events", "restore", &id, "1"]);
     assert!(o.stdout.contains("restored to version 1"), "{}", o.stdout);
     let v = ok(&mut s.cli(), &["--json", "events", "get", &id]).json();
     assert_eq!(v["status"], "active");
 
     // Bulk pause, resume and delete by tag.
-    let o = ok(&mut s.cli(), &["events", "pause", "--tag", "bulk", "--dry-run"]);
+    let o = ok(
+        &mut s.cli(),
+        &["events", "pause", "--tag", "bulk", "--dry-run"],
+    );
     assert!(o.stdout.starts_with("2 matched, 0 changed"), "{}", o.stdout);
-    let v = ok(&mut s.cli(), &["--json", "events", "pause", "--tag", "bulk"]).json();
+    let v = ok(
+        &mut s.cli(),
+        &["--json", "events", "pause", "--tag", "bulk"],
+    )
+    .json();
     assert_eq!(v, serde_json::json!({"matched": 2, "changed": 2}));
     let v = ok(&mut s.cli(), &["--json", "events", "get", &other]).json();
     assert_eq!(v["status"], "paused");
     let v = ok(&mut s.cli(), &["--json", "events", "get", &kept]).json();
     assert_eq!(v["status"], "active");
-    let v = ok(&mut s.cli(), &["--json", "events", "resume", "--status", "paused"]).json();
+    let v = ok(
+        &mut s.cli(),
+        &["--json", "events", "resume", "--status", "paused"],
+    )
+    .json();
     assert_eq!(v["changed"], 2);
     let o = ok(&mut s.cli(), &["events", "delete", "-q", "second"]);
     assert!(o.stdout.starts_with("1 matched, 1 changed"), "{}", o.stdout);
@@ -756,7 +787,15 @@ fn history_restore_and_bulk_commands() {
     // Bulk retry: nothing failed yet.
     let v = ok(
         &mut s.cli(),
-        &["--json", "occurrences", "retry", "--status", "failed", "--tag", "bulk"],
+        &[
+            "--json",
+            "occurrences",
+            "retry",
+            "--status",
+            "failed",
+            "--tag",
+            "bulk",
+        ],
     )
     .json();
     assert_eq!(v, serde_json::json!({"matched": 0, "retried": 0}));

@@ -172,7 +172,10 @@ pub(super) async fn retry_occurrences(
         matched: 0,
         retried: 0,
     };
-    let Some(tags) = caller.principal.filter_tags(f.tags.clone().unwrap_or_default()) else {
+    let Some(tags) = caller
+        .principal
+        .filter_tags(f.tags.clone().unwrap_or_default())
+    else {
         return Ok(Json(out));
     };
     // Each event's attempts for a re-drive, read once; `None`: the event was deleted.
@@ -224,7 +227,8 @@ pub(super) async fn retry_occurrences(
         st.engine.due_at(now_ms());
     }
     if !f.dry_run {
-        let summary = json!({"filter": filter_summary(&raw), "matched": out.matched, "retried": out.retried});
+        let summary =
+            json!({"filter": filter_summary(&raw), "matched": out.matched, "retried": out.retried});
         audit_bulk(&st, &caller, "occurrence.retry_bulk", &tags, summary).await;
     }
     Ok(Json(out))
@@ -317,7 +321,10 @@ async fn bulk_events(
         changed: 0,
         failed: Vec::new(),
     };
-    let Some(tags) = caller.principal.filter_tags(f.tags.clone().unwrap_or_default()) else {
+    let Some(tags) = caller
+        .principal
+        .filter_tags(f.tags.clone().unwrap_or_default())
+    else {
         return Ok(Json(out));
     };
     let mut outcome = Ok(());
@@ -376,7 +383,8 @@ async fn bulk_events(
         tokio::task::yield_now().await;
     }
     if !f.dry_run {
-        let summary = json!({"filter": filter_summary(raw), "matched": out.matched, "changed": out.changed});
+        let summary =
+            json!({"filter": filter_summary(raw), "matched": out.matched, "changed": out.changed});
         let action = format!("event.{}_bulk", op.name());
         audit_bulk(&st, &caller, &action, &tags, summary).await;
     }

@@ -370,7 +370,10 @@ pub(super) async fn apply_update(
     // About both the old and the new tags: a scoped admin reads it only when it covers both.
     let tags = super::audit::union([&old.tags, &e.tags]);
     let (action, summary) = match restores {
-        None => ("event.update", json!({ "changed": changed_fields(&old, &e) })),
+        None => (
+            "event.update",
+            json!({ "changed": changed_fields(&old, &e) }),
+        ),
         Some(n) => (
             "event.restore",
             json!({ "version": n, "changed": changed_fields(&old, &e) }),
@@ -563,7 +566,11 @@ pub(super) async fn delete_one(
     e: &Event,
 ) -> Result<bool, ApiError> {
     let actor = caller.principal.identity();
-    if !st.store.delete_event(e.id, now_ms(), By::actor(&actor)).await? {
+    if !st
+        .store
+        .delete_event(e.id, now_ms(), By::actor(&actor))
+        .await?
+    {
         return Ok(false);
     }
     st.engine.forget_event(e.id, None);

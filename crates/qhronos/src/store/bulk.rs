@@ -35,9 +35,8 @@ impl<B: Backend> BulkStore for B {
                 .iter()
                 .map(|(id, extra)| vec![(*id).into(), i64::from(*extra).into()])
                 .collect();
-            let mut q = query::<D<B>>(
-                "UPDATE occurrences SET status = 'pending', next_attempt_at = ",
-            );
+            let mut q =
+                query::<D<B>>("UPDATE occurrences SET status = 'pending', next_attempt_at = ");
             q.val(now)
                 .push(", attempt_limit = occurrences.attempts + v.extra, completed_at = NULL, updated_at = ")
                 .val(now)

@@ -12,8 +12,8 @@ use super::occurrences::{cancel_unfired, finish_if_done};
 use super::sql::rows::{RowExt, EVENT_COLS, OCC_COLS};
 use super::sql::{query, Col, Dialect, Kind, Push, Rows};
 use super::{Backend, Change, Result};
-use crate::domain::history::change;
 use crate::domain::event::Event;
+use crate::domain::history::change;
 use crate::domain::occurrence::{Attempt, Occurrence};
 use crate::domain::Millis;
 

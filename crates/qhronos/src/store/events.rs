@@ -205,7 +205,10 @@ pub(super) async fn insert_events<D: Dialect>(
 ) -> Result<()> {
     for chunk in events.chunks(D::max_rows(EVENT_WRITE.len())) {
         let mut q = insert_events_sql::<D>();
-        let rows = chunk.iter().map(|(e, _, _)| event_values(e, None)).collect();
+        let rows = chunk
+            .iter()
+            .map(|(e, _, _)| event_values(e, None))
+            .collect();
         D::push_insert_rows(&mut q, &EVENT_WRITE, rows);
         D::exec(q, c).await?;
     }
@@ -400,7 +403,11 @@ impl<B: Backend> EventStore for B {
             upsert_occurrences::<B::D>(&mut tx, occs, now).await?;
             finish_if_done::<B::D>(&mut tx, &[id.to_string()], now).await?;
         }
-        let kind = if paused { change::PAUSE } else { change::RESUME };
+        let kind = if paused {
+            change::PAUSE
+        } else {
+            change::RESUME
+        };
         record_change::<B::D>(&mut tx, id, by, kind, now).await?;
         B::announce(&mut tx, &Change::Event(id)).await?;
         tx.commit().await?;

@@ -57,8 +57,12 @@ pub struct EventVersion {
 pub trait HistoryStore: Send + Sync + 'static {
     /// Versions of the event (deleted or not) numbered above `after`, oldest first, at most
     /// `limit`.
-    async fn event_versions(&self, event_id: Uuid, after: i64, limit: i64)
-        -> Result<Vec<EventVersion>>;
+    async fn event_versions(
+        &self,
+        event_id: Uuid,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<EventVersion>>;
     /// Version `version` of the event.
     async fn event_version(&self, event_id: Uuid, version: i64) -> Result<Option<EventVersion>>;
 }
@@ -121,9 +125,7 @@ pub(super) async fn record_change<D: Dialect>(
         )));
     };
     let state = snapshot(&row.event()?);
-    let mut q = query::<D>(
-        "SELECT version, snapshot FROM event_versions WHERE event_id = ",
-    );
+    let mut q = query::<D>("SELECT version, snapshot FROM event_versions WHERE event_id = ");
     q.val(id).push(" ORDER BY version DESC LIMIT 1");
     let (last, same) = match fetch_one(q, c).await? {
         Some(r) => (r.int("version")?, r.json::<Value>("snapshot")? == state),
@@ -184,13 +186,20 @@ impl<B: Backend> HistoryStore for B {
             .push(" ORDER BY version LIMIT ")
             .val(limit);
         let mut c = self.reads().acquire().await?;
-        B::D::fetch(q, &mut c).await?.iter().map(version_of).collect()
+        B::D::fetch(q, &mut c)
+            .await?
+            .iter()
+            .map(version_of)
+            .collect()
     }
 
     async fn event_version(&self, event_id: Uuid, version: i64) -> Result<Option<EventVersion>> {
         let mut q = query::<B::D>("SELECT * FROM event_versions WHERE event_id = ");
         q.val(event_id).push(" AND version = ").val(version);
         let mut c = self.reads().acquire().await?;
-        fetch_one(q, &mut c).await?.map(|r| version_of(&r)).transpose()
+        fetch_one(q, &mut c)
+            .await?
+            .map(|r| version_of(&r))
+            .transpose()
     }
 }

@@ -48,14 +48,23 @@ async fn retry_redrives_every_failed_occurrence_of_the_filter_in_one_audited_req
         .await;
     }
     let (s, v) = app
-        .post("/occurrences/retry", json!({"status": "failed", "tags": ["a"], "dry_run": true}))
+        .post(
+            "/occurrences/retry",
+            json!({"status": "failed", "tags": ["a"], "dry_run": true}),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v, json!({"matched": 2, "retried": 0}));
-    assert!(audit(&app, "occurrence.retry_bulk").await.is_empty(), "a dry run is no write");
+    assert!(
+        audit(&app, "occurrence.retry_bulk").await.is_empty(),
+        "a dry run is no write"
+    );
 
     let (s, v) = app
-        .post("/occurrences/retry", json!({"status": "failed", "tags": ["a"]}))
+        .post(
+            "/occurrences/retry",
+            json!({"status": "failed", "tags": ["a"]}),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v, json!({"matched": 2, "retried": 2}));
@@ -100,11 +109,20 @@ async fn retry_redrives_every_failed_occurrence_of_the_filter_in_one_audited_req
         json!({"status": "failed", "event_id": "nope"}),
         json!({"status": "failed", "bogus": 1}),
     ] {
-        assert_eq!(app.post("/occurrences/retry", bad.clone()).await.0, 400, "{bad}");
+        assert_eq!(
+            app.post("/occurrences/retry", bad.clone()).await.0,
+            400,
+            "{bad}"
+        );
     }
     let reader = app.token("read", &[]).await;
     let (s, _) = app
-        .req_as(Some(&reader), "POST", "/occurrences/retry", Some(json!({"status": "failed"})))
+        .req_as(
+            Some(&reader),
+            "POST",
+            "/occurrences/retry",
+            Some(json!({"status": "failed"})),
+        )
         .await;
     assert_eq!(s, 403);
 }
@@ -132,11 +150,19 @@ async fn bulk_pause_resume_and_delete_act_on_the_filter_inside_the_scope() {
     assert_eq!(v, json!({"matched": 2, "changed": 2}));
     assert_eq!(status_of(&app, &ids[0]).await, "paused");
     assert_eq!(status_of(&app, &ids[1]).await, "paused");
-    assert_eq!(status_of(&app, &ids[2]).await, "active", "outside ann's scope");
+    assert_eq!(
+        status_of(&app, &ids[2]).await,
+        "active",
+        "outside ann's scope"
+    );
     let (_, occ) = app
         .get(&format!("/events/{}/occurrences?status=pending", ids[0]))
         .await;
-    assert_eq!(occ["data"], json!([]), "the pause cancelled what had not fired");
+    assert_eq!(
+        occ["data"],
+        json!([]),
+        "the pause cancelled what had not fired"
+    );
     // Each event keeps its own version, by its author.
     let (_, v) = app.get(&format!("/events/{}/versions", ids[0])).await;
     assert_eq!(v[1]["change"], "pause");
@@ -192,7 +218,11 @@ async fn bulk_pause_resume_and_delete_act_on_the_filter_inside_the_scope() {
         json!({"ids": ["x"]}),
         json!({"tags": ["a"], "what": 1}),
     ] {
-        assert_eq!(app.post("/events/delete", bad.clone()).await.0, 400, "{bad}");
+        assert_eq!(
+            app.post("/events/delete", bad.clone()).await.0,
+            400,
+            "{bad}"
+        );
     }
     // A scoped token naming only foreign tags touches nothing.
     let (_, v) = call("/events/pause", json!({"tags": ["b"]})).await;

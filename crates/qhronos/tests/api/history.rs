@@ -28,12 +28,20 @@ async fn every_change_is_a_version_with_its_diff_and_no_secret_even_after_delete
     body["hmac_secret"] = json!(SECRET);
     let id = app.create(body).await;
     let (s, v) = app
-        .req("PUT", &format!("/events/{id}"), Some(json!({"name": "renamed"})))
+        .req(
+            "PUT",
+            &format!("/events/{id}"),
+            Some(json!({"name": "renamed"})),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     // A PUT that changes nothing is no new version.
     let (s, _) = app
-        .req("PUT", &format!("/events/{id}"), Some(json!({"name": "renamed"})))
+        .req(
+            "PUT",
+            &format!("/events/{id}"),
+            Some(json!({"name": "renamed"})),
+        )
         .await;
     assert_eq!(s, 200);
     for step in ["pause", "resume"] {
@@ -60,7 +68,10 @@ async fn every_change_is_a_version_with_its_diff_and_no_secret_even_after_delete
     assert_eq!(v[2]["diff"], json!({"status": ["active", "paused"]}));
     assert_eq!(v[4]["diff"], json!({"status": ["active", "deleted"]}));
     let text = serde_json::to_string(&v).unwrap();
-    assert!(!text.contains("aGlzdG9y"), "a secret in the history: {text}");
+    assert!(
+        !text.contains("aGlzdG9y"),
+        "a secret in the history: {text}"
+    );
 
     let (s, one) = app.get(&format!("/events/{id}/versions/2")).await;
     assert_eq!(s, 200, "{one}");
@@ -109,8 +120,10 @@ async fn a_restore_makes_an_old_version_current_again_replanned_and_audited() {
         .req(
             "PUT",
             &format!("/events/{id}"),
-            Some(json!({"name": "daily", "schedule": "FREQ=DAILY", "metadata": {"k": 2},
-                "start_time": in_ms(2 * 86_400_000)})),
+            Some(
+                json!({"name": "daily", "schedule": "FREQ=DAILY", "metadata": {"k": 2},
+                "start_time": in_ms(2 * 86_400_000)}),
+            ),
         )
         .await;
     assert_eq!(s, 200, "{v}");
@@ -144,7 +157,10 @@ async fn a_restore_makes_an_old_version_current_again_replanned_and_audited() {
     let v = versions(&app, &id).await;
     assert_eq!(changes(&v), vec!["create", "update", "restore"]);
     assert_eq!(v[2]["restored_from"], 1);
-    assert_eq!(v[2]["diff"]["schedule"], json!(["FREQ=DAILY", "FREQ=HOURLY"]));
+    assert_eq!(
+        v[2]["diff"]["schedule"],
+        json!(["FREQ=DAILY", "FREQ=HOURLY"])
+    );
     let (_, audit) = app.get("/audit?action=event.restore").await;
     let entry = &audit["data"][0];
     assert_eq!(entry["target"], id.as_str(), "{audit}");
@@ -213,7 +229,12 @@ async fn a_scoped_token_reads_and_restores_only_histories_of_its_tags() {
     assert_eq!(s, 201, "{v}");
     let ann = v["token"].as_str().unwrap().to_string();
     let (s, _) = app
-        .req_as(Some(&ann), "PUT", &format!("/events/{a}"), Some(json!({"name": "ann's"})))
+        .req_as(
+            Some(&ann),
+            "PUT",
+            &format!("/events/{a}"),
+            Some(json!({"name": "ann's"})),
+        )
         .await;
     assert_eq!(s, 200);
     let (s, v) = app
@@ -225,7 +246,11 @@ async fn a_scoped_token_reads_and_restores_only_histories_of_its_tags() {
         format!("/events/{b}/versions"),
         format!("/events/{b}/versions/1"),
     ] {
-        assert_eq!(app.req_as(Some(&ann), "GET", &path, None).await.0, 404, "{path}");
+        assert_eq!(
+            app.req_as(Some(&ann), "GET", &path, None).await.0,
+            404,
+            "{path}"
+        );
     }
     let restore = format!("/events/{b}/versions/1/restore");
     assert_eq!(

@@ -39,7 +39,10 @@ async fn redrive_many_sends_failed_and_missed_again_and_nothing_else(s: &dyn Sto
         assert_eq!(o.completed_at, None);
     }
     assert_eq!(status(s, done.occ.id).await, OccStatus::Completed);
-    assert_eq!(get(s, pending.id).await.0.next_attempt_at, Some(T0 + 3 * HOUR));
+    assert_eq!(
+        get(s, pending.id).await.0.next_attempt_at,
+        Some(T0 + 3 * HOUR)
+    );
     // Pending now: a second call changes nothing.
     assert_eq!(s.redrive_many(&rows, T0 + 2 * MIN).await.expect("again"), 0);
     assert_eq!(s.redrive_many(&[], T0).await.expect("empty"), 0);

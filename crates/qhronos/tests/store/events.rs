@@ -277,7 +277,10 @@ async fn delete_event_hides_the_event_and_cancels_what_has_not_fired(s: &dyn Sto
         s.event_tags(e.id).await.expect("tags"),
         Some(vec!["red".to_string()])
     );
-    assert!(!s.delete_event(e.id, T0 + 2 * MIN, BY).await.expect("delete"));
+    assert!(!s
+        .delete_event(e.id, T0 + 2 * MIN, BY)
+        .await
+        .expect("delete"));
     assert!(s
         .events_to_expand(T0 + DAY, 10)
         .await

@@ -34,14 +34,22 @@ async fn a_create_is_version_one_with_its_author_and_no_secret(s: &dyn Store) {
     let v = versions(s, e.id).await;
     assert_eq!(v.len(), 1);
     assert_eq!(
-        (v[0].version, v[0].at, v[0].actor.as_str(), v[0].change.as_str()),
+        (
+            v[0].version,
+            v[0].at,
+            v[0].actor.as_str(),
+            v[0].change.as_str()
+        ),
         (1, T0, "sub:alice", "create")
     );
     assert_eq!(v[0].snapshot["name"], json!("conformance"));
     assert_eq!(v[0].snapshot["hmac_secret_set"], json!(true));
     let text = v[0].snapshot.to_string();
     assert!(!text.contains("c2VjcmV0"), "the secret leaked: {text}");
-    assert!(!text.contains("header-secret-value"), "a header leaked: {text}");
+    assert!(
+        !text.contains("header-secret-value"),
+        "a header leaked: {text}"
+    );
     assert_eq!(
         s.event_version(e.id, 1).await.expect("event_version"),
         Some(v[0].clone())
@@ -118,10 +126,7 @@ async fn a_write_that_changes_nothing_stores_no_version(s: &dyn Store) {
         .expect("pause again"));
     let mut same = s.get_event(e.id).await.expect("get").expect("event");
     same.updated_at = T0 + 3 * SEC;
-    assert!(s
-        .update_event(&same, None, &[], BY)
-        .await
-        .expect("update"));
+    assert!(s.update_event(&same, None, &[], BY).await.expect("update"));
     let kinds: Vec<String> = versions(s, e.id)
         .await
         .into_iter()
@@ -150,7 +155,11 @@ async fn a_restore_is_recorded_as_such(s: &dyn Store) {
     let v = versions(s, e.id).await;
     assert_eq!(v.len(), 3);
     assert_eq!(
-        (v[2].change.as_str(), v[2].restored_from, v[2].actor.as_str()),
+        (
+            v[2].change.as_str(),
+            v[2].restored_from,
+            v[2].actor.as_str()
+        ),
         ("restore", Some(1), "sub:dana")
     );
     assert_eq!(v[2].snapshot, v[0].snapshot);
@@ -170,7 +179,10 @@ async fn a_batch_create_gives_every_event_its_first_version(s: &dyn Store) {
     for (e, _) in &batch {
         let v = versions(s, e.id).await;
         assert_eq!(v.len(), 1, "event {}", e.id);
-        assert_eq!((v[0].change.as_str(), v[0].actor.as_str()), ("create", "sub:eve"));
+        assert_eq!(
+            (v[0].change.as_str(), v[0].actor.as_str()),
+            ("create", "sub:eve")
+        );
     }
 }
 
