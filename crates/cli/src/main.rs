@@ -82,13 +82,31 @@ enum EventsCmd {
     List(ListEventsArgs),
     /// Show one event.
     Get { id: String },
-    /// Delete an event: occurrences not yet fired are cancelled.
+    /// Delete an event (occurrences not yet fired are cancelled), or every event a filter
+    /// matches (--tag, --status, -q; try --dry-run first).
     #[command(alias = "rm")]
-    Delete { id: String },
-    /// Pause an event: occurrences not yet fired are cancelled until it is resumed.
-    Pause { id: String },
-    /// Resume a paused event.
-    Resume { id: String },
+    Delete {
+        id: Option<String>,
+        #[command(flatten)]
+        bulk: BulkArgs,
+    },
+    /// Pause an event (occurrences not yet fired are cancelled until it is resumed), or every
+    /// event a filter matches.
+    Pause {
+        id: Option<String>,
+        #[command(flatten)]
+        bulk: BulkArgs,
+    },
+    /// Resume a paused event, or every paused event a filter matches.
+    Resume {
+        id: Option<String>,
+        #[command(flatten)]
+        bulk: BulkArgs,
+    },
+    /// Every change of an event (also after it was deleted), oldest first, with what changed.
+    History { id: String },
+    /// Make version N of an event current again (a new version; re-planned like an update).
+    Restore { id: String, version: u32 },
     /// Fire one extra occurrence now.
     Trigger { id: String },
     /// Show an event's webhook signing secret (needs a write token within the event's scope).
@@ -143,6 +161,43 @@ struct CreateArgs {
     /// Idempotency-Key header: a retry with the same key returns the same event.
     #[arg(long, value_name = "KEY")]
     idempotency_key: Option<String>,
+}
+
+/// A filter for the bulk forms of pause, resume and delete.
+#[derive(Args, Debug)]
+struct BulkArgs {
+    /// Events with this tag (repeat: any of them).
+    #[arg(long, value_name = "TAG")]
+    tag: Vec<String>,
+    /// active, paused or inactive.
+    #[arg(long)]
+    status: Option<String>,
+    /// A substring of the name or description.
+    #[arg(long, short = 'q')]
+    query: Option<String>,
+    /// Only count what matches; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl BulkArgs {
+    fn given(&self) -> bool {
+        !self.tag.is_empty() || self.status.is_some() || self.query.is_some() || self.dry_run
+    }
+
+    fn body(&self) -> Value {
+        let mut b = json!({"dry_run": self.dry_run});
+        if !self.tag.is_empty() {
+            b["tags"] = json!(self.tag);
+        }
+        if let Some(s) = &self.status {
+            b["status"] = json!(s);
+        }
+        if let Some(q) = &self.query {
+            b["q"] = json!(q);
+        }
+        b
+    }
 }
 
 #[derive(Args, Debug)]
@@ -225,8 +280,36 @@ enum OccurrencesCmd {
     List(ListOccArgs),
     /// Show one occurrence with its delivery attempts.
     Get { id: String },
-    /// Re-drive a failed or missed occurrence with a fresh set of attempts.
-    Retry { id: String },
+    /// Re-drive a failed or missed occurrence with a fresh set of attempts, or (with
+    /// --status) every one a filter matches.
+    Retry {
+        id: Option<String>,
+        #[command(flatten)]
+        bulk: RetryArgs,
+    },
+}
+
+/// A filter for the bulk form of `occurrences retry`.
+#[derive(Args, Debug)]
+struct RetryArgs {
+    /// failed or missed: re-drive every occurrence with this status.
+    #[arg(long)]
+    status: Option<String>,
+    /// Scheduled at or after this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    from: Option<String>,
+    /// Scheduled at or before this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    to: Option<String>,
+    /// Occurrences of events with this tag (repeat: any of them).
+    #[arg(long, value_name = "TAG")]
+    tag: Vec<String>,
+    /// Occurrences of this event only.
+    #[arg(long, value_name = "ID")]
+    event: Option<String>,
+    /// Only count what matches; change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -454,7 +537,24 @@ async fn run(cli: Cli) -> Result<String> {
                     .await?;
                 Ok(show(&v, &output::event_detail))
             }
-            (_, EventsCmd::Delete { id }) => {
+            (_, EventsCmd::Delete { id: None, bulk }) => {
+                bulk_events(&client, "delete", &bulk, &show).await
+            }
+            (_, EventsCmd::Pause { id: None, bulk }) => {
+                bulk_events(&client, "pause", &bulk, &show).await
+            }
+            (_, EventsCmd::Resume { id: None, bulk }) => {
+                bulk_events(&client, "resume", &bulk, &show).await
+            }
+            (
+                _,
+                EventsCmd::Pause { bulk, .. }
+                | EventsCmd::Resume { bulk, .. }
+                | EventsCmd::Delete { bulk, .. },
+            ) if bulk.given() => Err(Failure::usage(
+                "give an event id or a filter (--tag, --status, -q), not both",
+            )),
+            (_, EventsCmd::Delete { id: Some(id), .. }) => {
                 client
                     .send(
                         Method::DELETE,
@@ -468,7 +568,42 @@ async fn run(cli: Cli) -> Result<String> {
                     format!("deleted event {id}")
                 })
             }
-            (pause, EventsCmd::Pause { id } | EventsCmd::Resume { id }) => {
+            (_, EventsCmd::History { id }) => {
+                let v = client
+                    .send(
+                        Method::GET,
+                        client.url(
+                            &format!("events/{}/versions", seg(&id)),
+                            &[("limit", "1000".into())],
+                        ),
+                        None,
+                    )
+                    .await?;
+                Ok(show(&v, &history_human))
+            }
+            (_, EventsCmd::Restore { id, version }) => {
+                let v = client
+                    .send(
+                        Method::POST,
+                        client.url(
+                            &format!("events/{}/versions/{version}/restore", seg(&id)),
+                            &[],
+                        ),
+                        Some(&json!({})),
+                    )
+                    .await?;
+                Ok(show(&v, &|v| {
+                    format!(
+                        "event {} restored to version {version}\n{}",
+                        output::field(v, "id"),
+                        output::event_detail(v)
+                    )
+                }))
+            }
+            (
+                pause,
+                EventsCmd::Pause { id: Some(id), .. } | EventsCmd::Resume { id: Some(id), .. },
+            ) => {
                 let verb = if pause { "pause" } else { "resume" };
                 let v = client
                     .send(
@@ -543,7 +678,42 @@ async fn run(cli: Cli) -> Result<String> {
                     .await?;
                 Ok(show(&v, &output::occurrence_detail))
             }
-            OccurrencesCmd::Retry { id } => {
+            OccurrencesCmd::Retry { id: None, bulk } => {
+                let Some(status) = &bulk.status else {
+                    return Err(Failure::usage(
+                        "give an occurrence id, or --status failed|missed to re-drive every match",
+                    ));
+                };
+                let mut body = json!({"status": status, "dry_run": bulk.dry_run});
+                for (k, v) in [
+                    ("from", &bulk.from),
+                    ("to", &bulk.to),
+                    ("event_id", &bulk.event),
+                ] {
+                    if let Some(v) = v {
+                        body[k] = json!(v);
+                    }
+                }
+                if !bulk.tag.is_empty() {
+                    body["tags"] = json!(bulk.tag);
+                }
+                let v = client
+                    .send(
+                        Method::POST,
+                        client.url("occurrences/retry", &[]),
+                        Some(&body),
+                    )
+                    .await?;
+                Ok(show(&v, &|v| {
+                    format!(
+                        "{} matched, {} re-driven{}\n",
+                        output::field(v, "matched"),
+                        output::field(v, "retried"),
+                        if bulk.dry_run { " (dry run)" } else { "" }
+                    )
+                }))
+            }
+            OccurrencesCmd::Retry { id: Some(id), .. } => {
                 let v = client
                     .send(
                         Method::POST,
@@ -690,6 +860,67 @@ async fn run(cli: Cli) -> Result<String> {
 }
 
 /// One path segment, percent-encoded, so an id cannot change the route.
+/// How `run` prints an answer: `--json`, or the human rendering given.
+type Show<'a> = dyn Fn(&Value, &dyn Fn(&Value) -> String) -> String + 'a;
+
+/// `POST /events/{verb}` with the filter.
+async fn bulk_events(
+    client: &Client,
+    verb: &str,
+    bulk: &BulkArgs,
+    show: &Show<'_>,
+) -> Result<String> {
+    if !bulk.given() {
+        return Err(Failure::usage(format!(
+            "give an event id, or a filter (--tag, --status, -q) to {verb} every match"
+        )));
+    }
+    let v = client
+        .send(
+            Method::POST,
+            client.url(&format!("events/{verb}"), &[]),
+            Some(&bulk.body()),
+        )
+        .await?;
+    let dry = bulk.dry_run;
+    Ok(show(&v, &|v| {
+        let mut out = format!(
+            "{} matched, {} changed ({verb}){}\n",
+            output::field(v, "matched"),
+            output::field(v, "changed"),
+            if dry { ", dry run" } else { "" }
+        );
+        for f in v["failed"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  not changed: {}: {}\n",
+                output::field(f, "id"),
+                output::field(f, "error")
+            ));
+        }
+        out
+    }))
+}
+
+/// One line per version: number, time, actor, change, and the fields it changed.
+fn history_human(v: &Value) -> String {
+    let mut out = String::new();
+    for ver in v.as_array().into_iter().flatten() {
+        let fields: Vec<&str> = ver["diff"]
+            .as_object()
+            .map(|d| d.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "v{}  {}  {}  {}  {}\n",
+            output::field(ver, "version"),
+            output::field(ver, "at"),
+            output::field(ver, "actor"),
+            output::field(ver, "change"),
+            fields.join(", ")
+        ));
+    }
+    out
+}
+
 fn seg(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()

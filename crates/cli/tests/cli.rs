@@ -910,3 +910,112 @@ fn workflows() {
     let o = run(&mut s.cli(), &["workflows", "get", &id]);
     assert_eq!(o.code, 3);
 }
+
+#[test]
+fn history_restore_and_bulk_commands() {
+    let s = Server::start();
+    let at = in_half_an_hour();
+    let create = |name: &str, tag: &str| -> String {
+        let v = ok(
+            &mut s.cli(),
+            &[
+                "--json",
+                "events",
+                "create",
+                "--name",
+                name,
+                "--at",
+                &at,
+                "--webhook",
+                "http://127.0.0.1:9/hook",
+                "--tag",
+                tag,
+            ],
+        )
+        .json();
+        v["id"].as_str().unwrap().to_string()
+    };
+    let id = create("first", "bulk");
+    let other = create("second", "bulk");
+    let kept = create("third", "elsewhere");
+
+    // History and restore.
+    ok(&mut s.cli(), &["events", "pause", &id]);
+    let o = ok(&mut s.cli(), &["events", "history", &id]);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", o.stdout);
+    assert!(
+        lines[0].starts_with("v1 ") && lines[0].contains("create"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        lines[1].contains("pause") && lines[1].contains("status"),
+        "{}",
+        o.stdout
+    );
+    let v = ok(&mut s.cli(), &["--json", "events", "history", &id]).json();
+    assert_eq!(
+        v[1]["diff"]["status"],
+        serde_json::json!(["active", "paused"])
+    );
+    let o = ok(&mut s.cli(), &["events", "restore", &id, "1"]);
+    assert!(o.stdout.contains("restored to version 1"), "{}", o.stdout);
+    let v = ok(&mut s.cli(), &["--json", "events", "get", &id]).json();
+    assert_eq!(v["status"], "active");
+
+    // Bulk pause, resume and delete by tag.
+    let o = ok(
+        &mut s.cli(),
+        &["events", "pause", "--tag", "bulk", "--dry-run"],
+    );
+    assert!(o.stdout.starts_with("2 matched, 0 changed"), "{}", o.stdout);
+    let v = ok(
+        &mut s.cli(),
+        &["--json", "events", "pause", "--tag", "bulk"],
+    )
+    .json();
+    assert_eq!(v, serde_json::json!({"matched": 2, "changed": 2}));
+    let v = ok(&mut s.cli(), &["--json", "events", "get", &other]).json();
+    assert_eq!(v["status"], "paused");
+    let v = ok(&mut s.cli(), &["--json", "events", "get", &kept]).json();
+    assert_eq!(v["status"], "active");
+    let v = ok(
+        &mut s.cli(),
+        &["--json", "events", "resume", "--status", "paused"],
+    )
+    .json();
+    assert_eq!(v["changed"], 2);
+    let o = ok(&mut s.cli(), &["events", "delete", "-q", "second"]);
+    assert!(o.stdout.starts_with("1 matched, 1 changed"), "{}", o.stdout);
+    // History outlives the delete.
+    let v = ok(&mut s.cli(), &["--json", "events", "history", &other]).json();
+    assert_eq!(v.as_array().unwrap().last().unwrap()["change"], "delete");
+
+    // Bulk retry: nothing failed yet.
+    let v = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "occurrences",
+            "retry",
+            "--status",
+            "failed",
+            "--tag",
+            "bulk",
+        ],
+    )
+    .json();
+    assert_eq!(v, serde_json::json!({"matched": 0, "retried": 0}));
+
+    // Usage errors: a filter and an id, no filter, retry with neither.
+    for args in [
+        vec!["events", "pause", id.as_str(), "--tag", "bulk"],
+        vec!["events", "delete"],
+        vec!["occurrences", "retry"],
+    ] {
+        let o = run(&mut s.cli(), &args);
+        assert_eq!(o.code, 1, "{args:?}: {} {}", o.stdout, o.stderr);
+        assert!(o.stderr.contains("give "), "{args:?}: {}", o.stderr);
+    }
+}

@@ -8,6 +8,9 @@ mod archive;
 mod authz;
 #[path = "api/backups.rs"]
 mod backups;
+
+#[path = "api/bulk.rs"]
+mod bulk;
 #[path = "api/channels.rs"]
 mod channels;
 #[path = "api/cli.rs"]
@@ -28,6 +31,8 @@ mod expansion;
 mod fuzz_input;
 #[path = "api/helpers.rs"]
 mod helpers;
+#[path = "api/history.rs"]
+mod history;
 #[path = "api/leases.rs"]
 mod leases;
 #[path = "api/mcp.rs"]

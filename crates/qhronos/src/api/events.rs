@@ -21,7 +21,7 @@ use crate::domain::template;
 use crate::domain::{now_ms, Millis};
 use crate::engine::plan::{plan, start_after};
 use crate::error::ApiError;
-use crate::store::{Created, EventFilter};
+use crate::store::{By, Created, EventFilter};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -139,7 +139,12 @@ pub(super) async fn create_event(
     let hash = hex::encode(Sha256::digest(&raw));
     match st
         .store
-        .create_event(&e, &occs, key.as_deref().map(|k| (k, hash.as_str())))
+        .create_event(
+            &e,
+            &occs,
+            key.as_deref().map(|k| (k, hash.as_str())),
+            By::actor(&caller.principal.identity()),
+        )
         .await?
     {
         Created::New => {
@@ -295,8 +300,27 @@ pub(super) async fn update_event(
     Body(patch, _): Body<EventIn>,
 ) -> Result<Json<EventOut>, ApiError> {
     let old = st.visible_event(&caller, &raw).await?;
+    apply_update(&st, &caller, old, patch, None).await
+}
+
+/// An update of `old` by `patch`, as `PUT /events/{id}` makes it (validation, re-planning,
+/// the engine told, audited); with `restores`, a restore of that version
+/// (`POST /events/{id}/versions/{n}/restore`).
+pub(super) async fn apply_update(
+    st: &AppState,
+    caller: &Caller,
+    old: Event,
+    patch: EventIn,
+    restores: Option<i64>,
+) -> Result<Json<EventOut>, ApiError> {
+    let raw = old.id.to_string();
     let id = old.id;
     let now = now_ms();
+    let actor = caller.principal.identity();
+    let by = By {
+        actor: &actor,
+        restores,
+    };
     let cleared_secret = matches!(patch.hmac_secret, Some(None));
     let new = EventIn::from(&old)
         .merge(patch)
@@ -321,19 +345,19 @@ pub(super) async fn update_event(
     let replan = new.timing_differs(&old) || resumed;
     let occs = if replan {
         let after = start_after(&new, now);
-        plan_event(&st, &mut new, after, now).await?
+        plan_event(st, &mut new, after, now).await?
     } else {
         Vec::new()
     };
     if !st
         .store
-        .update_event(&new, replan.then_some(now), &occs)
+        .update_event(&new, replan.then_some(now), &occs, by)
         .await?
     {
         return Err(not_found(&raw));
     }
     if paused {
-        st.store.set_paused(id, true, None, &[], now).await?;
+        st.store.set_paused(id, true, None, &[], now, by).await?;
         st.engine.forget_event(id, None);
     } else if replan {
         st.engine.forget_event(id, Some(now));
@@ -353,14 +377,18 @@ pub(super) async fn update_event(
         .ok_or_else(|| not_found(&raw))?;
     // About both the old and the new tags: a scoped admin reads it only when it covers both.
     let tags = super::audit::union([&old.tags, &e.tags]);
-    st.audit_in(
-        &caller,
-        "event.update",
-        Some(id.to_string()),
-        &tags,
-        json!({ "changed": changed_fields(&old, &e) }),
-    )
-    .await;
+    let (action, summary) = match restores {
+        None => (
+            "event.update",
+            json!({ "changed": changed_fields(&old, &e) }),
+        ),
+        Some(n) => (
+            "event.restore",
+            json!({ "version": n, "changed": changed_fields(&old, &e) }),
+        ),
+    };
+    st.audit_in(caller, action, Some(id.to_string()), &tags, summary)
+        .await;
     let mut out = EventOut::from(&e);
     out.hmac_secret = generated;
     Ok(Json(out))
@@ -385,10 +413,9 @@ pub(super) async fn delete_event(
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let e = st.visible_event(&caller, &raw).await?;
-    if !st.store.delete_event(e.id, now_ms()).await? {
+    if !delete_one(&st, &caller, &e).await? {
         return Err(not_found(&raw));
     }
-    st.engine.forget_event(e.id, None);
     st.audit_in(
         &caller,
         "event.delete",
@@ -426,8 +453,7 @@ pub(super) async fn pause_event(
             "event is inactive (it has finished): there is nothing to pause".into(),
         ));
     }
-    st.store.set_paused(e.id, true, None, &[], now_ms()).await?;
-    st.engine.forget_event(e.id, None);
+    pause_one(&st, &caller, &e).await?;
     st.audit_in(
         &caller,
         "event.pause",
@@ -464,22 +490,10 @@ pub(super) async fn resume_event(
     caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Json<EventOut>, ApiError> {
-    let mut e = st.visible_event(&caller, &raw).await?;
+    let e = st.visible_event(&caller, &raw).await?;
     let id = e.id;
     if e.status == EventStatus::Paused {
-        let now = now_ms();
-        e.status = EventStatus::Active;
-        let after = start_after(&e, now);
-        let occs = plan_event(&st, &mut e, after, now).await?;
-        st.store
-            .set_paused(id, false, e.next_fire_at, &occs, now)
-            .await?;
-        if let Some(t) = earliest(&occs) {
-            st.engine.due_at(t);
-        }
-        // What the pause held (retries, instants already due) continues now.
-        st.engine.due_at(now);
-        st.engine.expand_now();
+        resume_one(&st, &caller, e.clone()).await?;
         st.audit_in(
             &caller,
             "event.resume",
@@ -550,6 +564,61 @@ pub(super) async fn trigger_event(
         Json(super::occurrences::OccOut::from(&o)),
     )
         .into_response())
+}
+
+/// Deletes a visible event and tells the engine; false when it was gone already. Not audited
+/// (the caller audits: one entry per request).
+pub(super) async fn delete_one(
+    st: &AppState,
+    caller: &Caller,
+    e: &Event,
+) -> Result<bool, ApiError> {
+    let actor = caller.principal.identity();
+    if !st
+        .store
+        .delete_event(e.id, now_ms(), By::actor(&actor))
+        .await?
+    {
+        return Ok(false);
+    }
+    st.engine.forget_event(e.id, None);
+    Ok(true)
+}
+
+/// Pauses a visible event (not inactive) and tells the engine. Not audited.
+pub(super) async fn pause_one(st: &AppState, caller: &Caller, e: &Event) -> Result<bool, ApiError> {
+    let actor = caller.principal.identity();
+    let done = st
+        .store
+        .set_paused(e.id, true, None, &[], now_ms(), By::actor(&actor))
+        .await?;
+    st.engine.forget_event(e.id, None);
+    Ok(done)
+}
+
+/// Resumes a visible paused event: plans it from now as a new active event would be, and
+/// wakes the engine for what the pause held. Not audited.
+pub(super) async fn resume_one(
+    st: &AppState,
+    caller: &Caller,
+    mut e: Event,
+) -> Result<bool, ApiError> {
+    let now = now_ms();
+    e.status = EventStatus::Active;
+    let after = start_after(&e, now);
+    let occs = plan_event(st, &mut e, after, now).await?;
+    let actor = caller.principal.identity();
+    let done = st
+        .store
+        .set_paused(e.id, false, e.next_fire_at, &occs, now, By::actor(&actor))
+        .await?;
+    if let Some(t) = earliest(&occs) {
+        st.engine.due_at(t);
+    }
+    // What the pause held (retries, instants already due) continues now.
+    st.engine.due_at(now);
+    st.engine.expand_now();
+    Ok(done)
 }
 
 /// What the audit log keeps of a new event: never the secret, the metadata or the headers.

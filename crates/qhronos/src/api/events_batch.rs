@@ -23,6 +23,7 @@ use crate::domain::template;
 use crate::domain::{now_ms, Millis};
 use crate::engine::plan::start_after;
 use crate::error::ApiError;
+use crate::store::By;
 
 /// Most events in one `POST /events/batch`.
 pub const BATCH_MAX: usize = 1_000;
@@ -113,7 +114,8 @@ pub(super) async fn create_events_batch(
     for (e, occs) in ready.iter_mut() {
         st.engine.lease_near(e, occs, now);
     }
-    st.store.create_events(&ready).await?;
+    let actor = caller.principal.identity();
+    st.store.create_events(&ready, By::actor(&actor)).await?;
     let mut expand = false;
     for (e, occs) in &ready {
         st.engine.hold(e, occs, now);

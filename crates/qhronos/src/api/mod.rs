@@ -4,12 +4,15 @@
 pub mod admin;
 pub mod archive;
 pub mod audit;
+pub mod bulk;
 pub mod docs;
 pub mod event_io;
 pub mod events;
 mod events_batch;
 pub mod extract;
 pub mod mcp;
+
+pub mod history;
 pub mod occurrences;
 pub mod openapi;
 pub mod queues;
@@ -164,6 +167,8 @@ pub fn router(state: AppState, g: Gate) -> std::sync::Arc<Router> {
     let r = Router::new()
         .merge(system::router())
         .merge(events::router())
+        .merge(history::router())
+        .merge(bulk::router())
         .merge(secrets::router())
         .merge(occurrences::router())
         .merge(schedules::router())

@@ -41,6 +41,7 @@ pub trait Backend: Send + Sync + 'static {
         event: &Event,
         occurrences: &[NewOccurrence],
         idempotency: Option<(&str, &str)>,
+        actor: &str,
     ) -> Result<Created>;
     /// Appends an audit line (SQLite: group-committed with other writes).
     async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;

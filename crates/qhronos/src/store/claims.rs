@@ -14,6 +14,7 @@ use super::sql::{query, Col, Dialect, Kind, Push, Rows};
 use super::workflows::{write_follow_ups, Cause};
 use super::{Backend, Change, Result};
 use crate::domain::event::Event;
+use crate::domain::history::change;
 use crate::domain::occurrence::{Attempt, Occurrence};
 use crate::domain::Millis;
 
@@ -309,6 +310,8 @@ async fn pause_gone<B: Backend>(
         .push(" AND status = 'active'");
     if B::D::exec(q, c).await? > 0 {
         cancel_unfired::<B::D>(c, event_id, "pause", Some(now), now).await?;
+        let by = super::history::By::actor(crate::domain::history::SYSTEM);
+        super::history::record_change::<B::D>(c, event_id, by, change::PAUSE_GONE, now).await?;
         B::announce(c, &Change::Event(event_id)).await?;
     }
     Ok(())

@@ -4,11 +4,13 @@ use async_trait::async_trait;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
+use super::history::{record_change, record_created, By};
 use super::occurrences::{cancel_unfired, finish_if_done, upsert_occurrences};
 use super::sql::rows::{to_json, RowExt, EVENT_COLS};
 use super::sql::{fetch_one, query, Col, Dialect, Kind, Push, Val};
 use super::{Backend, Change, Result, StoreError};
 use crate::domain::event::{Event, EventStatus};
+use crate::domain::history::change;
 use crate::domain::occurrence::NewOccurrence;
 use crate::domain::Millis;
 
@@ -42,7 +44,8 @@ pub enum Created {
 }
 
 /// Events and their lifecycle. Every change that other nodes must act on is announced inside
-/// its transaction (see `NodeStore::changes`).
+/// its transaction (see `NodeStore::changes`), and every change stores a version of the event
+/// in the same transaction, by `by` (see `HistoryStore`).
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Inserts an event and its first occurrences in one transaction. With an idempotency key
@@ -53,9 +56,11 @@ pub trait EventStore: Send + Sync + 'static {
         event: &Event,
         occurrences: &[NewOccurrence],
         idempotency: Option<(&str, &str)>,
+        by: By<'_>,
     ) -> Result<Created>;
     /// Inserts many new events and their first occurrences in one transaction: all or none.
-    async fn create_events(&self, events: &[(Event, Vec<NewOccurrence>)]) -> Result<()>;
+    async fn create_events(&self, events: &[(Event, Vec<NewOccurrence>)], by: By<'_>)
+        -> Result<()>;
     /// Deleted events are not found.
     async fn get_event(&self, id: Uuid) -> Result<Option<Event>>;
     /// Newest first, at most `f.limit`; deleted events are never listed.
@@ -69,6 +74,7 @@ pub trait EventStore: Send + Sync + 'static {
         event: &Event,
         replan_after: Option<Millis>,
         occurrences: &[NewOccurrence],
+        by: By<'_>,
     ) -> Result<bool>;
     /// Pauses (cancelling what has not fired) or resumes (materialising `occurrences`, reviving
     /// instants the pause cancelled); moves the plan generation either way.
@@ -79,10 +85,11 @@ pub trait EventStore: Send + Sync + 'static {
         next_fire_at: Option<Millis>,
         occurrences: &[NewOccurrence],
         now: Millis,
+        by: By<'_>,
     ) -> Result<bool>;
     /// Marks the event deleted (freeing its idempotency key) and cancels what has not fired.
-    /// False when unknown.
-    async fn delete_event(&self, id: Uuid, now: Millis) -> Result<bool>;
+    /// False when unknown. Its versions stay readable.
+    async fn delete_event(&self, id: Uuid, now: Millis, by: By<'_>) -> Result<bool>;
     /// The tags of an event, deleted or not (for scope checks on old occurrences).
     async fn event_tags(&self, id: Uuid) -> Result<Option<Vec<String>>>;
     /// For each of these events that has any: when its next delivery attempt is due (the
@@ -183,6 +190,7 @@ pub(super) async fn insert_event<D: Dialect>(
     e: &Event,
     occs: &[NewOccurrence],
     idem: Option<(&str, &str)>,
+    actor: &str,
 ) -> Result<Created> {
     let mut q = insert_events_sql::<D>();
     D::push_insert_rows(&mut q, &EVENT_WRITE, vec![event_values(e, idem)]);
@@ -205,26 +213,35 @@ pub(super) async fn insert_event<D: Dialect>(
     }
     insert_tags::<D>(c, &[e]).await?;
     upsert_occurrences::<D>(c, occs, e.created_at).await?;
+    record_created::<D>(c, &[(e, actor)]).await?;
     Ok(Created::New)
 }
 
-/// Inserts new events (no idempotency key), their tags and first occurrences, a few
-/// statements for any number of events.
+/// Inserts new events (no idempotency key), their tags, first occurrences and first versions
+/// (`(event, occurrences, actor)`), a few statements for any number of events.
 pub(super) async fn insert_events<D: Dialect>(
     c: &mut D::Connection,
-    events: &[(&Event, &[NewOccurrence])],
+    events: &[(&Event, &[NewOccurrence], &str)],
 ) -> Result<()> {
     for chunk in events.chunks(D::max_rows(EVENT_WRITE.len())) {
         let mut q = insert_events_sql::<D>();
-        let rows = chunk.iter().map(|(e, _)| event_values(e, None)).collect();
+        let rows = chunk
+            .iter()
+            .map(|(e, _, _)| event_values(e, None))
+            .collect();
         D::push_insert_rows(&mut q, &EVENT_WRITE, rows);
         D::exec(q, c).await?;
     }
-    let evs: Vec<&Event> = events.iter().map(|(e, _)| *e).collect();
+    let evs: Vec<&Event> = events.iter().map(|(e, _, _)| *e).collect();
     insert_tags::<D>(c, &evs).await?;
-    let occs: Vec<NewOccurrence> = events.iter().flat_map(|(_, o)| o.iter().copied()).collect();
-    let now = events.first().map_or(0, |(e, _)| e.created_at);
+    let occs: Vec<NewOccurrence> = events
+        .iter()
+        .flat_map(|(_, o, _)| o.iter().copied())
+        .collect();
+    let now = events.first().map_or(0, |(e, _, _)| e.created_at);
     upsert_occurrences::<D>(c, &occs, now).await?;
+    let versions: Vec<(&Event, &str)> = events.iter().map(|(e, _, a)| (*e, *a)).collect();
+    record_created::<D>(c, &versions).await?;
     Ok(())
 }
 
@@ -277,14 +294,21 @@ impl<B: Backend> EventStore for B {
         e: &Event,
         occs: &[NewOccurrence],
         idem: Option<(&str, &str)>,
+        by: By<'_>,
     ) -> Result<Created> {
-        Backend::create_event(self, e, occs, idem).await
+        Backend::create_event(self, e, occs, idem, by.actor).await
     }
 
-    async fn create_events(&self, events: &[(Event, Vec<NewOccurrence>)]) -> Result<()> {
+    async fn create_events(
+        &self,
+        events: &[(Event, Vec<NewOccurrence>)],
+        by: By<'_>,
+    ) -> Result<()> {
         let mut tx = self.writes().begin().await?;
-        let refs: Vec<(&Event, &[NewOccurrence])> =
-            events.iter().map(|(e, o)| (e, o.as_slice())).collect();
+        let refs: Vec<(&Event, &[NewOccurrence], &str)> = events
+            .iter()
+            .map(|(e, o)| (e, o.as_slice(), by.actor))
+            .collect();
         insert_events::<B::D>(&mut tx, &refs).await?;
         tx.commit().await?;
         Ok(())
@@ -336,6 +360,7 @@ impl<B: Backend> EventStore for B {
         e: &Event,
         replan_after: Option<Millis>,
         occs: &[NewOccurrence],
+        by: By<'_>,
     ) -> Result<bool> {
         let replan = replan_after.is_some();
         let mut q = query::<B::D>("UPDATE events SET ");
@@ -365,6 +390,7 @@ impl<B: Backend> EventStore for B {
             upsert_occurrences::<B::D>(&mut tx, occs, e.updated_at).await?;
         }
         finish_if_done::<B::D>(&mut tx, &[e.id.to_string()], e.updated_at).await?;
+        record_change::<B::D>(&mut tx, e.id, by, change::UPDATE, e.updated_at).await?;
         B::announce(&mut tx, &Change::Event(e.id)).await?;
         tx.commit().await?;
         Ok(true)
@@ -377,6 +403,7 @@ impl<B: Backend> EventStore for B {
         next_fire_at: Option<Millis>,
         occs: &[NewOccurrence],
         now: Millis,
+        by: By<'_>,
     ) -> Result<bool> {
         let mut q = query::<B::D>("UPDATE events SET status = ");
         q.val(if paused { "paused" } else { "active" });
@@ -396,12 +423,18 @@ impl<B: Backend> EventStore for B {
             upsert_occurrences::<B::D>(&mut tx, occs, now).await?;
             finish_if_done::<B::D>(&mut tx, &[id.to_string()], now).await?;
         }
+        let kind = if paused {
+            change::PAUSE
+        } else {
+            change::RESUME
+        };
+        record_change::<B::D>(&mut tx, id, by, kind, now).await?;
         B::announce(&mut tx, &Change::Event(id)).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn delete_event(&self, id: Uuid, now: Millis) -> Result<bool> {
+    async fn delete_event(&self, id: Uuid, now: Millis, by: By<'_>) -> Result<bool> {
         let mut q = query::<B::D>(
             "UPDATE events SET status = 'deleted', next_fire_at = NULL, idempotency_key = NULL, updated_at = ",
         );
@@ -413,6 +446,7 @@ impl<B: Backend> EventStore for B {
         }
         delete_tags::<B::D>(&mut tx, id).await?;
         cancel_unfired::<B::D>(&mut tx, id, "delete", None, now).await?;
+        record_change::<B::D>(&mut tx, id, by, change::DELETE, now).await?;
         B::announce(&mut tx, &Change::Event(id)).await?;
         tx.commit().await?;
         Ok(true)

@@ -2,7 +2,7 @@
 //! crash loses nothing that was committed.
 //!
 //! Layout (see docs/design.md, "The store"):
-//! - one small trait per concern — [`EventStore`], [`OccurrenceStore`], [`ClaimStore`],
+//! - one small trait per concern — [`EventStore`], [`HistoryStore`], [`BulkStore`], [`OccurrenceStore`], [`ClaimStore`],
 //!   [`QueueStore`], [`TokenStore`], [`AuditStore`], [`SettingsStore`], [`NodeStore`],
 //!   [`OpsStore`], [`ArchiveStore`], [`WorkflowStore`] — each in its own file with its types, and
 //!   [`Store`], all of them, which is
@@ -18,8 +18,10 @@
 pub mod archive;
 pub mod audit;
 mod backend;
+pub mod bulk;
 pub mod claims;
 pub mod events;
+pub mod history;
 pub mod nodes;
 pub mod occurrences;
 pub mod ops;
@@ -37,8 +39,10 @@ use std::sync::Arc;
 pub use archive::{ArchiveFilter, ArchiveStore, ArchiveSummary, ArchivedEvent, ArchivedOccurrence};
 pub use audit::{AuditEntry, AuditFilter, AuditStore};
 pub use backend::Backend;
+pub use bulk::BulkStore;
 pub use claims::{ClaimDue, ClaimStore, Claimed, Next, Outcome};
 pub use events::{Created, EventFilter, EventStore, RunSummary};
+pub use history::{By, EventVersion, HistoryStore};
 pub use nodes::{Change, NodeStore};
 pub use occurrences::{ExpandState, Expansion, OccChange, OccFilter, OccurrenceStore, Redrive};
 pub use ops::{Counts, Gauges, OpsStore, PurgeCutoffs, Purged};
@@ -77,6 +81,8 @@ pub enum StoreError {
 /// Everything the service asks of its database: one object, every concern.
 pub trait Store:
     EventStore
+    + HistoryStore
+    + BulkStore
     + OccurrenceStore
     + ClaimStore
     + QueueStore
@@ -92,6 +98,8 @@ pub trait Store:
 
 impl<T> Store for T where
     T: EventStore
+        + HistoryStore
+        + BulkStore
         + OccurrenceStore
         + ClaimStore
         + QueueStore

@@ -567,7 +567,8 @@ pub(super) async fn write_follow_ups<D: Dialect>(
                 if too_deep {
                     e.status = EventStatus::Inactive;
                 }
-                insert_event::<D>(c, &e, &[], None).await?;
+                // Created by the engine on a workflow's behalf.
+                insert_event::<D>(c, &e, &[], None, "system").await?;
                 e
             }
         };

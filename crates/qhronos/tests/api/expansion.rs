@@ -209,7 +209,10 @@ async fn replan(s: &dyn Store, id: uuid::Uuid, start: i64, schedule: &str, ahead
     let p = plan(&e, None, start + ahead).unwrap();
     e.next_fire_at = p.next;
     let o = occs(&e, &p.instants);
-    assert!(s.update_event(&e, Some(now_ms()), &o).await.unwrap());
+    assert!(s
+        .update_event(&e, Some(now_ms()), &o, qhronos::store::By::actor("master"))
+        .await
+        .unwrap());
 }
 
 #[tokio::test]
@@ -220,9 +223,14 @@ async fn an_expansion_read_before_a_replan_writes_nothing_after_it() {
     let mut e = event(id, start, "FREQ=SECONDLY;INTERVAL=10");
     let p = plan(&e, None, start + 30_000).unwrap();
     e.next_fire_at = p.next;
-    s.create_event(&e, &occs(&e, &p.instants), None)
-        .await
-        .unwrap();
+    s.create_event(
+        &e,
+        &occs(&e, &p.instants),
+        None,
+        qhronos::store::By::actor("master"),
+    )
+    .await
+    .unwrap();
     // The expander reads the old rule; a PUT moves the series 5 s later before it writes.
     let wrote = expand_once(&*s, id, 60_000, || async {
         replan(&*s, id, start + 5_000, "FREQ=SECONDLY;INTERVAL=10", 30_000).await;
@@ -252,9 +260,14 @@ async fn updates_racing_expansions_leave_no_stray_or_missing_instant() {
     let mut e = event(id, start, "FREQ=SECONDLY;INTERVAL=10");
     let p = plan(&e, None, start + 20_000).unwrap();
     e.next_fire_at = p.next;
-    s.create_event(&e, &occs(&e, &p.instants), None)
-        .await
-        .unwrap();
+    s.create_event(
+        &e,
+        &occs(&e, &p.instants),
+        None,
+        qhronos::store::By::actor("master"),
+    )
+    .await
+    .unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let expander = {
         let (s, stop) = (s.clone(), stop.clone());

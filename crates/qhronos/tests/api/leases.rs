@@ -43,7 +43,10 @@ async fn one_occurrence(store: &dyn Store, due: i64) -> (Uuid, Uuid) {
     .unwrap();
     let event = input.validate(Uuid::now_v7(), due, due).unwrap();
     let occ = NewOccurrence::new(event.id, due, 3);
-    store.create_event(&event, &[occ], None).await.unwrap();
+    store
+        .create_event(&event, &[occ], None, qhronos::store::By::actor("master"))
+        .await
+        .unwrap();
     (event.id, occ.id)
 }
 

@@ -3,6 +3,7 @@
 mod archive;
 mod authz;
 mod backups;
+mod bulk;
 mod channels;
 mod cli;
 mod defaults;
@@ -13,6 +14,7 @@ mod events;
 mod expansion;
 mod fuzz_input;
 mod helpers;
+mod history;
 mod leases;
 mod mcp;
 mod openapi;

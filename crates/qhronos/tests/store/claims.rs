@@ -315,7 +315,7 @@ async fn rows_of_paused_and_pull_events_are_not_claimed(s: &dyn Store) {
     create(s, &queued, &[occ(&queued, T0)]).await;
     // A pause cancels what has not fired yet; the row already due stays pending, held.
     assert!(s
-        .set_paused(paused.id, true, None, &[], T0 + SEC)
+        .set_paused(paused.id, true, None, &[], T0 + SEC, BY)
         .await
         .expect("pause"));
     let held = at(s, paused.id, T0).await;
@@ -334,7 +334,7 @@ async fn rows_of_paused_and_pull_events_are_not_claimed(s: &dyn Store) {
     assert_eq!(pulled[0].0.occ.event_id, queued.id);
     // …and the paused one is claimed once the event is resumed.
     assert!(s
-        .set_paused(paused.id, false, None, &[], T0 + 4 * SEC)
+        .set_paused(paused.id, false, None, &[], T0 + 4 * SEC, BY)
         .await
         .expect("resume"));
     let c = claim(s, Claim::at("node-a", 2, T0 + 5 * SEC)).await;

@@ -26,7 +26,7 @@ async fn an_idempotency_key_used_twice_returns_the_first_event_and_inserts_nothi
     let first = one_time(T0 + HOUR);
     let key = Some(("caller:key-1", "hash-1"));
     let c = s
-        .create_event(&first, &[occ(&first, T0 + HOUR)], key)
+        .create_event(&first, &[occ(&first, T0 + HOUR)], key, BY)
         .await
         .expect("create");
     assert!(matches!(c, Created::New), "{c:?}");
@@ -34,7 +34,7 @@ async fn an_idempotency_key_used_twice_returns_the_first_event_and_inserts_nothi
     // The retry: another id (the API makes a new one per request), the same key.
     let retry = one_time(T0 + HOUR);
     let c = s
-        .create_event(&retry, &[occ(&retry, T0 + HOUR)], key)
+        .create_event(&retry, &[occ(&retry, T0 + HOUR)], key, BY)
         .await
         .expect("create");
     match c {
@@ -54,7 +54,7 @@ async fn an_idempotency_key_used_twice_returns_the_first_event_and_inserts_nothi
     // Another key is another event.
     let other = one_time(T0 + HOUR);
     let c = s
-        .create_event(&other, &[], Some(("caller:key-2", "hash-1")))
+        .create_event(&other, &[], Some(("caller:key-2", "hash-1")), BY)
         .await
         .expect("create");
     assert!(matches!(c, Created::New));
@@ -71,7 +71,7 @@ async fn create_events_is_all_or_none(s: &dyn Store) {
         (b.clone(), occs(&b, &[T0])),
         (existing.clone(), occs(&existing, &[T0 + HOUR])),
     ];
-    assert!(s.create_events(&batch).await.is_err());
+    assert!(s.create_events(&batch, BY).await.is_err());
     for e in [&a, &b] {
         assert!(s.get_event(e.id).await.expect("get").is_none());
         assert!(of_event(s, e.id).await.is_empty());
@@ -82,7 +82,7 @@ async fn create_events_is_all_or_none(s: &dyn Store) {
         (a.clone(), occs(&a, &[T0, T0 + MIN])),
         (b.clone(), occs(&b, &[T0])),
     ];
-    s.create_events(&batch).await.expect("create_events");
+    s.create_events(&batch, BY).await.expect("create_events");
     let got = s.get_event(a.id).await.expect("get").expect("a");
     assert_eq!(got.name, a.name);
     assert_eq!(of_event(s, a.id).await.len(), 2);
@@ -129,7 +129,7 @@ async fn a_replan_cancels_only_unattempted_occurrences_after_its_time(s: &dyn St
     e.updated_at = now;
     let new_times = [T0 + 30 * MIN, T0 + 90 * MIN, T0 + 3 * HOUR];
     assert!(s
-        .update_event(&e, Some(now), &occs(&e, &new_times))
+        .update_event(&e, Some(now), &occs(&e, &new_times), BY)
         .await
         .expect("update"));
 
@@ -168,7 +168,7 @@ async fn a_replan_cancels_only_unattempted_occurrences_after_its_time(s: &dyn St
     // Without `replan_after` nothing is cancelled or inserted.
     e.name = "renamed".into();
     assert!(s
-        .update_event(&e, None, &occs(&e, &[T0 + 10 * HOUR]))
+        .update_event(&e, None, &occs(&e, &[T0 + 10 * HOUR]), BY)
         .await
         .expect("update"));
     let again = of_event(s, e.id).await;
@@ -198,7 +198,7 @@ async fn pause_and_resume_revive_the_cancelled_instants(s: &dyn Store) {
     let ids_before: HashSet<_> = of_event(s, e.id).await.iter().map(|o| o.id).collect();
 
     assert!(s
-        .set_paused(e.id, true, None, &[], T0)
+        .set_paused(e.id, true, None, &[], T0, BY)
         .await
         .expect("pause"));
     let ev = s.get_event(e.id).await.expect("get").expect("event");
@@ -210,7 +210,7 @@ async fn pause_and_resume_revive_the_cancelled_instants(s: &dyn Store) {
     // Resume with a fresh plan of the same instants (new ids, as the API plans them).
     let plan = occs(&e, &times);
     assert!(s
-        .set_paused(e.id, false, Some(T0 + 4 * HOUR), &plan[..1], T0 + MIN)
+        .set_paused(e.id, false, Some(T0 + 4 * HOUR), &plan[..1], T0 + MIN, BY)
         .await
         .expect("resume"));
     let ev = s.get_event(e.id).await.expect("get").expect("event");
@@ -260,7 +260,7 @@ async fn delete_event_hides_the_event_and_cancels_what_has_not_fired(s: &dyn Sto
     )
     .await;
 
-    assert!(s.delete_event(e.id, T0 + MIN).await.expect("delete"));
+    assert!(s.delete_event(e.id, T0 + MIN, BY).await.expect("delete"));
     assert!(s.get_event(e.id).await.expect("get").is_none());
     let listed = s
         .list_events(&EventFilter {
@@ -277,7 +277,10 @@ async fn delete_event_hides_the_event_and_cancels_what_has_not_fired(s: &dyn Sto
         s.event_tags(e.id).await.expect("tags"),
         Some(vec!["red".to_string()])
     );
-    assert!(!s.delete_event(e.id, T0 + 2 * MIN).await.expect("delete"));
+    assert!(!s
+        .delete_event(e.id, T0 + 2 * MIN, BY)
+        .await
+        .expect("delete"));
     assert!(s
         .events_to_expand(T0 + DAY, 10)
         .await
@@ -285,10 +288,10 @@ async fn delete_event_hides_the_event_and_cancels_what_has_not_fired(s: &dyn Sto
         .is_empty());
     // A deleted event's pause or update finds nothing.
     assert!(!s
-        .set_paused(e.id, true, None, &[], T0 + 3 * MIN)
+        .set_paused(e.id, true, None, &[], T0 + 3 * MIN, BY)
         .await
         .expect("pause"));
-    assert!(!s.update_event(&e, None, &[]).await.expect("update"));
+    assert!(!s.update_event(&e, None, &[], BY).await.expect("update"));
 }
 
 async fn list_events_pages_by_before_id_without_gaps_or_repeats(s: &dyn Store) {
@@ -312,7 +315,7 @@ async fn list_events_pages_by_before_id_without_gaps_or_repeats(s: &dyn Store) {
         };
         batch.push((e, o));
     }
-    s.create_events(&batch).await.expect("create_events");
+    s.create_events(&batch, BY).await.expect("create_events");
     let all: Vec<_> = batch.iter().map(|(e, _)| e.clone()).collect();
 
     let cases: Vec<(&str, EventFilter, Keep)> = vec![

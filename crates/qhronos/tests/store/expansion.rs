@@ -24,10 +24,10 @@ async fn events_to_expand_returns_only_active_events_due_by_until(s: &dyn Store)
         create(s, e, &[]).await;
     }
     assert!(s
-        .set_paused(paused.id, true, None, &[], T0)
+        .set_paused(paused.id, true, None, &[], T0, BY)
         .await
         .expect("pause"));
-    assert!(s.delete_event(deleted.id, T0).await.expect("delete"));
+    assert!(s.delete_event(deleted.id, T0, BY).await.expect("delete"));
 
     let got = s
         .events_to_expand(T0 + 2 * HOUR, 100)
@@ -63,7 +63,7 @@ async fn a_stale_expansion_writes_nothing(s: &dyn Store) {
     // Re-planned meanwhile (the API's update with a changed rule).
     e.updated_at = T0 + SEC;
     assert!(s
-        .update_event(&e, Some(T0 + SEC), &[])
+        .update_event(&e, Some(T0 + SEC), &[], BY)
         .await
         .expect("update"));
     let work = occs(&e, &[T0 + HOUR, T0 + 2 * HOUR]);
@@ -91,11 +91,11 @@ async fn a_stale_expansion_writes_nothing(s: &dyn Store) {
     let gen = read[0].1.gen;
     assert_ne!(gen, stale_gen);
     assert!(s
-        .set_paused(e.id, true, None, &[], T0 + 3 * SEC)
+        .set_paused(e.id, true, None, &[], T0 + 3 * SEC, BY)
         .await
         .expect("pause"));
     assert!(s
-        .set_paused(e.id, false, Some(T0 + HOUR), &[], T0 + 4 * SEC)
+        .set_paused(e.id, false, Some(T0 + HOUR), &[], T0 + 4 * SEC, BY)
         .await
         .expect("resume"));
     let x = Expansion { gen, ..x };

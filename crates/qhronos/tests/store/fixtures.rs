@@ -18,6 +18,12 @@ pub const MIN: Millis = 60 * SEC;
 pub const HOUR: Millis = 60 * MIN;
 pub const DAY: Millis = 24 * HOUR;
 
+/// The author of the suite's event writes.
+pub const BY: By<'static> = By {
+    actor: "master",
+    restores: None,
+};
+
 /// Attempts each fixture occurrence may make.
 pub const LIMIT: u32 = 3;
 
@@ -70,7 +76,7 @@ pub fn occs(e: &Event, times: &[Millis]) -> Vec<NewOccurrence> {
 
 /// Creates the event with these occurrences (no idempotency key).
 pub async fn create(s: &dyn Store, e: &Event, o: &[NewOccurrence]) {
-    match s.create_event(e, o, None).await.expect("create_event") {
+    match s.create_event(e, o, None, BY).await.expect("create_event") {
         Created::New => {}
         other => panic!("create_event without a key answered {other:?}"),
     }

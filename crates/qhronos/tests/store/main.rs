@@ -13,6 +13,7 @@
 //! `-- claims::` one concern.
 
 mod backend;
+mod bulk;
 mod fixtures;
 
 mod archive;
@@ -20,6 +21,7 @@ mod audit;
 mod claims;
 mod events;
 mod expansion;
+mod history;
 mod occurrences;
 mod queues;
 mod retention;

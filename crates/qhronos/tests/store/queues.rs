@@ -84,7 +84,7 @@ async fn claim_queue_gives_each_row_to_one_claimer_with_its_own_receipt(s: &dyn 
     );
     // A paused event's rows wait.
     assert!(s
-        .set_paused(t2.id, true, None, &[], T0 + SEC)
+        .set_paused(t2.id, true, None, &[], T0 + SEC, BY)
         .await
         .expect("pause"));
     assert_eq!(at(s, t2.id, T0).await.status, OccStatus::Pending, "premise");

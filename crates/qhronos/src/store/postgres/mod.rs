@@ -89,9 +89,10 @@ impl Backend for PgStore {
         e: &Event,
         occs: &[NewOccurrence],
         idem: Option<(&str, &str)>,
+        actor: &str,
     ) -> Result<Created> {
         let mut tx = self.pool.begin().await?;
-        let created = insert_event::<Postgres>(&mut tx, e, occs, idem).await?;
+        let created = insert_event::<Postgres>(&mut tx, e, occs, idem, actor).await?;
         tx.commit().await?;
         Ok(created)
     }

@@ -26,6 +26,8 @@ pub enum Job {
         event: Box<Event>,
         occurrences: Vec<NewOccurrence>,
         idempotency: Option<(String, String)>,
+        /// Who creates it, for its first version.
+        actor: String,
         reply: oneshot::Sender<Result<Created>>,
     },
     Audit {
@@ -97,8 +99,11 @@ async fn write_all(c: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<Result<
     for job in jobs {
         match job {
             Job::Create {
-                event, occurrences, ..
-            } => events.push((event.as_ref(), occurrences.as_slice())),
+                event,
+                occurrences,
+                actor,
+                ..
+            } => events.push((event.as_ref(), occurrences.as_slice(), actor.as_str())),
             Job::Audit { entry, .. } => audits.push(entry.as_ref()),
         }
     }
@@ -159,10 +164,11 @@ async fn run_job(c: &mut SqliteConnection, job: &Job) -> Result<Done> {
             event,
             occurrences,
             idempotency,
+            actor,
             ..
         } => {
             let idem = idempotency.as_ref().map(|(k, h)| (k.as_str(), h.as_str()));
-            let created = insert_event::<Sqlite>(c, event, occurrences, idem).await?;
+            let created = insert_event::<Sqlite>(c, event, occurrences, idem, actor).await?;
             Ok(Done::Created(created))
         }
         Job::Audit { entry, .. } => {

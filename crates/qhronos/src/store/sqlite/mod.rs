@@ -134,11 +134,13 @@ impl Backend for SqliteStore {
         e: &Event,
         occs: &[NewOccurrence],
         idem: Option<(&str, &str)>,
+        actor: &str,
     ) -> Result<Created> {
         self.submit(|reply| Job::Create {
             event: Box::new(e.clone()),
             occurrences: occs.to_vec(),
             idempotency: idem.map(|(k, h)| (k.to_string(), h.to_string())),
+            actor: actor.to_string(),
             reply,
         })
         .await
