@@ -127,7 +127,8 @@ impl Application {
             guard.clone(),
             hub.clone(),
             mailer,
-        )?);
+        )?
+        .with_templates(store.clone()));
         let metrics = Arc::new(if config.metrics.enabled {
             Metrics::new()
         } else {

@@ -108,9 +108,10 @@ pub(super) async fn create_event(
     let e = input
         .validate(Uuid::now_v7(), now, now)
         .map_err(ApiError::BadRequest)?;
-    let mut e = template::check_off_thread(e)
+    let e = template::check_off_thread(e)
         .await
         .map_err(ApiError::BadRequest)?;
+    let mut e = super::templates::resolve_for_save(&st, e).await?;
     e.tags = caller.principal.scoped_tags(std::mem::take(&mut e.tags))?;
     e.action.send_as(sender_of(&caller.principal));
     st.check_target(&e.action).await?;
@@ -294,9 +295,10 @@ pub(super) async fn update_event(
         .merge(patch)
         .validate(id, old.created_at, now)
         .map_err(ApiError::BadRequest)?;
-    let mut new = template::check_off_thread(new)
+    let new = template::check_off_thread(new)
         .await
         .map_err(ApiError::BadRequest)?;
+    let mut new = super::templates::resolve_for_save(&st, new).await?;
     new.tags = caller
         .principal
         .scoped_tags(std::mem::take(&mut new.tags))?;

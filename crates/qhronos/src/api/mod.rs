@@ -14,6 +14,7 @@ pub mod request_id;
 pub mod schedules;
 pub mod secrets;
 pub mod system;
+pub mod templates;
 pub mod tokens;
 pub mod ws;
 
@@ -162,6 +163,7 @@ pub fn router(state: AppState, g: Gate) -> Router {
         .merge(occurrences::router())
         .merge(schedules::router())
         .merge(tokens::router())
+        .merge(templates::router())
         .merge(queues::router())
         .merge(ws::router())
         .merge(audit::router())

@@ -5,6 +5,7 @@ pub mod access;
 pub mod action;
 pub mod duration;
 pub mod event;
+pub mod named_template;
 pub mod occurrence;
 pub mod policy;
 pub mod schedule;

@@ -4,7 +4,7 @@
 //! Layout (see docs/design.md, "The store"):
 //! - one small trait per concern — [`EventStore`], [`OccurrenceStore`], [`ClaimStore`],
 //!   [`QueueStore`], [`TokenStore`], [`AuditStore`], [`SettingsStore`], [`NodeStore`],
-//!   [`OpsStore`] — each in its own file with its types, and [`Store`], all of them, which is
+//!   [`OpsStore`], [`TemplateStore`] — each in its own file with its types, and [`Store`], all of them, which is
 //!   what the service holds (`Arc<dyn Store>`);
 //! - each trait is implemented once, for every [`Backend`], by logic written once and generic
 //!   over the backend's SQL [`Dialect`](sql::Dialect) (`sql/`: what SQLite and PostgreSQL
@@ -25,6 +25,7 @@ pub mod queues;
 pub mod settings;
 pub(crate) mod sql;
 pub mod sqlite;
+pub mod templates;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub use occurrences::{ExpandState, Expansion, OccChange, OccFilter, OccurrenceSt
 pub use ops::{Counts, Gauges, OpsStore, PurgeCutoffs, Purged};
 pub use queues::QueueStore;
 pub use settings::SettingsStore;
+pub use templates::{Template, TemplateDeleted, TemplateStore, TemplateUser};
 pub use tokens::{TokenRecord, TokenStore};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -73,6 +75,7 @@ pub trait Store:
     + SettingsStore
     + NodeStore
     + OpsStore
+    + TemplateStore
 {
 }
 
@@ -86,6 +89,7 @@ impl<T> Store for T where
         + SettingsStore
         + NodeStore
         + OpsStore
+    + TemplateStore
 {
 }
 
