@@ -26,6 +26,8 @@ mod fuzz_input;
 mod helpers;
 #[path = "api/leases.rs"]
 mod leases;
+#[path = "api/named_templates.rs"]
+mod named_templates;
 #[path = "api/multinode.rs"]
 mod multinode;
 #[path = "api/openapi.rs"]

@@ -97,8 +97,9 @@ pub struct TemplateVersions {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenderIn {
-    /// The variables (`{"event": {…}, "occurrence": {…}, "metadata": {…}}`); default: the
-    /// template's `sample`, else what an event named "example" would give.
+    /// The variables (`{"event": {…}, "occurrence": {…}, "metadata": {…}}`), laid over what an
+    /// event named "example" would see at its first occurrence; default: the template's
+    /// `sample`.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub context: Option<Value>,

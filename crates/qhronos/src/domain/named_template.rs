@@ -117,15 +117,15 @@ impl TemplateDef {
         }
     }
 
-    /// Renders every part against `context` (default: the sample, else what an event's first
-    /// occurrence would see) under one action budget: `{"body": …}` or `{"subject", "text",
+    /// Renders every part against `context` (default: the sample) laid over what an event
+    /// named "example" would see at its first occurrence (objects merged key by key) under one action budget: `{"body": …}` or `{"subject", "text",
     /// "html"}`, or the first error with the field, line and column. CPU work: call it from
     /// the blocking pool.
     pub fn render(&self, context: Option<&Value>) -> Result<Value, (String, TemplateError)> {
-        let ctx = context
-            .or(self.sample.as_ref())
-            .cloned()
-            .unwrap_or_else(Vars::sample_json);
+        let mut ctx = Vars::sample_json();
+        if let Some(given) = context.or(self.sample.as_ref()) {
+            overlay(&mut ctx, given);
+        }
         let vars = Vars::from_context(&ctx);
         let mut b = Budget::action();
         match self.kind {
@@ -153,6 +153,23 @@ impl TemplateDef {
                 Ok(Value::Object(out))
             }
         }
+    }
+}
+
+/// `top` laid over `base`: objects merged key by key, anything else replaced.
+fn overlay(base: &mut Value, top: &Value) {
+    match (base, top) {
+        (Value::Object(b), Value::Object(t)) => {
+            for (k, v) in t {
+                match b.get_mut(k) {
+                    Some(slot) => overlay(slot, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v.clone(),
     }
 }
 

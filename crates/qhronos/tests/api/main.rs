@@ -12,6 +12,7 @@ mod expansion;
 mod fuzz_input;
 mod helpers;
 mod leases;
+mod named_templates;
 mod openapi;
 mod operations;
 mod receipts;

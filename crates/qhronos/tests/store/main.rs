@@ -23,6 +23,7 @@ mod occurrences;
 mod queues;
 mod retention;
 mod settings;
+mod templates;
 mod tokens;
 
 /// Emits, for each guarantee `name` of the module it is used in, the tests
