@@ -440,6 +440,11 @@ pub struct Health {
     /// Why it is unhealthy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The full-text index of events (`GET /events?q=`): `ok` or `unavailable`; absent when
+    /// the database does not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ok")]
+    pub search: Option<String>,
 }
 
 /// `GET /status`. Never a secret.

@@ -18,8 +18,6 @@ pub struct EventFilter {
     /// Events carrying any of these tags.
     pub tags: Vec<String>,
     pub status: Option<EventStatus>,
-    /// Substring of the name or description (ASCII case ignored).
-    pub q: Option<String>,
     pub limit: i64,
     /// Events created before this one (ids sort by creation).
     pub before_id: Option<Uuid>,
@@ -283,20 +281,6 @@ impl<B: Backend> EventStore for B {
         ));
         if let Some(s) = f.status {
             q.push(" AND status = ").val(s.as_str());
-        }
-        if let Some(text) = &f.q {
-            let pat = format!(
-                "%{}%",
-                text.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
-            let like = B::D::ILIKE;
-            q.push(format!(" AND (name {like} "))
-                .val(pat.clone())
-                .push(format!(" ESCAPE '\\' OR description {like} "))
-                .val(pat)
-                .push(" ESCAPE '\\')");
         }
         if let Some(b) = f.before_id {
             q.push(" AND id < ").val(b);

@@ -4,7 +4,7 @@
 //! Layout (see docs/design.md, "The store"):
 //! - one small trait per concern — [`EventStore`], [`OccurrenceStore`], [`ClaimStore`],
 //!   [`QueueStore`], [`TokenStore`], [`AuditStore`], [`SettingsStore`], [`NodeStore`],
-//!   [`OpsStore`], [`TemplateStore`] — each in its own file with its types, and [`Store`], all of them, which is
+//!   [`OpsStore`], [`TemplateStore`], [`SearchStore`] — each in its own file with its types, and [`Store`], all of them, which is
 //!   what the service holds (`Arc<dyn Store>`);
 //! - each trait is implemented once, for every [`Backend`], by logic written once and generic
 //!   over the backend's SQL [`Dialect`](sql::Dialect) (`sql/`: what SQLite and PostgreSQL
@@ -22,6 +22,7 @@ pub mod ops;
 pub mod postgres;
 pub mod private_file;
 pub mod queues;
+pub mod search;
 pub mod settings;
 pub(crate) mod sql;
 pub mod sqlite;
@@ -38,6 +39,7 @@ pub use nodes::{Change, NodeStore};
 pub use occurrences::{ExpandState, Expansion, OccChange, OccFilter, OccurrenceStore, Redrive};
 pub use ops::{Counts, Gauges, OpsStore, PurgeCutoffs, Purged};
 pub use queues::QueueStore;
+pub use search::{Found, SearchCursor, SearchStore};
 pub use settings::SettingsStore;
 pub use templates::{Template, TemplateDeleted, TemplateStore, TemplateUser};
 pub use tokens::{TokenRecord, TokenStore};
@@ -76,6 +78,7 @@ pub trait Store:
     + NodeStore
     + OpsStore
     + TemplateStore
+    + SearchStore
 {
 }
 
@@ -90,6 +93,7 @@ impl<T> Store for T where
         + NodeStore
         + OpsStore
     + TemplateStore
+    + SearchStore
 {
 }
 

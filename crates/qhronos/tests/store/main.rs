@@ -22,6 +22,7 @@ mod expansion;
 mod occurrences;
 mod queues;
 mod retention;
+mod search;
 mod settings;
 mod templates;
 mod tokens;
