@@ -26,10 +26,10 @@ mod fuzz_input;
 mod helpers;
 #[path = "api/leases.rs"]
 mod leases;
-#[path = "api/named_templates.rs"]
-mod named_templates;
 #[path = "api/multinode.rs"]
 mod multinode;
+#[path = "api/named_templates.rs"]
+mod named_templates;
 #[path = "api/openapi.rs"]
 mod openapi;
 #[path = "api/operations.rs"]
@@ -42,6 +42,8 @@ mod receipts;
 mod restart;
 #[path = "api/scopes.rs"]
 mod scopes;
+#[path = "api/search.rs"]
+mod search;
 #[path = "api/secrets.rs"]
 mod secrets;
 #[path = "api/security.rs"]

@@ -271,9 +271,7 @@ pub(super) async fn list_events(
             let mut found = st.store.search_events(text, &f, after).await?;
             let next = if found.len() as i64 > limit {
                 found.truncate(limit as usize);
-                found
-                    .last()
-                    .map(|x| format!("s{}_{}", x.score, x.event.id))
+                found.last().map(|x| format!("s{}_{}", x.score, x.event.id))
             } else {
                 None
             };

@@ -364,8 +364,13 @@ pub(super) async fn delete_template(
 ) -> Result<StatusCode, ApiError> {
     match st.store.delete_template(&name).await? {
         TemplateDeleted::Deleted => {
-            st.audit(&caller, "template.delete", Some(name.clone()), json!({"name": name}))
-                .await;
+            st.audit(
+                &caller,
+                "template.delete",
+                Some(name.clone()),
+                json!({"name": name}),
+            )
+            .await;
             Ok(StatusCode::NO_CONTENT)
         }
         TemplateDeleted::NotFound => Err(not_found(&name)),

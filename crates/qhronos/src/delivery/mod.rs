@@ -43,9 +43,9 @@ use crate::domain::action::Action;
 use crate::domain::event::Event;
 use crate::domain::occurrence::{Attempt, Occurrence};
 use crate::domain::template::{render_body_off_thread, Vars};
+use crate::domain::{fmt_ms, now_ms};
 use crate::store::templates::{fill, Fill};
 use crate::store::TemplateStore;
-use crate::domain::{fmt_ms, now_ms};
 
 /// The result of one attempt, with what the retry policy needs to know.
 #[derive(Debug, Clone)]

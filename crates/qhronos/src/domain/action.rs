@@ -113,12 +113,10 @@ fn template_fields(
         Some(Value::String(s)) if s == "latest" => Some(TemplateVersion::Latest(Latest::Latest)),
         Some(v) => match v.as_i64() {
             Some(n) if n >= 1 => Some(TemplateVersion::Pinned(n)),
-            _ => {
-                return Err(
-                    "action.params.template_version: expected a version number (1, 2, …) or \"latest\""
-                        .into(),
-                )
-            }
+            _ => return Err(
+                "action.params.template_version: expected a version number (1, 2, …) or \"latest\""
+                    .into(),
+            ),
         },
     };
     if name.is_none() && version.is_some() {
@@ -173,7 +171,14 @@ impl Action {
             "apicall" => {
                 only_fields(
                     p,
-                    &["method", "url", "headers", "body", "template", "template_version"],
+                    &[
+                        "method",
+                        "url",
+                        "headers",
+                        "body",
+                        "template",
+                        "template_version",
+                    ],
                 )?;
                 let (template, template_version) = template_fields(p)?;
                 if template.is_some() && p.get("body").is_some() {
@@ -299,7 +304,10 @@ impl Action {
                     })?;
                 }
                 if template.is_some() {
-                    if let Some(k) = ["subject", "text", "html"].iter().find(|k| p.contains_key(**k)) {
+                    if let Some(k) = ["subject", "text", "html"]
+                        .iter()
+                        .find(|k| p.contains_key(**k))
+                    {
                         return Err(format!(
                             "action.params: give '{k}' in the template or here, not both: an email with 'template' takes subject, text and html from it"
                         ));

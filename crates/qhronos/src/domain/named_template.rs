@@ -75,9 +75,13 @@ impl TemplateDef {
         }
         match self.kind {
             TemplateKind::Body => {
-                if let Some(f) = [("subject", self.subject.is_some()), ("text", self.text.is_some()), ("html", self.html.is_some())]
-                    .iter()
-                    .find(|(_, given)| *given)
+                if let Some(f) = [
+                    ("subject", self.subject.is_some()),
+                    ("text", self.text.is_some()),
+                    ("html", self.html.is_some()),
+                ]
+                .iter()
+                .find(|(_, given)| *given)
                 {
                     return Err(format!("{}: only for kind 'email'", f.0));
                 }

@@ -92,8 +92,8 @@ impl<T> Store for T where
         + SettingsStore
         + NodeStore
         + OpsStore
-    + TemplateStore
-    + SearchStore
+        + TemplateStore
+        + SearchStore
 {
 }
 

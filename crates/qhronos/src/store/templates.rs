@@ -282,7 +282,9 @@ impl<B: Backend> TemplateStore for B {
 
     async fn template_versions(&self, name: &str) -> Result<Vec<Template>> {
         let mut q = select::<B::D>();
-        q.push("v.name = ").val(name).push(" ORDER BY v.version DESC");
+        q.push("v.name = ")
+            .val(name)
+            .push(" ORDER BY v.version DESC");
         let mut c = self.reads().acquire().await?;
         B::D::fetch(q, &mut c).await?.iter().map(read).collect()
     }

@@ -18,6 +18,7 @@ mod operations;
 mod receipts;
 mod restart;
 mod scopes;
+mod search;
 mod secrets;
 mod security;
 mod templates;

@@ -20,7 +20,9 @@ async fn templates_are_versioned_and_render_with_errors_located() {
     assert_eq!(v["version"], 1);
     assert_eq!(v["kind"], "body");
     assert_eq!(v["body"]["msg"], "v1");
-    let (s, v) = app.post("/templates", body_template("report", "again")).await;
+    let (s, v) = app
+        .post("/templates", body_template("report", "again"))
+        .await;
     assert_eq!(s, 409, "{v}");
 
     // A syntax error is a 400 naming the field, line and column; nothing is saved.
@@ -64,16 +66,26 @@ async fn templates_are_versioned_and_render_with_errors_located() {
         )
         .await;
     assert_eq!(s, 400, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("cannot change"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("cannot change"),
+        "{v}"
+    );
     assert_eq!(
-        app.req("PUT", "/templates/nope", Some(json!({"kind": "body", "body": {}})))
-            .await
-            .0,
+        app.req(
+            "PUT",
+            "/templates/nope",
+            Some(json!({"kind": "body", "body": {}}))
+        )
+        .await
+        .0,
         404
     );
 
     let (_, v) = app.get("/templates/report").await;
-    assert_eq!((v["version"].clone(), v["body"]["msg"].clone()), (json!(2), json!("v2 {{ metadata.n }}")));
+    assert_eq!(
+        (v["version"].clone(), v["body"]["msg"].clone()),
+        (json!(2), json!("v2 {{ metadata.n }}"))
+    );
     let (_, v) = app.get("/templates/report?version=1").await;
     assert_eq!(v["body"]["msg"], "v1");
     assert_eq!(app.get("/templates/report?version=9").await.0, 404);
@@ -89,15 +101,22 @@ async fn templates_are_versioned_and_render_with_errors_located() {
     let (_, v) = app.get("/templates?limit=1").await;
     assert_eq!(v["data"][0]["name"], "another");
     let cursor = v["next_cursor"].as_str().unwrap().to_string();
-    let (_, v) = app.get(&format!("/templates?limit=1&cursor={cursor}")).await;
+    let (_, v) = app
+        .get(&format!("/templates?limit=1&cursor={cursor}"))
+        .await;
     assert_eq!(v["data"][0]["name"], "report");
     assert_eq!(v["data"][0]["version"], 2);
     assert_eq!(v["next_cursor"], Value::Null);
 
     // Render: the sample by default, a given context, an old version, a located error.
-    let (s, v) = app.post("/templates/report/render?", json!({"version": 1})).await;
+    let (s, v) = app
+        .post("/templates/report/render?", json!({"version": 1}))
+        .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v, json!({"ok": true, "version": 1, "result": {"body": {"msg": "v1", "who": "sampled"}}}));
+    assert_eq!(
+        v,
+        json!({"ok": true, "version": 1, "result": {"body": {"msg": "v1", "who": "sampled"}}})
+    );
     let (s, v) = app
         .post(
             "/templates/report/render",
@@ -124,14 +143,19 @@ async fn templates_are_versioned_and_render_with_errors_located() {
     let (s, v) = app.post("/templates", mail).await;
     assert_eq!(s, 201, "{v}");
     let (s, v) = app
-        .post("/templates/mail/render", json!({"context": {"x": 0, "event": {"name": "e"}}}))
+        .post(
+            "/templates/mail/render",
+            json!({"context": {"x": 0, "event": {"name": "e"}}}),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["error"]["field"], "html");
     assert_eq!(v["error"]["line"], 1);
     assert!(v["error"]["column"].as_u64().is_some_and(|c| c >= 4), "{v}");
-    let (s, _) = app.post("/templates/mail/render", json!({"context": [1]})).await;
+    let (s, _) = app
+        .post("/templates/mail/render", json!({"context": [1]}))
+        .await;
     assert_eq!(s, 400);
     assert_eq!(app.post("/templates/nope/render", json!({})).await.0, 404);
 
@@ -148,7 +172,10 @@ async fn templates_are_versioned_and_render_with_errors_located() {
 async fn actions_render_the_pinned_version_or_the_latest() {
     let app = spawn_app().await;
     let rx = Receiver::start(vec![]).await;
-    assert_eq!(app.post("/templates", body_template("t", "v1")).await.0, 201);
+    assert_eq!(
+        app.post("/templates", body_template("t", "v1")).await.0,
+        201
+    );
     let event = |name: &str, version: Option<Value>| {
         let mut params = json!({"url": rx.url(), "template": "t"});
         if let Some(v) = version {
@@ -158,41 +185,60 @@ async fn actions_render_the_pinned_version_or_the_latest() {
     };
     let (s, pinned) = app.post("/events", event("pinned", None)).await;
     assert_eq!(s, 201, "{pinned}");
-    assert_eq!(pinned["action"]["params"]["template_version"], 1, "{pinned}");
+    assert_eq!(
+        pinned["action"]["params"]["template_version"], 1,
+        "{pinned}"
+    );
     assert!(pinned["action"]["params"].get("body").is_none(), "{pinned}");
-    let (s, latest) = app.post("/events", event("latest", Some(json!("latest")))).await;
+    let (s, latest) = app
+        .post("/events", event("latest", Some(json!("latest"))))
+        .await;
     assert_eq!(s, 201, "{latest}");
     assert_eq!(latest["action"]["params"]["template_version"], "latest");
 
     // Unknown template, version or kind: 400 naming it.
-    let (s, v) = app.post("/events", {
-        let mut e = event("x", None);
-        e["action"]["params"]["template"] = json!("missing");
-        e
-    }).await;
+    let (s, v) = app
+        .post("/events", {
+            let mut e = event("x", None);
+            e["action"]["params"]["template"] = json!("missing");
+            e
+        })
+        .await;
     assert_eq!(s, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("'missing'"), "{v}");
     let (s, v) = app.post("/events", event("x", Some(json!(5)))).await;
     assert_eq!(s, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("no version 5"), "{v}");
-    app.post("/templates", json!({"name": "m", "kind": "email", "subject": "s", "text": "t"})).await;
-    let (s, v) = app.post("/events", {
-        let mut e = event("x", None);
-        e["action"]["params"]["template"] = json!("m");
-        e
-    }).await;
+    app.post(
+        "/templates",
+        json!({"name": "m", "kind": "email", "subject": "s", "text": "t"}),
+    )
+    .await;
+    let (s, v) = app
+        .post("/events", {
+            let mut e = event("x", None);
+            e["action"]["params"]["template"] = json!("m");
+            e
+        })
+        .await;
     assert_eq!(s, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("kind 'email'"), "{v}");
-    let (s, v) = app.post("/events", {
-        let mut e = event("x", None);
-        e["action"]["params"]["body"] = json!({});
-        e
-    }).await;
+    let (s, v) = app
+        .post("/events", {
+            let mut e = event("x", None);
+            e["action"]["params"]["body"] = json!({});
+            e
+        })
+        .await;
     assert_eq!(s, 400, "{v}");
 
     // Version 2 is saved before either fires.
     let (s, v) = app
-        .req("PUT", "/templates/t", Some(json!({"kind": "body", "body": {"msg": "v2", "who": "{{ event.name }}"}})))
+        .req(
+            "PUT",
+            "/templates/t",
+            Some(json!({"kind": "body", "body": {"msg": "v2", "who": "{{ event.name }}"}})),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     let got = rx.wait_for(2, Duration::from_secs(10)).await;
@@ -210,7 +256,11 @@ async fn actions_render_the_pinned_version_or_the_latest() {
     // leaves the action alone keeps the pin.
     let id = pinned["id"].as_str().unwrap();
     let (s, v) = app
-        .req("PUT", &format!("/events/{id}"), Some(json!({"description": "d"})))
+        .req(
+            "PUT",
+            &format!("/events/{id}"),
+            Some(json!({"description": "d"})),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["action"]["params"]["template_version"], 1);
@@ -228,9 +278,15 @@ async fn actions_render_the_pinned_version_or_the_latest() {
     let (s, v) = app.req("DELETE", "/templates/t", None).await;
     assert_eq!(s, 409, "{v}");
     let msg = v["error"].as_str().unwrap();
-    assert!(msg.contains(id) && msg.contains("(pinned)") && msg.contains("(latest)"), "{msg}");
+    assert!(
+        msg.contains(id) && msg.contains("(pinned)") && msg.contains("(latest)"),
+        "{msg}"
+    );
     for e in [id, latest["id"].as_str().unwrap()] {
-        assert_eq!(app.req("DELETE", &format!("/events/{e}"), None).await.0, 204);
+        assert_eq!(
+            app.req("DELETE", &format!("/events/{e}"), None).await.0,
+            204
+        );
     }
     assert_eq!(app.req("DELETE", "/templates/t", None).await.0, 204);
     assert_eq!(app.get("/templates/t").await.0, 404);
@@ -270,21 +326,45 @@ async fn templates_are_shared_by_every_token_with_the_role() {
     app.post("/templates", body_template("t", "v1")).await;
     let read = app.token("read", &["team-a"]).await;
     let write = app.token("write", &["team-b"]).await;
-    assert_eq!(app.req_as(Some(&read), "GET", "/templates/t", None).await.0, 200);
-    assert_eq!(app.req_as(Some(&read), "GET", "/templates", None).await.0, 200);
     assert_eq!(
-        app.req_as(Some(&read), "POST", "/templates/t/render", Some(json!({}))).await.0,
+        app.req_as(Some(&read), "GET", "/templates/t", None).await.0,
         200
     );
     assert_eq!(
-        app.req_as(Some(&read), "POST", "/templates", Some(body_template("r", "x"))).await.0,
+        app.req_as(Some(&read), "GET", "/templates", None).await.0,
+        200
+    );
+    assert_eq!(
+        app.req_as(Some(&read), "POST", "/templates/t/render", Some(json!({})))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        app.req_as(
+            Some(&read),
+            "POST",
+            "/templates",
+            Some(body_template("r", "x"))
+        )
+        .await
+        .0,
         403
     );
     let (s, v) = app
-        .req_as(Some(&write), "POST", "/templates", Some(body_template("w", "x")))
+        .req_as(
+            Some(&write),
+            "POST",
+            "/templates",
+            Some(body_template("w", "x")),
+        )
         .await;
     assert_eq!(s, 201, "{v}");
-    assert_eq!(v["saved_by"].as_str().map(|a| a.contains("write-user")), Some(true), "{v}");
+    assert_eq!(
+        v["saved_by"].as_str().map(|a| a.contains("write-user")),
+        Some(true),
+        "{v}"
+    );
 
     // A 409 names only the events the caller may see.
     let mut e = json!({"name": "secret name", "start_time": in_ms(600_000), "tags": ["team-a"],
@@ -293,9 +373,14 @@ async fn templates_are_shared_by_every_token_with_the_role() {
     e["tags"] = json!(["team-b"]);
     e["name"] = json!("visible name");
     app.create(e).await;
-    let (s, v) = app.req_as(Some(&write), "DELETE", "/templates/w", None).await;
+    let (s, v) = app
+        .req_as(Some(&write), "DELETE", "/templates/w", None)
+        .await;
     assert_eq!(s, 409, "{v}");
     let msg = v["error"].as_str().unwrap();
-    assert!(msg.contains("visible name") && !msg.contains("secret name"), "{msg}");
+    assert!(
+        msg.contains("visible name") && !msg.contains("secret name"),
+        "{msg}"
+    );
     assert!(msg.contains("1 outside your scope"), "{msg}");
 }

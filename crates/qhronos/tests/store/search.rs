@@ -43,15 +43,30 @@ async fn names(s: &dyn Store, q: &str) -> Vec<String> {
 async fn words_are_found_by_prefix_in_every_field_and_ranked(s: &dyn Store) {
     let events = vec![
         (named("Nightly backup", json!({})), vec![]),
-        (named("report", json!({"description": "after the backup job"})), vec![]),
+        (
+            named("report", json!({"description": "after the backup job"})),
+            vec![],
+        ),
         (named("tagged", json!({"tags": ["backups", "ops"]})), vec![]),
-        (named("meta", json!({"metadata": {"kind": "backup-db", "n": 4711}})), vec![]),
-        (named("other", json!({"description": "nothing here"})), vec![]),
+        (
+            named(
+                "meta",
+                json!({"metadata": {"kind": "backup-db", "n": 4711}}),
+            ),
+            vec![],
+        ),
+        (
+            named("other", json!({"description": "nothing here"})),
+            vec![],
+        ),
     ];
     s.create_events(&events).await.expect("create");
     let found = names(s, "back").await;
     assert_eq!(found.len(), 4, "{found:?}");
-    assert_eq!(found[0], "Nightly backup", "the name weighs most: {found:?}");
+    assert_eq!(
+        found[0], "Nightly backup",
+        "the name weighs most: {found:?}"
+    );
     assert!(!found.contains(&"other".to_string()));
     assert_eq!(names(s, "NIGHT").await, vec!["Nightly backup"]);
     assert_eq!(names(s, "4711").await, vec!["meta"]);
@@ -81,8 +96,15 @@ async fn the_index_follows_updates_and_deletes(s: &dyn Store) {
     assert!(names(s, "alp").await.is_empty());
     assert_eq!(names(s, "omeg").await, vec!["omega"]);
     assert_eq!(names(s, "zed").await, vec!["omega"]);
-    assert!(s.set_paused(e.id, true, None, &[], T0).await.expect("pause"));
-    assert_eq!(names(s, "omega").await, vec!["omega"], "paused events are found");
+    assert!(s
+        .set_paused(e.id, true, None, &[], T0)
+        .await
+        .expect("pause"));
+    assert_eq!(
+        names(s, "omega").await,
+        vec!["omega"],
+        "paused events are found"
+    );
     assert!(s.delete_event(e.id, T0 + SEC).await.expect("delete"));
     assert!(names(s, "omega").await.is_empty(), "deleted events are not");
 }
@@ -133,8 +155,27 @@ async fn pages_by_the_rank_cursor_without_gaps_or_repeats(s: &dyn Store) {
 async fn any_text_is_a_valid_query(s: &dyn Store) {
     create(s, &named("quote \"me\" OR NOT", json!({})), &[]).await;
     for q in [
-        "\"", "\"me", "OR", "NOT", "a AND", "*", "-x", "(", ")", ":", "'", "\\", "NEAR(a b)",
-        "col:me", "me^", "!&|", "'; DROP TABLE events; --", "", "   ", "😀", "ü",
+        "\"",
+        "\"me",
+        "OR",
+        "NOT",
+        "a AND",
+        "*",
+        "-x",
+        "(",
+        ")",
+        ":",
+        "'",
+        "\\",
+        "NEAR(a b)",
+        "col:me",
+        "me^",
+        "!&|",
+        "'; DROP TABLE events; --",
+        "",
+        "   ",
+        "😀",
+        "ü",
     ] {
         s.search_events(q, &all(10), None)
             .await

@@ -40,11 +40,19 @@ async fn versions_count_from_one_and_never_change(s: &dyn Store) {
         .expect("update")
         .expect("updated");
     assert_eq!((t2.version, t2.created_at, t2.saved_at), (2, T0, T0 + SEC));
-    let latest = s.get_template("t", None).await.expect("get").expect("found");
+    let latest = s
+        .get_template("t", None)
+        .await
+        .expect("get")
+        .expect("found");
     assert_eq!(latest.version, 2);
     assert_eq!(latest.def.body, Some(json!({"msg": "two"})));
     assert_eq!(latest.def.sample, Some(json!({"event": {"name": "n"}})));
-    let v1 = s.get_template("t", Some(1)).await.expect("get").expect("v1");
+    let v1 = s
+        .get_template("t", Some(1))
+        .await
+        .expect("get")
+        .expect("v1");
     assert_eq!(v1.def, body_def("one"));
     assert_eq!(s.get_template("t", Some(3)).await.expect("get"), None);
     let all = s.template_versions("t").await.expect("versions");
@@ -74,8 +82,16 @@ async fn a_taken_name_and_an_unknown_template_write_nothing(s: &dyn Store) {
         None
     );
     assert_eq!(s.get_template("nope", None).await.expect("get"), None);
-    assert!(s.template_versions("nope").await.expect("versions").is_empty());
-    let t = s.get_template("t", None).await.expect("get").expect("found");
+    assert!(s
+        .template_versions("nope")
+        .await
+        .expect("versions")
+        .is_empty());
+    let t = s
+        .get_template("t", None)
+        .await
+        .expect("get")
+        .expect("found");
     assert_eq!((t.version, t.actor.as_str()), (1, "a"));
     assert_eq!(
         s.delete_template("nope").await.expect("delete"),
