@@ -597,7 +597,10 @@ async fn run(cli: Cli) -> Result<String> {
                 let url = if versions {
                     client.url(&format!("templates/{}/versions", seg(&name)), &[])
                 } else {
-                    let q = vec![("version", version.map(|n| n.to_string()).unwrap_or_default())];
+                    let q = vec![(
+                        "version",
+                        version.map(|n| n.to_string()).unwrap_or_default(),
+                    )];
                     client.url(&format!("templates/{}", seg(&name)), &q)
                 };
                 let v = client.send(Method::GET, url, None).await?;
@@ -623,7 +626,10 @@ async fn run(cli: Cli) -> Result<String> {
                     other => other?,
                 };
                 Ok(show(&v, &|v| {
-                    format!("saved template {name} version {}", output::cell(&v["version"]))
+                    format!(
+                        "saved template {name} version {}",
+                        output::cell(&v["version"])
+                    )
                 }))
             }
             TemplatesCmd::Delete { name } => {

@@ -714,11 +714,22 @@ fn templates_and_search() {
     )
     .expect("write");
     let path = file.to_str().expect("path");
-    let o = ok(&mut s.cli(), &["templates", "put", "report", "--file", path]);
+    let o = ok(
+        &mut s.cli(),
+        &["templates", "put", "report", "--file", path],
+    );
     assert!(o.stdout.contains("version 1"), "{}", o.stdout);
-    let v = ok(&mut s.cli(), &["--json", "templates", "put", "report", "--file", path]).json();
+    let v = ok(
+        &mut s.cli(),
+        &["--json", "templates", "put", "report", "--file", path],
+    )
+    .json();
     assert_eq!(v["version"], 2);
-    let v = ok(&mut s.cli(), &["--json", "templates", "get", "report", "--version", "1"]).json();
+    let v = ok(
+        &mut s.cli(),
+        &["--json", "templates", "get", "report", "--version", "1"],
+    )
+    .json();
     assert_eq!(v["version"], 1);
     let v = ok(&mut s.cli(), &["templates", "get", "report", "--versions"]).json();
     assert_eq!(v["data"].as_array().map(Vec::len), Some(2));
@@ -732,7 +743,16 @@ fn templates_and_search() {
 
     ok(
         &mut s.cli(),
-        &["events", "create", "--name", "Nightly backup", "--at", &in_half_an_hour(), "--webhook", "http://127.0.0.1:9/"],
+        &[
+            "events",
+            "create",
+            "--name",
+            "Nightly backup",
+            "--at",
+            &in_half_an_hour(),
+            "--webhook",
+            "http://127.0.0.1:9/",
+        ],
     );
     let v = ok(&mut s.cli(), &["--json", "events", "list", "--q", "back"]).json();
     assert_eq!(v["data"][0]["name"], "Nightly backup", "{v}");
