@@ -58,6 +58,9 @@ enum Command {
     /// Create, list, inspect and delete workflows ("when X completes, do Y").
     #[command(subcommand, alias = "wf")]
     Workflows(WorkflowsCmd),
+    /// Named, versioned templates that actions use by name.
+    #[command(subcommand)]
+    Templates(TemplatesCmd),
     /// Show the next instants of a recurrence rule (POST /schedules/preview).
     Preview(PreviewArgs),
     /// Show the server's version, uptime, scheduler health and occurrence counts.
@@ -208,8 +211,9 @@ struct ListEventsArgs {
     /// active, paused or inactive.
     #[arg(long)]
     status: Option<String>,
-    /// A substring of the name or description.
-    #[arg(long, short = 'q')]
+    /// Full-text search over name, description, tags and metadata values (word prefixes,
+    /// best match first).
+    #[arg(long, short = 'q', visible_alias = "q")]
     query: Option<String>,
     /// Page size (the server's default is 50, at most 1000).
     #[arg(long)]
@@ -329,6 +333,62 @@ struct ListOccArgs {
     /// Follow next_cursor and list every page.
     #[arg(long)]
     all: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum TemplatesCmd {
+    /// List templates (the newest version of each), by name.
+    List {
+        /// Follow next_cursor and list every page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show a template (the newest version, or --version N).
+    Get {
+        name: String,
+        #[arg(long)]
+        version: Option<u32>,
+        /// Every version, newest first.
+        #[arg(long, conflicts_with = "version")]
+        versions: bool,
+    },
+    /// Save a template from a JSON file ({kind, subject?, text?, html?, body?, sample?}; `-`
+    /// reads stdin): creates it, or saves its next version.
+    Put {
+        name: String,
+        #[arg(long, value_name = "PATH")]
+        file: String,
+    },
+    /// Delete a template and its versions (refused while live events use it).
+    Delete { name: String },
+    /// Render a template against a context (a JSON file; default: its sample).
+    Render {
+        name: String,
+        #[arg(long, value_name = "PATH")]
+        context: Option<String>,
+        #[arg(long)]
+        version: Option<u32>,
+    },
+}
+
+/// A JSON object read from a file, or stdin for `-`.
+fn json_file(path: &str, what: &str) -> Result<Value> {
+    let text = if path == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Failure::usage(format!("cannot read the {what} from stdin: {e}")))?;
+        s
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("cannot read {path}: {e}")))?
+    };
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::usage(format!("{path}: not JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(Failure::usage(format!("the {what} must be a JSON object")));
+    }
+    Ok(v)
 }
 
 #[derive(Subcommand, Debug)]
@@ -818,6 +878,104 @@ async fn run(cli: Cli) -> Result<String> {
                 } else {
                     format!("deleted workflow {id}")
                 })
+            }
+        },
+        Command::Templates(cmd) => match cmd {
+            TemplatesCmd::List { all } => {
+                let v = list(&client, "templates", vec![], all).await?;
+                Ok(show(&v, &|v| {
+                    let rows: Vec<Vec<String>> = v["data"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|t| {
+                            ["name", "kind", "version", "saved_at"]
+                                .iter()
+                                .map(|k| output::cell(&t[*k]))
+                                .collect()
+                        })
+                        .collect();
+                    output::table(&["NAME", "KIND", "VERSION", "SAVED"], &rows)
+                }))
+            }
+            TemplatesCmd::Get {
+                name,
+                version,
+                versions,
+            } => {
+                let url = if versions {
+                    client.url(&format!("templates/{}/versions", seg(&name)), &[])
+                } else {
+                    let q = vec![(
+                        "version",
+                        version.map(|n| n.to_string()).unwrap_or_default(),
+                    )];
+                    client.url(&format!("templates/{}", seg(&name)), &q)
+                };
+                let v = client.send(Method::GET, url, None).await?;
+                Ok(output::json(&v))
+            }
+            TemplatesCmd::Put { name, file } => {
+                let body = json_file(&file, "template")?;
+                let put = client
+                    .send(
+                        Method::PUT,
+                        client.url(&format!("templates/{}", seg(&name)), &[]),
+                        Some(&body),
+                    )
+                    .await;
+                let v = match put {
+                    Err(f) if f.code == exit::NOT_FOUND => {
+                        let mut b = body.clone();
+                        b["name"] = name.clone().into();
+                        client
+                            .send(Method::POST, client.url("templates", &[]), Some(&b))
+                            .await?
+                    }
+                    other => other?,
+                };
+                Ok(show(&v, &|v| {
+                    format!(
+                        "saved template {name} version {}",
+                        output::cell(&v["version"])
+                    )
+                }))
+            }
+            TemplatesCmd::Delete { name } => {
+                client
+                    .send(
+                        Method::DELETE,
+                        client.url(&format!("templates/{}", seg(&name)), &[]),
+                        None,
+                    )
+                    .await?;
+                Ok(if json_out {
+                    String::new()
+                } else {
+                    format!("deleted template {name}")
+                })
+            }
+            TemplatesCmd::Render {
+                name,
+                context,
+                version,
+            } => {
+                let mut body = json!({});
+                if let Some(c) = context {
+                    body["context"] = json_file(&c, "context")?;
+                }
+                if let Some(n) = version {
+                    body["version"] = n.into();
+                }
+                let v = client
+                    .send(
+                        Method::POST,
+                        client.url(&format!("templates/{}/render", seg(&name)), &[]),
+                        Some(&body),
+                    )
+                    .await?;
+                Ok(output::json(&v))
             }
         },
         Command::Preview(a) => {

@@ -1019,3 +1019,58 @@ fn history_restore_and_bulk_commands() {
         assert!(o.stderr.contains("give "), "{args:?}: {}", o.stderr);
     }
 }
+
+#[test]
+fn templates_and_search() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("t.json");
+    std::fs::write(
+        &file,
+        r#"{"kind": "body", "body": {"msg": "{{ event.name }}"}, "sample": {"event": {"name": "s"}}}"#,
+    )
+    .expect("write");
+    let path = file.to_str().expect("path");
+    let o = ok(
+        &mut s.cli(),
+        &["templates", "put", "report", "--file", path],
+    );
+    assert!(o.stdout.contains("version 1"), "{}", o.stdout);
+    let v = ok(
+        &mut s.cli(),
+        &["--json", "templates", "put", "report", "--file", path],
+    )
+    .json();
+    assert_eq!(v["version"], 2);
+    let v = ok(
+        &mut s.cli(),
+        &["--json", "templates", "get", "report", "--version", "1"],
+    )
+    .json();
+    assert_eq!(v["version"], 1);
+    let v = ok(&mut s.cli(), &["templates", "get", "report", "--versions"]).json();
+    assert_eq!(v["data"].as_array().map(Vec::len), Some(2));
+    let o = ok(&mut s.cli(), &["templates", "list"]);
+    assert!(o.stdout.contains("report"), "{}", o.stdout);
+    let v = ok(&mut s.cli(), &["templates", "render", "report"]).json();
+    assert_eq!(v["result"]["body"]["msg"], "s");
+    let o = ok(&mut s.cli(), &["templates", "delete", "report"]);
+    assert!(o.stdout.contains("deleted template report"), "{}", o.stdout);
+    assert_eq!(run(&mut s.cli(), &["templates", "get", "report"]).code, 3);
+
+    ok(
+        &mut s.cli(),
+        &[
+            "events",
+            "create",
+            "--name",
+            "Nightly backup",
+            "--at",
+            &in_half_an_hour(),
+            "--webhook",
+            "http://127.0.0.1:9/",
+        ],
+    );
+    let v = ok(&mut s.cli(), &["--json", "events", "list", "--q", "back"]).json();
+    assert_eq!(v["data"][0]["name"], "Nightly backup", "{v}");
+}

@@ -146,13 +146,10 @@ impl Application {
             config.websocket.buffer,
         ));
         let mailer = Mailer::new(&config.smtp, config.delivery.response_excerpt_bytes)?;
-        let deliverer = Arc::new(Deliverer::new(
-            &config.delivery,
-            secret,
-            guard.clone(),
-            hub.clone(),
-            mailer,
-        )?);
+        let deliverer = Arc::new(
+            Deliverer::new(&config.delivery, secret, guard.clone(), hub.clone(), mailer)?
+                .with_templates(store.clone()),
+        );
         let metrics = Arc::new(if config.metrics.enabled {
             Metrics::new()
         } else {

@@ -39,6 +39,8 @@ mod leases;
 mod mcp;
 #[path = "api/multinode.rs"]
 mod multinode;
+#[path = "api/named_templates.rs"]
+mod named_templates;
 #[path = "api/openapi.rs"]
 mod openapi;
 #[path = "api/operations.rs"]
@@ -51,6 +53,8 @@ mod receipts;
 mod restart;
 #[path = "api/scopes.rs"]
 mod scopes;
+#[path = "api/search.rs"]
+mod search;
 #[path = "api/secrets.rs"]
 mod secrets;
 #[path = "api/security.rs"]

@@ -252,13 +252,40 @@ impl Op {
 }
 
 /// True when `e` matches the filter's status, tags (any) and text.
-fn matches(e: &Event, status: Option<EventStatus>, tags: &[String], q: Option<&str>) -> bool {
-    let text = |s: &str, q: &str| s.to_ascii_lowercase().contains(&q.to_ascii_lowercase());
+fn matches(e: &Event, status: Option<EventStatus>, tags: &[String]) -> bool {
     status.is_none_or(|s| e.status == s)
         && (tags.is_empty() || e.tags.iter().any(|t| tags.contains(t)))
-        && q.is_none_or(|q| {
-            text(&e.name, q) || e.description.as_deref().is_some_and(|d| text(d, q))
-        })
+}
+
+/// Every live event the search `text` finds within `tags` and `status` (ids, in rank order),
+/// at most `MAX_SEARCHED`.
+async fn search_ids(
+    st: &AppState,
+    text: &str,
+    tags: &[String],
+    status: Option<EventStatus>,
+) -> Result<std::collections::BTreeSet<Uuid>, ApiError> {
+    const MAX_SEARCHED: usize = 100_000;
+    let f = EventFilter {
+        tags: tags.to_vec(),
+        status,
+        limit: CHUNK,
+        before_id: None,
+    };
+    let mut out = std::collections::BTreeSet::new();
+    let mut after = None;
+    loop {
+        let page = st.store.search_events(text, &f, after).await?;
+        let n = page.len();
+        after = page.last().map(|x| crate::store::SearchCursor {
+            score: x.score,
+            id: x.event.id,
+        });
+        out.extend(page.into_iter().map(|x| x.event.id));
+        if (n as i64) < CHUNK || out.len() >= MAX_SEARCHED {
+            return Ok(out);
+        }
+    }
 }
 
 /// Applies `op` to one matched event: `Ok(true)` when it changed it.
@@ -327,6 +354,18 @@ async fn bulk_events(
     else {
         return Ok(Json(out));
     };
+    // `q` is the full-text search of `GET /events`: the matches are collected first (ids only),
+    // so that changing them cannot move the ranking under the paging.
+    let ids = match q {
+        Some(text) => {
+            let found = search_ids(&st, text, &tags, status).await?;
+            Some(match ids {
+                Some(given) => given.into_iter().filter(|id| found.contains(id)).collect(),
+                None => found.into_iter().collect(),
+            })
+        }
+        None => ids,
+    };
     let mut outcome = Ok(());
     let mut before_id = None;
     'pages: loop {
@@ -335,7 +374,7 @@ async fn bulk_events(
                 let mut page = Vec::new();
                 for id in ids {
                     if let Some(e) = st.store.get_event(*id).await? {
-                        if caller.principal.can_see(&e.tags) && matches(&e, status, &tags, q) {
+                        if caller.principal.can_see(&e.tags) && matches(&e, status, &tags) {
                             page.push(e);
                         }
                     }
@@ -347,7 +386,6 @@ async fn bulk_events(
                     .list_events(&EventFilter {
                         tags: tags.clone(),
                         status,
-                        q: q.map(String::from),
                         limit: CHUNK,
                         before_id,
                     })

@@ -21,7 +21,7 @@ use crate::domain::template;
 use crate::domain::{now_ms, Millis};
 use crate::engine::plan::{plan, start_after};
 use crate::error::ApiError;
-use crate::store::{By, Created, EventFilter};
+use crate::store::{By, Created, EventFilter, SearchCursor};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -74,6 +74,19 @@ pub(super) async fn plan_event(
         .collect())
 }
 
+/// A search page's cursor: `s<score>_<id>` of its last event.
+fn parse_search_cursor(c: &str) -> Option<SearchCursor> {
+    let (score, id) = c.strip_prefix('s')?.rsplit_once('_')?;
+    let score: f64 = score.parse().ok()?;
+    if !score.is_finite() {
+        return None;
+    }
+    Some(SearchCursor {
+        score,
+        id: Uuid::parse_str(id).ok()?,
+    })
+}
+
 fn earliest(occs: &[NewOccurrence]) -> Option<Millis> {
     occs.iter().map(|o| o.scheduled_at).min()
 }
@@ -109,9 +122,10 @@ pub(super) async fn create_event(
     let e = input
         .validate(Uuid::now_v7(), now, now)
         .map_err(ApiError::BadRequest)?;
-    let mut e = template::check_off_thread(e)
+    let e = template::check_off_thread(e)
         .await
         .map_err(ApiError::BadRequest)?;
+    let mut e = super::templates::resolve_for_save(&st, e).await?;
     e.tags = caller.principal.scoped_tags(std::mem::take(&mut e.tags))?;
     e.action.send_as(sender_of(&caller.principal));
     st.check_target(&e.action).await?;
@@ -207,8 +221,12 @@ pub(super) async fn get_event(
 
 /// List events
 ///
-/// Newest first. `tags` matches events with any of them; `q` is a substring of the name or
-/// description.
+/// Newest first. `tags` matches events with any of them. With `q`, a full-text search: events
+/// whose name, description, tags or metadata values contain every word of `q` as a word prefix
+/// (`back` finds "Nightly backup"; case and accents ignored; punctuation and operators are only
+/// separators), best match first (name counts most, then tags, description, metadata), ties
+/// newest first. Its `next_cursor` is the rank of the last event (`s<score>_<id>`): pages have
+/// no gaps or repeats while the matching events do not change.
 #[utoipa::path(
     get,
     path = "/events",
@@ -216,7 +234,7 @@ pub(super) async fn get_event(
     params(
         ("tags" = Option<String>, Query, description = "Comma-separated tags: events with any of them"),
         ("status" = Option<String>, Query, description = "active, paused or inactive"),
-        ("q" = Option<String>, Query, description = "A substring of the name or description"),
+        ("q" = Option<String>, Query, description = "Full-text search: every word as a prefix of a word of the name, description, tags or metadata values; results ranked"),
         ("limit" = Option<i64>, Query, description = "1 to 1000, default 50", minimum = 1, maximum = 1000),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
@@ -237,32 +255,50 @@ pub(super) async fn list_events(
         .map(EventStatus::parse)
         .transpose()
         .map_err(ApiError::BadRequest)?;
-    let before_id = p
-        .get("cursor")
-        .map(|c| {
-            Uuid::parse_str(c).map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "cursor: '{c}' is not a cursor from a previous page"
-                ))
-            })
-        })
-        .transpose()?;
+    let bad_cursor = |c: &str| {
+        ApiError::BadRequest(format!(
+            "cursor: '{c}' is not a cursor from a previous page of this list"
+        ))
+    };
     let Some(tags) = caller.principal.filter_tags(p.tags()) else {
         return Ok(Json(json!({ "data": [], "next_cursor": null })));
     };
-    let f = EventFilter {
+    let mut f = EventFilter {
         tags,
         status,
-        q: p.get("q").map(String::from),
         limit: limit + 1,
-        before_id,
+        before_id: None,
     };
-    let mut events = st.store.list_events(&f).await?;
-    let next = if events.len() as i64 > limit {
-        events.truncate(limit as usize);
-        events.last().map(|e| e.id.to_string())
-    } else {
-        None
+    let (events, next) = match p.get("q") {
+        Some(text) => {
+            // Ranked: the cursor is the score and id of the last event of the page.
+            let after = p
+                .get("cursor")
+                .map(|c| parse_search_cursor(c).ok_or_else(|| bad_cursor(c)))
+                .transpose()?;
+            let mut found = st.store.search_events(text, &f, after).await?;
+            let next = if found.len() as i64 > limit {
+                found.truncate(limit as usize);
+                found.last().map(|x| format!("s{}_{}", x.score, x.event.id))
+            } else {
+                None
+            };
+            (found.into_iter().map(|x| x.event).collect::<Vec<_>>(), next)
+        }
+        None => {
+            f.before_id = p
+                .get("cursor")
+                .map(|c| Uuid::parse_str(c).map_err(|_| bad_cursor(c)))
+                .transpose()?;
+            let mut events = st.store.list_events(&f).await?;
+            let next = if events.len() as i64 > limit {
+                events.truncate(limit as usize);
+                events.last().map(|e| e.id.to_string())
+            } else {
+                None
+            };
+            (events, next)
+        }
     };
     let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
     let runs: std::collections::HashMap<Uuid, crate::store::RunSummary> =
@@ -326,9 +362,10 @@ pub(super) async fn apply_update(
         .merge(patch)
         .validate(id, old.created_at, now)
         .map_err(ApiError::BadRequest)?;
-    let mut new = template::check_off_thread(new)
+    let new = template::check_off_thread(new)
         .await
         .map_err(ApiError::BadRequest)?;
+    let mut new = super::templates::resolve_for_save(st, new).await?;
     new.tags = caller
         .principal
         .scoped_tags(std::mem::take(&mut new.tags))?;

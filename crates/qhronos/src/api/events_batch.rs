@@ -152,9 +152,10 @@ async fn prepare_item(
 ) -> Result<((Event, Vec<NewOccurrence>), Option<String>), ApiError> {
     let input: EventIn = serde_json::from_value(raw)
         .map_err(|e| ApiError::BadRequest(format!("invalid event: {e}")))?;
-    let mut e = input
+    let e = input
         .validate(Uuid::now_v7(), now, now)
         .map_err(ApiError::BadRequest)?;
+    let mut e = super::templates::resolve_for_save(st, e).await?;
     e.tags = caller.principal.scoped_tags(std::mem::take(&mut e.tags))?;
     e.action.send_as(sender_of(&caller.principal));
     // Most batches aim at a few targets: check each one once.

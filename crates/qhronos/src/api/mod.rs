@@ -20,6 +20,7 @@ pub mod request_id;
 pub mod schedules;
 pub mod secrets;
 pub mod system;
+pub mod templates;
 pub mod tokens;
 pub mod workflows;
 pub mod ws;
@@ -173,6 +174,7 @@ pub fn router(state: AppState, g: Gate) -> std::sync::Arc<Router> {
         .merge(occurrences::router())
         .merge(schedules::router())
         .merge(tokens::router())
+        .merge(templates::router())
         .merge(queues::router())
         .merge(ws::router())
         .merge(audit::router())

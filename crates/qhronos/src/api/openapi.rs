@@ -101,6 +101,13 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         super::queues::nack,
         super::ws::upgrade,
         super::schedules::preview,
+        super::templates::create_template,
+        super::templates::list_templates,
+        super::templates::get_template,
+        super::templates::update_template,
+        super::templates::delete_template,
+        super::templates::list_versions,
+        super::templates::render_template,
         super::tokens::create_token,
         super::tokens::list_tokens,
         super::tokens::revoke_token,
@@ -131,6 +138,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         (name = "events", description = "Events: what to deliver, where, and when"),
         (name = "occurrences", description = "Occurrences: one due instance of an event, with its delivery attempts"),
         (name = "schedules", description = "Recurrence rules"),
+        (name = "templates", description = "Named, versioned templates that actions use by name"),
         (name = "queues", description = "The pull channel: claim due occurrences over HTTP, then ack or nack each"),
         (name = "channels", description = "The WebSocket channel (docs/channels.md)"),
         (name = "tokens", description = "Issued tokens (JWT) with roles and tag scopes"),
@@ -406,6 +414,11 @@ pub struct Health {
     /// Why it is unhealthy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The full-text index of events (`GET /events?q=`): `ok` or `unavailable`; absent when
+    /// the database does not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ok")]
+    pub search: Option<String>,
 }
 
 /// `GET /status`. Never a secret.

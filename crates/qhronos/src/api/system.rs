@@ -24,7 +24,8 @@ const HEARTBEAT_STALE_MS: i64 = 10_000;
 /// Liveness
 ///
 /// 200 when the database answers and the scheduler loop is running; 503 with the reason
-/// otherwise.
+/// otherwise. `search` says whether the full-text index of events answers (`ok`) or not
+/// (`unavailable`: `GET /events?q=` fails, everything else works).
 #[utoipa::path(
     get,
     path = "/health",
@@ -37,12 +38,24 @@ const HEARTBEAT_STALE_MS: i64 = 10_000;
 pub(super) async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
     let db = st.store.ping().await;
     let age = now_ms() - st.engine.heartbeat();
+    let search = || async {
+        match st.store.search_ready().await {
+            Ok(()) => "ok",
+            Err(e) => {
+                tracing::warn!(error = %e, "health check: the full-text index does not answer");
+                "unavailable"
+            }
+        }
+    };
     match db {
-        Ok(()) if age <= HEARTBEAT_STALE_MS => (StatusCode::OK, Json(json!({ "status": "ok" }))),
+        Ok(()) if age <= HEARTBEAT_STALE_MS => (
+            StatusCode::OK,
+            Json(json!({ "status": "ok", "search": search().await })),
+        ),
         Ok(()) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(
-                json!({ "status": "unhealthy", "error": format!("scheduler heartbeat is {age} ms old") }),
+                json!({ "status": "unhealthy", "error": format!("scheduler heartbeat is {age} ms old"), "search": search().await }),
             ),
         ),
         Err(e) => {

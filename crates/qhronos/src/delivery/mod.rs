@@ -43,6 +43,8 @@ use crate::domain::event::Event;
 use crate::domain::occurrence::{Attempt, Occurrence};
 use crate::domain::template::{render_body_off_thread, Vars};
 use crate::domain::{fmt_ms, now_ms};
+use crate::store::templates::{fill, Fill};
+use crate::store::TemplateStore;
 
 /// The result of one attempt, with what the retry policy needs to know.
 #[derive(Debug, Clone)]
@@ -111,6 +113,9 @@ pub struct Deliverer {
     guard: Arc<ssrf::Guard>,
     hub: Arc<ws::Hub>,
     mailer: Option<email::Mailer>,
+    /// Where the named templates of actions are read at each attempt (`None`: an action that
+    /// names one fails).
+    templates: Option<Arc<dyn TemplateStore>>,
 }
 
 impl Deliverer {
@@ -144,7 +149,52 @@ impl Deliverer {
             guard,
             hub,
             mailer,
+            templates: None,
         })
+    }
+
+    /// Reads the named templates of actions from `store`: each attempt of such an action
+    /// renders the version the event is pinned to (or the newest, for `"latest"`).
+    pub fn with_templates(mut self, store: Arc<dyn TemplateStore>) -> Deliverer {
+        self.templates = Some(store);
+        self
+    }
+
+    /// The event with its action's named template filled in (`Ok(None)`: it names none). A
+    /// template or version that is gone fails the attempt permanently; a store that cannot be
+    /// read, for now.
+    async fn fill_template(
+        &self,
+        event: &Event,
+        attempt: u32,
+        started_at: crate::domain::Millis,
+    ) -> Result<Option<Event>, Delivered> {
+        if event.action.template_ref().is_none() {
+            return Ok(None);
+        }
+        let Some(store) = &self.templates else {
+            return Err(Delivered::failed(
+                attempt,
+                started_at,
+                "action.params.template: this node reads no named templates".into(),
+                true,
+            ));
+        };
+        match fill(store.as_ref(), &event.action).await {
+            Ok(Some((action, _))) => {
+                let mut e = event.clone();
+                e.action = action;
+                Ok(Some(e))
+            }
+            Ok(None) => Ok(None),
+            Err(Fill::Missing(m)) => Err(Delivered::failed(attempt, started_at, m, true)),
+            Err(Fill::Store(e)) => Err(Delivered::failed(
+                attempt,
+                started_at,
+                format!("action.params.template: cannot be read now: {e}"),
+                false,
+            )),
+        }
     }
 
     /// Waits for a slot for this target (`host:port`), so one slow receiver cannot take every
@@ -185,6 +235,11 @@ impl Deliverer {
         if attempt == 1 {
             self.hub.broadcast(event, occ);
         }
+        let filled = match self.fill_template(event, attempt, started_at).await {
+            Ok(f) => f,
+            Err(d) => return d,
+        };
+        let event = filled.as_ref().unwrap_or(event);
         match &event.action {
             Action::Webhook { .. } | Action::Apicall { .. } => {
                 self.deliver_http(event, occ, attempt, timeout, started_at)
@@ -247,6 +302,7 @@ impl Deliverer {
             Action::Webhook {
                 url,
                 body: Some(template),
+                ..
             } => {
                 let (body, content_type) = match render_body_off_thread(template, vars()).await {
                     Ok(serde_json::Value::String(s)) => {
@@ -260,7 +316,9 @@ impl Deliverer {
                 };
                 self.signed(event, occ, url, body, content_type, started_at)
             }
-            Action::Webhook { url, body: None } => {
+            Action::Webhook {
+                url, body: None, ..
+            } => {
                 let body = WebhookBody {
                     event_id: event.id.to_string(),
                     occurrence_id: occ.id.to_string(),
@@ -280,6 +338,7 @@ impl Deliverer {
                 url,
                 headers,
                 body,
+                ..
             } => {
                 let method =
                     reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);

@@ -15,6 +15,13 @@ pub enum Action {
         url: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         body: Option<Value>,
+        /// A named `body` template (`POST /templates`) in place of `body`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        template: Option<String>,
+        /// The version of `template` the event uses: the newest when the action was saved
+        /// (pinned), a version number given, or `"latest"` (always the newest).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        template_version: Option<TemplateVersion>,
     },
     /// A request exactly as the user wrote it (string values of `body` are templates).
     Apicall {
@@ -28,6 +35,12 @@ pub enum Action {
         headers: BTreeMap<String, String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         body: Option<Value>,
+        /// A named `body` template in place of `body`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        template: Option<String>,
+        /// As for `webhook`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        template_version: Option<TemplateVersion>,
     },
     /// A message to one connected `GET /ws` client of this name, which must acknowledge it.
     Websocket { client_name: String },
@@ -36,6 +49,8 @@ pub enum Action {
     /// An email over the configured SMTP server; subject, text and html are templates.
     Email {
         to: Vec<String>,
+        /// Required unless `template` is given (then empty, and not shown).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         subject: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
@@ -47,7 +62,67 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schema(read_only)]
         sender: Option<String>,
+        /// A named `email` template in place of `subject`, `text` and `html`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        template: Option<String>,
+        /// As for `webhook`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        template_version: Option<TemplateVersion>,
     },
+}
+
+/// Which version of a named template an action uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum TemplateVersion {
+    /// This version, whatever is saved after it.
+    Pinned(i64),
+    /// Always the newest version, read at each attempt.
+    Latest(Latest),
+}
+
+/// `"latest"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Latest {
+    Latest,
+}
+
+/// What a named template fills in of an action: a body, or an email's parts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filled {
+    Body(Value),
+    Email {
+        subject: String,
+        text: Option<String>,
+        html: Option<String>,
+    },
+}
+
+/// `template` and `template_version` of action params, checked: `None` without a template.
+fn template_fields(
+    p: &serde_json::Map<String, Value>,
+) -> Result<(Option<String>, Option<TemplateVersion>), String> {
+    let name = match p.get("template") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(check_name("action.params.template", s)?),
+        Some(_) => return Err("action.params.template: expected a template name".into()),
+    };
+    let version = match p.get("template_version") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "latest" => Some(TemplateVersion::Latest(Latest::Latest)),
+        Some(v) => match v.as_i64() {
+            Some(n) if n >= 1 => Some(TemplateVersion::Pinned(n)),
+            _ => return Err(
+                "action.params.template_version: expected a version number (1, 2, …) or \"latest\""
+                    .into(),
+            ),
+        },
+    };
+    if name.is_none() && version.is_some() {
+        return Err("action.params.template_version: only with action.params.template".into());
+    }
+    Ok((name, version))
 }
 
 const MAX_HEADERS: usize = 32;
@@ -80,15 +155,35 @@ impl Action {
             .ok_or("action.params: expected an object")?;
         match ty {
             "webhook" => {
-                only_fields(p, &["url", "body"])?;
+                only_fields(p, &["url", "body", "template", "template_version"])?;
                 let url = str_field(p, "url")?;
+                let (template, template_version) = template_fields(p)?;
+                if template.is_some() && p.get("body").is_some() {
+                    return Err("action.params: give 'body' or 'template', not both".into());
+                }
                 Ok(Action::Webhook {
                     url: check_url("action.params.url", url)?,
                     body: p.get("body").cloned(),
+                    template,
+                    template_version,
                 })
             }
             "apicall" => {
-                only_fields(p, &["method", "url", "headers", "body"])?;
+                only_fields(
+                    p,
+                    &[
+                        "method",
+                        "url",
+                        "headers",
+                        "body",
+                        "template",
+                        "template_version",
+                    ],
+                )?;
+                let (template, template_version) = template_fields(p)?;
+                if template.is_some() && p.get("body").is_some() {
+                    return Err("action.params: give 'body' or 'template', not both".into());
+                }
                 let url = check_url("action.params.url", str_field(p, "url")?)?;
                 let method = match p.get("method") {
                     None => "POST".to_string(),
@@ -149,6 +244,8 @@ impl Action {
                     url,
                     headers,
                     body: p.get("body").cloned(),
+                    template,
+                    template_version,
                 })
             }
             "websocket" => {
@@ -168,7 +265,19 @@ impl Action {
             }
             "email" => {
                 // `sender` may come back in a partial update's merge; its value is ignored.
-                only_fields(p, &["to", "subject", "text", "html", "sender"])?;
+                only_fields(
+                    p,
+                    &[
+                        "to",
+                        "subject",
+                        "text",
+                        "html",
+                        "sender",
+                        "template",
+                        "template_version",
+                    ],
+                )?;
+                let (template, template_version) = template_fields(p)?;
                 let to = match p.get("to") {
                     Some(Value::String(s)) => vec![s.clone()],
                     Some(Value::Array(a)) => a
@@ -194,6 +303,25 @@ impl Action {
                         format!("action.params.to: '{a}' is not an email address ({e})")
                     })?;
                 }
+                if template.is_some() {
+                    if let Some(k) = ["subject", "text", "html"]
+                        .iter()
+                        .find(|k| p.contains_key(**k))
+                    {
+                        return Err(format!(
+                            "action.params: give '{k}' in the template or here, not both: an email with 'template' takes subject, text and html from it"
+                        ));
+                    }
+                    return Ok(Action::Email {
+                        to,
+                        subject: String::new(),
+                        text: None,
+                        html: None,
+                        sender: None,
+                        template,
+                        template_version,
+                    });
+                }
                 let subject = str_field(p, "subject")?.to_string();
                 let opt = |k: &str| -> Result<Option<String>, String> {
                     match p.get(k) {
@@ -212,6 +340,8 @@ impl Action {
                     text,
                     html,
                     sender: None,
+                    template: None,
+                    template_version: None,
                 })
             }
             t => Err(format!("action.type '{t}' is unknown: expected {TYPES}")),
@@ -229,7 +359,85 @@ impl Action {
         Ok(Action::Webhook {
             url: check_url(field, s)?,
             body: None,
+            template: None,
+            template_version: None,
         })
+    }
+
+    /// The named template of the action and the version it uses, if it names one.
+    pub fn template_ref(&self) -> Option<(&str, Option<TemplateVersion>)> {
+        match self {
+            Action::Webhook {
+                template: Some(t),
+                template_version,
+                ..
+            }
+            | Action::Apicall {
+                template: Some(t),
+                template_version,
+                ..
+            }
+            | Action::Email {
+                template: Some(t),
+                template_version,
+                ..
+            } => Some((t, *template_version)),
+            _ => None,
+        }
+    }
+
+    /// The template kind the action needs: `body` for webhook and apicall, `email` for email.
+    pub fn template_kind(&self) -> Option<&'static str> {
+        match self {
+            Action::Webhook { .. } | Action::Apicall { .. } => Some("body"),
+            Action::Email { .. } => Some("email"),
+            _ => None,
+        }
+    }
+
+    /// Sets the version of the named template (a save pins the newest when none was asked).
+    pub fn pin_template(&mut self, v: TemplateVersion) {
+        if let Action::Webhook {
+            template_version, ..
+        }
+        | Action::Apicall {
+            template_version, ..
+        }
+        | Action::Email {
+            template_version, ..
+        } = self
+        {
+            *template_version = Some(v);
+        }
+    }
+
+    /// The action with the text of a named template in place (for checking and delivery).
+    pub fn filled(&self, with: &Filled) -> Action {
+        let mut a = self.clone();
+        match (&mut a, with) {
+            (Action::Webhook { body, .. } | Action::Apicall { body, .. }, Filled::Body(b)) => {
+                *body = Some(b.clone());
+            }
+            (
+                Action::Email {
+                    subject,
+                    text,
+                    html,
+                    ..
+                },
+                Filled::Email {
+                    subject: s,
+                    text: t,
+                    html: h,
+                },
+            ) => {
+                *subject = s.clone();
+                *text = t.clone();
+                *html = h.clone();
+            }
+            _ => {}
+        }
+        a
     }
 
     /// The action as responses show it: `apicall` header values masked.

@@ -6,6 +6,7 @@ pub mod action;
 pub mod duration;
 pub mod event;
 pub mod history;
+pub mod named_template;
 pub mod occurrence;
 pub mod policy;
 pub mod schedule;

@@ -99,6 +99,26 @@ impl Vars {
     }
 }
 
+impl Vars {
+    /// A context given as it is (`POST /templates/{name}/render`): a JSON object whose keys
+    /// are the template's variables.
+    pub fn from_context(ctx: &Value) -> Vars {
+        Vars {
+            ctx: minijinja::Value::from(minijinja::value::Serde(ctx.clone())),
+        }
+    }
+
+    /// What an event's first occurrence would see (`check_with`), as JSON: a template's
+    /// default sample context.
+    pub fn sample_json() -> Value {
+        json!({
+            "event": {"id": "00000000-0000-0000-0000-000000000000", "name": "example", "description": null, "tags": [], "metadata": {}},
+            "occurrence": {"id": "00000000-0000-0000-0000-000000000000", "scheduled_at": "2026-01-01T00:00:00Z", "dispatched_at": "2026-01-01T00:00:00Z", "attempt": 1},
+            "metadata": {},
+        })
+    }
+}
+
 /// True when `source` has template syntax (a string without it is itself: no engine, no fuel).
 fn is_template(source: &str) -> bool {
     source.contains("{{") || source.contains("{%") || source.contains("{#")
@@ -112,6 +132,15 @@ pub fn has_templates(v: &Value) -> bool {
         Value::Object(o) => o.values().any(has_templates),
         _ => false,
     }
+}
+
+/// A template that does not compile or render: the message names the field; `line` and
+/// `column` (1-based, in characters) say where in the field's source, when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    pub message: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
 }
 
 /// One fuel budget shared by every template rendered through it.
@@ -133,6 +162,8 @@ impl Budget {
     fn new(fuel: u64, total: u64, what: &'static str) -> Budget {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
+        // Spans on errors (their line and column); messages are built by `describe`.
+        env.set_debug(true);
         Budget {
             env,
             total,
@@ -156,13 +187,29 @@ impl Budget {
 
     /// Renders one template string, charging its compilation and its render to the budget.
     pub fn render(&mut self, field: &str, source: &str, vars: &Vars) -> Result<String, String> {
+        self.render_located(field, source, vars)
+            .map_err(|e| e.message)
+    }
+
+    /// [`Budget::render`], the error with its line and column in `source` when known.
+    pub fn render_located(
+        &mut self,
+        field: &str,
+        source: &str,
+        vars: &Vars,
+    ) -> Result<String, TemplateError> {
+        let plain = |message: String| TemplateError {
+            message,
+            line: None,
+            column: None,
+        };
         if !is_template(source) {
             return Ok(source.to_string());
         }
         let compile = COMPILE_FUEL.saturating_add(source.len() as u64 / COMPILE_BYTES);
         if compile >= self.remaining {
             self.remaining = 0;
-            return Err(self.exhausted(field));
+            return Err(plain(self.exhausted(field)));
         }
         self.remaining -= compile;
         self.env.set_fuel(Some(self.remaining));
@@ -174,9 +221,16 @@ impl Budget {
             Ok(c) => c,
             Err(e) if e.kind() == ErrorKind::OutOfFuel => {
                 self.remaining = 0;
-                return Err(self.exhausted(field));
+                return Err(plain(self.exhausted(field)));
             }
-            Err(e) => return Err(format!("{field}: template error: {}", describe(&e))),
+            Err(e) => {
+                let (line, column) = locate(&e, source);
+                return Err(TemplateError {
+                    message: format!("{field}: template error: {}", describe(&e, source)),
+                    line,
+                    column,
+                });
+            }
         };
         let consumed = captured
             .state()
@@ -185,22 +239,33 @@ impl Budget {
         self.remaining = self.remaining.saturating_sub(consumed);
         let out = captured.output();
         if out.len() > MAX_OUTPUT {
-            return Err(format!(
+            return Err(plain(format!(
                 "{field}: the rendered template is larger than {} KiB",
                 MAX_OUTPUT / 1024
-            ));
+            )));
         }
         Ok(out.to_string())
     }
 
     /// Renders every string inside a JSON value (object keys stay as written).
     pub fn render_json(&mut self, field: &str, v: &Value, vars: &Vars) -> Result<Value, String> {
+        self.render_json_located(field, v, vars)
+            .map_err(|e| e.message)
+    }
+
+    /// [`Budget::render_json`], the error located in the string that failed.
+    pub fn render_json_located(
+        &mut self,
+        field: &str,
+        v: &Value,
+        vars: &Vars,
+    ) -> Result<Value, TemplateError> {
         Ok(match v {
-            Value::String(s) => Value::String(self.render(field, s, vars)?),
+            Value::String(s) => Value::String(self.render_located(field, s, vars)?),
             Value::Array(a) => {
                 let mut out = Vec::with_capacity(a.len());
                 for (i, x) in a.iter().enumerate() {
-                    out.push(self.render_json(&format!("{field}[{i}]"), x, vars)?);
+                    out.push(self.render_json_located(&format!("{field}[{i}]"), x, vars)?);
                 }
                 Value::Array(out)
             }
@@ -209,7 +274,7 @@ impl Budget {
                 for (k, x) in o {
                     m.insert(
                         k.clone(),
-                        self.render_json(&format!("{field}.{k}"), x, vars)?,
+                        self.render_json_located(&format!("{field}.{k}"), x, vars)?,
                     );
                 }
                 Value::Object(m)
@@ -229,14 +294,30 @@ pub fn render_json(field: &str, v: &Value, vars: &Vars) -> Result<Value, String>
     Budget::action().render_json(field, v, vars)
 }
 
-fn describe(e: &minijinja::Error) -> String {
-    let mut msg = e.to_string();
-    if let Some(line) = e.line() {
-        if !msg.contains("line") {
-            msg = format!("{msg} (line {line})");
-        }
+/// The error's message with where it is: `(line L, column C)`, 1-based, when known.
+fn describe(e: &minijinja::Error, source: &str) -> String {
+    let msg = match e.detail() {
+        Some(d) => format!("{}: {d}", e.kind()),
+        None => e.kind().to_string(),
+    };
+    match locate(e, source) {
+        (Some(l), Some(c)) => format!("{msg} (line {l}, column {c})"),
+        (Some(l), None) => format!("{msg} (line {l})"),
+        _ => msg,
     }
-    msg
+}
+
+/// 1-based line and column (in characters) of an error in `source`, when minijinja knows them.
+pub fn locate(e: &minijinja::Error, source: &str) -> (Option<usize>, Option<usize>) {
+    match e.range() {
+        Some(r) if r.start <= source.len() && source.is_char_boundary(r.start) => {
+            let before = &source[..r.start];
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            (Some(line), Some(before[start..].chars().count() + 1))
+        }
+        _ => (e.line(), None),
+    }
 }
 
 /// Compiles and renders every template of an action against the event, as its first
@@ -416,6 +497,8 @@ mod tests {
         e.action = Action::Webhook {
             url: "https://example.com/".into(),
             body: Some(json!({ "items": many })),
+            template: None,
+            template_version: None,
         };
         let t = std::time::Instant::now();
         let err = check(&e).unwrap_err();
@@ -427,6 +510,8 @@ mod tests {
         e.action = Action::Webhook {
             url: "https://example.com/".into(),
             body: Some(json!(some)),
+            template: None,
+            template_version: None,
         };
         check(&e).unwrap();
         // Each string alone is well under the budget; together they are not.
@@ -436,6 +521,8 @@ mod tests {
         e.action = Action::Webhook {
             url: "https://example.com/".into(),
             body: Some(json!(loops)),
+            template: None,
+            template_version: None,
         };
         let err = check(&e).unwrap_err();
         assert!(err.contains("budget"), "{err}");
@@ -447,6 +534,8 @@ mod tests {
         e.action = Action::Webhook {
             url: "https://example.com/".into(),
             body: Some(json!("{% for i in range(10000) %}{% endfor %}")),
+            template: None,
+            template_version: None,
         };
         // One item: 30,000 instructions, under the action budget.
         check(&e).unwrap();

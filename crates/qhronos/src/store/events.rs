@@ -21,8 +21,6 @@ pub struct EventFilter {
     pub tags: Vec<String>,
     /// Only events in this status.
     pub status: Option<EventStatus>,
-    /// Substring of the name or description (ASCII case ignored).
-    pub q: Option<String>,
     /// Most events returned.
     pub limit: i64,
     /// Events created before this one (ids sort by creation).
@@ -327,20 +325,6 @@ impl<B: Backend> EventStore for B {
         ));
         if let Some(s) = f.status {
             q.push(" AND status = ").val(s.as_str());
-        }
-        if let Some(text) = &f.q {
-            let pat = format!(
-                "%{}%",
-                text.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
-            let like = B::D::ILIKE;
-            q.push(format!(" AND (name {like} "))
-                .val(pat.clone())
-                .push(format!(" ESCAPE '\\' OR description {like} "))
-                .val(pat)
-                .push(" ESCAPE '\\')");
         }
         if let Some(b) = f.before_id {
             q.push(" AND id < ").val(b);

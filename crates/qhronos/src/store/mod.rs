@@ -4,8 +4,8 @@
 //! Layout (see docs/design.md, "The store"):
 //! - one small trait per concern — [`EventStore`], [`HistoryStore`], [`BulkStore`], [`OccurrenceStore`], [`ClaimStore`],
 //!   [`QueueStore`], [`TokenStore`], [`AuditStore`], [`SettingsStore`], [`NodeStore`],
-//!   [`OpsStore`], [`ArchiveStore`], [`WorkflowStore`] — each in its own file with its types, and
-//!   [`Store`], all of them, which is
+//!   [`OpsStore`], [`ArchiveStore`], [`WorkflowStore`], [`TemplateStore`], [`SearchStore`] — each
+//!   in its own file with its types, and [`Store`], all of them, which is
 //!   what the service holds (`Arc<dyn Store>`);
 //! - each trait is implemented once, for every [`Backend`], by logic written once and generic
 //!   over the backend's SQL [`Dialect`](sql::Dialect) (`sql/`: what SQLite and PostgreSQL
@@ -28,9 +28,11 @@ pub mod ops;
 pub mod postgres;
 pub mod private_file;
 pub mod queues;
+pub mod search;
 pub mod settings;
 pub(crate) mod sql;
 pub mod sqlite;
+pub mod templates;
 pub mod tokens;
 pub mod workflows;
 
@@ -47,7 +49,9 @@ pub use nodes::{Change, NodeStore};
 pub use occurrences::{ExpandState, Expansion, OccChange, OccFilter, OccurrenceStore, Redrive};
 pub use ops::{Counts, Gauges, OpsStore, PurgeCutoffs, Purged};
 pub use queues::QueueStore;
+pub use search::{Found, SearchCursor, SearchStore};
 pub use settings::SettingsStore;
+pub use templates::{Template, TemplateDeleted, TemplateStore, TemplateUser};
 pub use tokens::{TokenRecord, TokenStore};
 pub use workflows::{Workflow, WorkflowStore};
 
@@ -93,6 +97,8 @@ pub trait Store:
     + OpsStore
     + ArchiveStore
     + WorkflowStore
+    + TemplateStore
+    + SearchStore
 {
 }
 
@@ -110,6 +116,8 @@ impl<T> Store for T where
         + OpsStore
         + ArchiveStore
         + WorkflowStore
+        + TemplateStore
+        + SearchStore
 {
 }
 

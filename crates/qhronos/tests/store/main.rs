@@ -25,7 +25,9 @@ mod history;
 mod occurrences;
 mod queues;
 mod retention;
+mod search;
 mod settings;
+mod templates;
 mod tokens;
 mod workflows;
 

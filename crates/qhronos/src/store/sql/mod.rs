@@ -4,7 +4,7 @@
 //! text, so one statement text serves both nearly everywhere: [`QueryBuilder`] numbers the
 //! placeholders (`?` or `$n`). What differs is in [`Dialect`]: how a set of rows is sent (a
 //! `VALUES` list on SQLite, typed arrays through `UNNEST` on PostgreSQL, one statement
-//! whatever the count), a few spellings (`max` / `GREATEST`, `LIKE` / `ILIKE`, JSON access),
+//! whatever the count), a few spellings (`max` / `GREATEST`, JSON access, full-text search),
 //! planner hints and row locks, and the calls that run a statement. The store's logic above
 //! it (events, occurrences, claims, queues, …) is written once, generic over the dialect.
 
@@ -98,8 +98,6 @@ pub trait Dialect: Database + Sized {
     fn skip_locked(of: &str) -> String;
     /// The larger of two values: `max(a, b)` / `GREATEST(a, b)`.
     const GREATEST: &'static str;
-    /// Case-insensitive (for ASCII) `LIKE`.
-    const ILIKE: &'static str;
     /// An SQL expression for a new random pull-claim receipt (at least 122 random bits, hex).
     const RECEIPT: &'static str;
     /// Most rows of `cols` columns one statement may carry.
@@ -107,6 +105,8 @@ pub trait Dialect: Database + Sized {
 
     /// Binds one value.
     fn bind(q: &mut QueryBuilder<Self>, v: Val);
+    /// Binds a float (a search score; no column stores one).
+    fn bind_f64(q: &mut QueryBuilder<Self>, v: f64);
     /// ` VALUES (…), (…)` on SQLite, ` SELECT * FROM UNNEST(…)` on PostgreSQL: the rows of an
     /// `INSERT INTO t (cols)`; at most [`Dialect::max_rows`] of them.
     fn push_insert_rows(q: &mut QueryBuilder<Self>, cols: &[Col], rows: Rows);
@@ -118,6 +118,14 @@ pub trait Dialect: Database + Sized {
     fn push_within(q: &mut QueryBuilder<Self>, column: &str, scope: &[String]);
     /// The text at `path` (`["params", "client_name"]`) of the JSON document in `column`.
     fn json_text(column: &str, path: &[&str]) -> String;
+
+    /// A relation named `e` of the live and deleted events whose full-text index matches every
+    /// one of `terms` as a word prefix (terms: non-empty, letters and digits only), with the
+    /// events' columns and `score`, the relevance (higher is better; name weighs most, then
+    /// tags, description, metadata values). For `FROM`.
+    fn push_search_source(q: &mut QueryBuilder<Self>, terms: &[String]);
+    /// A statement that runs a search on the full-text index and fails when it is not usable.
+    const SEARCH_PROBE: &'static str;
 
     /// Runs a statement; the number of rows it changed.
     async fn exec(q: QueryBuilder<Self>, c: &mut Self::Connection) -> Result<u64>;
@@ -131,11 +139,18 @@ pub trait Push {
     fn val(&mut self, v: impl Into<Val>) -> &mut Self;
     /// Binds values separated by commas.
     fn vals<V: Into<Val>>(&mut self, vs: impl IntoIterator<Item = V>) -> &mut Self;
+    /// Binds a float.
+    fn val_f64(&mut self, v: f64) -> &mut Self;
 }
 
 impl<D: Dialect> Push for QueryBuilder<D> {
     fn val(&mut self, v: impl Into<Val>) -> &mut Self {
         D::bind(self, v.into());
+        self
+    }
+
+    fn val_f64(&mut self, v: f64) -> &mut Self {
+        D::bind_f64(self, v);
         self
     }
 

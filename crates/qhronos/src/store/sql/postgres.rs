@@ -76,7 +76,6 @@ impl Dialect for Postgres {
         format!(" FOR UPDATE OF {of} SKIP LOCKED")
     }
     const GREATEST: &'static str = "GREATEST";
-    const ILIKE: &'static str = "ILIKE";
     const RECEIPT: &'static str = "replace(gen_random_uuid()::text, '-', '')";
 
     fn max_rows(_: usize) -> usize {
@@ -101,6 +100,26 @@ impl Dialect for Postgres {
         push_unnest(q, cols, rows);
         q.push(format!(" AS {alias}({})", super::names(cols)));
     }
+
+    fn bind_f64(q: &mut QueryBuilder<Postgres>, v: f64) {
+        q.push_bind(v);
+    }
+
+    fn push_search_source(q: &mut QueryBuilder<Postgres>, terms: &[String]) {
+        // Every term as a quoted prefix ('term':*), ANDed; ts_rank weighs name (A) over tags
+        // (B), description (C) and metadata (D), and depends on the row and the query only.
+        let expr = terms
+            .iter()
+            .map(|t| format!("'{}':*", t.replace('\\', "\\\\").replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(" & ");
+        q.push("(SELECT ev.*, ts_rank(ev.search, tq.q)::float8 AS score FROM events ev, to_tsquery('simple', ");
+        q.push_bind(expr);
+        q.push(") AS tq(q) WHERE ev.search @@ tq.q) AS e");
+    }
+
+    const SEARCH_PROBE: &'static str =
+        "SELECT 1 FROM events WHERE search @@ to_tsquery('simple', 'qhronosprobe:*') LIMIT 1";
 
     fn push_in(q: &mut QueryBuilder<Postgres>, expr: &str, vals: Vec<String>) {
         q.push(format!("{expr} = ANY("));

@@ -54,6 +54,7 @@ pub trait RowExt {
     fn text(&self, col: &str) -> Result<String>;
     fn opt_text(&self, col: &str) -> Result<Option<String>>;
     fn int(&self, col: &str) -> Result<i64>;
+    fn float(&self, col: &str) -> Result<f64>;
     fn opt_int(&self, col: &str) -> Result<Option<i64>>;
     /// An occurrence status column.
     fn occ_status(&self, col: &str) -> Result<OccStatus> {
@@ -200,6 +201,10 @@ macro_rules! impl_row_ext {
             }
 
             fn int(&self, col: &str) -> Result<i64> {
+                Ok(self.try_get(col)?)
+            }
+
+            fn float(&self, col: &str) -> Result<f64> {
                 Ok(self.try_get(col)?)
             }
 

@@ -31,7 +31,6 @@ impl Dialect for Sqlite {
     }
     const GREATEST: &'static str = "max";
     // SQLite's LIKE ignores ASCII case already.
-    const ILIKE: &'static str = "LIKE";
     const RECEIPT: &'static str = "lower(hex(randomblob(16)))";
 
     fn max_rows(cols: usize) -> usize {
@@ -62,6 +61,28 @@ impl Dialect for Sqlite {
         push_values(q, rows);
         q.push(format!(")) AS {alias}"));
     }
+
+    fn bind_f64(q: &mut QueryBuilder<Sqlite>, v: f64) {
+        q.push_bind(v);
+    }
+
+    fn push_search_source(q: &mut QueryBuilder<Sqlite>, terms: &[String]) {
+        // FTS5: every term as a quoted prefix ("term"*), implicitly ANDed; bm25 is lower for
+        // better matches, so it is negated. Weights: name, description, tags, metadata.
+        let expr = terms
+            .iter()
+            .map(|t| format!("\"{}\"*", t.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        q.push(
+            "(SELECT ev.*, -bm25(events_fts, 10.0, 2.0, 5.0, 1.0) AS score FROM events_fts JOIN events ev ON ev.rowid = events_fts.rowid WHERE events_fts MATCH ",
+        );
+        q.val(expr);
+        q.push(") AS e");
+    }
+
+    const SEARCH_PROBE: &'static str =
+        "SELECT rowid FROM events_fts WHERE events_fts MATCH '\"qhronosprobe\"*' LIMIT 1";
 
     fn push_in(q: &mut QueryBuilder<Sqlite>, expr: &str, vals: Vec<String>) {
         q.push(format!("{expr} IN ("));
