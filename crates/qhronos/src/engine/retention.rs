@@ -4,7 +4,8 @@
 //! Ages count from a row's last change: `retention.completed` for completed, missed and
 //! cancelled occurrences, `retention.failed` for dead letters, `retention.events` for inactive
 //! or deleted events (never one that still has a pending, scheduled, dispatched, failed or
-//! future occurrence: an event stays as long as its dead letters do). One node runs the passes at a time (the `retention` upkeep lease); the
+//! future occurrence: an event stays as long as its dead letters do), `retention.analytics` for
+//! analytics rollups (from their bucket's start; 400 days by default, longer than the rest). One node runs the passes at a time (the `retention` upkeep lease); the
 //! first pass comes one `retention.interval` after start.
 
 use std::sync::{Arc, Mutex};
@@ -51,11 +52,16 @@ impl Retention {
             events_before: now - c.events.as_millis(),
             batch: c.batch,
         };
-        let removed = self.store.purge(now, &cut).await?;
+        let mut removed = self.store.purge(now, &cut).await?;
+        removed.analytics = self
+            .store
+            .purge_analytics(now - c.analytics.as_millis(), c.batch)
+            .await?;
         for (kind, n) in [
             ("done", removed.occurrences_done),
             ("failed", removed.occurrences_failed),
             ("events", removed.events),
+            ("analytics", removed.analytics),
         ] {
             self.metrics
                 .retention_removed

@@ -4,7 +4,7 @@
 //! Layout (see docs/design.md, "The store"):
 //! - one small trait per concern — [`EventStore`], [`OccurrenceStore`], [`ClaimStore`],
 //!   [`QueueStore`], [`TokenStore`], [`AuditStore`], [`SettingsStore`], [`NodeStore`],
-//!   [`OpsStore`] — each in its own file with its types, and [`Store`], all of them, which is
+//!   [`OpsStore`], [`AnalyticsStore`] — each in its own file with its types, and [`Store`], all of them, which is
 //!   what the service holds (`Arc<dyn Store>`);
 //! - each trait is implemented once, for every [`Backend`], by logic written once and generic
 //!   over the backend's SQL [`Dialect`](sql::Dialect) (`sql/`: what SQLite and PostgreSQL
@@ -12,6 +12,7 @@
 //! - the backends (`sqlite/`, `postgres/`) supply their pools and the calls that are not SQL:
 //!   SQLite's group commit, PostgreSQL's notifications and upkeep leases.
 
+pub mod analytics;
 pub mod audit;
 mod backend;
 pub mod claims;
@@ -29,6 +30,10 @@ pub mod tokens;
 
 use std::sync::Arc;
 
+pub use analytics::{
+    Analytics, AnalyticsQuery, AnalyticsStore, AttemptEnd, BucketStats, FailingTarget, Granularity,
+    Rollup, Sketch, Subjects,
+};
 pub use audit::{AuditEntry, AuditFilter, AuditStore};
 pub use backend::Backend;
 pub use claims::{ClaimDue, ClaimStore, Claimed, Next, Outcome};
@@ -73,6 +78,7 @@ pub trait Store:
     + SettingsStore
     + NodeStore
     + OpsStore
+    + AnalyticsStore
 {
 }
 
@@ -86,6 +92,7 @@ impl<T> Store for T where
         + SettingsStore
         + NodeStore
         + OpsStore
+        + AnalyticsStore
 {
 }
 

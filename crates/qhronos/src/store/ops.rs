@@ -14,6 +14,9 @@ pub struct Purged {
     pub occurrences_done: u64,
     pub occurrences_failed: u64,
     pub events: u64,
+    /// Analytics rows (minute and hour cells, failing-target rows) older than
+    /// `retention.analytics` (deleted by `AnalyticsStore::purge_analytics`).
+    pub analytics: u64,
 }
 
 /// Cut-offs of a retention pass: rows last changed before these times go.

@@ -15,6 +15,7 @@
 mod backend;
 mod fixtures;
 
+mod analytics;
 mod audit;
 mod claims;
 mod events;

@@ -133,6 +133,7 @@ async fn purge_removes_old_finished_work_and_nothing_still_to_do(s: &dyn Store) 
             occurrences_done: 3,
             occurrences_failed: 1,
             events: 2,
+            analytics: 0,
         }
     );
     // Gone with their occurrences: the old finished events.
