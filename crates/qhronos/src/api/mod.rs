@@ -2,6 +2,7 @@
 //! limiting, permissions) — see `auth::gate`.
 
 pub mod admin;
+pub mod analytics;
 pub mod audit;
 pub mod docs;
 pub mod events;
@@ -165,6 +166,7 @@ pub fn router(state: AppState, g: Gate) -> Router {
         .merge(queues::router())
         .merge(ws::router())
         .merge(audit::router())
+        .merge(analytics::router())
         .merge(admin::router())
         .merge(openapi::router())
         .merge(docs::router())

@@ -98,6 +98,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         super::tokens::list_tokens,
         super::tokens::revoke_token,
         super::audit::list_audit,
+        super::analytics::get_analytics,
         super::system::health,
         super::system::status,
         super::system::metrics,
@@ -118,6 +119,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         (name = "channels", description = "The WebSocket channel (docs/channels.md)"),
         (name = "tokens", description = "Issued tokens (JWT) with roles and tag scopes"),
         (name = "audit", description = "The audit log"),
+        (name = "analytics", description = "Delivery figures over time, kept in rollups written with the outcomes"),
         (name = "system", description = "Health, status and this document (no authentication)"),
     ),
 )]
@@ -489,6 +491,8 @@ pub struct RetentionRemoved {
     pub occurrences_done: u64,
     pub occurrences_failed: u64,
     pub events: u64,
+    /// Analytics rows (older than `retention.analytics`).
+    pub analytics: u64,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -46,6 +46,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/tokens", Need::Admin),
     ("DELETE", "/tokens/{jti}", Need::Admin),
     ("GET", "/audit", Need::Admin),
+    ("GET", "/analytics", Need::Read),
     ("POST", "/admin/backup", Need::Admin),
 ];
 

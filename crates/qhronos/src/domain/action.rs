@@ -59,13 +59,16 @@ const MAX_RECIPIENTS: usize = 50;
 const TYPES: &str = "'webhook', 'apicall', 'websocket', 'pull' or 'email'";
 
 impl Action {
-    /// Where the action delivers, as analytics name it: a URL's host and path (never its
-    /// credentials, query or fragment), an email's recipient domains, a WebSocket client, a
+    /// Where the action delivers, as analytics name it: a URL's host, port and path (never
+    /// its credentials, query or fragment), an email's recipient domains, a WebSocket client, a
     /// queue. Never a secret the action carries (headers, bodies).
     pub fn target(&self) -> String {
         fn host_path(url: &str) -> String {
             match Url::parse(url) {
-                Ok(u) => format!("{}{}", u.host_str().unwrap_or(""), u.path()),
+                Ok(u) => match u.port() {
+                    Some(p) => format!("{}:{p}{}", u.host_str().unwrap_or(""), u.path()),
+                    None => format!("{}{}", u.host_str().unwrap_or(""), u.path()),
+                },
                 Err(_) => "invalid url".to_string(),
             }
         }

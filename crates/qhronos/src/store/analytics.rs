@@ -156,6 +156,8 @@ pub enum Subjects {
     Event(Uuid),
     /// Those of the events carrying any of these tags now (never empty).
     Tags(Vec<String>),
+    /// None (a scoped caller asked for tags outside its scope).
+    Nothing,
 }
 
 /// `GET /analytics`: buckets of `width` from `from` (rounded down to a bucket) to `to`
@@ -455,6 +457,9 @@ fn push_subjects<D: Dialect>(q: &mut sqlx::QueryBuilder<D>, col: &str, s: &Subje
             q.push(format!(" AND {col} = ")).val(*id);
         }
         Subjects::Tags(tags) => push_tags(q, col, tags),
+        Subjects::Nothing => {
+            q.push(" AND 1 = 0");
+        }
     }
 }
 
