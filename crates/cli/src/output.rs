@@ -272,61 +272,6 @@ fn human_seconds(s: u64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn targets_name_each_channel() {
-        let t = |a: Value| target(&json!({ "action": a }));
-        assert_eq!(
-            t(json!({"type": "webhook", "params": {"url": "https://h/x"}})),
-            "https://h/x"
-        );
-        assert_eq!(
-            t(json!({"type": "websocket", "params": {"client_name": "laptop"}})),
-            "ws:laptop"
-        );
-        assert_eq!(
-            t(json!({"type": "pull", "params": {"queue": "jobs"}})),
-            "queue:jobs"
-        );
-        assert_eq!(
-            t(json!({"type": "email", "params": {"to": ["a@x.org", "b@x.org"]}})),
-            "mailto:a@x.org,b@x.org"
-        );
-    }
-
-    #[test]
-    fn table_aligns_columns() {
-        let t = table(
-            &["ID", "NAME"],
-            &[
-                vec!["1".into(), "short".into()],
-                vec!["22222".into(), "x".into()],
-            ],
-        );
-        assert_eq!(t, "ID     NAME\n1      short\n22222  x\n");
-    }
-
-    #[test]
-    fn cells() {
-        assert_eq!(cell(&json!(null)), "-");
-        assert_eq!(cell(&json!(["a", "b"])), "a,b");
-        assert_eq!(cell(&json!(3)), "3");
-        assert_eq!(cell(&json!("x")), "x");
-    }
-
-    #[test]
-    fn seconds() {
-        assert_eq!(human_seconds(5), "5s");
-        assert_eq!(human_seconds(65), "1m 5s");
-        assert_eq!(human_seconds(3700), "1h 1m");
-        assert_eq!(human_seconds(90_000), "1d 1h");
-    }
-}
-
 /// `GET /analytics` as a table of buckets (the empty ones only with `all`), a totals line, and
 /// the failing targets.
 pub fn analytics(v: &Value, all: bool) -> String {
@@ -403,4 +348,59 @@ pub fn analytics(v: &Value, all: bool) -> String {
         out.push_str(&table(&["TARGET", "FAILED", "LAST ERROR"], &rows));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn targets_name_each_channel() {
+        let t = |a: Value| target(&json!({ "action": a }));
+        assert_eq!(
+            t(json!({"type": "webhook", "params": {"url": "https://h/x"}})),
+            "https://h/x"
+        );
+        assert_eq!(
+            t(json!({"type": "websocket", "params": {"client_name": "laptop"}})),
+            "ws:laptop"
+        );
+        assert_eq!(
+            t(json!({"type": "pull", "params": {"queue": "jobs"}})),
+            "queue:jobs"
+        );
+        assert_eq!(
+            t(json!({"type": "email", "params": {"to": ["a@x.org", "b@x.org"]}})),
+            "mailto:a@x.org,b@x.org"
+        );
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(
+            &["ID", "NAME"],
+            &[
+                vec!["1".into(), "short".into()],
+                vec!["22222".into(), "x".into()],
+            ],
+        );
+        assert_eq!(t, "ID     NAME\n1      short\n22222  x\n");
+    }
+
+    #[test]
+    fn cells() {
+        assert_eq!(cell(&json!(null)), "-");
+        assert_eq!(cell(&json!(["a", "b"])), "a,b");
+        assert_eq!(cell(&json!(3)), "3");
+        assert_eq!(cell(&json!("x")), "x");
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(human_seconds(5), "5s");
+        assert_eq!(human_seconds(65), "1m 5s");
+        assert_eq!(human_seconds(3700), "1h 1m");
+        assert_eq!(human_seconds(90_000), "1d 1h");
+    }
 }

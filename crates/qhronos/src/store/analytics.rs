@@ -348,6 +348,11 @@ const TARGET_COLS: [Col; 6] = [
     ("last_at", Kind::Int),
 ];
 
+/// (event, hour, target) of an `analytics_targets` row.
+type TargetKey = (String, Millis, String);
+/// (failed attempts, last error, when the last failed).
+type TargetCell = (i64, Option<String>, Millis);
+
 /// Writes a rollup inside the caller's transaction: one multi-row upsert of its cells (keys in
 /// order, so concurrent writers lock rows in the same order), and, when attempts failed, one
 /// read of their events' actions and one upsert of the targets.
@@ -396,9 +401,7 @@ pub(super) async fn write_rollup<D: Dialect>(c: &mut D::Connection, r: Rollup) -
             targets.insert(row.text("id")?, target);
         }
     }
-    // (event, hour, target) → (failed, last error, last at)
-    let mut agg: BTreeMap<(String, Millis, String), (i64, Option<String>, Millis)> =
-        BTreeMap::new();
+    let mut agg: BTreeMap<TargetKey, TargetCell> = BTreeMap::new();
     for (event_id, at, error) in r.failures {
         let id = event_id.to_string();
         let Some(target) = targets.get(&id) else {
