@@ -3,6 +3,7 @@
 //!
 //! `cargo run --release -p qhronos-bench -- <subcommand> [--qhronosd PATH]`
 
+mod analytics;
 mod api;
 mod create;
 mod due;
@@ -118,6 +119,18 @@ enum Cmd {
         rate: u64,
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+    },
+    /// Analytics rollups for `deliveries` over `days` filled through the store (no qhronosd):
+    /// the 30-day hourly `GET /analytics` query timed `runs` times (all events, a tag, an event).
+    Analytics {
+        #[arg(long, default_value_t = 10_000_000)]
+        deliveries: u64,
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        #[arg(long, default_value_t = 100)]
+        events: usize,
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
     },
     /// precision (1000/s, 30 s), burst 100000, create-latency, create-rate, batch-create.
     All,
@@ -326,7 +339,7 @@ async fn run(bin: &Path, setup: &Setup, cmd: Cmd) -> anyhow::Result<()> {
             h.finish();
             return r;
         }
-        Cmd::Expander { .. } => unreachable!("handled above"),
+        Cmd::Expander { .. } | Cmd::Analytics { .. } => unreachable!("handled above"),
         Cmd::All => unreachable!("expanded by main"),
     };
     h.finish();
@@ -336,6 +349,15 @@ async fn run(bin: &Path, setup: &Setup, cmd: Cmd) -> anyhow::Result<()> {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Cmd::Analytics {
+        deliveries,
+        days,
+        events,
+        runs,
+    } = cli.cmd
+    {
+        return analytics::run(cli.database_url.clone(), deliveries, days, events, runs).await;
+    }
     let bin = cli.qhronosd.clone().unwrap_or_else(default_qhronosd);
     if !bin.is_file() {
         bail!(

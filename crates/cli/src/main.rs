@@ -74,6 +74,36 @@ enum Command {
     /// Operator views: the backups.
     #[command(subcommand)]
     Admin(archive::AdminCmd),
+    /// Delivery figures by minute, hour or day, and the failing targets (GET /analytics).
+    Analytics(AnalyticsArgs),
+}
+
+#[derive(Args, Debug)]
+struct AnalyticsArgs {
+    /// Start: an RFC 3339 time, or a duration ago (90m, 12h, 30d, 2w). Default: 24h before --to.
+    #[arg(long)]
+    from: Option<String>,
+    /// End: an RFC 3339 time, or a duration ago. Default: now.
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long, value_enum, default_value_t = BucketArg::Hour)]
+    bucket: BucketArg,
+    /// Only events with this tag (repeat: any of them; not with --event).
+    #[arg(long, value_name = "TAG", conflicts_with = "event")]
+    tag: Vec<String>,
+    /// Only this event (also a deleted one).
+    #[arg(long, value_name = "ID")]
+    event: Option<String>,
+    /// List empty buckets too.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum BucketArg {
+    Minute,
+    Hour,
+    Day,
 }
 
 #[derive(Subcommand, Debug)]
@@ -1014,7 +1044,67 @@ async fn run(cli: Cli) -> Result<String> {
         Command::Mcp => mcp(&cli).await,
         Command::Archive(cmd) => archive::archive(&client, cmd, &show).await,
         Command::Admin(cmd) => archive::admin(&client, cmd, &show).await,
+        Command::Analytics(a) => {
+            let now = jiff::Timestamp::now();
+            let at = |flag: &str, s: &Option<String>| -> Result<String> {
+                s.as_deref()
+                    .map_or(Ok(String::new()), |s| ago(flag, s, now))
+            };
+            let query = vec![
+                ("from", at("--from", &a.from)?),
+                ("to", at("--to", &a.to)?),
+                (
+                    "bucket",
+                    match a.bucket {
+                        BucketArg::Minute => "minute",
+                        BucketArg::Hour => "hour",
+                        BucketArg::Day => "day",
+                    }
+                    .to_string(),
+                ),
+                ("tags", a.tag.join(",")),
+                ("event_id", a.event.clone().unwrap_or_default()),
+            ];
+            let v = client
+                .send(Method::GET, client.url("analytics", &query), None)
+                .await?;
+            Ok(show(&v, &|v| output::analytics(v, a.all)))
+        }
     }
+}
+
+/// `--from` / `--to`: an RFC 3339 time as given, or now minus a duration (`90m`, `12h`, `30d`).
+fn ago(flag: &str, s: &str, now: jiff::Timestamp) -> Result<String> {
+    let s = s.trim();
+    if s.parse::<jiff::Timestamp>().is_ok() {
+        return Ok(s.to_string());
+    }
+    let secs = duration_secs(s.strip_prefix('-').unwrap_or(s)).ok_or_else(|| {
+        Failure::usage(format!(
+            "{flag} '{s}' is neither an RFC 3339 time (2027-01-01T00:00:00Z) nor a duration ago \
+             (90m, 12h, 30d, 2w)"
+        ))
+    })?;
+    let t = now
+        .checked_sub(jiff::SignedDuration::from_secs(secs))
+        .map_err(|_| Failure::usage(format!("{flag} '{s}' is too far back")))?;
+    Ok(t.round(jiff::Unit::Second).unwrap_or(t).to_string())
+}
+
+/// `90m`, `12h`, `30d`, `2w`, `3600s` in seconds.
+fn duration_secs(s: &str) -> Option<i64> {
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().ok()?;
+    let per = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    n.checked_mul(per)
 }
 
 /// One path segment, percent-encoded, so an id cannot change the route.

@@ -323,6 +323,84 @@ fn human_seconds(s: u64) -> String {
     }
 }
 
+/// `GET /analytics` as a table of buckets (the empty ones only with `all`), a totals line, and
+/// the failing targets.
+pub fn analytics(v: &Value, all: bool) -> String {
+    let empty = Vec::new();
+    let buckets = v["buckets"].as_array().unwrap_or(&empty);
+    const COUNTS: [&str; 6] = [
+        "due",
+        "delivered",
+        "failed_attempts",
+        "retried",
+        "failed",
+        "missed",
+    ];
+    let busy = |b: &Value| COUNTS.iter().any(|k| b[*k].as_i64().unwrap_or(0) != 0);
+    let rows: Vec<Vec<String>> = buckets
+        .iter()
+        .filter(|b| all || busy(b))
+        .map(|b| {
+            let mut r = vec![field(b, "start")];
+            r.extend(COUNTS.iter().map(|k| field(b, k)));
+            for k in ["lateness_ms", "duration_ms"] {
+                r.push(format!("{}/{}", field(&b[k], "p50"), field(&b[k], "p99")));
+            }
+            r
+        })
+        .collect();
+    let mut out = format!(
+        "{} to {} by {}\n",
+        field(v, "from"),
+        field(v, "to"),
+        field(v, "bucket")
+    );
+    if rows.is_empty() {
+        out.push_str("no deliveries in this range\n");
+    } else {
+        out.push_str(&table(
+            &[
+                "START",
+                "DUE",
+                "DELIVERED",
+                "FAILED_ATT",
+                "RETRIED",
+                "FAILED",
+                "MISSED",
+                "LATE_MS p50/p99",
+                "DURATION_MS p50/p99",
+            ],
+            &rows,
+        ));
+        let totals: Vec<String> = COUNTS
+            .iter()
+            .map(|k| {
+                let n: i64 = buckets.iter().map(|b| b[*k].as_i64().unwrap_or(0)).sum();
+                format!("{k} {n}")
+            })
+            .collect();
+        out.push_str(&format!("total: {}\n", totals.join(", ")));
+    }
+    if let Some(t) = v["top_failing_targets"]
+        .as_array()
+        .filter(|t| !t.is_empty())
+    {
+        out.push_str("\nfailing targets:\n");
+        let rows: Vec<Vec<String>> = t
+            .iter()
+            .map(|x| {
+                vec![
+                    field(x, "target"),
+                    field(x, "failed"),
+                    field(x, "last_error"),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["TARGET", "FAILED", "LAST ERROR"], &rows));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

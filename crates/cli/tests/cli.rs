@@ -1074,3 +1074,73 @@ fn templates_and_search() {
     let v = ok(&mut s.cli(), &["--json", "events", "list", "--q", "back"]).json();
     assert_eq!(v["data"][0]["name"], "Nightly backup", "{v}");
 }
+
+#[test]
+fn analytics() {
+    let s = Server::start();
+    let target = dead_url();
+    let at = (jiff::Timestamp::now() + jiff::SignedDuration::from_millis(300))
+        .round(jiff::Unit::Millisecond)
+        .unwrap()
+        .to_string();
+    ok(
+        &mut s.cli(),
+        &[
+            "events",
+            "create",
+            "--name",
+            "nobody home",
+            "--at",
+            &at,
+            "--webhook",
+            &format!("{target}/hook?key=s3cret"),
+            "--tag",
+            "ops",
+        ],
+    );
+    // The first attempt fails (nothing listens): poll the figures until it is counted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let v = loop {
+        let v = ok(
+            &mut s.cli(),
+            &["--json", "analytics", "--from", "1h", "--bucket", "minute"],
+        )
+        .json();
+        let failed: i64 = v["buckets"]
+            .as_array()
+            .expect("buckets")
+            .iter()
+            .map(|b| b["failed_attempts"].as_i64().unwrap_or(0))
+            .sum();
+        if failed >= 1 {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "never counted: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(v["bucket"], "minute");
+    let host_path = format!("{}/hook", target.trim_start_matches("http://"));
+    assert_eq!(v["top_failing_targets"][0]["target"], host_path.as_str());
+
+    let o = ok(&mut s.cli(), &["analytics", "--from", "2h", "--tag", "ops"]);
+    assert!(o.stdout.contains("by hour"), "{}", o.stdout);
+    assert!(o.stdout.contains("DELIVERED"), "{}", o.stdout);
+    assert!(o.stdout.contains("failing targets:"), "{}", o.stdout);
+    assert!(o.stdout.contains(&host_path), "{}", o.stdout);
+    assert!(!o.stdout.contains("s3cret"), "{}", o.stdout);
+    let o = ok(
+        &mut s.cli(),
+        &["analytics", "--tag", "elsewhere", "--bucket", "day"],
+    );
+    assert!(
+        o.stdout.contains("no deliveries in this range"),
+        "{}",
+        o.stdout
+    );
+
+    let o = run(&mut s.cli(), &["analytics", "--from", "yesterday"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("--from"), "{}", o.stderr);
+    let o = run(&mut s.cli(), &["analytics", "--from", "1h", "--to", "2h"]);
+    assert_eq!(o.code, 2, "the server refuses from after to: {}", o.stderr);
+}

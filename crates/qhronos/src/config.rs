@@ -209,6 +209,9 @@ pub struct RetentionConfig {
     pub failed: Dur,
     /// Finished events (inactive one-time events, ended series, deleted events).
     pub events: Dur,
+    /// Analytics rollups (`GET /analytics`), counted from the start of their bucket: kept
+    /// longer than the occurrences they count.
+    pub analytics: Dur,
     /// How often a pass runs.
     pub interval: Dur,
     /// Rows deleted per statement.
@@ -226,6 +229,7 @@ impl Default for RetentionConfig {
             completed: Dur::from_secs(7 * 86_400),
             failed: Dur::from_secs(30 * 86_400),
             events: Dur::from_secs(30 * 86_400),
+            analytics: Dur::from_secs(400 * 86_400),
             interval: Dur::from_secs(60),
             batch: 500,
             archive: true,

@@ -2,6 +2,7 @@
 //! limiting, permissions) — see `auth::gate`.
 
 pub mod admin;
+pub mod analytics;
 pub mod archive;
 pub mod audit;
 pub mod bulk;
@@ -178,6 +179,7 @@ pub fn router(state: AppState, g: Gate) -> std::sync::Arc<Router> {
         .merge(queues::router())
         .merge(ws::router())
         .merge(audit::router())
+        .merge(analytics::router())
         .merge(admin::router())
         .merge(archive::router())
         .merge(workflows::router())

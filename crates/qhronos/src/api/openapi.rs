@@ -112,6 +112,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         super::tokens::list_tokens,
         super::tokens::revoke_token,
         super::audit::list_audit,
+        super::analytics::get_analytics,
         super::system::health,
         super::system::status,
         super::system::metrics,
@@ -146,6 +147,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         (name = "mcp", description = "The Model Context Protocol for AI agents (docs/mcp.md)"),
         (name = "archive", description = "What retention moved out of the hot tables (retention.archive)"),
         (name = "workflows", description = "Workflows: when an occurrence completes, fails or is missed, fire a follow-up"),
+        (name = "analytics", description = "Delivery figures over time, kept in rollups written with the outcomes"),
         (name = "system", description = "Health, status and this document (no authentication)"),
     ),
 )]
@@ -480,6 +482,8 @@ pub struct RetentionRemoved {
     pub archive_occurrences_expired: u64,
     /// Archived events deleted after `retention.archive_for`.
     pub archive_events_expired: u64,
+    /// Analytics rows (older than `retention.analytics`).
+    pub analytics: u64,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -60,6 +60,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/tokens", Need::Admin),
     ("DELETE", "/tokens/{jti}", Need::Admin),
     ("GET", "/audit", Need::Admin),
+    ("GET", "/analytics", Need::Read),
     ("POST", "/admin/backup", Need::Admin),
     // MCP: any valid token; each tool's REST call then needs what its route needs.
     ("POST", "/mcp", Need::Read),

@@ -134,6 +134,35 @@ const MAX_RECIPIENTS: usize = 50;
 const TYPES: &str = "'webhook', 'apicall', 'websocket', 'pull' or 'email'";
 
 impl Action {
+    /// Where the action delivers, as analytics name it: a URL's host, port and path (never
+    /// its credentials, query or fragment), an email's recipient domains, a WebSocket client, a
+    /// queue. Never a secret the action carries (headers, bodies).
+    pub fn target(&self) -> String {
+        fn host_path(url: &str) -> String {
+            match Url::parse(url) {
+                Ok(u) => match u.port() {
+                    Some(p) => format!("{}:{p}{}", u.host_str().unwrap_or(""), u.path()),
+                    None => format!("{}{}", u.host_str().unwrap_or(""), u.path()),
+                },
+                Err(_) => "invalid url".to_string(),
+            }
+        }
+        match self {
+            Action::Webhook { url, .. } | Action::Apicall { url, .. } => host_path(url),
+            Action::Websocket { client_name } => format!("ws:{client_name}"),
+            Action::Pull { queue } => format!("queue:{queue}"),
+            Action::Email { to, .. } => {
+                let mut domains: Vec<&str> = to
+                    .iter()
+                    .map(|a| a.rsplit_once('@').map_or("", |(_, d)| d))
+                    .collect();
+                domains.sort_unstable();
+                domains.dedup();
+                format!("email:{}", domains.join(","))
+            }
+        }
+    }
+
     /// Parses `{"type", "params"}` from a request, naming what is wrong.
     pub fn parse(v: &Value) -> Result<Action, String> {
         let obj = v

@@ -4,9 +4,11 @@
 //! Ages count from a row's last change: `retention.completed` for completed, missed and
 //! cancelled occurrences, `retention.failed` for dead letters, `retention.events` for inactive
 //! or deleted events (never one that still has a pending, scheduled, dispatched, failed or
-//! future occurrence: an event stays as long as its dead letters do). With `retention.archive`
-//! (the default) every removed row is copied into the archive tables in the same transaction,
-//! and archived rows older than `retention.archive_for` are then deleted. One node runs the passes at a time (the `retention` upkeep lease); the
+//! future occurrence: an event stays as long as its dead letters do), `retention.analytics` for
+//! analytics rollups (from their bucket's start; 400 days by default, longer than the rest). With
+//! `retention.archive` (the default) every removed row is copied into the archive tables in the
+//! same transaction, and archived rows older than `retention.archive_for` are then deleted. One
+//! node runs the passes at a time (the `retention` upkeep lease); the
 //! first pass comes one `retention.interval` after start.
 
 use std::sync::{Arc, Mutex};
@@ -55,13 +57,18 @@ impl Retention {
             archive: c.archive,
             archive_before: now - c.archive_for.as_millis(),
         };
-        let removed = self.store.purge(now, &cut).await?;
+        let mut removed = self.store.purge(now, &cut).await?;
+        removed.analytics = self
+            .store
+            .purge_analytics(now - c.analytics.as_millis(), c.batch)
+            .await?;
         for (kind, n) in [
             ("done", removed.occurrences_done),
             ("failed", removed.occurrences_failed),
             ("events", removed.events),
             ("archive_occurrences", removed.archive_occurrences_expired),
             ("archive_events", removed.archive_events_expired),
+            ("analytics", removed.analytics),
         ] {
             self.metrics
                 .retention_removed

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
+use super::analytics::{write_rollup, AttemptEnd, Rollup};
 use super::occurrences::{cancel_unfired, finish_if_done};
 use super::sql::rows::{RowExt, EVENT_COLS, OCC_COLS};
 use super::sql::{query, Col, Dialect, Kind, Push, Rows};
@@ -293,6 +294,55 @@ impl OutcomeRows {
     }
 }
 
+/// The analytics of the outcomes that applied (`applied`: their occurrences' scheduled time
+/// and attempt count after the write).
+fn rollup_of(outcomes: &[Outcome], applied: &HashMap<Uuid, (Millis, i64)>) -> Rollup {
+    let mut r = Rollup::default();
+    for o in outcomes {
+        match o {
+            Outcome::Attempted {
+                occurrence_id,
+                event_id,
+                attempt: a,
+                next,
+                ..
+            } => {
+                let Some((scheduled_at, _)) = applied.get(occurrence_id) else {
+                    continue;
+                };
+                let end = match next {
+                    Next::Completed => AttemptEnd::Delivered,
+                    Next::Retry(_) => AttemptEnd::Retried,
+                    Next::Failed => AttemptEnd::Failed,
+                };
+                let error = a
+                    .error
+                    .clone()
+                    .or_else(|| a.status_code.map(|c| format!("HTTP {c}")));
+                r.attempt(
+                    *event_id,
+                    *scheduled_at,
+                    i64::from(a.attempt),
+                    a.started_at,
+                    a.duration_ms,
+                    end,
+                    error,
+                );
+            }
+            Outcome::Missed {
+                occurrence_id,
+                event_id,
+                ..
+            } => {
+                if let Some((scheduled_at, attempts)) = applied.get(occurrence_id) {
+                    r.missed(*event_id, *scheduled_at, *attempts == 0);
+                }
+            }
+        }
+    }
+    r
+}
+
 /// Pauses an event whose receiver said it is gone, with the reason, cancelling what has not
 /// fired (resuming revives it).
 async fn pause_gone<B: Backend>(
@@ -449,6 +499,8 @@ impl<B: Backend> ClaimStore for B {
             D::<B>::exec(q, &mut tx).await?;
         }
         let mut causes = Vec::new();
+        // (scheduled_at, attempts) of each occurrence an outcome changed.
+        let mut applied: HashMap<Uuid, (Millis, i64)> = HashMap::new();
         let mut updates = rows.updates.into_iter().peekable();
         while updates.peek().is_some() {
             let chunk: Rows = updates
@@ -475,14 +527,22 @@ impl<B: Backend> ClaimStore for B {
             )
             .val(owner)
             .push(
-                " AND occurrences.lease_token = v.token \
-                 RETURNING occurrences.id, occurrences.event_id, occurrences.status",
+                " AND occurrences.lease_token = v.token RETURNING occurrences.id AS id, \
+                 occurrences.event_id AS event_id, occurrences.status AS status, \
+                 occurrences.scheduled_at AS scheduled_at, occurrences.attempts AS attempts",
             );
-            // The rows this batch changed: only their outcomes can cause follow-ups.
-            causes.extend(Cause::from_rows(&D::<B>::fetch(q, &mut tx).await?)?);
+            let rows = D::<B>::fetch(q, &mut tx).await?;
+            // The rows this batch changed: only their outcomes can cause follow-ups, and only
+            // they are counted.
+            causes.extend(Cause::from_rows(&rows)?);
+            for r in &rows {
+                applied.insert(r.id("id")?, (r.int("scheduled_at")?, r.int("attempts")?));
+            }
         }
         // In the outcome's transaction: a recorded cause has its follow-ups, a fenced-out one none.
         write_follow_ups::<D<B>>(&mut tx, &causes, now).await?;
+        // Counted with the outcomes, for those that applied (a fenced-out one counts nothing).
+        write_rollup::<D<B>>(&mut tx, rollup_of(outcomes, &applied)).await?;
         // After the occurrences' own updates: the pause cancels the rest of the series.
         for (event_id, reason) in &rows.gone {
             pause_gone::<B>(&mut tx, *event_id, reason, now).await?;

@@ -4,8 +4,8 @@
 //! Layout (see docs/design.md, "The store"):
 //! - one small trait per concern — [`EventStore`], [`HistoryStore`], [`BulkStore`], [`OccurrenceStore`], [`ClaimStore`],
 //!   [`QueueStore`], [`TokenStore`], [`AuditStore`], [`SettingsStore`], [`NodeStore`],
-//!   [`OpsStore`], [`ArchiveStore`], [`WorkflowStore`], [`TemplateStore`], [`SearchStore`] — each
-//!   in its own file with its types, and [`Store`], all of them, which is
+//!   [`OpsStore`], [`ArchiveStore`], [`WorkflowStore`], [`TemplateStore`], [`SearchStore`],
+//!   [`AnalyticsStore`] — each in its own file with its types, and [`Store`], all of them, which is
 //!   what the service holds (`Arc<dyn Store>`);
 //! - each trait is implemented once, for every [`Backend`], by logic written once and generic
 //!   over the backend's SQL [`Dialect`](sql::Dialect) (`sql/`: what SQLite and PostgreSQL
@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod analytics;
 pub mod archive;
 pub mod audit;
 mod backend;
@@ -38,6 +39,10 @@ pub mod workflows;
 
 use std::sync::Arc;
 
+pub use analytics::{
+    Analytics, AnalyticsQuery, AnalyticsStore, AttemptEnd, BucketStats, FailingTarget, Granularity,
+    Rollup, Sketch, Subjects,
+};
 pub use archive::{ArchiveFilter, ArchiveStore, ArchiveSummary, ArchivedEvent, ArchivedOccurrence};
 pub use audit::{AuditEntry, AuditFilter, AuditStore};
 pub use backend::Backend;
@@ -99,6 +104,7 @@ pub trait Store:
     + WorkflowStore
     + TemplateStore
     + SearchStore
+    + AnalyticsStore
 {
 }
 
@@ -118,6 +124,7 @@ impl<T> Store for T where
         + WorkflowStore
         + TemplateStore
         + SearchStore
+        + AnalyticsStore
 {
 }
 

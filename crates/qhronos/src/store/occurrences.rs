@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::analytics::{write_rollup, Rollup};
 use super::events::push_tags;
 use super::sql::rows::{RowExt, EVENT_COLS, OCC_COLS};
 use super::sql::{fetch_one, query, Col, Dialect, Kind, Push};
@@ -193,10 +194,12 @@ const MISSED_WRITE: [Col; 9] = [
 ];
 
 /// Skipped instants as `missed` occurrences with their reason; an instant that has a row keeps it.
+/// Each row inserted is counted (due and missed) in `rollup`.
 async fn insert_missed<D: Dialect>(
     c: &mut D::Connection,
     missed: &[(NewOccurrence, String)],
     now: Millis,
+    rollup: &mut Rollup,
 ) -> Result<()> {
     for chunk in missed.chunks(D::max_rows(MISSED_WRITE.len())) {
         let rows = chunk
@@ -220,8 +223,10 @@ async fn insert_missed<D: Dialect>(
             super::sql::names(&MISSED_WRITE)
         ));
         D::push_insert_rows(&mut q, &MISSED_WRITE, rows);
-        q.push(" ON CONFLICT (event_id, scheduled_at) DO NOTHING");
-        D::exec(q, c).await?;
+        q.push(" ON CONFLICT (event_id, scheduled_at) DO NOTHING RETURNING event_id, scheduled_at");
+        for r in D::fetch(q, c).await? {
+            rollup.missed(r.id("event_id")?, r.int("scheduled_at")?, true);
+        }
     }
     Ok(())
 }
@@ -462,7 +467,9 @@ impl<B: Backend> OccurrenceStore for B {
         let n = B::D::exec(q, &mut tx).await?;
         // Paused, deleted or re-planned meanwhile: this work is stale, write nothing.
         if n > 0 {
-            insert_missed::<B::D>(&mut tx, x.missed, now).await?;
+            let mut rollup = Rollup::default();
+            insert_missed::<B::D>(&mut tx, x.missed, now, &mut rollup).await?;
+            write_rollup::<B::D>(&mut tx, rollup).await?;
             upsert_occurrences::<B::D>(&mut tx, x.occurrences, now).await?;
             finish_if_done::<B::D>(&mut tx, &[event_id.to_string()], now).await?;
         }

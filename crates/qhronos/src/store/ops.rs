@@ -21,6 +21,9 @@ pub struct Purged {
     pub archive_occurrences_expired: u64,
     /// Archived events older than `retention.archive_for` with no archived occurrence left.
     pub archive_events_expired: u64,
+    /// Analytics rows (minute and hour cells, failing-target rows) older than
+    /// `retention.analytics` (deleted by `AnalyticsStore::purge_analytics`).
+    pub analytics: u64,
 }
 
 /// Cut-offs of a retention pass: rows last changed before these times go.

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::analytics::{write_rollup, AttemptEnd, Rollup};
 use super::claims::{attach_events, Next};
 use super::events::push_tags;
 use super::occurrences::finish_if_done;
@@ -77,8 +78,12 @@ async fn expire_claims_in<D: Dialect>(c: &mut D::Connection, now: Millis) -> Res
             D::indexed_by("occurrences_claimed")
         ))
         .val(now)
-        .push(" ON CONFLICT DO NOTHING");
-    D::exec(q, c).await?;
+        .push(" ON CONFLICT DO NOTHING RETURNING occurrence_id, started_at");
+    // When each expired claim was taken (its attempt's start).
+    let mut started: HashMap<Uuid, Millis> = HashMap::new();
+    for r in D::fetch(q, c).await? {
+        started.insert(r.id("occurrence_id")?, r.int("started_at")?);
+    }
     let mut q = query::<D>(
         "UPDATE occurrences SET \
          status = CASE WHEN attempts >= attempt_limit THEN 'failed' ELSE 'pending' END, \
@@ -93,15 +98,32 @@ async fn expire_claims_in<D: Dialect>(c: &mut D::Connection, now: Millis) -> Res
         .val(now)
         .push(" WHERE status = 'dispatched' AND lease_expires_at < ")
         .val(now)
-        .push(" RETURNING id, event_id, status");
+        .push(" RETURNING id, event_id, status, scheduled_at, attempts");
     let rs = D::fetch(q, c).await?;
     write_follow_ups::<D>(c, &Cause::from_rows(&rs)?, now).await?;
     let mut failed: Vec<String> = Vec::new();
+    let mut rollup = Rollup::default();
     for r in &rs {
-        if r.text("status")? == "failed" {
+        let is_failed = r.text("status")? == "failed";
+        if is_failed {
             failed.push(r.text("event_id")?);
         }
+        let at = started.get(&r.id("id")?).copied().unwrap_or(now);
+        rollup.attempt(
+            r.id("event_id")?,
+            r.int("scheduled_at")?,
+            r.int("attempts")?,
+            at,
+            now - at,
+            if is_failed {
+                AttemptEnd::Failed
+            } else {
+                AttemptEnd::Retried
+            },
+            Some(EXPIRED.to_string()),
+        );
     }
+    write_rollup::<D>(c, rollup).await?;
     failed.sort();
     failed.dedup();
     finish_if_done::<D>(c, &failed, now).await?;
@@ -177,8 +199,10 @@ impl<B: Backend> QueueStore for B {
     ) -> Result<OccChange> {
         type D<B> = <B as Backend>::D;
         let mut tx = self.writes().begin().await?;
-        let mut q =
-            query::<D<B>>("SELECT status, event_id, claim_receipt FROM occurrences WHERE id = ");
+        let mut q = query::<D<B>>(
+            "SELECT status, event_id, claim_receipt, scheduled_at, attempts, updated_at \
+             FROM occurrences WHERE id = ",
+        );
         q.val(id).push(D::<B>::FOR_UPDATE);
         let Some(row) = fetch_one(q, &mut tx).await? else {
             return Ok(OccChange::NotFound);
@@ -220,6 +244,23 @@ impl<B: Backend> QueueStore for B {
         let rs = D::<B>::fetch(q, &mut tx).await?;
         // In the settle's transaction: one follow-up per workflow and cause.
         write_follow_ups::<D<B>>(&mut tx, &Cause::from_rows(&rs)?, now).await?;
+        // Counted with the settlement: the attempt ran from the claim to now.
+        let claimed_at = row.int("updated_at")?;
+        let mut rollup = Rollup::default();
+        rollup.attempt(
+            row.id("event_id")?,
+            row.int("scheduled_at")?,
+            row.int("attempts")?,
+            claimed_at,
+            now - claimed_at,
+            match next {
+                Next::Completed => AttemptEnd::Delivered,
+                Next::Retry(_) => AttemptEnd::Retried,
+                Next::Failed => AttemptEnd::Failed,
+            },
+            error.map(str::to_string),
+        );
+        write_rollup::<D<B>>(&mut tx, rollup).await?;
         if !matches!(next, Next::Retry(_)) {
             finish_if_done::<D<B>>(&mut tx, &[event_id], now).await?;
         }

@@ -16,6 +16,7 @@ mod backend;
 mod bulk;
 mod fixtures;
 
+mod analytics;
 mod archive;
 mod audit;
 mod claims;
