@@ -374,27 +374,22 @@ impl<B: Backend> ClaimStore for B {
         // Due pending rows (not of pull events: clients claim those, nor of paused events: the
         // pause holds them), and rows whose lease expired (an attempt a node left: its node
         // died or stalled). Rows another node is claiming right now are skipped, not waited for.
-        let mut q = query::<D<B>>("UPDATE occurrences SET status = 'scheduled', lease_owner = ");
-        q.val(s.owner)
-            .push(", lease_expires_at = ")
-            .val(s.lease_until)
-            .push(", lease_token = ")
-            .val(s.token)
-            .push(", updated_at = ")
-            .val(s.now)
-            .push(format!(
-                " WHERE id IN (SELECT id FROM (SELECT o.id FROM occurrences o{} \
-                 WHERE o.status = 'pending' AND o.next_attempt_at <= ",
-                D::<B>::indexed_by("occurrences_due")
-            ))
-            .val(s.due_before)
+        // The candidates are chosen in CTEs, evaluated once (PostgreSQL materialises a locking
+        // CTE): a locking sub-select inside `IN` may be re-run by the plan, and a re-run skips
+        // the rows this very statement has just updated, so some due rows went unclaimed.
+        let mut q = query::<D<B>>(format!(
+            "WITH due AS (SELECT o.id FROM occurrences o{} \
+             WHERE o.status = 'pending' AND o.next_attempt_at <= ",
+            D::<B>::indexed_by("occurrences_due")
+        ));
+        q.val(s.due_before)
             .push(
                 " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id \
                  AND (e.queue IS NOT NULL OR e.status = 'paused')) ORDER BY o.next_attempt_at LIMIT ",
             )
             .val(s.limit)
             .push(format!(
-                "{}) AS due UNION ALL SELECT id FROM (SELECT x.id FROM occurrences x{} \
+                "{}), expired AS (SELECT x.id FROM occurrences x{} \
                  WHERE x.status = 'scheduled' AND x.lease_expires_at < ",
                 D::<B>::skip_locked("o"),
                 D::<B>::indexed_by("occurrences_leased")
@@ -403,8 +398,18 @@ impl<B: Backend> ClaimStore for B {
             .push(" LIMIT ")
             .val(s.limit)
             .push(format!(
-                "{}) AS expired) RETURNING {OCC_COLS}",
+                "{}) UPDATE occurrences SET status = 'scheduled', lease_owner = ",
                 D::<B>::skip_locked("x")
+            ))
+            .val(s.owner)
+            .push(", lease_expires_at = ")
+            .val(s.lease_until)
+            .push(", lease_token = ")
+            .val(s.token)
+            .push(", updated_at = ")
+            .val(s.now)
+            .push(format!(
+                " WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM expired) RETURNING {OCC_COLS}"
             ));
         let mut tx = self.writes().begin().await?;
         let occs = D::<B>::fetch(q, &mut tx)
