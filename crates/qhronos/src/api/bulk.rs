@@ -277,10 +277,7 @@ async fn search_ids(
     loop {
         let page = st.store.search_events(text, &f, after).await?;
         let n = page.len();
-        after = page.last().map(|x| crate::store::SearchCursor {
-            score: x.score,
-            id: x.event.id,
-        });
+        after = page.last().map(|x| x.cursor);
         out.extend(page.into_iter().map(|x| x.event.id));
         if (n as i64) < CHUNK || out.len() >= MAX_SEARCHED {
             return Ok(out);

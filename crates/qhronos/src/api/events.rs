@@ -74,17 +74,31 @@ pub(super) async fn plan_event(
         .collect())
 }
 
-/// A search page's cursor: `s<score>_<id>` of its last event.
+/// A search page's cursor: `s<score>_<id>` of its last event within the ranked window,
+/// `o<id>` past it.
 fn parse_search_cursor(c: &str) -> Option<SearchCursor> {
+    if let Some(id) = c.strip_prefix('o') {
+        return Some(SearchCursor::Older {
+            id: Uuid::parse_str(id).ok()?,
+        });
+    }
     let (score, id) = c.strip_prefix('s')?.rsplit_once('_')?;
     let score: f64 = score.parse().ok()?;
     if !score.is_finite() {
         return None;
     }
-    Some(SearchCursor {
+    Some(SearchCursor::Ranked {
         score,
         id: Uuid::parse_str(id).ok()?,
     })
+}
+
+/// The text of a search cursor (what [`parse_search_cursor`] reads).
+fn search_cursor_text(c: SearchCursor) -> String {
+    match c {
+        SearchCursor::Ranked { score, id } => format!("s{score}_{id}"),
+        SearchCursor::Older { id } => format!("o{id}"),
+    }
 }
 
 fn earliest(occs: &[NewOccurrence]) -> Option<Millis> {
@@ -225,8 +239,9 @@ pub(super) async fn get_event(
 /// whose name, description, tags or metadata values contain every word of `q` as a word prefix
 /// (`back` finds "Nightly backup"; case and accents ignored; punctuation and operators are only
 /// separators), best match first (name counts most, then tags, description, metadata), ties
-/// newest first. Its `next_cursor` is the rank of the last event (`s<score>_<id>`): pages have
-/// no gaps or repeats while the matching events do not change.
+/// newest first; of more than 2,000 matches, the newest 2,000 are ranked and the older follow,
+/// newest first. Its `next_cursor` says where the page ended (`s<score>_<id>` in the ranked part,
+/// `o<id>` past it): pages have no gaps or repeats while the matching events do not change.
 #[utoipa::path(
     get,
     path = "/events",
@@ -271,7 +286,7 @@ pub(super) async fn list_events(
     };
     let (events, next) = match p.get("q") {
         Some(text) => {
-            // Ranked: the cursor is the score and id of the last event of the page.
+            // Ranked, then older matches: the cursor says where the page ended.
             let after = p
                 .get("cursor")
                 .map(|c| parse_search_cursor(c).ok_or_else(|| bad_cursor(c)))
@@ -279,7 +294,7 @@ pub(super) async fn list_events(
             let mut found = st.store.search_events(text, &f, after).await?;
             let next = if found.len() as i64 > limit {
                 found.truncate(limit as usize);
-                found.last().map(|x| format!("s{}_{}", x.score, x.event.id))
+                found.last().map(|x| search_cursor_text(x.cursor))
             } else {
                 None
             };

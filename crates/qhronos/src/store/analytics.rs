@@ -235,7 +235,10 @@ pub enum AttemptEnd {
 /// Analytics rows being built for one write: added to, then written by one upsert.
 #[derive(Debug, Default, Clone)]
 pub struct Rollup {
-    cells: BTreeMap<(String, Millis, Millis, &'static str, i64), i64>,
+    /// (subject: `None` for every event, grain, bucket start, metric, bin) → count. `None`
+    /// sorts first and a UUID sorts as its text does, so keys go out in the order of the
+    /// table's primary key (writers lock rows in one order).
+    cells: BTreeMap<(Option<Uuid>, Millis, Millis, &'static str, i64), i64>,
     /// (event, when, error) of each failed attempt: the event's target is read when written.
     failures: Vec<(Uuid, Millis, Option<String>)>,
 }
@@ -248,13 +251,12 @@ impl Rollup {
 
     /// Adds `n` to `metric`'s `bin` for the event and for all events, at minute and hour grain.
     pub fn add(&mut self, event_id: Uuid, at: Millis, metric: &'static str, bin: i64, n: i64) {
-        let id = event_id.to_string();
         for grain in [MINUTE, HOUR] {
             let start = at - at.rem_euclid(grain);
-            for subject in [id.as_str(), ""] {
+            for subject in [Some(event_id), None] {
                 *self
                     .cells
-                    .entry((subject.to_string(), grain, start, metric, bin))
+                    .entry((subject, grain, start, metric, bin))
                     .or_insert(0) += n;
             }
         }
@@ -385,7 +387,7 @@ pub(super) async fn write_rollup<D: Dialect>(c: &mut D::Connection, r: Rollup) -
             .take(D::max_rows(CELL_COLS.len()))
             .map(|((subject, grain, start, metric, bin), n)| {
                 vec![
-                    subject.into(),
+                    subject.map(|u| u.to_string()).unwrap_or_default().into(),
                     grain.into(),
                     start.into(),
                     metric.into(),

@@ -30,84 +30,148 @@ pub fn terms(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Where a page of search results ends: the score and id of its last event. The next page
-/// holds the events ranked after it (lower score, or the same score and a lower id).
+/// How many of the newest matching events a search ranks. A word prefix can match a large
+/// part of a big table (`q=ba` over a million events), and ranking costs in proportion to
+/// what is ranked: the newest `RANK_WINDOW` matches are ranked, best first, and any older
+/// matches follow them newest first. Below this many matches, every match is ranked.
+pub const RANK_WINDOW: i64 = 2_000;
+
+/// Where a page of search results ends, so that the next page starts after it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SearchCursor {
-    /// The score of the last event of the previous page.
-    pub score: f64,
-    /// Its id (ties are broken by id).
-    pub id: Uuid,
+pub enum SearchCursor {
+    /// Within the ranked window: the score and id of the last event shown. The next page holds
+    /// the events ranked after it (lower score, or the same score and a lower id), then the
+    /// older matches.
+    Ranked {
+        /// The score of the last event of the previous page.
+        score: f64,
+        /// Its id (ties are broken by id).
+        id: Uuid,
+    },
+    /// Past the ranked window: the id of the last event shown; the next page holds the older
+    /// matches, newest first.
+    Older {
+        /// The last event shown.
+        id: Uuid,
+    },
 }
 
-/// An event found by a search, with its relevance (higher is better).
+/// An event found by a search, with its relevance and the cursor that resumes after it.
 #[derive(Debug, Clone)]
 pub struct Found {
     /// The event.
     pub event: Event,
-    /// Its relevance (higher is better).
-    pub score: f64,
+    /// Its relevance (higher is better); `None` past the ranked window.
+    pub score: Option<f64>,
+    /// The cursor of a page that ends with this event.
+    pub cursor: SearchCursor,
 }
 
 /// Ranked full-text search over events.
 #[async_trait]
 pub trait SearchStore: Send + Sync + 'static {
     /// The live events matching every word of `text` as a word prefix (`back` finds "Nightly
-    /// backup"), best first (ties: newest first), at most `f.limit`, after `after`; the other
-    /// filters of `f` apply as in `list_events` (`f.before_id` is ignored). A score depends
-    /// on the event and the query (on SQLite also on the index's statistics, which writes
-    /// move a little): paging by [`SearchCursor`] has no gaps or repeats while the matching
-    /// events do not change.
-    async fn search_events(
-        &self,
-        text: &str,
-        f: &EventFilter,
-        after: Option<SearchCursor>,
-    ) -> Result<Vec<Found>>;
-    /// Whether the full-text index answers a query (for `/health`).
-    async fn search_ready(&self) -> Result<()>;
-}
-
-#[async_trait]
-impl<B: Backend> SearchStore for B {
+    /// backup"), at most `f.limit`, after `after`; the other filters of `f` apply as in
+    /// `list_events` (`f.before_id` is ignored). Of the newest [`RANK_WINDOW`] matches (of
+    /// `text`, before the other filters) the best come first (ties: newest first); older
+    /// matches follow, newest first. A score depends on the event and the query (on SQLite
+    /// also on the index's statistics, which writes move a little): paging by the cursor has no
+    /// gaps or repeats while the matching events do not change.
     async fn search_events(
         &self,
         text: &str,
         f: &EventFilter,
         after: Option<SearchCursor>,
     ) -> Result<Vec<Found>> {
+        self.search_events_ranking(text, f, after, RANK_WINDOW)
+            .await
+    }
+    /// [`SearchStore::search_events`] ranking the newest `window` matches (tests use a small one).
+    async fn search_events_ranking(
+        &self,
+        text: &str,
+        f: &EventFilter,
+        after: Option<SearchCursor>,
+        window: i64,
+    ) -> Result<Vec<Found>>;
+    /// Whether the full-text index answers a query (for `/health`).
+    async fn search_ready(&self) -> Result<()>;
+}
+
+/// ` AND status = …` and the tag filter of `f`.
+fn push_filters<D: Dialect>(q: &mut sqlx::QueryBuilder<D>, f: &EventFilter) {
+    if let Some(s) = f.status {
+        q.push(" AND status = ").val(s.as_str());
+    }
+    push_tags(q, "id", &f.tags);
+}
+
+#[async_trait]
+impl<B: Backend> SearchStore for B {
+    async fn search_events_ranking(
+        &self,
+        text: &str,
+        f: &EventFilter,
+        after: Option<SearchCursor>,
+        window: i64,
+    ) -> Result<Vec<Found>> {
         let terms = terms(text);
-        if terms.is_empty() {
+        if terms.is_empty() || f.limit <= 0 {
             return Ok(Vec::new());
         }
-        let mut q = query::<B::D>(format!("SELECT {EVENT_COLS}, score FROM "));
-        B::D::push_search_source(&mut q, &terms);
-        q.push(" WHERE status != 'deleted'");
-        if let Some(s) = f.status {
-            q.push(" AND status = ").val(s.as_str());
-        }
-        if let Some(a) = after {
-            q.push(" AND (score < ")
-                .val_f64(a.score)
-                .push(" OR (score = ")
-                .val_f64(a.score)
-                .push(" AND id < ")
-                .val(a.id)
-                .push("))");
-        }
-        push_tags(&mut q, "id", &f.tags);
-        q.push(" ORDER BY score DESC, id DESC LIMIT ").val(f.limit);
+        let window = window.max(1);
         let mut c = self.reads().acquire().await?;
-        B::D::fetch(q, &mut c)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(Found {
-                    event: r.event()?,
-                    score: r.float("score")?,
-                })
-            })
-            .collect()
+        let mut found = Vec::new();
+        let older_after = match after {
+            Some(SearchCursor::Older { id }) => Some(id),
+            ranked => {
+                let mut q = query::<B::D>(format!("SELECT {EVENT_COLS}, score FROM "));
+                B::D::push_search_window(&mut q, &terms, window);
+                q.push(" WHERE status != 'deleted'");
+                push_filters(&mut q, f);
+                if let Some(SearchCursor::Ranked { score, id }) = ranked {
+                    q.push(" AND (score < ")
+                        .val_f64(score)
+                        .push(" OR (score = ")
+                        .val_f64(score)
+                        .push(" AND id < ")
+                        .val(id)
+                        .push("))");
+                }
+                q.push(" ORDER BY score DESC, id DESC LIMIT ").val(f.limit);
+                for r in B::D::fetch(q, &mut c).await? {
+                    let (event, score) = (r.event()?, r.float("score")?);
+                    let cursor = SearchCursor::Ranked {
+                        score,
+                        id: event.id,
+                    };
+                    found.push(Found {
+                        event,
+                        score: Some(score),
+                        cursor,
+                    });
+                }
+                None
+            }
+        };
+        let rest = f.limit - found.len() as i64;
+        if rest > 0 {
+            let mut q = query::<B::D>(format!("SELECT {EVENT_COLS} FROM "));
+            B::D::push_search_older(&mut q, &terms, window, older_after);
+            q.push(" WHERE status != 'deleted'");
+            push_filters(&mut q, f);
+            q.push(" ORDER BY pos DESC LIMIT ").val(rest);
+            for r in B::D::fetch(q, &mut c).await? {
+                let event = r.event()?;
+                let cursor = SearchCursor::Older { id: event.id };
+                found.push(Found {
+                    event,
+                    score: None,
+                    cursor,
+                });
+            }
+        }
+        Ok(found)
     }
 
     async fn search_ready(&self) -> Result<()> {

@@ -12,6 +12,7 @@ crate::conformance!(
     words_are_found_by_prefix_in_every_field_and_ranked,
     the_index_follows_updates_and_deletes,
     pages_by_the_rank_cursor_without_gaps_or_repeats,
+    past_the_rank_window_older_matches_follow_newest_first,
     any_text_is_a_valid_query,
 );
 
@@ -133,17 +134,13 @@ async fn pages_by_the_rank_cursor_without_gaps_or_repeats(s: &dyn Store) {
                 .await
                 .expect("search");
             for f in &page {
-                assert!(f.score <= last_score, "best first");
-                last_score = f.score;
+                let score = f.score.expect("every match is in the window");
+                assert!(score <= last_score, "best first");
+                last_score = score;
                 seen.push(f.event.id);
             }
             match page.last() {
-                Some(l) if page.len() as i64 == limit => {
-                    after = Some(SearchCursor {
-                        score: l.score,
-                        id: l.event.id,
-                    })
-                }
+                Some(l) if page.len() as i64 == limit => after = Some(l.cursor),
                 _ => break,
             }
         }
@@ -184,4 +181,80 @@ async fn any_text_is_a_valid_query(s: &dyn Store) {
     assert_eq!(names(s, "\"me\"").await, vec!["quote \"me\" OR NOT"]);
     assert_eq!(names(s, "or").await, vec!["quote \"me\" OR NOT"]);
     assert!(names(s, "*:&").await.is_empty());
+}
+
+async fn past_the_rank_window_older_matches_follow_newest_first(s: &dyn Store) {
+    // 12 matches, created oldest first, one by one (so ids and index order agree); the best
+    // match by rank is the oldest ("sync sync sync" in the name).
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let name = if i == 0 {
+            "sync sync sync".to_string()
+        } else {
+            format!("sync job {i}")
+        };
+        let e = named(&name, json!({}));
+        ids.push(e.id);
+        create(s, &e, &[]).await;
+    }
+    create(s, &named("unrelated", json!({})), &[]).await;
+    // A window of 5: the 5 newest are ranked, the 7 older follow newest first.
+    for limit in [1, 3, 5, 50] {
+        let mut seen = Vec::new();
+        let mut ranked = 0;
+        let mut after = None;
+        loop {
+            let page = s
+                .search_events_ranking("sync", &all(limit), after, 5)
+                .await
+                .expect("search");
+            for f in &page {
+                if f.score.is_some() {
+                    assert_eq!(seen.len(), ranked, "ranked ones come first");
+                    ranked += 1;
+                }
+                seen.push(f.event.id);
+            }
+            match page.last() {
+                Some(l) if page.len() as i64 == limit => after = Some(l.cursor),
+                _ => break,
+            }
+        }
+        assert_eq!(ranked, 5, "pages of {limit}");
+        let newest: HashSet<_> = ids[7..].iter().copied().collect();
+        assert_eq!(
+            seen[..5].iter().copied().collect::<HashSet<_>>(),
+            newest,
+            "the window is the newest matches"
+        );
+        let older: Vec<_> = ids[..7].iter().rev().copied().collect();
+        assert_eq!(seen[5..], older[..], "then the older, newest first");
+    }
+    // Every match fits a large window: all ranked, the best first.
+    let all_ranked = s
+        .search_events("sync", &all(50), None)
+        .await
+        .expect("search");
+    assert_eq!(all_ranked.len(), 12);
+    assert!(all_ranked.iter().all(|f| f.score.is_some()));
+    assert_eq!(all_ranked[0].event.id, ids[0], "the best match first");
+    // Filters apply to both parts.
+    let f = EventFilter {
+        status: Some(qhronos::domain::event::EventStatus::Paused),
+        limit: 50,
+        ..Default::default()
+    };
+    assert!(s
+        .set_paused(ids[1], true, None, &[], T0, BY)
+        .await
+        .expect("pause"));
+    let paused = s
+        .search_events_ranking("sync", &f, None, 5)
+        .await
+        .expect("search");
+    assert_eq!(
+        paused.iter().map(|f| f.event.id).collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
+    assert!(paused[0].score.is_none(), "it is older than the window");
 }

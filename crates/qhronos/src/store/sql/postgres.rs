@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
-use super::{Col, Dialect, Kind, Rows, Val};
+use super::{Col, Dialect, Kind, Push, Rows, Val};
 use crate::store::Result;
+use uuid::Uuid;
 
 /// `UNNEST($1::text[], $2::bigint[], …)` of the rows' columns.
 fn push_unnest(q: &mut QueryBuilder<Postgres>, cols: &[Col], rows: Rows) {
@@ -105,17 +106,46 @@ impl Dialect for Postgres {
         q.push_bind(v);
     }
 
-    fn push_search_source(q: &mut QueryBuilder<Postgres>, terms: &[String]) {
-        // Every term as a quoted prefix ('term':*), ANDed; ts_rank weighs name (A) over tags
-        // (B), description (C) and metadata (D), and depends on the row and the query only.
-        let expr = terms
-            .iter()
-            .map(|t| format!("'{}':*", t.replace('\\', "\\\\").replace('\'', "''")))
-            .collect::<Vec<_>>()
-            .join(" & ");
-        q.push("(SELECT ev.*, ts_rank(ev.search, tq.q)::float8 AS score FROM events ev, to_tsquery('simple', ");
+    fn push_search_window(q: &mut QueryBuilder<Postgres>, terms: &[String], window: i64) {
+        // The newest `window` live matches (GIN finds them, or the primary key walked backwards
+        // when most rows match), ranked by ts_rank, which weighs name (A) over tags (B),
+        // description (C) and metadata (D), and depends on the row and the query only.
+        q.push(
+            "(SELECT ev.*, ts_rank(ev.search, tq.q)::float8 AS score FROM to_tsquery('simple', ",
+        );
+        q.push_bind(ts_expr(terms));
+        q.push(format!(
+            ") AS tq(q), LATERAL (SELECT * FROM events x WHERE x.search @@ tq.q \
+             AND x.status != 'deleted' ORDER BY x.id DESC LIMIT {window}) AS ev) AS e"
+        ));
+    }
+
+    fn push_search_older(
+        q: &mut QueryBuilder<Postgres>,
+        terms: &[String],
+        window: i64,
+        after: Option<Uuid>,
+    ) {
+        let expr = ts_expr(terms);
+        q.push(
+            "(SELECT ev.*, ev.id AS pos FROM events ev WHERE ev.status != 'deleted' \
+             AND ev.search @@ to_tsquery('simple', ",
+        );
+        q.push_bind(expr.clone());
+        // Older than the window's oldest match (none when the window holds every match); the
+        // query is bound again so that this is computed once, not per row.
+        q.push(
+            ") AND ev.id < (SELECT w.id FROM (SELECT id FROM events WHERE status != 'deleted' \
+             AND search @@ to_tsquery('simple', ",
+        );
         q.push_bind(expr);
-        q.push(") AS tq(q) WHERE ev.search @@ tq.q) AS e");
+        q.push(format!(
+            ") ORDER BY id DESC LIMIT {window}) AS w ORDER BY w.id LIMIT 1)"
+        ));
+        if let Some(id) = after {
+            q.push(" AND ev.id < ").val(id);
+        }
+        q.push(") AS e");
     }
 
     const SEARCH_PROBE: &'static str =
@@ -151,4 +181,13 @@ impl Dialect for Postgres {
     async fn fetch(mut q: QueryBuilder<Postgres>, c: &mut PgConnection) -> Result<Vec<PgRow>> {
         Ok(q.build().fetch_all(&mut *c).await?)
     }
+}
+
+/// The tsquery for `terms`: each as a quoted prefix (`'term':*`), ANDed.
+fn ts_expr(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("'{}':*", t.replace('\\', "\\\\").replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(" & ")
 }

@@ -6,6 +6,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{Col, Dialect, Push, Rows, Val};
 use crate::store::Result;
+use uuid::Uuid;
 
 /// SQLite allows 32,766 variables a statement; leave room for the statement's own.
 const MAX_VARS: usize = 32_000;
@@ -66,18 +67,47 @@ impl Dialect for Sqlite {
         q.push_bind(v);
     }
 
-    fn push_search_source(q: &mut QueryBuilder<Sqlite>, terms: &[String]) {
-        // FTS5: every term as a quoted prefix ("term"*), implicitly ANDed; bm25 is lower for
-        // better matches, so it is negated. Weights: name, description, tags, metadata.
-        let expr = terms
-            .iter()
-            .map(|t| format!("\"{}\"*", t.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" ");
+    fn push_search_window(q: &mut QueryBuilder<Sqlite>, terms: &[String], window: i64) {
+        // FTS5 walks the matches newest first (by rowid) and stops after `window`, so bm25 is
+        // computed for those only; it is lower for better matches, so it is negated. Weights:
+        // name, description, tags, metadata. Deleted events are not in the index.
         q.push(
-            "(SELECT ev.*, -bm25(events_fts, 10.0, 2.0, 5.0, 1.0) AS score FROM events_fts JOIN events ev ON ev.rowid = events_fts.rowid WHERE events_fts MATCH ",
+            "(SELECT ev.*, w.score AS score FROM (SELECT rowid AS r, \
+             -bm25(events_fts, 10.0, 2.0, 5.0, 1.0) AS score FROM events_fts \
+             WHERE events_fts MATCH ",
+        );
+        q.val(fts_expr(terms));
+        q.push(format!(
+            " ORDER BY rowid DESC LIMIT {window}) AS w JOIN events ev ON ev.rowid = w.r) AS e"
+        ));
+    }
+
+    fn push_search_older(
+        q: &mut QueryBuilder<Sqlite>,
+        terms: &[String],
+        window: i64,
+        after: Option<Uuid>,
+    ) {
+        let expr = fts_expr(terms);
+        q.push(
+            "(SELECT ev.*, events_fts.rowid AS pos FROM events_fts \
+             JOIN events ev ON ev.rowid = events_fts.rowid WHERE events_fts MATCH ",
+        );
+        q.val(expr.clone());
+        // Older than the window's oldest match (none when the window holds every match).
+        q.push(
+            " AND events_fts.rowid < (SELECT r FROM (SELECT rowid AS r FROM events_fts \
+             WHERE events_fts MATCH ",
         );
         q.val(expr);
+        q.push(format!(
+            " ORDER BY rowid DESC LIMIT {window}) ORDER BY r LIMIT 1)"
+        ));
+        if let Some(id) = after {
+            q.push(" AND events_fts.rowid < (SELECT rowid FROM events WHERE id = ")
+                .val(id)
+                .push(")");
+        }
         q.push(") AS e");
     }
 
@@ -113,4 +143,13 @@ impl Dialect for Sqlite {
     ) -> Result<Vec<SqliteRow>> {
         Ok(q.build().fetch_all(&mut *c).await?)
     }
+}
+
+/// FTS5's query for `terms`: each as a quoted prefix (`"term"*`), implicitly ANDed.
+fn fts_expr(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("\"{}\"*", t.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
