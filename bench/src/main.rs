@@ -11,6 +11,7 @@ mod expander;
 mod failover;
 mod pending;
 mod receiver;
+mod search;
 mod server;
 mod stats;
 mod ws;
@@ -132,6 +133,14 @@ enum Cmd {
         #[arg(long, default_value_t = 50)]
         runs: usize,
     },
+    /// `events` events filled through the store, then `GET /events?q=` timed over HTTP,
+    /// `queries` one-word queries of each kind (prefixes, whole words).
+    Search {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 300)]
+        queries: usize,
+    },
     /// precision (1000/s, 30 s), burst 100000, create-latency, create-rate, batch-create.
     All,
 }
@@ -145,14 +154,14 @@ pub struct Setup {
 }
 
 /// A database created for one run with `psql`, dropped with this value.
-struct BenchDb {
+pub struct BenchDb {
     server: String,
     name: String,
-    url: String,
+    pub url: String,
 }
 
 impl BenchDb {
-    fn create(server: &str) -> anyhow::Result<BenchDb> {
+    pub fn create(server: &str) -> anyhow::Result<BenchDb> {
         let name = format!(
             "qhronos_bench_{}",
             Alphanumeric
@@ -339,7 +348,9 @@ async fn run(bin: &Path, setup: &Setup, cmd: Cmd) -> anyhow::Result<()> {
             h.finish();
             return r;
         }
-        Cmd::Expander { .. } | Cmd::Analytics { .. } => unreachable!("handled above"),
+        Cmd::Expander { .. } | Cmd::Analytics { .. } | Cmd::Search { .. } => {
+            unreachable!("handled above")
+        }
         Cmd::All => unreachable!("expanded by main"),
     };
     h.finish();
@@ -364,6 +375,9 @@ async fn main() -> anyhow::Result<()> {
             "qhronosd not found at {}: run cargo build --release -p qhronos first (or pass --qhronosd PATH)",
             bin.display()
         );
+    }
+    if let Cmd::Search { events, queries } = cli.cmd {
+        return search::run(&bin, cli.database_url.clone(), events, queries).await;
     }
     if cli.nodes > 1 && cli.database_url.is_none() {
         bail!("--nodes above 1 needs --database-url (several nodes share one PostgreSQL database)");

@@ -141,10 +141,26 @@ impl<B: Backend> QueueStore for B {
         now: Millis,
     ) -> Result<Vec<(Claimed, String)>> {
         type D<B> = <B as Backend>::D;
-        let mut q = query::<D<B>>(
-            "UPDATE occurrences SET status = 'dispatched', attempts = attempts + 1, lease_owner = ",
-        );
-        q.val(format!("queue:{queue}"))
+        // The rows are chosen in a CTE, evaluated once (as in `claim_due`): a locking
+        // sub-select inside `IN` may be re-run by the plan, and a re-run skips the rows this
+        // statement has just updated, so a claim could return fewer rows than were due.
+        let mut q = query::<D<B>>(format!(
+            "WITH picked AS (SELECT o.id FROM occurrences o{} \
+             WHERE o.status = 'pending' AND o.next_attempt_at <= ",
+            D::<B>::indexed_by("occurrences_due")
+        ));
+        q.val(now)
+            .push(" AND o.event_id IN (SELECT id FROM events WHERE status != 'paused' AND queue = ")
+            .val(queue)
+            .push(")");
+        push_tags(&mut q, "o.event_id", tags);
+        q.push(" ORDER BY o.next_attempt_at LIMIT ")
+            .val(limit)
+            .push(format!(
+                "{}) UPDATE occurrences SET status = 'dispatched', attempts = attempts + 1, lease_owner = ",
+                D::<B>::skip_locked("o")
+            ))
+            .val(format!("queue:{queue}"))
             .push(", lease_expires_at = ")
             .val(visible_until)
             .push(format!(
@@ -153,20 +169,7 @@ impl<B: Backend> QueueStore for B {
             ))
             .val(now)
             .push(format!(
-                " WHERE id IN (SELECT o.id FROM occurrences o{} \
-                 WHERE o.status = 'pending' AND o.next_attempt_at <= ",
-                D::<B>::indexed_by("occurrences_due")
-            ))
-            .val(now)
-            .push(" AND o.event_id IN (SELECT id FROM events WHERE status != 'paused' AND queue = ")
-            .val(queue)
-            .push(")");
-        push_tags(&mut q, "o.event_id", tags);
-        q.push(" ORDER BY o.next_attempt_at LIMIT ")
-            .val(limit)
-            .push(format!(
-                "{}) RETURNING {OCC_COLS}, claim_receipt",
-                D::<B>::skip_locked("o")
+                " WHERE id IN (SELECT id FROM picked) RETURNING {OCC_COLS}, claim_receipt"
             ));
         let mut tx = self.writes().begin().await?;
         expire_claims_in::<D<B>>(&mut tx, now).await?;

@@ -98,12 +98,24 @@ pub trait SearchStore: Send + Sync + 'static {
     async fn search_ready(&self) -> Result<()>;
 }
 
-/// ` AND status = …` and the tag filter of `f`.
-fn push_filters<D: Dialect>(q: &mut sqlx::QueryBuilder<D>, f: &EventFilter) {
+/// Joins the hits `x` (`hid` and `score` or `pos`, chosen, filtered by tag and cut to a page
+/// before) to their events, for `SELECT {EVENT_COLS} FROM (…) AS x`.
+fn push_join_events<D: Dialect>(q: &mut sqlx::QueryBuilder<D>, f: &EventFilter) {
+    q.push(format!(
+        ") AS x {} events ON events.id = x.hid WHERE events.status != 'deleted'",
+        D::JOIN_IN_ORDER
+    ));
     if let Some(s) = f.status {
-        q.push(" AND status = ").val(s.as_str());
+        q.push(" AND events.status = ").val(s.as_str());
     }
-    push_tags(q, "id", &f.tags);
+}
+
+/// ` ORDER BY {order} LIMIT n` inside the hits when no filter needs the events' rows (the
+/// status), so that only a page of events is read.
+fn push_page_of_hits<D: Dialect>(q: &mut sqlx::QueryBuilder<D>, f: &EventFilter, order: &str) {
+    if f.status.is_none() {
+        q.push(format!(" ORDER BY {order} LIMIT ")).val(f.limit);
+    }
 }
 
 #[async_trait]
@@ -125,20 +137,25 @@ impl<B: Backend> SearchStore for B {
         let older_after = match after {
             Some(SearchCursor::Older { id }) => Some(id),
             ranked => {
-                let mut q = query::<B::D>(format!("SELECT {EVENT_COLS}, score FROM "));
-                B::D::push_search_window(&mut q, &terms, window);
-                q.push(" WHERE status != 'deleted'");
-                push_filters(&mut q, f);
+                let mut q = query::<B::D>(format!(
+                    "SELECT {EVENT_COLS}, x.score FROM (SELECT h.id AS hid, h.score FROM "
+                ));
+                B::D::push_search_hits(&mut q, &terms, window);
+                q.push(" WHERE 1 = 1");
+                push_tags(&mut q, "h.id", &f.tags);
                 if let Some(SearchCursor::Ranked { score, id }) = ranked {
-                    q.push(" AND (score < ")
+                    q.push(" AND (h.score < ")
                         .val_f64(score)
-                        .push(" OR (score = ")
+                        .push(" OR (h.score = ")
                         .val_f64(score)
-                        .push(" AND id < ")
+                        .push(" AND h.id < ")
                         .val(id)
                         .push("))");
                 }
-                q.push(" ORDER BY score DESC, id DESC LIMIT ").val(f.limit);
+                push_page_of_hits(&mut q, f, "h.score DESC, h.id DESC");
+                push_join_events(&mut q, f);
+                q.push(" ORDER BY x.score DESC, events.id DESC LIMIT ")
+                    .val(f.limit);
                 for r in B::D::fetch(q, &mut c).await? {
                     let (event, score) = (r.event()?, r.float("score")?);
                     let cursor = SearchCursor::Ranked {
@@ -156,11 +173,19 @@ impl<B: Backend> SearchStore for B {
         };
         let rest = f.limit - found.len() as i64;
         if rest > 0 {
-            let mut q = query::<B::D>(format!("SELECT {EVENT_COLS} FROM "));
+            let page = EventFilter {
+                limit: rest,
+                ..f.clone()
+            };
+            let mut q = query::<B::D>(format!(
+                "SELECT {EVENT_COLS} FROM (SELECT h.id AS hid, h.pos FROM "
+            ));
             B::D::push_search_older(&mut q, &terms, window, older_after);
-            q.push(" WHERE status != 'deleted'");
-            push_filters(&mut q, f);
-            q.push(" ORDER BY pos DESC LIMIT ").val(rest);
+            q.push(" WHERE 1 = 1");
+            push_tags(&mut q, "h.id", &f.tags);
+            push_page_of_hits(&mut q, &page, "h.pos DESC");
+            push_join_events(&mut q, &page);
+            q.push(" ORDER BY x.pos DESC LIMIT ").val(rest);
             for r in B::D::fetch(q, &mut c).await? {
                 let event = r.event()?;
                 let cursor = SearchCursor::Older { id: event.id };

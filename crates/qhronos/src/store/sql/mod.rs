@@ -119,20 +119,22 @@ pub trait Dialect: Database + Sized {
     /// The text at `path` (`["params", "client_name"]`) of the JSON document in `column`.
     fn json_text(column: &str, path: &[&str]) -> String;
 
-    /// A relation named `e` of the newest `window` live events whose full-text index matches
-    /// every one of `terms` as a word prefix (terms: non-empty, letters and digits only), with
-    /// the events' columns and `score`, the relevance (higher is better; name weighs most, then
-    /// tags, description, metadata values). For `FROM`.
-    fn push_search_window(q: &mut QueryBuilder<Self>, terms: &[String], window: i64);
-    /// A relation named `e` of the live events matching `terms` that are older than the newest
-    /// `window` matches (and than the event `after`), with the events' columns and `pos`,
-    /// which orders them (higher is newer). For `FROM`, ordered by `pos DESC`.
+    /// A relation named `h` of the newest `window` live events whose full-text index matches
+    /// every one of `terms` as a word prefix (terms: non-empty, letters and digits only): their
+    /// `id` and `score`, the relevance (higher is better; name weighs most, then tags,
+    /// description, metadata values). For `FROM`; it reads no `events` row on SQLite.
+    fn push_search_hits(q: &mut QueryBuilder<Self>, terms: &[String], window: i64);
+    /// A relation named `h` of the live events matching `terms` that are older than the newest
+    /// `window` matches (and than the event `after`): their `id` and `pos`, which orders them
+    /// (higher is newer). For `FROM`, ordered by `pos DESC`.
     fn push_search_older(
         q: &mut QueryBuilder<Self>,
         terms: &[String],
         window: i64,
         after: Option<Uuid>,
     );
+    /// A join that keeps the order the tables are written in (SQLite's `CROSS JOIN`).
+    const JOIN_IN_ORDER: &'static str;
     /// A statement that runs a search on the full-text index and fails when it is not usable.
     const SEARCH_PROBE: &'static str;
 

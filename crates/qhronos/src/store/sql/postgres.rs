@@ -77,6 +77,7 @@ impl Dialect for Postgres {
         format!(" FOR UPDATE OF {of} SKIP LOCKED")
     }
     const GREATEST: &'static str = "GREATEST";
+    const JOIN_IN_ORDER: &'static str = "JOIN";
     const RECEIPT: &'static str = "replace(gen_random_uuid()::text, '-', '')";
 
     fn max_rows(_: usize) -> usize {
@@ -106,17 +107,18 @@ impl Dialect for Postgres {
         q.push_bind(v);
     }
 
-    fn push_search_window(q: &mut QueryBuilder<Postgres>, terms: &[String], window: i64) {
+    fn push_search_hits(q: &mut QueryBuilder<Postgres>, terms: &[String], window: i64) {
         // The newest `window` live matches (GIN finds them, or the primary key walked backwards
         // when most rows match), ranked by ts_rank, which weighs name (A) over tags (B),
         // description (C) and metadata (D), and depends on the row and the query only.
         q.push(
-            "(SELECT ev.*, ts_rank(ev.search, tq.q)::float8 AS score FROM to_tsquery('simple', ",
+            "(SELECT x.id, ts_rank(x.search, tq.q)::float8 AS score FROM events x, \
+             to_tsquery('simple', ",
         );
         q.push_bind(ts_expr(terms));
         q.push(format!(
-            ") AS tq(q), LATERAL (SELECT * FROM events x WHERE x.search @@ tq.q \
-             AND x.status != 'deleted' ORDER BY x.id DESC LIMIT {window}) AS ev) AS e"
+            ") AS tq(q) WHERE x.search @@ tq.q AND x.status != 'deleted' \
+             ORDER BY x.id DESC LIMIT {window}) AS h"
         ));
     }
 
@@ -128,7 +130,7 @@ impl Dialect for Postgres {
     ) {
         let expr = ts_expr(terms);
         q.push(
-            "(SELECT ev.*, ev.id AS pos FROM events ev WHERE ev.status != 'deleted' \
+            "(SELECT ev.id, ev.id AS pos FROM events ev WHERE ev.status != 'deleted' \
              AND ev.search @@ to_tsquery('simple', ",
         );
         q.push_bind(expr.clone());
@@ -145,7 +147,7 @@ impl Dialect for Postgres {
         if let Some(id) = after {
             q.push(" AND ev.id < ").val(id);
         }
-        q.push(") AS e");
+        q.push(") AS h");
     }
 
     const SEARCH_PROBE: &'static str =

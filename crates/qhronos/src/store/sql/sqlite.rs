@@ -31,6 +31,8 @@ impl Dialect for Sqlite {
         String::new()
     }
     const GREATEST: &'static str = "max";
+    // SQLite takes the tables of a CROSS JOIN in the order written.
+    const JOIN_IN_ORDER: &'static str = "CROSS JOIN";
     // SQLite's LIKE ignores ASCII case already.
     const RECEIPT: &'static str = "lower(hex(randomblob(16)))";
 
@@ -67,19 +69,16 @@ impl Dialect for Sqlite {
         q.push_bind(v);
     }
 
-    fn push_search_window(q: &mut QueryBuilder<Sqlite>, terms: &[String], window: i64) {
+    fn push_search_hits(q: &mut QueryBuilder<Sqlite>, terms: &[String], window: i64) {
         // FTS5 walks the matches newest first (by rowid) and stops after `window`, so bm25 is
         // computed for those only; it is lower for better matches, so it is negated. Weights:
-        // name, description, tags, metadata. Deleted events are not in the index.
+        // id (not indexed), name, description, tags, metadata. Deleted events are not indexed.
         q.push(
-            "(SELECT ev.*, w.score AS score FROM (SELECT rowid AS r, \
-             -bm25(events_fts, 10.0, 2.0, 5.0, 1.0) AS score FROM events_fts \
+            "(SELECT id, -bm25(events_fts, 0.0, 10.0, 2.0, 5.0, 1.0) AS score FROM events_fts \
              WHERE events_fts MATCH ",
         );
         q.val(fts_expr(terms));
-        q.push(format!(
-            " ORDER BY rowid DESC LIMIT {window}) AS w JOIN events ev ON ev.rowid = w.r) AS e"
-        ));
+        q.push(format!(" ORDER BY rowid DESC LIMIT {window}) AS h"));
     }
 
     fn push_search_older(
@@ -89,14 +88,11 @@ impl Dialect for Sqlite {
         after: Option<Uuid>,
     ) {
         let expr = fts_expr(terms);
-        q.push(
-            "(SELECT ev.*, events_fts.rowid AS pos FROM events_fts \
-             JOIN events ev ON ev.rowid = events_fts.rowid WHERE events_fts MATCH ",
-        );
+        q.push("(SELECT id, rowid AS pos FROM events_fts WHERE events_fts MATCH ");
         q.val(expr.clone());
         // Older than the window's oldest match (none when the window holds every match).
         q.push(
-            " AND events_fts.rowid < (SELECT r FROM (SELECT rowid AS r FROM events_fts \
+            " AND rowid < (SELECT r FROM (SELECT rowid AS r FROM events_fts \
              WHERE events_fts MATCH ",
         );
         q.val(expr);
@@ -104,11 +100,11 @@ impl Dialect for Sqlite {
             " ORDER BY rowid DESC LIMIT {window}) ORDER BY r LIMIT 1)"
         ));
         if let Some(id) = after {
-            q.push(" AND events_fts.rowid < (SELECT rowid FROM events WHERE id = ")
+            q.push(" AND rowid < (SELECT rowid FROM events WHERE id = ")
                 .val(id)
                 .push(")");
         }
-        q.push(") AS e");
+        q.push(") AS h");
     }
 
     const SEARCH_PROBE: &'static str =
