@@ -140,6 +140,9 @@ enum Cmd {
         events: usize,
         #[arg(long, default_value_t = 300)]
         queries: usize,
+        /// Keep the SQLite data directory here; a later run on it skips the fill.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// precision (1000/s, 30 s), burst 100000, create-latency, create-rate, batch-create.
     All,
@@ -376,8 +379,14 @@ async fn main() -> anyhow::Result<()> {
             bin.display()
         );
     }
-    if let Cmd::Search { events, queries } = cli.cmd {
-        return search::run(&bin, cli.database_url.clone(), events, queries).await;
+    if let Cmd::Search {
+        events,
+        queries,
+        ref data_dir,
+    } = cli.cmd
+    {
+        let keep = data_dir.clone();
+        return search::run(&bin, cli.database_url.clone(), keep, events, queries).await;
     }
     if cli.nodes > 1 && cli.database_url.is_none() {
         bail!("--nodes above 1 needs --database-url (several nodes share one PostgreSQL database)");

@@ -58,21 +58,26 @@ fn event(r: &mut StdRng, i: usize, now: i64) -> anyhow::Result<Event> {
 pub async fn run(
     bin: &Path,
     database_url: Option<String>,
+    keep: Option<std::path::PathBuf>,
     events: usize,
     queries: usize,
 ) -> anyhow::Result<()> {
-    let dir = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix("qhronos-bench-")
         .tempdir()?;
+    // A data directory to keep (SQLite): filled on the first run, reused by the next ones.
+    let dir = keep.unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    let reuse = database_url.is_none() && dir.join("qhronos.db").is_file();
     let db = database_url.as_deref().map(BenchDb::create).transpose()?;
     let url = match &db {
         Some(d) => d.url.clone(),
-        None => format!("sqlite://{}", dir.path().join("qhronos.db").display()),
+        None => format!("sqlite://{}", dir.join("qhronos.db").display()),
     };
     let mut r = StdRng::seed_from_u64(7);
     let now = jiff::Timestamp::now().as_millisecond();
     let t = Instant::now();
-    {
+    if !reuse {
         let store: std::sync::Arc<dyn Store> =
             qhronos::store::connect(&url, &Default::default()).await?;
         let mut done = 0;
@@ -97,13 +102,16 @@ pub async fn run(
         .as_ref()
         .map(|d| vec![("QHRONOS_DATABASE_URL", d.url.as_str())])
         .unwrap_or_default();
-    let server = Server::start(bin, dir.path(), &token, &env)?;
+    let server = Server::start(bin, &dir, &token, &env)?;
     let api = Api::new(&server.base, &token, "http://127.0.0.1:9/")?;
     let mut rows = vec![
         ("store", url.split(':').next().unwrap_or("?").to_string()),
         (
             "filled",
-            format!("{events} events in {:.1} s", fill.as_secs_f64()),
+            match reuse {
+                true => format!("reused {}", dir.display()),
+                false => format!("{events} events in {:.1} s", fill.as_secs_f64()),
+            },
         ),
     ];
     let cases: [(&str, fn(&mut StdRng) -> String); 2] = [
