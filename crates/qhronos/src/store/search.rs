@@ -98,22 +98,24 @@ pub trait SearchStore: Send + Sync + 'static {
     async fn search_ready(&self) -> Result<()>;
 }
 
-/// Joins the hits `x` (`hid` and `score` or `pos`, chosen, filtered by tag and cut to a page
-/// before) to their events, for `SELECT {EVENT_COLS} FROM (…) AS x`.
+/// Joins the hits `x` (key `k`, chosen and maybe cut to a page before) to their events and
+/// applies the filters, for `SELECT {EVENT_COLS} FROM (…) AS x`.
 fn push_join_events<D: Dialect>(q: &mut sqlx::QueryBuilder<D>, f: &EventFilter) {
     q.push(format!(
-        ") AS x {} events ON events.id = x.hid WHERE events.status != 'deleted'",
-        D::JOIN_IN_ORDER
+        ") AS x {} events ON events.{} = x.k WHERE events.status != 'deleted'",
+        D::JOIN_IN_ORDER,
+        D::SEARCH_KEY
     ));
     if let Some(s) = f.status {
         q.push(" AND events.status = ").val(s.as_str());
     }
+    push_tags(q, "events.id", &f.tags);
 }
 
-/// ` ORDER BY {order} LIMIT n` inside the hits when no filter needs the events' rows (the
-/// status), so that only a page of events is read.
+/// ` ORDER BY {order} LIMIT n` inside the hits when no filter needs the events' rows, so that
+/// only a page of events is read.
 fn push_page_of_hits<D: Dialect>(q: &mut sqlx::QueryBuilder<D>, f: &EventFilter, order: &str) {
-    if f.status.is_none() {
+    if f.status.is_none() && f.tags.is_empty() {
         q.push(format!(" ORDER BY {order} LIMIT ")).val(f.limit);
     }
 }
@@ -137,24 +139,23 @@ impl<B: Backend> SearchStore for B {
         let older_after = match after {
             Some(SearchCursor::Older { id }) => Some(id),
             ranked => {
+                // Best first; ties by the search key (newest first).
                 let mut q = query::<B::D>(format!(
-                    "SELECT {EVENT_COLS}, x.score FROM (SELECT h.id AS hid, h.score FROM "
+                    "SELECT {EVENT_COLS}, x.score FROM (SELECT h.k, h.score FROM "
                 ));
                 B::D::push_search_hits(&mut q, &terms, window);
-                q.push(" WHERE 1 = 1");
-                push_tags(&mut q, "h.id", &f.tags);
                 if let Some(SearchCursor::Ranked { score, id }) = ranked {
-                    q.push(" AND (h.score < ")
+                    q.push(" WHERE h.score < ")
                         .val_f64(score)
                         .push(" OR (h.score = ")
                         .val_f64(score)
-                        .push(" AND h.id < ")
-                        .val(id)
-                        .push("))");
+                        .push(" AND h.k < ");
+                    B::D::push_search_key_of(&mut q, id);
+                    q.push(")");
                 }
-                push_page_of_hits(&mut q, f, "h.score DESC, h.id DESC");
+                push_page_of_hits(&mut q, f, "h.score DESC, h.k DESC");
                 push_join_events(&mut q, f);
-                q.push(" ORDER BY x.score DESC, events.id DESC LIMIT ")
+                q.push(" ORDER BY x.score DESC, x.k DESC LIMIT ")
                     .val(f.limit);
                 for r in B::D::fetch(q, &mut c).await? {
                     let (event, score) = (r.event()?, r.float("score")?);
@@ -177,15 +178,11 @@ impl<B: Backend> SearchStore for B {
                 limit: rest,
                 ..f.clone()
             };
-            let mut q = query::<B::D>(format!(
-                "SELECT {EVENT_COLS} FROM (SELECT h.id AS hid, h.pos FROM "
-            ));
+            let mut q = query::<B::D>(format!("SELECT {EVENT_COLS} FROM (SELECT h.k FROM "));
             B::D::push_search_older(&mut q, &terms, window, older_after);
-            q.push(" WHERE 1 = 1");
-            push_tags(&mut q, "h.id", &f.tags);
-            push_page_of_hits(&mut q, &page, "h.pos DESC");
+            push_page_of_hits(&mut q, &page, "h.k DESC");
             push_join_events(&mut q, &page);
-            q.push(" ORDER BY x.pos DESC LIMIT ").val(rest);
+            q.push(" ORDER BY x.k DESC LIMIT ").val(rest);
             for r in B::D::fetch(q, &mut c).await? {
                 let event = r.event()?;
                 let cursor = SearchCursor::Older { id: event.id };

@@ -121,18 +121,24 @@ pub trait Dialect: Database + Sized {
 
     /// A relation named `h` of the newest `window` live events whose full-text index matches
     /// every one of `terms` as a word prefix (terms: non-empty, letters and digits only): their
-    /// `id` and `score`, the relevance (higher is better; name weighs most, then tags,
-    /// description, metadata values). For `FROM`; it reads no `events` row on SQLite.
+    /// key `k` (the events' [`Dialect::SEARCH_KEY`]) and `score`, the relevance (higher is
+    /// better; name weighs most, then tags, description, metadata values). For `FROM`; it reads
+    /// no `events` row on SQLite.
     fn push_search_hits(q: &mut QueryBuilder<Self>, terms: &[String], window: i64);
     /// A relation named `h` of the live events matching `terms` that are older than the newest
-    /// `window` matches (and than the event `after`): their `id` and `pos`, which orders them
-    /// (higher is newer). For `FROM`, ordered by `pos DESC`.
+    /// `window` matches (and than the event `after`): their key `k`, higher is newer. For
+    /// `FROM`, ordered by `k DESC`.
     fn push_search_older(
         q: &mut QueryBuilder<Self>,
         terms: &[String],
         window: i64,
         after: Option<Uuid>,
     );
+    /// The `events` column search hits are keyed and ordered by (`rowid`: the full-text
+    /// index's order on SQLite; `id` on PostgreSQL). Higher is newer.
+    const SEARCH_KEY: &'static str;
+    /// The [`Dialect::SEARCH_KEY`] of the event `id`, as an SQL expression.
+    fn push_search_key_of(q: &mut QueryBuilder<Self>, id: Uuid);
     /// A join that keeps the order the tables are written in (SQLite's `CROSS JOIN`).
     const JOIN_IN_ORDER: &'static str;
     /// A statement that runs a search on the full-text index and fails when it is not usable.

@@ -112,7 +112,7 @@ impl Dialect for Postgres {
         // when most rows match), ranked by ts_rank, which weighs name (A) over tags (B),
         // description (C) and metadata (D), and depends on the row and the query only.
         q.push(
-            "(SELECT x.id, ts_rank(x.search, tq.q)::float8 AS score FROM events x, \
+            "(SELECT x.id AS k, ts_rank(x.search, tq.q)::float8 AS score FROM events x, \
              to_tsquery('simple', ",
         );
         q.push_bind(ts_expr(terms));
@@ -130,7 +130,7 @@ impl Dialect for Postgres {
     ) {
         let expr = ts_expr(terms);
         q.push(
-            "(SELECT ev.id, ev.id AS pos FROM events ev WHERE ev.status != 'deleted' \
+            "(SELECT ev.id AS k FROM events ev WHERE ev.status != 'deleted' \
              AND ev.search @@ to_tsquery('simple', ",
         );
         q.push_bind(expr.clone());
@@ -148,6 +148,12 @@ impl Dialect for Postgres {
             q.push(" AND ev.id < ").val(id);
         }
         q.push(") AS h");
+    }
+
+    const SEARCH_KEY: &'static str = "id";
+
+    fn push_search_key_of(q: &mut QueryBuilder<Postgres>, id: Uuid) {
+        q.val(id);
     }
 
     const SEARCH_PROBE: &'static str =

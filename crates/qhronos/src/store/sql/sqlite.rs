@@ -72,10 +72,10 @@ impl Dialect for Sqlite {
     fn push_search_hits(q: &mut QueryBuilder<Sqlite>, terms: &[String], window: i64) {
         // FTS5 walks the matches newest first (by rowid) and stops after `window`, so bm25 is
         // computed for those only; it is lower for better matches, so it is negated. Weights:
-        // id (not indexed), name, description, tags, metadata. Deleted events are not indexed.
+        // name, description, tags, metadata. Deleted events are not indexed.
         q.push(
-            "(SELECT id, -bm25(events_fts, 0.0, 10.0, 2.0, 5.0, 1.0) AS score FROM events_fts \
-             WHERE events_fts MATCH ",
+            "(SELECT rowid AS k, -bm25(events_fts, 10.0, 2.0, 5.0, 1.0) AS score \
+             FROM events_fts WHERE events_fts MATCH ",
         );
         q.val(fts_expr(terms));
         q.push(format!(" ORDER BY rowid DESC LIMIT {window}) AS h"));
@@ -88,7 +88,7 @@ impl Dialect for Sqlite {
         after: Option<Uuid>,
     ) {
         let expr = fts_expr(terms);
-        q.push("(SELECT id, rowid AS pos FROM events_fts WHERE events_fts MATCH ");
+        q.push("(SELECT rowid AS k FROM events_fts WHERE events_fts MATCH ");
         q.val(expr.clone());
         // Older than the window's oldest match (none when the window holds every match).
         q.push(
@@ -100,11 +100,18 @@ impl Dialect for Sqlite {
             " ORDER BY rowid DESC LIMIT {window}) ORDER BY r LIMIT 1)"
         ));
         if let Some(id) = after {
-            q.push(" AND rowid < (SELECT rowid FROM events WHERE id = ")
-                .val(id)
-                .push(")");
+            q.push(" AND rowid < ");
+            Self::push_search_key_of(q, id);
         }
         q.push(") AS h");
+    }
+
+    const SEARCH_KEY: &'static str = "rowid";
+
+    fn push_search_key_of(q: &mut QueryBuilder<Sqlite>, id: Uuid) {
+        q.push("(SELECT rowid FROM events WHERE id = ")
+            .val(id)
+            .push(")");
     }
 
     const SEARCH_PROBE: &'static str =
