@@ -522,13 +522,19 @@ impl<B: Backend> AnalyticsStore for B {
             );
             t += width;
         }
+        // Buckets as wide as the stored cells group by `start` itself, in the primary key's
+        // order, so the rows are summed as they are read (no sort of the range's rows).
+        let b = match width == grain {
+            true => "start".to_string(),
+            false => format!("start - (start % {width})"),
+        };
         let mut q = query::<B::D>(format!(
-            "SELECT start - (start % {width}) AS b, metric, bin, CAST(SUM(n) AS BIGINT) AS n \
+            "SELECT {b} AS b, metric, bin, CAST(SUM(n) AS BIGINT) AS n \
              FROM analytics WHERE grain = {grain} AND start >= "
         ));
         q.val(from).push(" AND start < ").val(to);
         push_subjects(&mut q, "subject", &a.subjects);
-        q.push(" GROUP BY b, metric, bin");
+        q.push(format!(" GROUP BY {b}, metric, bin"));
         let mut c = self.reads().acquire().await?;
         for r in B::D::fetch(q, &mut c).await? {
             let Some(s) = buckets.get_mut(&r.int("b")?) else {
