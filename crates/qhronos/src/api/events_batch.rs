@@ -35,7 +35,7 @@ pub const BATCH_BODY_LIMIT: usize = 16 << 20;
 #[serde(deny_unknown_fields)]
 pub struct BatchIn {
     /// 1 to 1,000 events, each as in `POST /events`.
-    #[schema(value_type = Vec<EventIn>)]
+    #[schema(value_type = Vec<super::inputs::EventCreate>, min_items = 1, max_items = 1000)]
     pub events: Vec<serde_json::Value>,
 }
 
