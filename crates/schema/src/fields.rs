@@ -76,7 +76,7 @@ fn show_ms(ms: u64) -> String {
     UNITS
         .iter()
         .rev()
-        .find(|(_, per)| ms % per == 0)
+        .find(|(_, per)| ms.is_multiple_of(*per))
         .map_or(format!("{ms}ms"), |(u, per)| format!("{}{u}", ms / per))
 }
 
