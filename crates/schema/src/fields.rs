@@ -114,12 +114,12 @@ pub fn timezone_brief() -> Object {
 }
 
 /// Free text with at least one character that is not white space, of at most `max`
-/// characters.
+/// characters, without U+0000 (which no request body may hold: PostgreSQL cannot store it).
 pub fn text(max: usize) -> Object {
     string()
         .min_length(Some(1))
         .max_length(Some(max))
-        .pattern(Some(r"^[\s\S]*\S[\s\S]*$"))
+        .pattern(Some(r"^[^\x00]*[^\s\x00][^\x00]*$"))
         .build()
 }
 
@@ -128,7 +128,7 @@ pub fn tag() -> Object {
     string()
         .min_length(Some(1))
         .max_length(Some(TAG_MAX))
-        .pattern(Some(r"^[^,]*[^,\s][^,]*$"))
+        .pattern(Some(r"^[^,\x00]*[^,\s\x00][^,\x00]*$"))
         .build()
 }
 

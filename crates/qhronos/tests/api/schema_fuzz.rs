@@ -310,7 +310,7 @@ fn text(v: &Value) -> String {
 }
 
 /// One request of `method path` generated from the document, sent; (status, body).
-async fn send(app: &TestApp, g: &mut Gen, method: &str, path: &str) -> (u16, String) {
+async fn send(app: &TestApp, g: &mut Gen, method: &str, path: &str) -> (u16, String, String) {
     let op = g.doc["paths"][path][method].clone();
     let mut url_path = path.to_string();
     let mut query = Vec::new();
@@ -348,13 +348,15 @@ async fn send(app: &TestApp, g: &mut Gen, method: &str, path: &str) -> (u16, Str
         req = req.header(k, v);
     }
     let body_schema = &op["requestBody"]["content"]["application/json"]["schema"];
+    let mut sent = Value::Null;
     if !body_schema.is_null() {
-        let body = g.value(body_schema);
-        req = req.json(&body);
+        sent = g.value(body_schema);
+        req = req.json(&sent);
     }
     let resp = req.send().await.expect("an answer");
     let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap_or_default())
+    let text = resp.text().await.unwrap_or_default();
+    (status, text, format!("{url_path} {sent}"))
 }
 
 /// The operations an outside fuzzer found refusing what their schema allowed.
@@ -381,8 +383,8 @@ async fn requests_generated_from_the_openapi_document_are_accepted() {
         let mut t = Tally::default();
         let started = std::time::Instant::now();
         for _ in 0..N {
-            let (status, body) = send(&app, &mut g, method, path).await;
-            assert!(status < 500, "{method} {path}: {status} {body}");
+            let (status, body, sent) = send(&app, &mut g, method, path).await;
+            assert!(status < 500, "{method} {sent}: {status} {body}");
             match status {
                 101 | 200..=299 => t.accepted += 1,
                 404 | 409 | 422 => t.not_shape += 1,
