@@ -414,17 +414,3 @@ one alternative per shape of rule, with the fields that go together (`count` and
     }
     b.build().into()
 }
-
-/// The fields `recur`'s JSON form has that [`json_rule`] places (a test keeps them in step).
-pub fn json_fields() -> Vec<&'static str> {
-    let mut v = vec![
-        "frequency",
-        "interval",
-        "count",
-        "by_day",
-        "week_start",
-        "until",
-    ];
-    v.extend(PARTS.iter().map(|p| p.json));
-    v
-}

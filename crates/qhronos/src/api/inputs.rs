@@ -60,6 +60,17 @@ pub fn date_times() -> Schema {
     )
 }
 
+/// `events` of `POST /events/batch`: 1 to 1,000 events, each as in `POST /events`.
+pub fn batch_events() -> Schema {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name(EventCreate::name()))
+        .min_items(Some(1))
+        .max_items(Some(limits::BATCH_MAX))
+        .description(Some("1 to 1,000 events, each as in `POST /events`"))
+        .build()
+        .into()
+}
+
 pub fn tags() -> Schema {
     schema::tags()
 }
@@ -172,6 +183,13 @@ pub fn retry_after() -> Object {
     describe(
         schema::duration(),
         "Try again after this long (e.g. \"10s\"); default: the event's retry policy",
+    )
+}
+
+pub fn max_attempts() -> Object {
+    describe(
+        schema::int(1, limits::ATTEMPTS_MAX),
+        "Attempts in all, 1 to 100",
     )
 }
 

@@ -95,7 +95,7 @@ pub(super) async fn preview(
         .map(|a| parse_time("after", a).map_err(bad))
         .transpose()?;
     let limit = p.limit.unwrap_or(10);
-    if !(1..=1000).contains(&limit) {
+    if !(1..=qhronos_schema::limits::PREVIEW_MAX).contains(&limit) {
         return Err(bad(format!("limit: {limit} is not from 1 to 1000")));
     }
     let tz = p.timezone.as_deref().unwrap_or("UTC").to_string();

@@ -13,6 +13,7 @@ use crate::auth::{Access, Caller};
 use crate::domain::{fmt_ms, now_ms, parse_time};
 use crate::error::ApiError;
 use crate::store::TokenRecord;
+use qhronos_schema::limits;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -83,13 +84,13 @@ pub(super) async fn create_token(
         return Err(bad(format!("type '{k}' is not supported: only \"jwt\"")));
     }
     for tag in &t.scope {
-        if tag.trim().is_empty() || tag.contains(',') || tag.chars().count() > 128 {
+        if tag.trim().is_empty() || tag.contains(',') || tag.chars().count() > limits::TAG_MAX {
             return Err(bad(format!(
                 "scope: '{tag}' is not a valid tag (1 to 128 characters, no commas)"
             )));
         }
     }
-    if t.clients.len() > 100 {
+    if t.clients.len() > limits::CLIENTS_MAX {
         return Err(bad("clients: at most 100 client names".into()));
     }
     for c in &t.clients {

@@ -24,7 +24,7 @@ pub enum Backoff {
 pub struct RetryPolicy {
     /// Attempts in all, 1 to 100
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 100)]
+    #[schema(schema_with = crate::api::inputs::max_attempts)]
     pub max_attempts: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<Backoff>,
@@ -38,7 +38,7 @@ pub struct RetryPolicy {
 }
 
 /// Longest per-attempt timeout an event may ask for; the claim lease must outlast it.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+pub const MAX_TIMEOUT: Duration = Duration::from_millis(qhronos_schema::limits::TIMEOUT_MAX_MS);
 
 impl RetryPolicy {
     pub fn validate(&self) -> Result<(), String> {
@@ -46,7 +46,7 @@ impl RetryPolicy {
             return Err("retry.max_attempts must be at least 1".into());
         }
         if let Some(m) = self.max_attempts {
-            if m > 100 {
+            if u64::from(m) > qhronos_schema::limits::ATTEMPTS_MAX {
                 return Err("retry.max_attempts must be at most 100".into());
             }
         }
