@@ -92,7 +92,10 @@ pub fn legacy_url() -> Object {
 pub fn secret() -> Object {
     describe(
         ObjectBuilder::new()
-            .schema_type(Type::String)
+            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                Type::String,
+                Type::Null,
+            ]))
             .min_length(Some(1))
             .build(),
         "Write-only signing secret (`whsec_` + base64, or any string). Omitted on create: one is generated and returned once, in `hmac_secret` of the 201. `null` on an update generates a new one (returned once in the 200)",
@@ -113,8 +116,13 @@ pub fn action() -> RefOr<Schema> {
     Ref::from_schema_name(ActionIn::name()).into()
 }
 
-pub fn schedule() -> RefOr<Schema> {
-    Ref::from_schema_name(ScheduleIn::name()).into()
+/// A rule, or `null`: none (on an update, `null` removes the rule).
+pub fn schedule() -> Schema {
+    OneOfBuilder::new()
+        .item(Ref::from_schema_name(ScheduleIn::name()))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build()
+        .into()
 }
 
 pub fn preview_limit() -> Object {
