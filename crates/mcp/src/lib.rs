@@ -9,6 +9,7 @@
 //! (it names the field and what would be accepted), never a protocol failure.
 
 pub mod api;
+pub mod schemas;
 mod server;
 pub mod tools;
 

@@ -4,14 +4,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::{Api, Reply};
 
-/// A tool as listed to agents.
-#[derive(Debug, Clone)]
-pub struct ToolDef {
-    pub name: &'static str,
-    pub description: &'static str,
-    /// The JSON Schema of its arguments (an object).
-    pub schema: Value,
-}
+pub use crate::schemas::{list, ToolDef};
 
 /// Why a tool call did not work, in words an agent can act on: the REST API's own message
 /// (which names the field and what would be accepted), with its status.
@@ -25,201 +18,6 @@ impl std::fmt::Display for ToolError {
 }
 
 type Args = Map<String, Value>;
-
-const ID: &str = "An event id (a UUID, as returned by schedule or list_events)";
-
-fn id_schema(what: &str) -> Value {
-    json!({
-        "type": "object",
-        "properties": {"id": {"type": "string", "format": "uuid", "description": what}},
-        "required": ["id"],
-        "additionalProperties": false
-    })
-}
-
-fn delivery_schema() -> Value {
-    json!({
-        "description": "Where each occurrence is delivered; exactly one of the fields. Deliveries are retried until acknowledged (webhooks are signed, see the event's secret).",
-        "type": "object",
-        "properties": {
-            "webhook": {"type": "string", "format": "uri", "description": "POST a signed JSON body to this http(s) URL"},
-            "websocket": {"type": "string", "description": "Send to the WebSocket client registered under this name (GET /ws)"},
-            "queue": {"type": "string", "description": "Put it on this pull queue; fetch it with the claim tool and confirm with ack (no public URL needed)"},
-            "email": {
-                "type": "object",
-                "description": "Send an email (the server must have SMTP configured)",
-                "properties": {
-                    "to": {"type": "array", "items": {"type": "string", "format": "email"}, "minItems": 1},
-                    "subject": {"type": "string"},
-                    "text": {"type": "string"}
-                },
-                "required": ["to", "subject"]
-            }
-        },
-        "minProperties": 1,
-        "maxProperties": 1,
-        "additionalProperties": false
-    })
-}
-
-fn rule_schema() -> Value {
-    json!({
-        "description": "A recurrence rule: RRULE text such as \"FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=9;BYMINUTE=0\" (RFC 5545), or its JSON form {\"frequency\": \"weekly\", \"by_day\": [\"MO\"], \"by_hour\": [9], …}. Times in the rule are local to `timezone`. See the resource qhronos://docs/recurrence.",
-        "oneOf": [{"type": "string", "minLength": 1}, {"type": "object"}]
-    })
-}
-
-/// Every tool, in the order agents see them.
-pub fn list() -> Vec<ToolDef> {
-    vec![
-        ToolDef {
-            name: "schedule",
-            description: "Schedule something: one-time (`at` an instant, or `in` a delay such as \"20m\") or recurring (`rule`, evaluated in `timezone`, from `start`). Each occurrence is delivered to `deliver` with `payload`, retried until acknowledged, and every attempt is recorded. Returns the event (its id, `schedule_text` in words) and its next instants in UTC and in the zone.",
-            schema: json!({
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 256, "description": "What this is, e.g. \"remind me to call Ana\" (shown in lists, sent in the payload)"},
-                    "at": {"type": "string", "format": "date-time", "description": "One-time: when, RFC 3339 with an offset, e.g. 2026-12-24T18:00:00+01:00"},
-                    "in": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h|d)$", "description": "One-time: a delay from now, a whole number with a unit ms, s, m, h or d: \"90s\", \"20m\", \"2h\", \"1d\""},
-                    "rule": rule_schema(),
-                    "timezone": {"type": "string", "description": "IANA time zone the rule's times are in, e.g. \"Europe/Berlin\" (default UTC). \"Every weekday at 9\" in Berlin is rule FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=9;BYMINUTE=0 with timezone Europe/Berlin"},
-                    "start": {"type": "string", "format": "date-time", "description": "Recurring: the first instant the rule counts from (DTSTART), RFC 3339 with an offset; default the next whole minute. Parts the rule does not give (seconds, minutes, the hour of a daily rule) come from it"},
-                    "deliver": delivery_schema(),
-                    "payload": {"type": "object", "description": "JSON delivered with every occurrence (the event's metadata)"},
-                    "tags": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 128}, "maxItems": 64, "description": "Labels for finding it later (and for token scopes)"},
-                    "description": {"type": "string"}
-                },
-                "required": ["name", "deliver"],
-                "additionalProperties": false
-            }),
-        },
-        ToolDef {
-            name: "preview_schedule",
-            description: "The next instants of a rule without saving anything: in UTC and local to `timezone`, and the rule in words. Use it to check a rule before `schedule`.",
-            schema: json!({
-                "type": "object",
-                "properties": {
-                    "rule": rule_schema(),
-                    "timezone": {"type": "string", "description": "IANA time zone (default UTC)"},
-                    "start": {"type": "string", "format": "date-time", "description": "DTSTART, RFC 3339 with an offset; default the next whole minute"},
-                    "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}
-                },
-                "required": ["rule"],
-                "additionalProperties": false
-            }),
-        },
-        ToolDef {
-            name: "list_events",
-            description: "Find events, newest first: by text (`q`, in name or description), tags, status. Returns {data: [events], next_cursor}; pass next_cursor back as `cursor` for more.",
-            schema: json!({
-                "type": "object",
-                "properties": {
-                    "q": {"type": "string"},
-                    "tags": {"type": "array", "items": {"type": "string"}, "description": "Events with any of these tags"},
-                    "status": {"type": "string", "enum": ["active", "paused", "inactive"]},
-                    "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
-                    "cursor": {"type": "string"}
-                },
-                "additionalProperties": false
-            }),
-        },
-        ToolDef {
-            name: "get_event",
-            description: "One event: its schedule (RRULE and in words), delivery, payload, status.",
-            schema: id_schema(ID),
-        },
-        ToolDef {
-            name: "update_event",
-            description: "Change an event: only the fields given in `changes` change (the REST body of PUT /events/{id}: name, description, start_time or start_in, timezone, schedule, action, tags, metadata, retry, misfire). A schedule change re-plans future occurrences.",
-            schema: json!({
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string", "format": "uuid", "description": ID},
-                    "changes": {"type": "object", "minProperties": 1}
-                },
-                "required": ["id", "changes"],
-                "additionalProperties": false
-            }),
-        },
-        ToolDef {
-            name: "pause_event",
-            description: "Stop an event firing until resumed (what is already due waits).",
-            schema: id_schema(ID),
-        },
-        ToolDef {
-            name: "resume_event",
-            description: "Resume a paused event: a series continues with its next instance after now.",
-            schema: id_schema(ID),
-        },
-        ToolDef {
-            name: "cancel_event",
-            description: "Delete an event: occurrences not yet fired are cancelled. Cannot be undone.",
-            schema: id_schema(ID),
-        },
-        ToolDef {
-            name: "trigger_now",
-            description: "Fire one extra occurrence of an event now (its schedule is unchanged). Returns the occurrence.",
-            schema: id_schema(ID),
-        },
-        ToolDef {
-            name: "list_deliveries",
-            description: "Did it go through? Occurrences (deliveries) newest first — of one event (`event_id`) or all — with their status (pending, scheduled, dispatched, completed, failed, missed, cancelled); with `attempts: true` each comes with its attempts (status code, error, duration).",
-            schema: json!({
-                "type": "object",
-                "properties": {
-                    "event_id": {"type": "string", "format": "uuid"},
-                    "status": {"type": "string", "enum": ["pending", "scheduled", "dispatched", "completed", "failed", "missed", "cancelled"]},
-                    "tags": {"type": "array", "items": {"type": "string"}},
-                    "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-                    "cursor": {"type": "string"},
-                    "attempts": {"type": "boolean", "default": false, "description": "Include each occurrence's attempts (one more request per occurrence)"}
-                },
-                "additionalProperties": false
-            }),
-        },
-        ToolDef {
-            name: "retry_delivery",
-            description: "Send a failed or missed occurrence again, now, with a fresh set of attempts.",
-            schema: json!({
-                "type": "object",
-                "properties": {"occurrence_id": {"type": "string", "format": "uuid"}},
-                "required": ["occurrence_id"],
-                "additionalProperties": false
-            }),
-        },
-        ToolDef {
-            name: "claim",
-            description: "Take due occurrences from a pull queue (events delivered with {queue: name}), for an agent without a public URL: poll this, act, then `ack` each with its receipt. Unacknowledged ones come back after the visibility timeout.",
-            schema: json!({
-                "type": "object",
-                "properties": {
-                    "queue": {"type": "string", "minLength": 1},
-                    "max": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
-                    "wait": {"type": "string", "pattern": "^[0-9]+(ms|s|m)$", "description": "Long-poll an empty queue this long, e.g. \"20s\""},
-                    "visibility": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$", "description": "How long the claim hides the occurrence from other claimers"}
-                },
-                "required": ["queue"],
-                "additionalProperties": false
-            }),
-        },
-        ToolDef {
-            name: "ack",
-            description: "Confirm a claimed occurrence is done (with the receipt `claim` returned); with `failed: true` it goes back to the queue for another attempt (or fails after its last).",
-            schema: json!({
-                "type": "object",
-                "properties": {
-                    "occurrence_id": {"type": "string", "format": "uuid"},
-                    "receipt": {"type": "string", "minLength": 1},
-                    "failed": {"type": "boolean", "default": false},
-                    "error": {"type": "string", "description": "With failed: why"},
-                    "retry_after": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h|d)$"}
-                },
-                "required": ["occurrence_id", "receipt"],
-                "additionalProperties": false
-            }),
-        },
-    ]
-}
 
 fn str_arg<'a>(args: &'a Args, name: &str) -> Option<&'a str> {
     args.get(name).and_then(Value::as_str)
@@ -411,6 +209,16 @@ pub async fn call(
     name: &str,
     args: &Args,
 ) -> Result<Value, ToolError> {
+    // The schemas say `additionalProperties: false`: a misspelt argument is an error naming
+    // it, not silently ignored.
+    if let Some(known) = crate::schemas::arguments(name) {
+        if let Some(k) = args.keys().find(|k| !known.contains(k)) {
+            return Err(ToolError(format!(
+                "unknown argument '{k}': {name} takes {}",
+                known.join(", ")
+            )));
+        }
+    }
     match name {
         "schedule" => {
             let event = rest(api, auth, "POST", "/events", Some(event_body(args)?)).await?;
@@ -613,6 +421,35 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), tools.len(), "names are unique");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_argument_is_named() {
+        struct Never;
+        #[async_trait::async_trait]
+        impl Api for Never {
+            async fn call(
+                &self,
+                _: Option<&http::request::Parts>,
+                _: &str,
+                _: &str,
+                _: Option<Value>,
+            ) -> Result<Reply, String> {
+                Err("not called".into())
+            }
+        }
+        let e = call(
+            &Never,
+            None,
+            "get_event",
+            &args(json!({"id": "x", "idd": "y"})),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.0.contains("unknown argument 'idd'") && e.0.contains("id"),
+            "{e}"
+        );
     }
 
     #[test]

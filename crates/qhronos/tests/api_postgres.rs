@@ -53,6 +53,8 @@ mod private_pg;
 mod receipts;
 #[path = "api/restart.rs"]
 mod restart;
+#[path = "api/schema_fuzz.rs"]
+mod schema_fuzz;
 #[path = "api/scopes.rs"]
 mod scopes;
 #[path = "api/search.rs"]

@@ -20,76 +20,68 @@ fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// A recurrence rule: an RRULE string (`"FREQ=WEEKLY;BYDAY=MO,WE"`, with or without `RRULE:`)
-/// or its JSON form. `null` (on update) removes the rule.
-// Only the document uses this type: bodies keep `schedule` as JSON and
-// `domain::schedule::parse_schedule` reads it, so that an error names the bad part of the rule
-// rather than "did not match any variant of untagged enum". The JSON form is `recur`'s own
-// type, so the document cannot drift from what is parsed. It lives here, not in `recur`,
-// because what it says (`null` on update, the `RRULE:` prefix) is this API's contract.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum ScheduleInput {
-    Rrule(String),
-    Json(Box<JsonSchedule>),
-}
-
 /// The body of `POST /events` and `PUT /events/{id}` (where every field is optional).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "standup", "start_time": "2026-12-01T09:00:00+01:00", "timezone": "Europe/Berlin", "schedule": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "action": {"type": "webhook", "params": {"url": "https://example.com/hook"}}, "tags": ["team"], "metadata": {"room": 4}}))]
 pub struct EventIn {
     /// Required on create: 1 to 256 characters
+    #[schema(schema_with = super::inputs::event_name)]
     pub name: Option<String>,
     /// Free text; `null` clears it
     #[serde(default, deserialize_with = "double_option")]
     pub description: Option<Option<String>>,
     /// Required on create: RFC 3339 with an offset; the one-time instant, or DTSTART of a
     /// series
-    #[schema(format = DateTime)]
+    #[schema(schema_with = super::inputs::start_time)]
     pub start_time: Option<String>,
     /// Instead of `start_time`: a delay from now, a whole number with a unit ms, s, m, h or d
     /// (`"20m"`, `"2h"`). Resolved once, when the request is handled, and stored as the instant
     /// (responses show `start_time`); giving both is a 400
-    #[schema(value_type = Option<String>, example = "20m")]
+    #[schema(schema_with = super::inputs::start_in)]
     pub start_in: Option<String>,
     /// IANA time zone the rule is evaluated in; default `UTC`
+    #[schema(schema_with = super::inputs::timezone)]
     pub timezone: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<ScheduleInput>)]
+    #[schema(schema_with = super::inputs::schedule)]
     pub schedule: Option<Option<Value>>,
     /// RFC 3339 instants removed from the set (at most 1000)
+    #[schema(schema_with = super::inputs::date_times)]
     pub exdates: Option<Vec<String>>,
     /// RFC 3339 instants added to the set (at most 1000)
+    #[schema(schema_with = super::inputs::date_times)]
     pub rdates: Option<Vec<String>>,
     /// How to deliver (required on create, unless the legacy `webhook` or `webhook_url` is
     /// given); only http and https URLs
-    #[schema(value_type = Option<Action>)]
+    #[schema(schema_with = super::inputs::action)]
     pub action: Option<Value>,
     /// Legacy: a webhook URL.
+    #[schema(schema_with = super::inputs::legacy_url)]
     pub webhook: Option<String>,
     /// Legacy: a webhook URL.
+    #[schema(schema_with = super::inputs::legacy_url)]
     pub webhook_url: Option<String>,
     /// Tags for filtering and scopes: at most 64, each 1 to 128 characters, no commas
+    #[schema(schema_with = super::inputs::tags)]
     pub tags: Option<Vec<String>>,
     /// Any JSON object (at most 64 KiB), sent in the webhook body
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = super::inputs::metadata)]
     pub metadata: Option<Value>,
     /// Write-only signing secret (`whsec_` + base64, or any string). Omitted on create: one is
     /// generated and returned once, in `hmac_secret` of the 201. `null` on an update generates a
     /// new one (returned once in the 200)
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(schema_with = super::inputs::secret)]
     pub hmac_secret: Option<Option<String>>,
     pub retry: Option<RetryPolicy>,
     pub misfire: Option<MisfirePolicy>,
     /// `active` (default) or `paused`
+    #[schema(schema_with = super::inputs::event_status)]
     pub status: Option<String>,
 }
 
-const MAX_NAME: usize = 256;
-const MAX_TAG: usize = 128;
-const MAX_TAGS: usize = 64;
+use qhronos_schema::limits::{NAME_MAX as MAX_NAME, TAGS_MAX as MAX_TAGS, TAG_MAX as MAX_TAG};
 const MAX_METADATA: usize = 64 * 1024;
 
 impl EventIn {

@@ -116,7 +116,7 @@ fn earliest(occs: &[NewOccurrence]) -> Option<Millis> {
     path = "/events",
     tag = "events",
     params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a retry with the same key and body returns the same event")),
-    request_body = EventIn,
+    request_body = super::inputs::EventCreate,
     responses(
         (status = 201, description = "Created", body = EventOut),
         (status = 200, description = "Already created with this Idempotency-Key and body", body = EventOut),

@@ -26,7 +26,7 @@ use crate::error::ApiError;
 use crate::store::By;
 
 /// Most events in one `POST /events/batch`.
-pub const BATCH_MAX: usize = 1_000;
+pub const BATCH_MAX: usize = qhronos_schema::limits::BATCH_MAX;
 /// A batch of 1,000 events with some metadata does not fit the 1 MiB of other routes.
 pub const BATCH_BODY_LIMIT: usize = 16 << 20;
 
@@ -35,7 +35,7 @@ pub const BATCH_BODY_LIMIT: usize = 16 << 20;
 #[serde(deny_unknown_fields)]
 pub struct BatchIn {
     /// 1 to 1,000 events, each as in `POST /events`.
-    #[schema(value_type = Vec<EventIn>)]
+    #[schema(schema_with = super::inputs::batch_events)]
     pub events: Vec<serde_json::Value>,
 }
 

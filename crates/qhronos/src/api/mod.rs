@@ -14,6 +14,7 @@ pub mod extract;
 pub mod mcp;
 
 pub mod history;
+pub mod inputs;
 pub mod occurrences;
 pub mod openapi;
 pub mod queues;

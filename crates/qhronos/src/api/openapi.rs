@@ -15,14 +15,12 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
-use serde_json::json;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{
-    ContentBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Schema, Type,
-};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
+use super::inputs::Params;
 use super::AppState;
 use crate::auth::permissions::{PUBLIC, TABLE};
 use crate::domain::duration::Dur;
@@ -131,10 +129,10 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         super::mcp::mcp_doc,
     ),
     components(
-        schemas(ErrorBody, EventPage, OccurrencePage, TokenPage, AuditPage),
+        schemas(ErrorBody, EventPage, OccurrencePage, TokenPage, AuditPage, super::inputs::EventCreate, super::inputs::ScheduleIn, super::inputs::JsonScheduleIn, super::inputs::ActionIn, super::inputs::TimeZone),
         responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable, TooManyRequests),
     ),
-    modifiers(&Common),
+    modifiers(&Common, &Params),
     tags(
         (name = "events", description = "Events: what to deliver, where, and when"),
         (name = "occurrences", description = "Occurrences: one due instance of an event, with its delivery attempts"),
@@ -292,13 +290,7 @@ error_responses! {
 /// `"250ms"`, `"5s"`, `"2m"`, `"1h"`, `"1d"`: a whole number with a unit.
 impl PartialSchema for Dur {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some(
-                "A duration: a whole number with a unit ms, s, m, h or d, e.g. \"250ms\", \"5s\", \"2m\", \"1h\"",
-            ))
-            .examples([json!("5s")])
-            .into()
+        RefOr::T(qhronos_schema::duration().into())
     }
 }
 
@@ -554,18 +546,33 @@ mod tests {
     fn every_schedule_field_of_the_api_points_at_the_json_schedule_schema() {
         let doc = doc();
         let schemas = &doc["components"]["schemas"];
-        let json_form = Value::String("#/components/schemas/JsonSchedule".into());
-        let one_of = schemas["ScheduleInput"]["oneOf"]
+        let json_form = Value::String("#/components/schemas/JsonScheduleIn".into());
+        let one_of = schemas["ScheduleIn"]["oneOf"]
             .as_array()
-            .expect("ScheduleInput is a oneOf");
+            .expect("ScheduleIn is a oneOf");
         assert_eq!(one_of.len(), 2);
         assert_eq!(one_of[0]["type"], "string");
         assert_eq!(one_of[1]["$ref"], json_form);
+        // The JSON form's alternatives have exactly recur's fields between them.
+        let mut fields = BTreeSet::new();
+        for alt in schemas["JsonScheduleIn"]["oneOf"]
+            .as_array()
+            .expect("a oneOf")
+        {
+            fields.extend(
+                alt["properties"]
+                    .as_object()
+                    .expect("an object")
+                    .keys()
+                    .cloned(),
+            );
+        }
+        assert_eq!(fields, properties(&doc, "JsonSchedule"));
         // Inputs take either form; outputs give the JSON form next to the canonical RRULE.
         for input in ["EventIn", "PreviewIn"] {
             let s = &schemas[input]["properties"]["schedule"];
             assert!(
-                s.to_string().contains("#/components/schemas/ScheduleInput"),
+                s.to_string().contains("#/components/schemas/ScheduleIn"),
                 "{input}.schedule: {s}"
             );
         }

@@ -23,6 +23,7 @@ use crate::domain::occurrence::OccStatus;
 use crate::domain::{fmt_ms, now_ms};
 use crate::error::ApiError;
 use crate::store::{Claimed, Next, OccChange};
+use qhronos_schema::limits::{CLAIM_MAX, VISIBILITY_MAX_MS};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -31,7 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/occurrences/{id}/nack", post(nack))
 }
 
-const MAX_CLAIM: i64 = 100;
+const MAX_CLAIM: i64 = CLAIM_MAX as i64;
 
 /// One claimed occurrence.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -87,8 +88,8 @@ fn duration(p: &Params, k: &str) -> Result<Option<Duration>, ApiError> {
     params(
         ("queue" = String, Path, description = "The queue name (1 to 128 of A-Z a-z 0-9 . _ -)"),
         ("max" = Option<i64>, Query, description = "At most this many (1 to 100, default 1)"),
-        ("wait" = Option<String>, Query, description = "Long poll: wait up to this long when nothing is due, e.g. \"30s\" (at most pull.max_wait; default 0)"),
-        ("visibility" = Option<String>, Query, description = "How long the claim lasts (default pull.visibility_timeout)"),
+        ("wait" = Option<String>, Query, description = "Long poll: wait up to this long when nothing is due, e.g. \"30s\" (default 0); a longer wait than pull.max_wait waits pull.max_wait"),
+        ("visibility" = Option<String>, Query, description = "How long the claim lasts, 1ms to 12h (default pull.visibility_timeout)"),
     ),
     responses(
         (status = 200, description = "What was claimed (possibly nothing)", body = ClaimOut),
@@ -116,15 +117,13 @@ pub(super) async fn claim(
             })?,
     };
     let cfg = &st.config.pull;
-    let wait = duration(&p, "wait")?.unwrap_or_default();
-    if wait > cfg.max_wait.0 {
-        return Err(ApiError::BadRequest(format!(
-            "wait: at most {} (pull.max_wait)",
-            cfg.max_wait
-        )));
-    }
+    // A long poll may always answer early (with nothing), so a longer `wait` than the server
+    // allows is not an error: it waits what the server allows.
+    let wait = duration(&p, "wait")?
+        .unwrap_or_default()
+        .min(cfg.max_wait.0);
     let visibility = duration(&p, "visibility")?.unwrap_or(cfg.visibility_timeout.0);
-    if visibility.is_zero() || visibility > Duration::from_secs(12 * 3600) {
+    if visibility.is_zero() || visibility > Duration::from_millis(VISIBILITY_MAX_MS) {
         return Err(ApiError::BadRequest(
             "visibility: from 1ms to 12h".to_string(),
         ));
@@ -179,6 +178,7 @@ fn out(st: &AppState, c: &Claimed, receipt: &str, visible_until: i64) -> Claimed
 #[serde(deny_unknown_fields)]
 pub struct AckIn {
     /// Required: the `receipt` of the claim being acknowledged
+    #[schema(schema_with = super::inputs::receipt, required = true)]
     pub receipt: Option<String>,
 }
 
@@ -187,9 +187,10 @@ pub struct AckIn {
 #[serde(deny_unknown_fields)]
 pub struct NackIn {
     /// Required: the `receipt` of the claim being returned
+    #[schema(schema_with = super::inputs::receipt, required = true)]
     pub receipt: Option<String>,
     /// Try again after this long (e.g. "10s"); default: the event's retry policy
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = super::inputs::retry_after)]
     pub retry_after: Option<Dur>,
     /// Recorded as the attempt's error
     pub error: Option<String>,

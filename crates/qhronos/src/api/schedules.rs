@@ -21,22 +21,25 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub(super) struct PreviewIn {
     /// Required: DTSTART, an RFC 3339 time with an offset.
-    #[schema(format = DateTime)]
+    #[schema(schema_with = qhronos_schema::date_time, required = true)]
     start_time: Option<String>,
     /// IANA time zone the rule is evaluated in; default `UTC`.
+    #[schema(schema_with = super::inputs::timezone)]
     timezone: Option<String>,
     /// An RRULE string or its JSON form; none: only `start_time` and `rdates`.
-    #[schema(value_type = Option<super::event_io::ScheduleInput>)]
+    #[schema(schema_with = super::inputs::schedule)]
     schedule: Option<Value>,
     /// RFC 3339 instants removed from the set.
+    #[schema(schema_with = super::inputs::date_times)]
     exdates: Option<Vec<String>>,
     /// RFC 3339 instants added to the set.
+    #[schema(schema_with = super::inputs::date_times)]
     rdates: Option<Vec<String>>,
     /// Only instants strictly after this.
-    #[schema(format = DateTime)]
+    #[schema(schema_with = super::inputs::after)]
     after: Option<String>,
     /// How many instants (default 10, at most 1000).
-    #[schema(minimum = 1, maximum = 1000)]
+    #[schema(schema_with = super::inputs::preview_limit)]
     limit: Option<usize>,
 }
 
@@ -92,7 +95,7 @@ pub(super) async fn preview(
         .map(|a| parse_time("after", a).map_err(bad))
         .transpose()?;
     let limit = p.limit.unwrap_or(10);
-    if !(1..=1000).contains(&limit) {
+    if !(1..=qhronos_schema::limits::PREVIEW_MAX).contains(&limit) {
         return Err(bad(format!("limit: {limit} is not from 1 to 1000")));
     }
     let tz = p.timezone.as_deref().unwrap_or("UTC").to_string();

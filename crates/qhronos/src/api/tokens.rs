@@ -13,6 +13,7 @@ use crate::auth::{Access, Caller};
 use crate::domain::{fmt_ms, now_ms, parse_time};
 use crate::error::ApiError;
 use crate::store::TokenRecord;
+use qhronos_schema::limits;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,23 +26,26 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub(super) struct TokenIn {
     /// Required: who the token is for (1 to 256 characters).
+    #[schema(schema_with = super::inputs::token_sub, required = true)]
     sub: Option<String>,
     /// Required.
-    #[schema(value_type = Option<super::openapi::AccessDoc>)]
+    #[schema(value_type = super::openapi::AccessDoc, required = true)]
     access: Option<String>,
     /// Tags the token is limited to; empty: every event.
     #[serde(default)]
+    #[schema(schema_with = super::inputs::scope)]
     scope: Vec<String>,
     /// WebSocket client names the token may register (`GET /ws` client hooks), besides the
     /// one equal to its `sub`; at most 100, each 1 to 128 of A-Z a-z 0-9 . _ -.
     #[serde(default)]
+    #[schema(schema_with = super::inputs::clients)]
     clients: Vec<String>,
     /// Required: an RFC 3339 time in the future.
-    #[schema(format = DateTime)]
+    #[schema(schema_with = super::inputs::expires_at, required = true)]
     expires_at: Option<String>,
     /// Only `jwt`.
     #[serde(rename = "type")]
-    #[schema(example = "jwt")]
+    #[schema(schema_with = super::inputs::token_type)]
     kind: Option<String>,
 }
 
@@ -68,7 +72,7 @@ pub(super) async fn create_token(
         .sub
         .as_deref()
         .map(str::trim)
-        .filter(|s| !s.is_empty() && s.len() <= 256)
+        .filter(|s| !s.is_empty() && s.chars().count() <= qhronos_schema::limits::SUB_MAX)
         .ok_or_else(|| bad("sub is required (1 to 256 characters): who the token is for".into()))?;
     let access = Access::parse(
         t.access
@@ -80,13 +84,13 @@ pub(super) async fn create_token(
         return Err(bad(format!("type '{k}' is not supported: only \"jwt\"")));
     }
     for tag in &t.scope {
-        if tag.trim().is_empty() || tag.contains(',') || tag.chars().count() > 128 {
+        if tag.trim().is_empty() || tag.contains(',') || tag.chars().count() > limits::TAG_MAX {
             return Err(bad(format!(
                 "scope: '{tag}' is not a valid tag (1 to 128 characters, no commas)"
             )));
         }
     }
-    if t.clients.len() > 100 {
+    if t.clients.len() > limits::CLIENTS_MAX {
         return Err(bad("clients: at most 100 client names".into()));
     }
     for c in &t.clients {

@@ -125,12 +125,12 @@ fn template_fields(
     Ok((name, version))
 }
 
-const MAX_HEADERS: usize = 32;
+const MAX_HEADERS: usize = qhronos_schema::limits::HEADERS_MAX;
 
 /// What responses show in place of an `apicall` header value.
 pub const MASKED: &str = "***";
 
-const MAX_RECIPIENTS: usize = 50;
+const MAX_RECIPIENTS: usize = qhronos_schema::limits::RECIPIENTS_MAX;
 const TYPES: &str = "'webhook', 'apicall', 'websocket', 'pull' or 'email'";
 
 impl Action {
@@ -518,7 +518,7 @@ impl Action {
 /// Client and queue names: 1 to 128 of `A-Z a-z 0-9 . _ -`.
 pub fn check_name(field: &str, s: &str) -> Result<String, String> {
     if s.is_empty()
-        || s.len() > 128
+        || s.len() > qhronos_schema::limits::KEY_MAX
         || !s
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))

@@ -22,7 +22,9 @@ pub enum Backoff {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
+    /// Attempts in all, 1 to 100
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::api::inputs::max_attempts)]
     pub max_attempts: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<Backoff>,
@@ -31,11 +33,12 @@ pub struct RetryPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delay: Option<Dur>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::api::inputs::retry_timeout)]
     pub timeout: Option<Dur>,
 }
 
 /// Longest per-attempt timeout an event may ask for; the claim lease must outlast it.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+pub const MAX_TIMEOUT: Duration = Duration::from_millis(qhronos_schema::limits::TIMEOUT_MAX_MS);
 
 impl RetryPolicy {
     pub fn validate(&self) -> Result<(), String> {
@@ -43,7 +46,7 @@ impl RetryPolicy {
             return Err("retry.max_attempts must be at least 1".into());
         }
         if let Some(m) = self.max_attempts {
-            if m > 100 {
+            if u64::from(m) > qhronos_schema::limits::ATTEMPTS_MAX {
                 return Err("retry.max_attempts must be at most 100".into());
             }
         }
@@ -52,11 +55,8 @@ impl RetryPolicy {
                 return Err("retry.timeout must be between 1ms and 60s".into());
             }
         }
-        if let (Some(i), Some(m)) = (self.initial_delay, self.max_delay) {
-            if i > m {
-                return Err("retry.initial_delay must not exceed retry.max_delay".into());
-            }
-        }
+        // An `initial_delay` above `max_delay` is not an error: `max_delay` caps every step
+        // (`Retry::base_delay`), so each retry waits `max_delay`.
         Ok(())
     }
 

@@ -454,7 +454,7 @@ async fn the_last_nack_fails_the_occurrence_and_scopes_limit_what_a_token_claims
     assert_eq!(o["status"], "failed");
     for (q, says) in [
         ("q2/claim?max=0", "max"),
-        ("q2/claim?wait=1h", "wait"),
+        ("q2/claim?wait=soon", "wait"),
         ("bad%20name/claim", "queue"),
         ("q2/claim?what=1", "unknown query parameter"),
     ] {

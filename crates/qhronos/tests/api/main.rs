@@ -23,6 +23,8 @@ mod openapi;
 mod operations;
 mod receipts;
 mod restart;
+mod schema_drift;
+mod schema_fuzz;
 mod scopes;
 mod search;
 mod secrets;

@@ -1,5 +1,7 @@
 //! `/mcp`: the MCP tools over streamable HTTP, end to end, behind the same gate as REST.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, TestApp, TOKEN};
@@ -253,4 +255,149 @@ async fn resources_and_prompts() {
             .contains("stretch"),
         "{p}"
     );
+}
+
+/// An MCP client of the SDK (`rmcp`'s client side), connected to `/mcp` with `token`.
+async fn sdk_client(
+    app: &TestApp,
+    token: &str,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::ServiceExt;
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("http://{}/mcp", app.addr))
+        .auth_header(token.to_string());
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("the SDK client initializes")
+}
+
+/// A tool call through the SDK client: `Ok(structured result)` or `Err(the tool error's text)`.
+async fn sdk_tool(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    name: &'static str,
+    args: Value,
+) -> Result<Value, String> {
+    let params = rmcp::model::CallToolRequestParams::new(name)
+        .with_arguments(args.as_object().cloned().unwrap_or_default());
+    let r = client
+        .call_tool(params)
+        .await
+        .expect("a tool result, never a protocol error");
+    if r.is_error == Some(true) {
+        let content = serde_json::to_value(&r.content).unwrap();
+        return Err(content[0]["text"].as_str().unwrap_or_default().to_string());
+    }
+    Ok(r.structured_content.unwrap_or(Value::Null))
+}
+
+/// The HMAC-SHA256 of `body` with `secret`, in hex (`X-Qhronos-Signature`).
+fn hex_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    m.update(body);
+    hex::encode(m.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn an_sdk_client_schedules_a_webhook_that_arrives_signed_about_a_second_later() {
+    let app = spawn_app().await;
+    let receiver = crate::helpers::Receiver::start(vec![200]).await;
+    let client = sdk_client(&app, TOKEN).await;
+    let info = client.peer_info().expect("the server's initialize answer");
+    assert_eq!(
+        info.server_info.as_ref().map(|i| i.name.as_str()),
+        Some("qhronos")
+    );
+    let tools = client.list_all_tools().await.expect("tools/list");
+    let schedule = tools
+        .iter()
+        .find(|t| t.name == "schedule")
+        .expect("schedule is listed");
+    assert_eq!(
+        schedule.input_schema["additionalProperties"],
+        Value::Bool(false)
+    );
+    assert!(tools.len() >= 13, "{}", tools.len());
+
+    let asked = jiff::Timestamp::now();
+    let out = sdk_tool(
+        &client,
+        "schedule",
+        json!({"name": "wake me", "in": "1s", "deliver": {"webhook": receiver.url()}, "payload": {"task": "stand up"}}),
+    )
+    .await
+    .unwrap();
+    let secret = out["event"]["hmac_secret"]
+        .as_str()
+        .expect("the generated secret")
+        .to_string();
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    let r = &got[0];
+    let waited = r.at.duration_since(asked).as_secs_f64();
+    assert!((0.9..5.0).contains(&waited), "arrived after {waited}s");
+    assert_eq!(r.json()["metadata"], json!({"task": "stand up"}));
+    assert_eq!(r.json()["event_id"], out["event"]["id"]);
+    assert_eq!(
+        r.header("x-qhronos-signature"),
+        hex_signature(&secret, &r.body),
+        "signed with the event's secret"
+    );
+    assert!(r.header("webhook-signature").starts_with("v1,"));
+
+    // A bad rule: a tool error naming the part, not a protocol error.
+    let e = sdk_tool(
+        &client,
+        "schedule",
+        json!({"name": "x", "rule": "FREQ=DAILY;BYMINUTE=75", "deliver": {"queue": "q"}}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("BYMINUTE") && e.contains("400"), "{e}");
+    let e = sdk_tool(
+        &client,
+        "get_event",
+        json!({"id": out["event"]["id"], "verbose": true}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("unknown argument 'verbose'"), "{e}");
+    client.cancel().await.expect("closes");
+}
+
+#[tokio::test]
+async fn sdk_clients_act_as_their_tokens() {
+    let app = spawn_app().await;
+    let reader = sdk_client(&app, &app.token("read", &[]).await).await;
+    let e = sdk_tool(
+        &reader,
+        "schedule",
+        json!({"name": "x", "in": "1h", "deliver": {"queue": "q"}}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("403"), "a read token cannot schedule: {e}");
+
+    let master = sdk_client(&app, TOKEN).await;
+    for (name, tag) in [("a's", "team-a"), ("b's", "team-b")] {
+        sdk_tool(
+            &master,
+            "schedule",
+            json!({"name": name, "in": "1h", "deliver": {"queue": "q"}, "tags": [tag]}),
+        )
+        .await
+        .unwrap();
+    }
+    let team_a = sdk_client(&app, &app.token("read_write", &["team-a"]).await).await;
+    let listed = sdk_tool(&team_a, "list_events", json!({})).await.unwrap();
+    let names: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a's"], "a scoped token sees only its events");
+    for c in [reader, master, team_a] {
+        c.cancel().await.expect("closes");
+    }
 }

@@ -186,3 +186,30 @@ async fn bad_query_parameters_are_named() {
         assert!(v["error"].as_str().unwrap().contains(msg), "{p}: {v}");
     }
 }
+
+/// PostgreSQL cannot store U+0000 in text or JSONB: every backend refuses it with a 400 that
+/// names where it is, instead of a 500 from the store (found by tests/api/schema_fuzz.rs).
+#[tokio::test]
+async fn a_nul_character_in_a_body_is_a_400_naming_where() {
+    let app = spawn_app().await;
+    let mut e = crate::helpers::webhook_event("http://127.0.0.1:9/h", 600_000);
+    e["name"] = json!("wake\u{0}me");
+    let (s, v) = app.post("/events", e.clone()).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().starts_with("$.name:"), "{v}");
+    e["name"] = json!("ok");
+    e["metadata"] = json!({"list": ["a", "b\u{0}"]});
+    let (s, v) = app.post("/events/batch", json!({"events": [e]})).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("$.events[0].metadata.list[1]:"),
+        "{v}"
+    );
+    // An escaped backslash before "u0000" is text, not a NUL.
+    e["metadata"] = json!({"path": "C:\\u0000"});
+    let (s, v) = app.post("/events", e).await;
+    assert_eq!(s, 201, "{v}");
+}
