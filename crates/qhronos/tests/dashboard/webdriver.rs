@@ -274,7 +274,14 @@ impl Session {
             .unwrap_or_default()
     }
 
+    /// Clicks like a person: the element scrolled to the middle of the window first (the
+    /// page's sticky header would otherwise cover what WebDriver scrolls to the top).
     pub async fn click(&self, e: &El) {
+        self.exec(
+            "arguments[0].scrollIntoView({block: 'center'})",
+            vec![json!({ ELEMENT: e.0 })],
+        )
+        .await;
         self.cmd("POST", &format!("/element/{}/click", e.0), Some(json!({})))
             .await
             .unwrap_or_else(|err| panic!("click: {err}"));

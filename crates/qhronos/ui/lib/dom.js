@@ -1,13 +1,15 @@
-// Building the page without innerHTML: every string a caller passes becomes a text node, so
+// Building the page without ever parsing markup: every string a caller passes becomes a text node, so
 // user data (an event named "<img src=x onerror=alert(1)>") is shown as those characters.
 
-/** h("tag.class", {attr: value, onclick: fn}, child, ...): an element. Children may be
+/** h("tag#id.class", {attr: value, onclick: fn}, child, ...): an element. Children may be
  * strings (text), numbers, nodes, arrays of those, or null/false (skipped). */
 export function h(spec, attrs, ...children) {
-  const [tag, ...classes] = spec.split(".");
+  const [head, ...classes] = spec.split(".");
+  const [tag, id] = head.split("#");
   const el = document.createElement(tag || "div");
+  if (id) el.id = id;
   if (classes.length) el.className = classes.join(" ");
-  if (attrs && (typeof attrs !== "object" || attrs instanceof Node || Array.isArray(attrs))) {
+  if (attrs !== undefined && attrs !== null && (typeof attrs !== "object" || attrs instanceof Node || Array.isArray(attrs))) {
     children.unshift(attrs);
     attrs = null;
   }

@@ -29,7 +29,8 @@ export function relative(iso, now = Date.now()) {
   const s = Math.round((new Date(iso).getTime() - now) / 1000);
   const a = Math.abs(s);
   const t = a < 60 ? `${a} s` : a < 3600 ? `${Math.round(a / 60)} min` : a < 86400 ? `${Math.round(a / 3600)} h` : `${Math.round(a / 86400)} d`;
-  return s >= 0 ? `in ${t}` : `${t} ago`;
+  if (a < 2) return "just now";
+  return s > 0 ? `in ${t}` : `${t} ago`;
 }
 
 /** The offset of `zone` at instant `ms`, in minutes east of UTC. */

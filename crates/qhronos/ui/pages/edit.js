@@ -164,7 +164,7 @@ export async function mount({ main, params, go }) {
   const ap = a.params || {};
   const act = {
     type: select(ACTIONS.map((t) => [t, t]), a.type, { "data-field": "action.type", id: "f-action-type" }),
-    url: inp("action.params.url", { type: "url", value: ap.url || "", placeholder: "https://example.com/hook" }),
+    url: inp("action.params.url", { type: "url", value: ap.url || "", placeholder: "the receiver's URL" }),
     method: select(["POST", "GET", "PUT", "PATCH", "DELETE"].map((m) => [m, m]), ap.method || "POST", { "data-field": "action.params.method", id: "f-action-params-method" }),
     headers: area("action.params.headers", { value: ap.headers ? JSON.stringify(ap.headers) : "" }),
     body: area("action.params.body", { value: ap.body !== undefined ? JSON.stringify(ap.body, null, 2) : "" }),

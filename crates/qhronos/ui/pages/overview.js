@@ -33,7 +33,7 @@ export async function mount({ main, me }) {
       h("div.tile", h("span.muted", "Scheduler"), h("strong", badge(sch.healthy ? "ok" : "unhealthy")), h("small.muted", "heartbeat ", sch.heartbeat_at ? relative(sch.heartbeat_at) : "never")),
       h("div.tile", h("span.muted", "Lateness p50 / p99"), h("strong", `${cur.lateness_ms.p50 ?? "—"} / ${cur.lateness_ms.p99 ?? "—"}`), h("small.muted", "ms, this hour")),
       h("div.tile", h("span.muted", "Oldest overdue"), h("strong", st.queue.oldest_overdue_seconds == null ? "none" : `${Math.round(st.queue.oldest_overdue_seconds)} s`)),
-      h("div.tile", h("span.muted", "Version"), h("strong", st.version), h("small.muted", st.store, " · up ", relative(st.started_at)))));
+      h("div.tile", h("span.muted", "Version"), h("strong", st.version), h("small.muted", st.store, " · started ", relative(st.started_at)))));
     // /status counts the whole store: shown to callers who see the whole store.
     fill(counts, !me.scope && st.occurrences ? [h("h2", "Occurrences by status"), h("div.tiles", { id: "counts" }, STATUSES.map((s) =>
       h("a.tile", { href: "/ui/deliveries?status=" + s, "data-status": s }, h("span", badge(s)), h("strong", st.occurrences[s] ?? 0))))] : null);
