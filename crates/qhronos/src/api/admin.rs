@@ -18,35 +18,12 @@ pub fn router() -> Router<AppState> {
         .route("/admin/config", get(config_summary))
 }
 
-/// The settings that hold a secret, as JSON pointers into the serialised `Config`: the
-/// summary says only whether each is set. `database_url` is among them because a PostgreSQL
-/// URL may carry a password.
-const SECRET_SETTINGS: &[&str] = &[
-    "/master_token",
-    "/database_url",
-    "/auth/jwt_secret",
-    "/smtp/user",
-    "/smtp/password",
-];
-
-/// The configuration in force with every secret replaced by `"(set)"` or `null`.
-pub fn redacted(config: &crate::config::Config) -> Value {
-    let mut v = serde_json::to_value(config).unwrap_or(Value::Null);
-    for ptr in SECRET_SETTINGS {
-        if let Some(slot) = v.pointer_mut(ptr) {
-            let set = slot.as_str().is_some_and(|s| !s.is_empty());
-            *slot = if set { json!("(set)") } else { Value::Null };
-        }
-    }
-    v
-}
-
 /// Configuration summary
 ///
 /// Version, store, uptime and the configuration in force (defaults, file, environment and
-/// flags merged), with every secret (`master_token`, `database_url`, `auth.jwt_secret`,
-/// `smtp.user`, `smtp.password`) replaced by `"(set)"` or `null`. Only the master token or an
-/// admin token without a scope.
+/// flags merged) as `qhronosd config check` prints it: every secret that is set
+/// (`master_token`, `auth.jwt_secret`, `smtp.password`, a password in `database_url`) reads
+/// `***`. Only the master token or an admin token without a scope.
 #[utoipa::path(
     get,
     path = "/admin/config",
@@ -70,7 +47,7 @@ pub(super) async fn config_summary(
         "store": st.store_kind,
         "started_at": crate::domain::fmt_ms(st.started_at),
         "uptime_seconds": st.started.elapsed().as_secs(),
-        "config": redacted(&st.config),
+        "config": crate::config::masked(&st.config),
     })))
 }
 
@@ -171,26 +148,4 @@ pub(super) async fn list_backups(
         .display()
         .to_string();
     Ok(Json(BackupList { dir, data }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_summary_holds_no_secret_and_says_which_are_set() {
-        let mut c = crate::config::Config::default();
-        c.master_token = Some("SECRET-master".into());
-        c.database_url = Some("postgres://u:SECRET-pw@db/q".into());
-        c.auth.jwt_secret = Some("SECRET-jwt".into());
-        c.smtp.user = Some("SECRET-user".into());
-        c.smtp.password = Some("SECRET-smtp".into());
-        let v = redacted(&c);
-        assert!(!v.to_string().contains("SECRET"), "{v}");
-        assert_eq!(v["master_token"], "(set)");
-        assert_eq!(v["smtp"]["password"], "(set)");
-        assert_eq!(v["engine"]["look_ahead"], json!("1h"), "{v}");
-        let d = redacted(&crate::config::Config::default());
-        assert_eq!(d["auth"]["jwt_secret"], Value::Null);
-    }
 }

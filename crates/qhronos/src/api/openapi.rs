@@ -454,7 +454,7 @@ pub struct BackupOut {
     pub took_ms: i64,
 }
 
-/// `GET /admin/config`. No secret: those settings read `"(set)"` or `null`.
+/// `GET /admin/config`. No secret: those that are set read `***`.
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)]
 pub struct ConfigSummary {
@@ -464,7 +464,7 @@ pub struct ConfigSummary {
     #[schema(format = DateTime)]
     pub started_at: String,
     pub uptime_seconds: u64,
-    /// Every setting as in docs/configuration.md, secrets redacted.
+    /// Every setting as in docs/configuration.md, secrets masked.
     #[schema(value_type = Object)]
     pub config: serde_json::Value,
 }
