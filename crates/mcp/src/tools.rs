@@ -188,6 +188,20 @@ pub fn list() -> Vec<ToolDef> {
             }),
         },
         ToolDef {
+            name: "whoami",
+            description: "Who the token is: its subject, access (read, write, read_write, admin, master), the tags it is limited to, and what it may do. Ask this before offering changes.",
+            schema: json!({"type": "object", "properties": {}, "additionalProperties": false}),
+        },
+        ToolDef {
+            name: "list_channels",
+            description: "What listens: the WebSocket clients and tag listeners connected (to the node answering), and every pull queue with its depth (`ready`), claims in flight (`claimed`) and later instances (`waiting`).",
+            schema: json!({
+                "type": "object",
+                "properties": {"tags": {"type": "array", "items": {"type": "string"}, "description": "Only the queues of events with one of these tags"}},
+                "additionalProperties": false
+            }),
+        },
+        ToolDef {
             name: "claim",
             description: "Take due occurrences from a pull queue (events delivered with {queue: name}), for an agent without a public URL: poll this, act, then `ack` each with its receipt. Unacknowledged ones come back after the visibility timeout.",
             schema: json!({
@@ -507,6 +521,11 @@ pub async fn call(
                 }
             }
             Ok(page)
+        }
+        "whoami" => rest(api, auth, "GET", "/me", None).await,
+        "list_channels" => {
+            let q = query(&opt_pairs(args, &["tags"]));
+            rest(api, auth, "GET", &format!("/channels{q}"), None).await
         }
         "retry_delivery" => {
             let path = format!("/occurrences/{}/retry", seg(args, "occurrence_id")?);
