@@ -21,7 +21,7 @@ const NAV = [
   ["/ui/deliveries", "Deliveries"], ["/ui/channels", "Channels"], ["/ui/admin", "Admin", (me) => me.can.admin],
 ];
 
-const REFRESH_MS = 5000;
+const REFRESH_MS = 3000;
 let me = null;
 let current = null;
 let seq = 0;

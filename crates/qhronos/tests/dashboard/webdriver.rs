@@ -242,7 +242,7 @@ impl Session {
                 let url = self
                     .cmd("GET", "/url", None)
                     .await
-                    .unwrap_or_else(|e| Value::String(e));
+                    .unwrap_or_else(Value::String);
                 panic!("waited {WAIT:?} for {what} at {url}; the page says:\n{text}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
