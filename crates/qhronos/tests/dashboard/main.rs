@@ -12,6 +12,7 @@
 mod helpers;
 mod pages;
 mod screenshots;
+mod timing;
 mod webdriver;
 
 /// The backend (`TEST_STORE` overrides it); see helpers.rs.

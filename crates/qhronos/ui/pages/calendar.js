@@ -7,7 +7,7 @@ import { get, post, qs } from "../lib/api.js";
 import { utc, browserZone } from "../lib/time.js";
 
 const EVENTS_SHOWN = 100;
-const PER_EVENT = 200;
+const PER_EVENT = 100;
 const dayKey = (d) => `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const titleFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "long" });
