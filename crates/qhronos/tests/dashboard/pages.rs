@@ -564,4 +564,17 @@ async fn an_admin_issues_a_token_shown_once_and_revokes_it() {
     let (s, _) = app.req_as(Some(&token), "GET", "/me", None).await;
     assert_eq!(s, 401);
     b.s.wait_text("#audit", "token.revoke").await;
+    // The audit log's filters.
+    b.s.type_into("#a-action", "token.issue").await;
+    b.s.click_on("#a-action").await;
+    b.s.exec(
+        "document.getElementById('a-action').form.requestSubmit()",
+        vec![],
+    )
+    .await;
+    b.s.wait("only token.issue entries", || async {
+        let t = b.s.text_of("#audit tbody").await;
+        (t.contains("token.issue") && !t.contains("token.revoke")).then_some(())
+    })
+    .await;
 }

@@ -21,6 +21,14 @@ async fn screenshots() {
     let app = spawn_app().await;
     let ok = Receiver::start(vec![200]).await;
     let bad = Receiver::start(vec![500]).await;
+    // Series start at the next whole hour, so that their rules read without seconds.
+    let hour = jiff::Timestamp::now()
+        .round(
+            jiff::TimestampRound::new()
+                .smallest(jiff::Unit::Hour)
+                .mode(jiff::RoundMode::Ceil),
+        )
+        .expect("an hour");
     let mut first = None;
     for (name, rule, zone, tags) in [
         (
@@ -50,6 +58,7 @@ async fn screenshots() {
     ] {
         let mut e = webhook_event(&ok.url(), 60_000);
         e["name"] = json!(name);
+        e["start_time"] = json!(hour.to_string());
         e["schedule"] = json!(rule);
         e["timezone"] = json!(zone);
         e["tags"] = json!(tags);
@@ -71,7 +80,28 @@ async fn screenshots() {
     p["name"] = json!("Nightly export");
     p["action"] = json!({"type": "pull", "params": {"queue": "exports"}});
     app.create(p).await;
+    let mut q = webhook_event(&ok.url(), -1_000);
+    q["name"] = json!("Thumbnail job");
+    q["action"] = json!({"type": "pull", "params": {"queue": "thumbnails"}});
+    app.create(q).await;
     app.token("read", &["team-a"]).await;
+    // A WebSocket client and a tag listener, connected while the pages are taken.
+    let mut sockets = Vec::new();
+    for hello in [
+        json!({"type": "client-hook", "client_name": "billing-worker", "token": crate::helpers::TOKEN}),
+        json!({"type": "tag-listener", "tags": ["billing", "ops"], "token": crate::helpers::TOKEN}),
+    ] {
+        use futures::SinkExt;
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.addr))
+            .await
+            .expect("websocket");
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            hello.to_string().into(),
+        ))
+        .await
+        .expect("hello");
+        sockets.push(ws);
+    }
     app.wait_occurrences(&failing, Duration::from_secs(10), |l| {
         l.iter().any(|o| o["status"] == "failed")
     })

@@ -50,11 +50,18 @@ export async function mount({ main, me }) {
     });
   }
 
-  const af = { actor: h("input", { id: "a-actor", placeholder: "actor", "aria-label": "Actor" }), action: h("input", { id: "a-action", placeholder: "action, e.g. event.create", "aria-label": "Action" }), target: h("input", { id: "a-target", placeholder: "target", "aria-label": "Target" }) };
-  const audit = pager((cursor) => get("/audit" + qs({ actor: af.actor.value.trim(), action: af.action.value.trim(), target: af.target.value.trim(), limit: 25, cursor })), (page) => {
+  const af = {
+    actor: h("input", { id: "a-actor", placeholder: "actor", "aria-label": "Actor" }),
+    action: h("input", { id: "a-action", placeholder: "action, e.g. event.create", "aria-label": "Action" }),
+    target: h("input", { id: "a-target", placeholder: "target", "aria-label": "Target" }),
+    from: h("input", { id: "a-from", type: "datetime-local", "aria-label": "From" }),
+    to: h("input", { id: "a-to", type: "datetime-local", "aria-label": "To" }),
+  };
+  const at = (el) => (el.value ? new Date(zoned(el.value, browserZone)).toISOString() : "");
+  const audit = pager((cursor) => get("/audit" + qs({ actor: af.actor.value.trim(), action: af.action.value.trim(), target: af.target.value.trim(), from: at(af.from), to: at(af.to), limit: 25, cursor })), (page) => {
     fill(auditBody, page.data.length ? page.data.map((a) => h("tr", h("td", when(a.at)), h("td", a.actor), h("td.mono", a.action), h("td.mono", a.target || ""), h("td.mono", JSON.stringify(a.summary)))) : h("tr", h("td", { colspan: 5 }, h("p.muted", "No entry."))));
   });
-  const auditFilters = h("form.filters", af.actor, af.action, af.target, h("button", { type: "submit" }, "Filter"));
+  const auditFilters = h("form.filters", af.actor, af.action, af.target, h("label.inline", "from ", af.from), h("label.inline", "to ", af.to), h("button", { type: "submit" }, "Filter"));
   auditFilters.addEventListener("submit", (e) => { e.preventDefault(); audit.first(); });
 
   async function loadOps() {
