@@ -246,7 +246,12 @@ async fn the_config_summary_holds_no_secret_and_is_for_unscoped_admins() {
     .await;
     let (s, v) = app.get("/admin/config").await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["store"], "sqlite");
+    let store = if app.db.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(v["store"], store);
     assert!(v["version"].is_string());
     let text = v.to_string();
     for secret in [TOKEN, crate::helpers::JWT_KEY, "smtp-password-secret"] {

@@ -578,3 +578,55 @@ async fn an_admin_issues_a_token_shown_once_and_revokes_it() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn bulk_pauses_a_selection_and_deletes_exactly_the_filtered_events() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for name in ["alpha one", "alpha two", "beta"] {
+        let mut e = webhook_event("http://127.0.0.1:9/hook", 3_600_000);
+        e["name"] = json!(name);
+        e["schedule"] = json!("FREQ=DAILY");
+        ids.push(app.create(e).await);
+    }
+    let Some(b) = Browser::open(&app).await else {
+        return;
+    };
+    b.sign_in_master().await;
+    b.visit("/ui/events").await;
+    b.s.wait_text("#events", "beta").await;
+    for id in &ids[..2] {
+        b.s.click_on(&format!(
+            "#events tr[data-event='{id}'] input[type=checkbox]"
+        ))
+        .await;
+    }
+    b.s.wait_text(".bulk", "2 selected").await;
+    b.s.press("Pause selected").await;
+    b.s.wait_text("#notice", "Pause: 2 of 2 changed").await;
+    let status = |i: usize| {
+        let app = &app;
+        let id = ids[i].clone();
+        async move { app.get(&format!("/events/{id}")).await.1["status"].clone() }
+    };
+    assert_eq!(
+        (status(0).await, status(1).await, status(2).await),
+        (json!("paused"), json!("paused"), json!("active"))
+    );
+
+    b.s.type_into("#ev-q", "alpha").await;
+    b.s.click_on("form.filters button[type=submit]").await;
+    b.s.wait("the filtered rows", || async {
+        (b.s.all("#events tr[data-event]").await.len() == 2).then_some(())
+    })
+    .await;
+    b.s.press("Delete all matching").await;
+    b.s.wait_text(".bulk-confirm", "Delete 2 events matching the filter?")
+        .await;
+    b.s.press("Confirm").await;
+    b.s.wait_text("#notice", "Delete: 2 of 2 changed").await;
+    for (i, want) in [(0, 404), (1, 404), (2, 200)] {
+        let (s, _) = app.get(&format!("/events/{}", ids[i])).await;
+        assert_eq!(s, want, "event {i}");
+    }
+}

@@ -236,7 +236,8 @@ export async function mount({ main, params, go }) {
     for (const [k, el] of Object.entries(misfire)) if (el.value) mv[k] = el.value;
     if (Object.keys(mv).length) o.misfire = mv;
     const md = jsonOr(metadata, "metadata");
-    if (md !== undefined) o.metadata = md;
+    // Emptied on an edit: cleared (PUT keeps what a body leaves out).
+    if (md !== undefined || ev) o.metadata = md ?? {};
     return o;
   }
 

@@ -51,13 +51,23 @@ export async function mount({ main, query, me, setQuery }) {
   const filters = h("form.filters", { role: "search" }, q, tags, status, h("button", { type: "submit" }, "Filter"));
   filters.addEventListener("submit", (e) => { e.preventDefault(); apply(); });
 
+  const onSelection = async (op, verb) => {
+    const r = await post(`/events/${op}`, { ids: [...sel.ids] });
+    notice(`${verb}: ${r.changed} of ${r.matched} changed.`);
+    sel.clear(); await p.reload();
+  };
   const bulk = (op, verb) => [
-    button(`${verb} selected`, async () => {
-      if (!sel.ids.size) return notice("Select events first.", "error");
-      const r = await post(`/events/${op}`, { ids: [...sel.ids] });
-      notice(`${verb}: ${r.changed} of ${r.matched} changed.`);
-      sel.clear(); await p.reload();
-    }, op === "delete" ? "danger" : ""),
+    op === "delete"
+      // Deleting asks first; pausing and resuming are undone by each other.
+      ? button("Delete selected", confirmStep(slot, {
+        dry: async () => sel.ids.size,
+        question: (n) => `Delete ${n} selected event${n === 1 ? "" : "s"}? Their upcoming occurrences are cancelled.`,
+        run: () => onSelection(op, verb),
+      }), "danger")
+      : button(`${verb} selected`, async () => {
+        if (!sel.ids.size) return notice("Select events first.", "error");
+        await onSelection(op, verb);
+      }),
     button(`${verb} all matching`, confirmStep(slot, {
       dry: async () => (await post(`/events/${op}`, { ...filter(), dry_run: true })).matched,
       question: (n) => `${verb} ${n} event${n === 1 ? "" : "s"} matching the filter?`,
