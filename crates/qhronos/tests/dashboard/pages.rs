@@ -32,8 +32,12 @@ async fn signs_in_with_a_token_kept_in_session_storage_and_signs_out() {
         return;
     };
     b.visit("/ui/events").await;
+    // By keyboard: the field has the focus when the form shows; Enter submits.
+    b.s.find("#token").await;
+    let focused = b.s.exec("return document.activeElement.id", vec![]).await;
+    assert_eq!(focused, json!("token"));
     b.s.type_into("#token", "not-a-token").await;
-    b.s.click_on("#signin button[type=submit]").await;
+    b.s.keys("#token", "\u{E007}").await;
     b.s.wait_text("#signin .err", "not valid").await;
 
     b.s.type_into("#token", TOKEN).await;

@@ -148,6 +148,16 @@ async fn screenshots() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         std::fs::write(out(file), b.s.screenshot().await).expect("png");
     }
+    // prefers-color-scheme: dark.
+    b.s.cdp(
+        "Emulation.setEmulatedMedia",
+        json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    )
+    .await;
+    b.visit(&format!("/ui/events/{id}")).await;
+    b.s.find("ol.versions").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::write(out("event-dark.png"), b.s.screenshot().await).expect("png");
     drop(b);
     let Some(b) = Browser::open_sized(&app, 375, 800).await else {
         return;

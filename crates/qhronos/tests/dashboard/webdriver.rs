@@ -351,6 +351,29 @@ impl Session {
             .to_string()
     }
 
+    /// A Chrome DevTools Protocol command (chromedriver's `goog/cdp/execute`).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.cmd(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({"cmd": cmd, "params": params})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+    }
+
+    /// Presses keys in the focused element (WebDriver key codes: `\u{E007}` is Enter).
+    pub async fn keys(&self, css: &str, keys: &str) {
+        let e = self.find(css).await;
+        self.cmd(
+            "POST",
+            &format!("/element/{}/value", e.0),
+            Some(json!({ "text": keys })),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("keys into {css}: {err}"));
+    }
+
     /// A PNG of the window.
     pub async fn screenshot(&self) -> Vec<u8> {
         let v = self
