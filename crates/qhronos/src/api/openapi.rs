@@ -91,6 +91,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         super::history::restore_version,
         super::occurrences::list_event_occurrences,
         super::occurrences::list_occurrences,
+        super::occurrences::count_occurrences,
         super::occurrences::get_occurrence,
         super::occurrences::cancel_occurrence,
         super::occurrences::move_occurrence,

@@ -45,6 +45,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/events/{id}/versions/{n}", Need::Read),
     ("POST", "/events/{id}/versions/{n}/restore", Need::Write),
     ("GET", "/occurrences", Need::Read),
+    ("GET", "/occurrences/counts", Need::Read),
     ("POST", "/occurrences/retry", Need::Write),
     ("GET", "/occurrences/{id}", Need::Read),
     ("DELETE", "/occurrences/{id}", Need::Write),

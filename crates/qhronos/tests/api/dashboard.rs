@@ -272,3 +272,45 @@ async fn the_config_summary_holds_no_secret_and_is_for_unscoped_admins() {
     let (s, _) = app.req_as(Some(&read), "GET", "/admin/config", None).await;
     assert_eq!(s, 403);
 }
+
+#[tokio::test]
+async fn occurrence_counts_are_those_of_the_callers_scope() {
+    let app = spawn_app().await;
+    for (tag, n) in [("a", 2), ("b", 1)] {
+        for _ in 0..n {
+            let mut e = crate::helpers::webhook_event("http://127.0.0.1:9/hook", 3_600_000);
+            e["tags"] = json!([tag]);
+            app.create(e).await;
+        }
+    }
+    let (s, v) = app.get("/occurrences/counts").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["pending"], 3);
+    let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "cancelled",
+            "completed",
+            "failed",
+            "missed",
+            "pending",
+            "scheduled"
+        ]
+    );
+    let (_, v) = app.get("/occurrences/counts?tags=b").await;
+    assert_eq!(v["pending"], 1);
+    let scoped = app.token("read", &["a"]).await;
+    let (_, v) = app
+        .req_as(Some(&scoped), "GET", "/occurrences/counts", None)
+        .await;
+    assert_eq!(v["pending"], 2, "{v}");
+    let (_, v) = app
+        .req_as(Some(&scoped), "GET", "/occurrences/counts?tags=b", None)
+        .await;
+    assert_eq!(
+        v["pending"], 0,
+        "a tag outside the scope matches nothing: {v}"
+    );
+}

@@ -317,6 +317,9 @@ async fn a_read_token_sees_no_write_control_and_a_scoped_token_no_foreign_event(
     b.s.find("#new-event").await;
     b.visit(&format!("/ui/events/{b_id}")).await;
     b.s.wait_text("main", "not found").await;
+    // The overview's counts are the scope's own.
+    b.visit("/ui/").await;
+    b.s.find("#counts").await;
 }
 
 #[tokio::test]

@@ -20,8 +20,10 @@ export async function mount({ main, me }) {
   async function load() {
     const now = Date.now();
     const iso = (ms) => new Date(ms).toISOString();
-    const [st, minute, hour, soon, failed] = await Promise.all([
+    const [st, scoped, minute, hour, soon, failed] = await Promise.all([
       get("/status"),
+      // /status counts the whole store; a scoped token gets its own figures.
+      me.scope ? get("/occurrences/counts") : null,
       get("/analytics" + qs({ bucket: "minute", from: iso(now - 3600000), to: iso(now) })),
       get("/analytics" + qs({ bucket: "hour", from: iso(now - 86400000), to: iso(now) })),
       get("/occurrences" + qs({ status: "pending", from: iso(now), to: iso(now + 3600000), limit: 200 })),
@@ -34,9 +36,9 @@ export async function mount({ main, me }) {
       h("div.tile", h("span.muted", "Lateness p50 / p99"), h("strong", `${cur.lateness_ms.p50 ?? "—"} / ${cur.lateness_ms.p99 ?? "—"}`), h("small.muted", "ms, this hour")),
       h("div.tile", h("span.muted", "Oldest overdue"), h("strong", st.queue.oldest_overdue_seconds == null ? "none" : `${Math.round(st.queue.oldest_overdue_seconds)} s`)),
       h("div.tile", h("span.muted", "Version"), h("strong", st.version), h("small.muted", st.store, " · started ", relative(st.started_at)))));
-    // /status counts the whole store: shown to callers who see the whole store.
-    fill(counts, !me.scope && st.occurrences ? [h("h2", "Occurrences by status"), h("div.tiles", { id: "counts" }, STATUSES.map((s) =>
-      h("a.tile", { href: "/ui/deliveries?status=" + s, "data-status": s }, h("span", badge(s)), h("strong", st.occurrences[s] ?? 0))))] : null);
+    const byStatus = scoped || st.occurrences;
+    fill(counts, byStatus ? [h("h2", "Occurrences by status"), h("div.tiles", { id: "counts" }, STATUSES.map((s) =>
+      h("a.tile", { href: "/ui/deliveries?status=" + s, "data-status": s }, h("span", badge(s)), h("strong", byStatus[s] ?? 0))))] : null);
     const minuteLabel = (t) => hhmm.format(new Date(t));
     const hourLabel = (t) => hhmm.format(new Date(t));
     fill(charts,
