@@ -324,6 +324,12 @@ enum OccurrencesCmd {
     List(ListOccArgs),
     /// Show one occurrence with its delivery attempts.
     Get { id: String },
+    /// Count the occurrences the token may see by status (GET /occurrences/counts).
+    Counts {
+        /// Occurrences of events with this tag (repeat: any of them).
+        #[arg(long, value_name = "TAG")]
+        tag: Vec<String>,
+    },
     /// Re-drive a failed or missed occurrence with a fresh set of attempts, or (with
     /// --status) every one a filter matches.
     Retry {
@@ -777,6 +783,16 @@ async fn run(cli: Cli) -> Result<String> {
                     )
                     .await?;
                 Ok(show(&v, &output::occurrence_detail))
+            }
+            OccurrencesCmd::Counts { tag } => {
+                let v = client
+                    .send(
+                        Method::GET,
+                        client.url("occurrences/counts", &[("tags", tag.join(","))]),
+                        None,
+                    )
+                    .await?;
+                Ok(show(&v, &session::counts))
             }
             OccurrencesCmd::Retry { id: None, bulk } => {
                 let Some(status) = &bulk.status else {

@@ -1,5 +1,6 @@
-//! `qhronos whoami`, `qhronos channels` and `qhronos admin config`: who the token is, what is
-//! connected, and the server's settings (the routes the dashboard added, for the terminal too).
+//! `qhronos whoami`, `qhronos channels`, `qhronos occurrences counts` and `qhronos admin config`:
+//! who the token is, what is connected, what is where, and the server's settings (the routes the
+//! dashboard added, for the terminal too).
 
 use serde_json::Value;
 
@@ -89,4 +90,20 @@ pub fn config(v: &Value) -> String {
         ]),
         serde_json::to_string_pretty(&v["config"]).unwrap_or_default()
     )
+}
+
+/// `GET /occurrences/counts` as a table.
+pub fn counts(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = [
+        "pending",
+        "scheduled",
+        "completed",
+        "failed",
+        "missed",
+        "cancelled",
+    ]
+    .into_iter()
+    .map(|s| vec![s.to_string(), field(v, s)])
+    .collect();
+    table(&["STATUS", "COUNT"], &rows)
 }

@@ -1206,6 +1206,15 @@ fn whoami_channels_and_the_config_summary() {
     assert_eq!(v["queues"][0]["queue"], "jobs");
     assert_eq!(v["queues"][0]["waiting"], 1);
 
+    let o = ok(&mut s.cli(), &["occurrences", "counts"]);
+    assert!(o.stdout.contains("pending    1"), "{}", o.stdout);
+    let v = ok(
+        &mut s.cli(),
+        &["occurrences", "counts", "--tag", "none", "--json"],
+    )
+    .json();
+    assert_eq!(v["pending"], 0);
+
     let o = ok(&mut s.cli(), &["admin", "config"]);
     assert!(o.stdout.contains("store:"), "{}", o.stdout);
     assert!(
