@@ -7,6 +7,7 @@
 //! `cargo test -p qhronos --test dashboard`; `-- --ignored screenshots` rewrites
 //! `docs/dashboard/*.png`.
 
+mod actions;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
