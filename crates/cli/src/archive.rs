@@ -1,4 +1,5 @@
-//! `qhronos archive …` and `qhronos admin …`: the archive retention fills, and the backups.
+//! `qhronos archive …` and `qhronos admin …`: the archive retention fills, the backups and the
+//! configuration summary.
 
 use clap::{Args, Subcommand};
 use reqwest::Method;
@@ -60,6 +61,9 @@ pub struct ExportArgs {
 pub enum AdminCmd {
     /// List the backups in the backup folder with their integrity check (admin, no scope).
     Backups,
+    /// Show the version, store and the configuration in force, secrets masked (admin, no
+    /// scope).
+    Config,
 }
 
 type Show<'a> = &'a dyn Fn(&Value, &dyn Fn(&Value) -> String) -> String;
@@ -150,6 +154,12 @@ pub async fn admin(client: &Client, cmd: AdminCmd, show: Show<'_>) -> Result<Str
                 .send(Method::GET, client.url("admin/backups", &[]), None)
                 .await?;
             Ok(show(&v, &backups_table))
+        }
+        AdminCmd::Config => {
+            let v = client
+                .send(Method::GET, client.url("admin/config", &[]), None)
+                .await?;
+            Ok(show(&v, &crate::session::config))
         }
     }
 }

@@ -6,6 +6,7 @@
 mod archive;
 mod client;
 mod output;
+mod session;
 
 use std::io::Read;
 use std::time::Duration;
@@ -65,6 +66,15 @@ enum Command {
     Preview(PreviewArgs),
     /// Show the server's version, uptime, scheduler health and occurrence counts.
     Status,
+    /// Show who the token is: its subject, access, scope and what it may do (GET /me).
+    Whoami,
+    /// Show the WebSocket clients and tag listeners connected, and the pull queues with their
+    /// depth and claims (GET /channels).
+    Channels {
+        /// Only the queues of events with this tag (repeatable).
+        #[arg(long)]
+        tag: Vec<String>,
+    },
     /// Serve Qhronos's MCP tools over stdio (for desktop agents that start local tool
     /// servers), calling the qhronosd at --url with --token. The same tools as `/mcp`.
     Mcp,
@@ -314,6 +324,12 @@ enum OccurrencesCmd {
     List(ListOccArgs),
     /// Show one occurrence with its delivery attempts.
     Get { id: String },
+    /// Count the occurrences the token may see by status (GET /occurrences/counts).
+    Counts {
+        /// Occurrences of events with this tag (repeat: any of them).
+        #[arg(long, value_name = "TAG")]
+        tag: Vec<String>,
+    },
     /// Re-drive a failed or missed occurrence with a fresh set of attempts, or (with
     /// --status) every one a filter matches.
     Retry {
@@ -768,6 +784,16 @@ async fn run(cli: Cli) -> Result<String> {
                     .await?;
                 Ok(show(&v, &output::occurrence_detail))
             }
+            OccurrencesCmd::Counts { tag } => {
+                let v = client
+                    .send(
+                        Method::GET,
+                        client.url("occurrences/counts", &[("tags", tag.join(","))]),
+                        None,
+                    )
+                    .await?;
+                Ok(show(&v, &session::counts))
+            }
             OccurrencesCmd::Retry { id: None, bulk } => {
                 let Some(status) = &bulk.status else {
                     return Err(Failure::usage(
@@ -1040,6 +1066,22 @@ async fn run(cli: Cli) -> Result<String> {
                 .send(Method::GET, client.url("status", &[]), None)
                 .await?;
             Ok(show(&v, &output::status))
+        }
+        Command::Whoami => {
+            let v = client
+                .send(Method::GET, client.url("me", &[]), None)
+                .await?;
+            Ok(show(&v, &session::whoami))
+        }
+        Command::Channels { tag } => {
+            let v = client
+                .send(
+                    Method::GET,
+                    client.url("channels", &[("tags", tag.join(","))]),
+                    None,
+                )
+                .await?;
+            Ok(show(&v, &session::channels))
         }
         Command::Mcp => mcp(&cli).await,
         Command::Archive(cmd) => archive::archive(&client, cmd, &show).await,

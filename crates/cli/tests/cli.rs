@@ -1144,3 +1144,83 @@ fn analytics() {
     let o = run(&mut s.cli(), &["analytics", "--from", "1h", "--to", "2h"]);
     assert_eq!(o.code, 2, "the server refuses from after to: {}", o.stderr);
 }
+
+#[test]
+fn whoami_channels_and_the_config_summary() {
+    let s = Server::start();
+    let o = ok(&mut s.cli(), &["whoami"]);
+    assert!(o.stdout.contains("kind:"), "{}", o.stdout);
+    assert!(o.stdout.contains("master"), "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("read, write, admin, issue_tokens, operate"),
+        "{}",
+        o.stdout
+    );
+    let read = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "tokens",
+            "create",
+            "--sub",
+            "viewer",
+            "--access",
+            "read",
+            "--scope",
+            "team-a",
+            "--expires",
+            "1h",
+        ],
+    )
+    .json();
+    let token = read["token"].as_str().expect("a token").to_string();
+    let v = ok(
+        bare()
+            .env("QHRONOS_URL", s.url())
+            .env("QHRONOS_TOKEN", &token),
+        &["whoami", "--json"],
+    )
+    .json();
+    assert_eq!(v["sub"], "viewer");
+    assert_eq!(v["scope"], serde_json::json!(["team-a"]));
+    assert_eq!(v["can"]["write"], false);
+
+    ok(
+        &mut s.cli(),
+        &[
+            "events",
+            "create",
+            "--name",
+            "job",
+            "--at",
+            &in_half_an_hour(),
+            "--action-json",
+            r#"{"type":"pull","params":{"queue":"jobs"}}"#,
+        ],
+    );
+    let o = ok(&mut s.cli(), &["channels"]);
+    assert!(o.stdout.contains("Pull queues"), "{}", o.stdout);
+    assert!(o.stdout.contains("jobs"), "{}", o.stdout);
+    let v = ok(&mut s.cli(), &["channels", "--json"]).json();
+    assert_eq!(v["queues"][0]["queue"], "jobs");
+    assert_eq!(v["queues"][0]["waiting"], 1);
+
+    let o = ok(&mut s.cli(), &["occurrences", "counts"]);
+    assert!(o.stdout.contains("pending    1"), "{}", o.stdout);
+    let v = ok(
+        &mut s.cli(),
+        &["occurrences", "counts", "--tag", "none", "--json"],
+    )
+    .json();
+    assert_eq!(v["pending"], 0);
+
+    let o = ok(&mut s.cli(), &["admin", "config"]);
+    assert!(o.stdout.contains("store:"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("\"master_token\": \"***\""),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains(TOKEN), "{}", o.stdout);
+}

@@ -191,6 +191,18 @@ pub fn list() -> Vec<ToolDef> {
             schema: args(json!({"occurrence_id": says(schema::uuid(), "An occurrence id")}), &["occurrence_id"]),
         },
         ToolDef {
+            name: "whoami",
+            description: "Who the token is: its subject, access (read, write, read_write, admin, master), the tags it is limited to, and what it may do. Ask this before offering changes.",
+            schema: args(json!({}), &[]),
+        },
+        ToolDef {
+            name: "list_channels",
+            description: "What listens: the WebSocket clients and tag listeners connected (to the node answering), and every pull queue with its depth (`ready`), claims in flight (`claimed`) and later instances (`waiting`).",
+            schema: args(json!({
+                "tags": says(schema::tags(), "Only the queues of events with one of these tags")
+            }), &[]),
+        },
+        ToolDef {
             name: "claim",
             description: "Take due occurrences from a pull queue (events delivered with {queue: name}), for an agent without a public URL: poll this, act, then `ack` each with its receipt. Unacknowledged ones come back after the visibility timeout.",
             schema: args(json!({

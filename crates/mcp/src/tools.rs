@@ -316,6 +316,11 @@ pub async fn call(
             }
             Ok(page)
         }
+        "whoami" => rest(api, auth, "GET", "/me", None).await,
+        "list_channels" => {
+            let q = query(&opt_pairs(args, &["tags"]));
+            rest(api, auth, "GET", &format!("/channels{q}"), None).await
+        }
         "retry_delivery" => {
             let path = format!("/occurrences/{}/retry", seg(args, "occurrence_id")?);
             rest(api, auth, "POST", &path, None).await

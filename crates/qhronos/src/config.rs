@@ -657,6 +657,35 @@ impl Config {
     }
 }
 
+/// What is shown in place of a secret that is set.
+pub const MASK: &str = "***";
+
+/// The settings with every secret that is set replaced by `***`: the master token, the JWT
+/// key, the SMTP password, and a password inside the database URL (`qhronosd config check`
+/// prints this; `GET /admin/config` answers it).
+pub fn masked(config: &Config) -> serde_json::Value {
+    let mut v = serde_json::to_value(config).unwrap_or_default();
+    for path in [
+        &["master_token"][..],
+        &["auth", "jwt_secret"][..],
+        &["smtp", "password"][..],
+    ] {
+        let mut slot = Some(&mut v);
+        for k in path {
+            slot = slot.and_then(|s| s.get_mut(*k));
+        }
+        if let Some(s) = slot.filter(|s| !s.is_null()) {
+            *s = MASK.into();
+        }
+    }
+    if let Some(url) = v.get_mut("database_url") {
+        if let Some(u) = url.as_str().map(masked_url) {
+            *url = u.into();
+        }
+    }
+    v
+}
+
 /// A database URL fit for logs and messages: the password (in the user part, or a `password`
 /// query parameter) replaced by `***`. A URL that does not parse is masked from its `://` to
 /// its last `@`, so nothing that could be a password is shown.

@@ -78,39 +78,11 @@ enum ConfigCommand {
     Check,
 }
 
-/// What is shown in place of a secret that is set.
-const MASK: &str = "***";
-
-/// The settings with every secret that is set replaced by `***`: the master token, the JWT
-/// key, the SMTP password, and a password inside the database URL.
-fn masked(config: &Config) -> serde_json::Value {
-    let mut v = serde_json::to_value(config).unwrap_or_default();
-    for path in [
-        &["master_token"][..],
-        &["auth", "jwt_secret"][..],
-        &["smtp", "password"][..],
-    ] {
-        let mut slot = Some(&mut v);
-        for k in path {
-            slot = slot.and_then(|s| s.get_mut(*k));
-        }
-        if let Some(s) = slot.filter(|s| !s.is_null()) {
-            *s = MASK.into();
-        }
-    }
-    if let Some(url) = v.get_mut("database_url") {
-        if let Some(u) = url.as_str().map(qhronos::config::masked_url) {
-            *url = u.into();
-        }
-    }
-    v
-}
-
 /// `qhronosd config check`.
 fn config_check(file: Option<&std::path::Path>, overrides: &Overrides) -> ! {
     match Config::load(file, overrides) {
         Ok(config) => {
-            let yaml = serde_yaml_ng::to_string(&masked(&config))
+            let yaml = serde_yaml_ng::to_string(&qhronos::config::masked(&config))
                 .unwrap_or_else(|e| format!("# cannot print the settings: {e}\n"));
             println!(
                 "# effective configuration: defaults, then {}, then QHRONOS_* environment, then flags; secrets masked",

@@ -17,6 +17,8 @@ mod bulk;
 mod channels;
 #[path = "api/cli.rs"]
 mod cli;
+#[path = "api/dashboard.rs"]
+mod dashboard;
 #[path = "api/defaults.rs"]
 mod defaults;
 #[path = "api/delivery.rs"]

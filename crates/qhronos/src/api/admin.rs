@@ -15,6 +15,40 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/backup", post(backup))
         .route("/admin/backups", get(list_backups))
+        .route("/admin/config", get(config_summary))
+}
+
+/// Configuration summary
+///
+/// Version, store, uptime and the configuration in force (defaults, file, environment and
+/// flags merged) as `qhronosd config check` prints it: every secret that is set
+/// (`master_token`, `auth.jwt_secret`, `smtp.password`, a password in `database_url`) reads
+/// `***`. Only the master token or an admin token without a scope.
+#[utoipa::path(
+    get,
+    path = "/admin/config",
+    tag = "system",
+    responses(
+        (status = 200, description = "The summary", body = super::openapi::ConfigSummary),
+        (status = 403, response = super::openapi::Forbidden),
+    ),
+)]
+pub(super) async fn config_summary(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    if caller.principal.scope().is_some() {
+        return Err(ApiError::Forbidden(
+            "the configuration concerns every tenant: only the master token or an admin token without a scope may read it".into(),
+        ));
+    }
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": st.store_kind,
+        "started_at": crate::domain::fmt_ms(st.started_at),
+        "uptime_seconds": st.started.elapsed().as_secs(),
+        "config": crate::config::masked(&st.config),
+    })))
 }
 
 /// Backup

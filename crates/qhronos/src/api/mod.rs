@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod archive;
 pub mod audit;
 pub mod bulk;
+pub mod channels;
 pub mod docs;
 pub mod event_io;
 pub mod events;
@@ -15,6 +16,7 @@ pub mod mcp;
 
 pub mod history;
 pub mod inputs;
+pub mod me;
 pub mod occurrences;
 pub mod openapi;
 pub mod queues;
@@ -182,11 +184,14 @@ pub fn router(state: AppState, g: Gate) -> std::sync::Arc<Router> {
         .merge(audit::router())
         .merge(analytics::router())
         .merge(admin::router())
+        .merge(me::router())
+        .merge(channels::router())
         .merge(archive::router())
         .merge(workflows::router())
         .merge(openapi::router())
         .merge(docs::router())
         .merge(mcp::router(late.clone()))
+        .merge(crate::ui::router())
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(g, gate))
         .layer(middleware::from_fn(refuse_unknown_methods))

@@ -19,6 +19,7 @@ use crate::store::{OccChange, OccFilter, Redrive};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/occurrences", get(list_occurrences))
+        .route("/occurrences/counts", get(count_occurrences))
         .route(
             "/occurrences/{id}",
             get(get_occurrence)
@@ -137,6 +138,33 @@ async fn list(
     };
     let data: Vec<OccOut> = occs.iter().map(OccOut::from).collect();
     Ok(Json(json!({ "data": data, "next_cursor": next })))
+}
+
+/// Count occurrences by status
+///
+/// How many occurrences the token may see are in each status (`scheduled` includes
+/// `dispatched`): the figures of `GET /status` within a scope. An exact count on each call (a
+/// grouped read of the occurrences of the tags' events), not cached.
+#[utoipa::path(
+    get,
+    path = "/occurrences/counts",
+    tag = "occurrences",
+    params(("tags" = Option<String>, Query, description = "Comma-separated tags: occurrences of events with any of them; a scoped token's default is its scope")),
+    responses(
+        (status = 200, description = "Counts by status", body = crate::store::Counts),
+        (status = 400, response = super::openapi::BadRequest),
+    ),
+)]
+pub(super) async fn count_occurrences(
+    State(st): State<AppState>,
+    caller: Caller,
+    p: Params,
+) -> Result<Json<crate::store::Counts>, ApiError> {
+    p.only(&["tags"])?;
+    match caller.principal.filter_tags(p.tags()) {
+        None => Ok(Json(crate::store::Counts::default())),
+        Some(tags) => Ok(Json(st.store.counts_in(&tags).await?)),
+    }
 }
 
 /// List occurrences

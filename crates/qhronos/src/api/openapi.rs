@@ -89,6 +89,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         super::history::restore_version,
         super::occurrences::list_event_occurrences,
         super::occurrences::list_occurrences,
+        super::occurrences::count_occurrences,
         super::occurrences::get_occurrence,
         super::occurrences::cancel_occurrence,
         super::occurrences::move_occurrence,
@@ -116,6 +117,9 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         super::system::metrics,
         super::admin::backup,
         super::admin::list_backups,
+        super::admin::config_summary,
+        super::me::whoami,
+        super::channels::list_channels,
         super::archive::list_archived_occurrences,
         super::archive::get_archived_event,
         super::archive::export_archive,
@@ -139,7 +143,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         (name = "schedules", description = "Recurrence rules"),
         (name = "templates", description = "Named, versioned templates that actions use by name"),
         (name = "queues", description = "The pull channel: claim due occurrences over HTTP, then ack or nack each"),
-        (name = "channels", description = "The WebSocket channel (docs/channels.md)"),
+        (name = "channels", description = "The WebSocket channel (docs/channels.md), what is connected to it, and the pull queues' depths"),
         (name = "tokens", description = "Issued tokens (JWT) with roles and tag scopes"),
         (name = "audit", description = "The audit log"),
         (name = "mcp", description = "The Model Context Protocol for AI agents (docs/mcp.md)"),
@@ -441,6 +445,21 @@ pub struct BackupOut {
     pub path: String,
     pub bytes: u64,
     pub took_ms: i64,
+}
+
+/// `GET /admin/config`. No secret: those that are set read `***`.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConfigSummary {
+    pub version: String,
+    /// The store kind, e.g. `sqlite`.
+    pub store: String,
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    pub uptime_seconds: u64,
+    /// Every setting as in docs/configuration.md, secrets masked.
+    #[schema(value_type = Object)]
+    pub config: serde_json::Value,
 }
 
 /// Whether the engine keeps up.

@@ -16,6 +16,11 @@ pub const PUBLIC: &[&str] = &[
     "/docs/swagger-ui.css",
     "/docs/swagger-ui-bundle.js",
     "/docs/init.js",
+    // The dashboard's files (`crate::ui`): the page asks for a token, its API calls carry it.
+    "/",
+    "/ui",
+    "/ui/",
+    "/ui/{*path}",
     // Authenticates inside the socket (the token may come in the first frame).
     "/ws",
 ];
@@ -40,6 +45,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/events/{id}/versions/{n}", Need::Read),
     ("POST", "/events/{id}/versions/{n}/restore", Need::Write),
     ("GET", "/occurrences", Need::Read),
+    ("GET", "/occurrences/counts", Need::Read),
     ("POST", "/occurrences/retry", Need::Write),
     ("GET", "/occurrences/{id}", Need::Read),
     ("DELETE", "/occurrences/{id}", Need::Write),
@@ -65,6 +71,9 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     // MCP: any valid token; each tool's REST call then needs what its route needs.
     ("POST", "/mcp", Need::Read),
     ("GET", "/admin/backups", Need::Admin),
+    ("GET", "/admin/config", Need::Admin),
+    ("GET", "/me", Need::Read),
+    ("GET", "/channels", Need::Read),
     ("GET", "/archive/occurrences", Need::Read),
     ("GET", "/archive/events/{id}", Need::Read),
     ("GET", "/archive/export", Need::Admin),

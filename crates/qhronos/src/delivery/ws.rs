@@ -74,6 +74,33 @@ impl Inner {
     }
 }
 
+/// The connections of one node, as `Hub::connections` shows them.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Connections {
+    /// `client-hook` connections by client name, sorted by name.
+    pub clients: Vec<ClientOut>,
+    /// `tag-listener` connections, in the order they connected.
+    pub listeners: Vec<ListenerOut>,
+}
+
+/// One client name's connections.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClientOut {
+    /// The name events address with `q:<name>` or `action.params.client_name`.
+    pub name: String,
+    /// Open connections of this client on this node.
+    pub connections: usize,
+    /// Occurrences sent to them whose ack is awaited.
+    pub awaiting_ack: usize,
+}
+
+/// One tag listener.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ListenerOut {
+    /// The tags it listens to (those inside the viewer's scope).
+    pub tags: Vec<String>,
+}
+
 /// What nodes tell each other about WebSocket deliveries: the JSON after the `ws` prefix of a
 /// relay message (a `Change::Message` on the store).
 #[derive(Debug, Serialize, Deserialize)]
@@ -271,6 +298,51 @@ impl Hub {
     pub fn connected(&self) -> (usize, usize) {
         let g = self.lock();
         (g.clients.values().map(Vec::len).sum(), g.listeners.len())
+    }
+
+    /// This node's connections as `viewer` may see them: the clients connected with a token
+    /// whose scope lies inside the viewer's (every client for an unscoped viewer), and the
+    /// listeners sharing a tag with the viewer's scope (showing only those tags). Names and
+    /// tags only: never a token.
+    pub fn connections(&self, viewer: &Principal) -> Connections {
+        let g = self.lock();
+        let mut clients: Vec<ClientOut> = g
+            .clients
+            .iter()
+            .filter_map(|(name, conns)| {
+                let seen: Vec<&Conn> = conns
+                    .iter()
+                    .filter(|c| viewer.covers(c.principal.scope().unwrap_or(&[])))
+                    .collect();
+                (!seen.is_empty()).then(|| ClientOut {
+                    name: name.clone(),
+                    connections: seen.len(),
+                    awaiting_ack: g
+                        .waiting
+                        .values()
+                        .filter(|(id, _)| seen.iter().any(|c| c.id == *id))
+                        .count(),
+                })
+            })
+            .collect();
+        clients.sort_by(|a, b| a.name.cmp(&b.name));
+        let listeners = g
+            .listeners
+            .iter()
+            .filter_map(|l| {
+                let tags: Vec<String> = match viewer.scope() {
+                    None => l.tags.clone(),
+                    Some(scope) => l
+                        .tags
+                        .iter()
+                        .filter(|t| scope.contains(t))
+                        .cloned()
+                        .collect(),
+                };
+                (!tags.is_empty()).then_some(ListenerOut { tags })
+            })
+            .collect();
+        Connections { clients, listeners }
     }
 
     /// Copies the occurrence to every listener whose tags meet the event's, here and (through

@@ -53,7 +53,7 @@ pub use history::{By, EventVersion, HistoryStore};
 pub use nodes::{Change, NodeStore};
 pub use occurrences::{ExpandState, Expansion, OccChange, OccFilter, OccurrenceStore, Redrive};
 pub use ops::{Counts, Gauges, OpsStore, PurgeCutoffs, Purged};
-pub use queues::QueueStore;
+pub use queues::{QueueDepth, QueueStore};
 pub use search::{Found, SearchCursor, SearchStore};
 pub use settings::SettingsStore;
 pub use templates::{Template, TemplateDeleted, TemplateStore, TemplateUser};

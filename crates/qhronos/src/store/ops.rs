@@ -57,7 +57,7 @@ pub struct Gauges {
 }
 
 /// Occurrence counts by status, for `/status` (`scheduled` includes pull claims, `dispatched`).
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct Counts {
     /// Waiting for their time or their next attempt.
     pub pending: i64,
@@ -79,7 +79,12 @@ pub trait OpsStore: Send + Sync + 'static {
     /// Cheap liveness check: the database answers a query.
     async fn ping(&self) -> Result<()>;
     /// Occurrence counts by status (an exact count: see `gauge_cache` for what `/status` caches).
-    async fn counts(&self) -> Result<Counts>;
+    async fn counts(&self) -> Result<Counts> {
+        self.counts_in(&[]).await
+    }
+    /// The same counts over the occurrences of events with any of `tags` (all when empty):
+    /// `GET /occurrences/counts`, for a scoped token that must not see the store-wide figures.
+    async fn counts_in(&self, tags: &[String]) -> Result<Counts>;
     /// Counts, the oldest overdue and earliest unexpanded instants, and the pools' use.
     async fn gauges(&self, now: Millis) -> Result<Gauges>;
     /// One retention pass: deletes, in batches (each its own short transaction), finished
@@ -103,8 +108,10 @@ impl<B: Backend> OpsStore for B {
         Ok(())
     }
 
-    async fn counts(&self) -> Result<Counts> {
-        let q = query::<B::D>("SELECT status, count(*) AS n FROM occurrences GROUP BY status");
+    async fn counts_in(&self, tags: &[String]) -> Result<Counts> {
+        let mut q = query::<B::D>("SELECT status, count(*) AS n FROM occurrences WHERE 1 = 1");
+        super::events::push_tags(&mut q, "event_id", tags);
+        q.push(" GROUP BY status");
         let mut c = self.reads().acquire().await?;
         let mut out = Counts::default();
         for r in B::D::fetch(q, &mut c).await? {

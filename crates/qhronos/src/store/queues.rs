@@ -52,6 +52,30 @@ pub trait QueueStore: Send + Sync + 'static {
     /// A WebSocket client connected: its occurrences waiting for a retry (`pending`, attempted
     /// at least once, next attempt later than `now`) become due now. Returns how many.
     async fn wake_client(&self, client_name: &str, now: Millis) -> Result<u64>;
+    /// Every pull queue that has an event not deleted (with `tags`, only events carrying one
+    /// of them), by name: its occurrences `pending` and due by `now` (`ready`), `pending`
+    /// later (`waiting`), and claimed and not yet settled (`claimed`, the `dispatched` ones),
+    /// with the oldest ready one's due time. One grouped read over the queue's occurrences:
+    /// for a page that shows the queues, not for a hot path.
+    async fn queue_depths(&self, tags: &[String], now: Millis) -> Result<Vec<QueueDepth>>;
+}
+
+/// One pull queue's backlog (see [`QueueStore::queue_depths`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct QueueDepth {
+    /// The queue's name (`action.params.queue` of its events).
+    pub queue: String,
+    /// Events on the queue (not deleted).
+    pub events: i64,
+    /// Occurrences due and waiting to be claimed.
+    pub ready: i64,
+    /// Occurrences pending with a later due time (future instances, retries backing off).
+    pub waiting: i64,
+    /// Occurrences claimed by a consumer and not yet acked or nacked.
+    pub claimed: i64,
+    /// The due time of the oldest ready occurrence (ms since the epoch).
+    #[serde(skip)]
+    pub oldest_ready_at: Option<Millis>,
 }
 
 /// True when a pull claim's stored receipt is the one presented (constant time, so that
@@ -295,5 +319,49 @@ impl<B: Backend> QueueStore for B {
             .push(")");
         let mut c = self.writes().acquire().await?;
         D::<B>::exec(q, &mut c).await
+    }
+
+    async fn queue_depths(&self, tags: &[String], now: Millis) -> Result<Vec<QueueDepth>> {
+        type D<B> = <B as Backend>::D;
+        // Grouped per event first (small rows), then per queue: events without occurrences
+        // still name their queue. PostgreSQL's sum of BIGINTs is NUMERIC, hence the casts.
+        let mut q = query::<D<B>>(
+            "SELECT e.queue AS queue, count(*) AS events, \
+             CAST(coalesce(sum(o.ready), 0) AS BIGINT) AS ready, CAST(coalesce(sum(o.waiting), 0) AS BIGINT) AS waiting, \
+             CAST(coalesce(sum(o.claimed), 0) AS BIGINT) AS claimed, min(o.oldest) AS oldest \
+             FROM events e LEFT JOIN (SELECT event_id, \
+             sum(CASE WHEN status = 'pending' AND next_attempt_at <= ",
+        );
+        q.val(now)
+            .push(" THEN 1 ELSE 0 END) AS ready, sum(CASE WHEN status = 'pending' AND next_attempt_at > ")
+            .val(now)
+            .push(
+                " THEN 1 ELSE 0 END) AS waiting, \
+                 sum(CASE WHEN status = 'dispatched' THEN 1 ELSE 0 END) AS claimed, \
+                 min(CASE WHEN status = 'pending' AND next_attempt_at <= ",
+            )
+            .val(now)
+            .push(
+                " THEN next_attempt_at END) AS oldest FROM occurrences \
+                 WHERE status IN ('pending', 'dispatched') GROUP BY event_id) o ON o.event_id = e.id \
+                 WHERE e.queue IS NOT NULL AND e.status != 'deleted'",
+            );
+        push_tags(&mut q, "e.id", tags);
+        q.push(" GROUP BY e.queue ORDER BY e.queue");
+        let mut c = self.reads().acquire().await?;
+        D::<B>::fetch(q, &mut c)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(QueueDepth {
+                    queue: r.text("queue")?,
+                    events: r.int("events")?,
+                    ready: r.int("ready")?,
+                    waiting: r.int("waiting")?,
+                    claimed: r.int("claimed")?,
+                    oldest_ready_at: r.opt_int("oldest")?,
+                })
+            })
+            .collect()
     }
 }

@@ -7,6 +7,7 @@ mod backups;
 mod bulk;
 mod channels;
 mod cli;
+mod dashboard;
 mod defaults;
 mod delivery;
 mod email_relay;

@@ -79,9 +79,13 @@ async fn an_agent_schedules_is_woken_through_a_queue_and_acks() {
         "retry_delivery",
         "claim",
         "ack",
+        "whoami",
+        "list_channels",
     ] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
+    let me = tool(&app, TOKEN, "whoami", json!({})).await.unwrap();
+    assert_eq!(me["kind"], "master", "{me}");
 
     let out = tool(
         &app,
@@ -123,6 +127,10 @@ async fn an_agent_schedules_is_woken_through_a_queue_and_acks() {
     .await
     .unwrap();
     assert_eq!(d["data"][0]["status"], "completed", "{d}");
+    let ch = tool(&app, TOKEN, "list_channels", json!({"tags": ["agents"]}))
+        .await
+        .unwrap();
+    assert_eq!(ch["queues"][0]["queue"], "agent", "{ch}");
     assert_eq!(d["data"][0]["attempts"].as_array().unwrap().len(), 1, "{d}");
     // A stale receipt is the REST API's 409, as a tool error.
     let e = tool(

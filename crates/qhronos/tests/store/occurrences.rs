@@ -4,11 +4,13 @@ use std::collections::HashSet;
 
 use qhronos::domain::occurrence::OccStatus;
 use qhronos::store::*;
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::fixtures::*;
 
 crate::conformance!(
+    counts_in_counts_by_status_within_the_tags,
     list_occurrences_pages_by_time_and_id_without_gaps_or_repeats,
     only_upcoming_unattempted_occurrences_are_cancelled_or_moved,
     only_failed_or_missed_occurrences_are_redriven,
@@ -267,4 +269,25 @@ async fn only_failed_or_missed_occurrences_are_redriven(s: &dyn Store) {
     );
     let again = claim(s, Claim::at("node-b", 2, now)).await;
     assert_eq!(ids(&again), HashSet::from([failed.occ.id, missed.occ.id]));
+}
+
+async fn counts_in_counts_by_status_within_the_tags(s: &dyn Store) {
+    let mut b = body(T0);
+    b["tags"] = json!(["a"]);
+    let a = event(b);
+    create(s, &a, &occs(&a, &[T0, T0 + MIN, T0 + 2 * MIN])).await;
+    let mut b = body(T0);
+    b["tags"] = json!(["b"]);
+    let other = event(b);
+    create(s, &other, &[occ(&other, T0)]).await;
+    let only = s.counts_in(&["a".to_string()]).await.expect("counts_in");
+    assert_eq!((only.pending, only.failed), (3, 0), "{only:?}");
+    let all = s.counts_in(&[]).await.expect("counts_in");
+    assert_eq!(all.pending, 4, "{all:?}");
+    assert_eq!(s.counts().await.expect("counts").pending, 4);
+    let none = s
+        .counts_in(&["nobody".to_string()])
+        .await
+        .expect("counts_in");
+    assert_eq!(none.pending, 0);
 }

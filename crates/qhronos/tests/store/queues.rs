@@ -14,6 +14,7 @@ crate::conformance!(
     claim_queue_gives_each_row_to_one_claimer_with_its_own_receipt,
     settle_claim_needs_the_current_receipt,
     an_expired_pull_claim_is_a_failed_attempt_and_returns_to_its_queue,
+    queue_depths_count_ready_waiting_and_claimed_per_queue_within_the_tags,
 );
 
 async fn claim_queue_gives_each_row_to_one_claimer_with_its_own_receipt(s: &dyn Store) {
@@ -265,4 +266,50 @@ async fn an_expired_pull_claim_is_a_failed_attempt_and_returns_to_its_queue(s: &
         .await
         .expect("claim")
         .is_empty());
+}
+
+async fn queue_depths_count_ready_waiting_and_claimed_per_queue_within_the_tags(s: &dyn Store) {
+    let e = pull(T0, "jobs");
+    create(
+        s,
+        &e,
+        &occs(&e, &[T0 - 3 * SEC, T0 - 2 * SEC, T0 - SEC, T0 + MIN]),
+    )
+    .await;
+    let mut b = body(T0);
+    b["action"] = json!({"type": "pull", "params": {"queue": "mail"}});
+    b["tags"] = json!(["team-b"]);
+    let tagged = event(b);
+    create(s, &tagged, &[]).await;
+    // A webhook event is no queue's.
+    let w = one_time(T0);
+    create(s, &w, &[occ(&w, T0 - SEC)]).await;
+    let claimed = s
+        .claim_queue("jobs", &[], 1, T0 + 30 * SEC, T0)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+
+    let d = s.queue_depths(&[], T0).await.expect("queue_depths");
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert_eq!(d[0].queue, "jobs");
+    assert_eq!(
+        (d[0].events, d[0].ready, d[0].waiting, d[0].claimed),
+        (1, 2, 1, 1),
+        "{d:?}"
+    );
+    assert_eq!(d[0].oldest_ready_at, Some(T0 - 2 * SEC));
+    assert_eq!(d[1].queue, "mail");
+    assert_eq!((d[1].events, d[1].ready, d[1].claimed), (1, 0, 0));
+    assert_eq!(d[1].oldest_ready_at, None);
+
+    let only = s
+        .queue_depths(&["team-b".to_string()], T0)
+        .await
+        .expect("queue_depths");
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].queue, "mail");
+    // Later, the future instance is ready too.
+    let later = s.queue_depths(&[], T0 + 2 * MIN).await.expect("later");
+    assert_eq!((later[0].ready, later[0].waiting), (3, 0), "{later:?}");
 }
