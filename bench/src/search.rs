@@ -55,6 +55,9 @@ fn event(r: &mut StdRng, i: usize, now: i64) -> anyhow::Result<Event> {
         .map_err(|e| anyhow::anyhow!("bench event: {e}"))
 }
 
+/// Makes one query from the random source.
+type MakeQuery = fn(&mut StdRng) -> String;
+
 pub async fn run(
     bin: &Path,
     database_url: Option<String>,
@@ -114,7 +117,7 @@ pub async fn run(
             },
         ),
     ];
-    let cases: [(&str, fn(&mut StdRng) -> String); 2] = [
+    let cases: [(&str, MakeQuery); 2] = [
         ("prefix of 3-5 characters", |r| {
             let w = word(r);
             let n = r.random_range(3..=5usize).min(w.len());
