@@ -1144,3 +1144,85 @@ fn analytics() {
     let o = run(&mut s.cli(), &["analytics", "--from", "1h", "--to", "2h"]);
     assert_eq!(o.code, 2, "the server refuses from after to: {}", o.stderr);
 }
+
+#[test]
+fn local_times_all_day_events_and_durations() {
+    let s = Server::start();
+    // A local start in a zone: 02:30 on Berlin's spring-forward day moves to 03:30 CEST.
+    let v = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "events",
+            "create",
+            "--name",
+            "gap",
+            "--at",
+            "2030-03-31T02:30:00",
+            "--timezone",
+            "Europe/Berlin",
+            "--duration",
+            "45m",
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+        ],
+    )
+    .json();
+    assert_eq!(v["start_time"], "2030-03-31T01:30:00Z");
+    assert_eq!(v["end_time"], "2030-03-31T02:15:00Z");
+    // An all-day event on a local date, fired at 09:00 there.
+    let v = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "events",
+            "create",
+            "--name",
+            "holiday",
+            "--date",
+            "2030-12-25",
+            "--fire-time",
+            "09:00",
+            "--timezone",
+            "America/New_York",
+            "--duration",
+            "1d",
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+        ],
+    )
+    .json();
+    assert_eq!(v["start_date"], "2030-12-25");
+    assert_eq!(v["start_time"], "2030-12-25T14:00:00Z");
+    assert_eq!(v["end_time"], "2030-12-26T05:00:00Z");
+    // Preview from a local start.
+    let o = ok(
+        &mut s.cli(),
+        &[
+            "preview",
+            "FREQ=DAILY;COUNT=2",
+            "--start",
+            "2030-03-30T02:30",
+            "--timezone",
+            "Europe/Berlin",
+        ],
+    );
+    assert!(o.stdout.contains("2030-03-30T01:30:00Z"), "{}", o.stdout);
+    assert!(o.stdout.contains("2030-03-31T01:30:00Z"), "{}", o.stdout);
+    // Without a zone a local time is the server's 400, naming the field.
+    let o = run(
+        &mut s.cli(),
+        &[
+            "events",
+            "create",
+            "--name",
+            "x",
+            "--at",
+            "2030-03-31T02:30:00",
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+        ],
+    );
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("start_time"), "{}", o.stderr);
+}

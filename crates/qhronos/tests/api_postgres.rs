@@ -37,6 +37,8 @@ mod helpers;
 mod history;
 #[path = "api/leases.rs"]
 mod leases;
+#[path = "api/local_times.rs"]
+mod local_times;
 #[path = "api/mcp.rs"]
 mod mcp;
 #[path = "api/multinode.rs"]

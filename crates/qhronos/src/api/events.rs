@@ -70,7 +70,7 @@ pub(super) async fn plan_event(
     let limit = e.retry.resolve(&st.config.retry).max_attempts;
     Ok(p.instants
         .iter()
-        .map(|t| NewOccurrence::new(e.id, *t, limit))
+        .map(|t| NewOccurrence::of(e, *t, limit))
         .collect())
 }
 
@@ -576,7 +576,7 @@ pub(super) async fn trigger_event(
     let mut now = now_ms();
     // Two triggers in the same millisecond are two occurrences.
     let occ = loop {
-        let o = NewOccurrence::new(id, now, limit);
+        let o = NewOccurrence::of(&e, now, limit);
         if st.store.insert_occurrences(&[o], now).await? > 0 {
             break o;
         }

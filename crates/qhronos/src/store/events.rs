@@ -108,7 +108,7 @@ pub struct RunSummary {
 }
 
 /// The columns an event is written with, in the order of [`event_values`].
-const EVENT_WRITE: [Col; 24] = [
+const EVENT_WRITE: [Col; 28] = [
     ("id", Kind::Text),
     ("name", Kind::Text),
     ("description", Kind::Text),
@@ -133,6 +133,10 @@ const EVENT_WRITE: [Col; 24] = [
     ("updated_at", Kind::Int),
     ("idempotency_key", Kind::Text),
     ("request_hash", Kind::Text),
+    ("duration_ms", Kind::Int),
+    ("all_day", Kind::Text),
+    ("calendar_id", Kind::Text),
+    ("external_id", Kind::Text),
 ];
 
 /// Columns an update leaves alone (`next_fire_at` is set apart: see `update_event`).
@@ -171,6 +175,10 @@ fn event_values(e: &Event, idem: Option<(&str, &str)>) -> Vec<Val> {
         e.updated_at.into(),
         idem.map(|(k, _)| k).into(),
         idem.map(|(_, h)| h).into(),
+        e.duration.into(),
+        e.all_day.as_ref().map(to_json).into(),
+        e.calendar_id.map(|c| c.to_string()).into(),
+        e.external_id.clone().into(),
     ]
 }
 

@@ -17,6 +17,7 @@ mod fuzz_input;
 mod helpers;
 mod history;
 mod leases;
+mod local_times;
 mod mcp;
 mod named_templates;
 mod openapi;
