@@ -109,7 +109,7 @@ enum BucketArg {
 #[derive(Subcommand, Debug)]
 enum EventsCmd {
     /// Create an event from flags, or from a JSON body with --file.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List events, newest first.
     #[command(alias = "ls")]
     List(ListEventsArgs),
