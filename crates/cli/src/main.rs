@@ -4,6 +4,7 @@
 //! [`client::exit`] and docs/cli.md.
 
 mod archive;
+mod calendars;
 mod client;
 mod output;
 
@@ -71,6 +72,9 @@ enum Command {
     /// Read and export what retention archived.
     #[command(subcommand)]
     Archive(archive::ArchiveCmd),
+    /// Calendars: import iCalendar files, list calendars.
+    #[command(subcommand, alias = "cal")]
+    Calendars(calendars::CalendarsCmd),
     /// Operator views: the backups.
     #[command(subcommand)]
     Admin(archive::AdminCmd),
@@ -1053,6 +1057,7 @@ async fn run(cli: Cli) -> Result<String> {
         }
         Command::Mcp => mcp(&cli).await,
         Command::Archive(cmd) => archive::archive(&client, cmd, &show).await,
+        Command::Calendars(cmd) => calendars::calendars(&client, cmd, &show).await,
         Command::Admin(cmd) => archive::admin(&client, cmd, &show).await,
         Command::Analytics(a) => {
             let now = jiff::Timestamp::now();

@@ -1226,3 +1226,67 @@ fn local_times_all_day_events_and_durations() {
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("start_time"), "{}", o.stderr);
 }
+
+#[test]
+fn calendars_import_and_list() {
+    let s = Server::start();
+    let file = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../qhronos/tests/data/ics/apple.ics");
+    let file = file.to_str().unwrap();
+    // A dry run says what would be created and creates nothing.
+    let o = ok(
+        &mut s.cli(),
+        &[
+            "calendars",
+            "import",
+            file,
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+            "--dry-run",
+        ],
+    );
+    assert!(
+        o.stdout.starts_with("(dry run) calendar -: 3 created"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("created Book club"), "{}", o.stdout);
+    let v = ok(&mut s.cli(), &["--json", "calendars", "list"]).json();
+    assert_eq!(v["data"].as_array().unwrap().len(), 0);
+    let v = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "calendars",
+            "import",
+            file,
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+            "--tag",
+            "home",
+        ],
+    )
+    .json();
+    assert_eq!(v["created"].as_array().unwrap().len(), 3);
+    let cal = v["calendar_id"].as_str().unwrap().to_string();
+    // Again into the same calendar: unchanged.
+    let o = ok(
+        &mut s.cli(),
+        &["calendars", "import", file, "--calendar", &cal],
+    );
+    assert!(
+        o.stdout
+            .contains("0 created, 0 updated, 0 removed, 3 unchanged"),
+        "{}",
+        o.stdout
+    );
+    let o = ok(&mut s.cli(), &["calendars", "list"]);
+    assert!(o.stdout.contains("Home"), "{}", o.stdout);
+    // A file that is not a calendar: the server's 400, exit code not 0.
+    let o = run(
+        &mut s.cli(),
+        &["calendars", "import", "Cargo.toml", "--calendar", &cal],
+    );
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("not an iCalendar object"), "{}", o.stderr);
+}

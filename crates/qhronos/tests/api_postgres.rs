@@ -13,6 +13,8 @@ mod backups;
 
 #[path = "api/bulk.rs"]
 mod bulk;
+#[path = "api/calendars.rs"]
+mod calendars;
 #[path = "api/channels.rs"]
 mod channels;
 #[path = "api/cli.rs"]

@@ -6,6 +6,8 @@ pub mod analytics;
 pub mod archive;
 pub mod audit;
 pub mod bulk;
+mod calendar_import;
+pub mod calendars;
 pub mod docs;
 pub mod event_io;
 pub mod events;
@@ -183,6 +185,7 @@ pub fn router(state: AppState, g: Gate) -> std::sync::Arc<Router> {
         .merge(admin::router())
         .merge(archive::router())
         .merge(workflows::router())
+        .merge(calendars::router())
         .merge(openapi::router())
         .merge(docs::router())
         .merge(mcp::router(late.clone()))
