@@ -31,6 +31,8 @@ mod engine;
 mod events;
 #[path = "api/expansion.rs"]
 mod expansion;
+#[path = "api/feeds.rs"]
+mod feeds;
 #[path = "api/fuzz_input.rs"]
 mod fuzz_input;
 #[path = "api/helpers.rs"]

@@ -8,6 +8,8 @@ ALTER TABLE events ADD COLUMN all_day TEXT;
 ALTER TABLE events ADD COLUMN calendar_id TEXT COLLATE "C";
 ALTER TABLE events ADD COLUMN external_id TEXT;
 ALTER TABLE occurrences ADD COLUMN ends_at BIGINT;
+-- The instant a moved occurrence had first (its RECURRENCE-ID when the series is exported).
+ALTER TABLE occurrences ADD COLUMN moved_from BIGINT;
 -- An import finds the events of one calendar by UID.
 CREATE INDEX events_calendar ON events (calendar_id, external_id) WHERE calendar_id IS NOT NULL;
 

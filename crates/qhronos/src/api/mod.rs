@@ -13,6 +13,7 @@ pub mod event_io;
 pub mod events;
 mod events_batch;
 pub mod extract;
+pub mod feeds;
 pub mod mcp;
 
 pub mod history;
@@ -186,6 +187,7 @@ pub fn router(state: AppState, g: Gate) -> std::sync::Arc<Router> {
         .merge(archive::router())
         .merge(workflows::router())
         .merge(calendars::router())
+        .merge(feeds::router())
         .merge(openapi::router())
         .merge(docs::router())
         .merge(mcp::router(late.clone()))

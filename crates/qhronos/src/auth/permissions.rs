@@ -78,6 +78,9 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("POST", "/calendars/import", Need::Write),
     ("GET", "/calendars/{id}", Need::Read),
     ("DELETE", "/calendars/{id}", Need::Write),
+    ("GET", "/calendars/{id}/feed.ics", Need::Read),
+    ("GET", "/events.ics", Need::Read),
+    ("POST", "/feed-tokens", Need::Write),
 ];
 
 /// True when the table lists the route with some method.

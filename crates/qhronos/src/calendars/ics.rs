@@ -47,6 +47,10 @@ pub struct VEvent {
     pub exdates: Vec<When>,
     pub recurrence_id: Option<When>,
     pub cancelled: bool,
+    /// `X-QHRONOS-FIRE-TIME` (our own feeds): the local time an all-day event fires at.
+    pub fire_time: Option<String>,
+    /// `X-QHRONOS-TIMEZONE` (our own feeds): the zone whose days an all-day event spans.
+    pub day_zone: Option<String>,
 }
 
 /// A parsed file.
@@ -263,6 +267,12 @@ pub fn parse(text_in: &str) -> Result<Parsed, ParseError> {
                 ICalendarProperty::Exdate => ev
                     .exdates
                     .extend(e.values.iter().filter_map(|v| when(e, v))),
+                ICalendarProperty::Other(n) if n.eq_ignore_ascii_case(super::export::FIRE_TIME) => {
+                    ev.fire_time = text(v)
+                }
+                ICalendarProperty::Other(n) if n.eq_ignore_ascii_case(super::export::DAY_ZONE) => {
+                    ev.day_zone = text(v)
+                }
                 ICalendarProperty::Status => {
                     ev.cancelled =
                         matches!(v, Some(ICalendarValue::Status(ICalendarStatus::Cancelled)))

@@ -177,7 +177,7 @@ fn series(
     let zone = match start {
         When::Date(day) => {
             body.insert("start_date".into(), day.to_string().into());
-            if let Some(t) = &d.fire_time {
+            if let Some(t) = master.fire_time.as_ref().or(d.fire_time.as_ref()) {
                 body.insert("fire_time".into(), t.clone().into());
             }
             let days = match (&master.end, master.duration) {
@@ -186,7 +186,11 @@ fn series(
                 _ => 1,
             };
             body.insert("duration".into(), format!("{days}d").into());
-            cx.floating.clone()
+            master
+                .day_zone
+                .clone()
+                .filter(|z| jiff::tz::TimeZone::get(z).is_ok())
+                .unwrap_or_else(|| cx.floating.clone())
         }
         When::Utc(t) => {
             body.insert("start_time".into(), rfc3339(*t).into());

@@ -5,7 +5,9 @@
 //! - `ics.rs`     parse a file (calcard) into the VEVENTs we take, with line numbers
 //! - `zones.rs`   TZID → IANA (IANA, Windows/Outlook names, custom VTIMEZONE rules)
 //! - `import.rs`  VEVENTs → event bodies, and the plan of an import against what exists
+//! - `export.rs`  events → a feed (VTIMEZONE from the tz database, RECURRENCE-ID overrides)
 
+pub mod export;
 pub mod ics;
 pub mod import;
 pub mod zones;

@@ -89,6 +89,21 @@ pub trait CalendarStore: Send + Sync + 'static {
     ) -> Result<()>;
     /// Subscriptions whose next fetch is due at `now`, soonest first.
     async fn due_feeds(&self, now: Millis, limit: i64) -> Result<Vec<Calendar>>;
+    /// The single instances of these events that a person changed: moved ones (not
+    /// cancelled since) and ones cancelled with `DELETE /occurrences/{id}`, by event and
+    /// original instant. A feed writes them as RECURRENCE-ID overrides.
+    async fn overrides(&self, event_ids: &[Uuid]) -> Result<Vec<Override>>;
+}
+
+/// One instance changed by hand (see [`CalendarStore::overrides`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    /// Its event.
+    pub event_id: Uuid,
+    /// The instant the series gave it (its RECURRENCE-ID).
+    pub original: Millis,
+    /// Where it was moved, with its end; `None` when it was cancelled.
+    pub moved_to: Option<(Millis, Option<Millis>)>,
 }
 
 const CAL_COLS: [Col; 15] = [
@@ -281,5 +296,36 @@ impl<B: Backend> CalendarStore for B {
         q.val(now).push(" ORDER BY next_fetch_at LIMIT ").val(limit);
         let mut c = self.reads().acquire().await?;
         B::D::fetch(q, &mut c).await?.iter().map(calendar).collect()
+    }
+
+    async fn overrides(&self, event_ids: &[Uuid]) -> Result<Vec<Override>> {
+        let mut out = Vec::new();
+        let mut c = self.reads().acquire().await?;
+        for chunk in event_ids.chunks(500) {
+            let mut q = query::<B::D>(
+                "SELECT event_id, COALESCE(moved_from, scheduled_at) AS original, scheduled_at, \
+                 ends_at, status FROM occurrences WHERE ((moved_from IS NOT NULL AND status != 'cancelled') \
+                 OR (status = 'cancelled' AND cancelled_by = 'user')) AND ",
+            );
+            B::D::push_in(
+                &mut q,
+                "event_id",
+                chunk.iter().map(Uuid::to_string).collect(),
+            );
+            q.push(" ORDER BY event_id, original");
+            for r in B::D::fetch(q, &mut c).await? {
+                let cancelled = r.text("status")? == "cancelled";
+                out.push(Override {
+                    event_id: r.id("event_id")?,
+                    original: r.int("original")?,
+                    moved_to: (!cancelled)
+                        .then(|| {
+                            Ok::<_, StoreError>((r.int("scheduled_at")?, r.opt_int("ends_at")?))
+                        })
+                        .transpose()?,
+                });
+            }
+        }
+        Ok(out)
     }
 }

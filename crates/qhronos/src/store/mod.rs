@@ -48,7 +48,7 @@ pub use archive::{ArchiveFilter, ArchiveStore, ArchiveSummary, ArchivedEvent, Ar
 pub use audit::{AuditEntry, AuditFilter, AuditStore};
 pub use backend::Backend;
 pub use bulk::BulkStore;
-pub use calendars::{Calendar, CalendarStore, ImportWrite};
+pub use calendars::{Calendar, CalendarStore, ImportWrite, Override};
 pub use claims::{ClaimDue, ClaimStore, Claimed, Next, Outcome};
 pub use events::{Created, EventFilter, EventStore, RunSummary};
 pub use history::{By, EventVersion, HistoryStore};

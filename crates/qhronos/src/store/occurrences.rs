@@ -409,7 +409,7 @@ impl<B: Backend> OccurrenceStore for B {
         let mut q = query::<B::D>("UPDATE occurrences SET status = 'pending', scheduled_at = ");
         // The end moves with the start (the right-hand sides read the row before the update).
         q.val(to)
-            .push(", ends_at = ends_at + (")
+            .push(", moved_from = COALESCE(moved_from, scheduled_at), ends_at = ends_at + (")
             .val(to)
             .push(" - scheduled_at), next_attempt_at = ")
             .val(to)

@@ -14,6 +14,7 @@ mod email_relay;
 mod engine;
 mod events;
 mod expansion;
+mod feeds;
 mod fuzz_input;
 mod helpers;
 mod history;
