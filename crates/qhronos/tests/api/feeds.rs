@@ -276,6 +276,13 @@ async fn a_feed_token_reads_its_feed_in_scope_and_nothing_else_until_revoked() {
     )
     .await;
     assert_eq!(s, 200);
+    // Nor may it listen on the WebSocket.
+    let (_, answer) = crate::websocket::open(
+        &app,
+        json!({"type": "tag-listener", "tags": ["a"], "token": feed_token}),
+    )
+    .await;
+    assert!(answer.to_string().contains("feed token"), "{answer}");
     // The token in the query works on feeds only; no token at all is a 401.
     let (s, _, _) = fetch(&app, &format!("/events?token={feed_token}")).await;
     assert_eq!(s, 401);
