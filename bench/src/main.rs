@@ -5,6 +5,7 @@
 
 mod analytics;
 mod api;
+mod conflicts;
 mod create;
 mod due;
 mod expander;
@@ -130,6 +131,16 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         events: usize,
         #[arg(long, default_value_t = 50)]
+        runs: usize,
+    },
+    /// The conflict check of a calendar of `events` recurring events over `days` days, in
+    /// process (interval index build and probe), timed `runs` times.
+    Conflicts {
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        #[arg(long, default_value_t = 20)]
         runs: usize,
     },
     /// precision (1000/s, 30 s), burst 100000, create-latency, create-rate, batch-create.
@@ -339,7 +350,9 @@ async fn run(bin: &Path, setup: &Setup, cmd: Cmd) -> anyhow::Result<()> {
             h.finish();
             return r;
         }
-        Cmd::Expander { .. } | Cmd::Analytics { .. } => unreachable!("handled above"),
+        Cmd::Expander { .. } | Cmd::Analytics { .. } | Cmd::Conflicts { .. } => {
+            unreachable!("handled above")
+        }
         Cmd::All => unreachable!("expanded by main"),
     };
     h.finish();
@@ -349,6 +362,9 @@ async fn run(bin: &Path, setup: &Setup, cmd: Cmd) -> anyhow::Result<()> {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Cmd::Conflicts { events, days, runs } = cli.cmd {
+        return conflicts::run(events, days, runs);
+    }
     if let Cmd::Analytics {
         deliveries,
         days,

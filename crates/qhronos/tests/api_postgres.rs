@@ -19,6 +19,8 @@ mod calendars;
 mod channels;
 #[path = "api/cli.rs"]
 mod cli;
+#[path = "api/conflicts.rs"]
+mod conflicts;
 #[path = "api/defaults.rs"]
 mod defaults;
 #[path = "api/delivery.rs"]

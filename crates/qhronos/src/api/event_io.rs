@@ -454,6 +454,10 @@ pub struct EventOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub next_run_at: Option<Option<String>>,
+    /// In the answer of a create or update of an event in a `free`-mode calendar: the
+    /// occurrences (within `planning.horizon`) that overlap other events of the calendar
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflicts: Option<Vec<crate::calendars::conflicts::Collision>>,
     /// In `GET /events` and `GET /events/{id}`: how the latest finished occurrence ended,
     /// `null` before any has.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -529,6 +533,7 @@ impl From<&Event> for EventOut {
             updated_at: fmt_ms(e.updated_at),
             next_run_at: None,
             last_outcome: None,
+            conflicts: None,
         }
     }
 }

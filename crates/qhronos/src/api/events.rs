@@ -129,6 +129,7 @@ pub(super) async fn create_event(
     e.tags = caller.principal.scoped_tags(std::mem::take(&mut e.tags))?;
     e.action.send_as(sender_of(&caller.principal));
     st.check_target(&e.action).await?;
+    let conflicts = super::conflicts::check(&st, &caller, &e).await?;
     let generated = super::secrets::ensure_own(&mut e);
     let after = start_after(&e, now);
     let mut occs = plan_event(&st, &mut e, after, now).await?;
@@ -176,6 +177,7 @@ pub(super) async fn create_event(
             .await;
             let mut out = EventOut::from(&e);
             out.hmac_secret = generated;
+            out.conflicts = conflicts;
             Ok((StatusCode::CREATED, Json(out)).into_response())
         }
         Created::Existing {
@@ -366,6 +368,8 @@ pub(super) async fn apply_update(
         .await
         .map_err(ApiError::BadRequest)?;
     let mut new = super::templates::resolve_for_save(st, new).await?;
+    // Not a field a caller sets: an imported event keeps its UID.
+    new.external_id = old.external_id.clone();
     new.tags = caller
         .principal
         .scoped_tags(std::mem::take(&mut new.tags))?;
@@ -373,6 +377,11 @@ pub(super) async fn apply_update(
     if new.action != old.action {
         st.check_target(&new.action).await?;
     }
+    let conflicts = if new.timing_differs(&old) || new.calendar_id != old.calendar_id {
+        super::conflicts::check(st, caller, &new).await?
+    } else {
+        None
+    };
     new.next_fire_at = old.next_fire_at;
     // A changed secret: the old one keeps signing too for the grace period.
     let grace = st.config.auth.secret_rotation_grace.as_millis();
@@ -428,6 +437,7 @@ pub(super) async fn apply_update(
         .await;
     let mut out = EventOut::from(&e);
     out.hmac_secret = generated;
+    out.conflicts = conflicts;
     Ok(Json(out))
 }
 

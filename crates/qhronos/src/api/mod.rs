@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bulk;
 mod calendar_import;
 pub mod calendars;
+pub mod conflicts;
 pub mod docs;
 pub mod event_io;
 pub mod events;
@@ -188,6 +189,7 @@ pub fn router(state: AppState, g: Gate) -> std::sync::Arc<Router> {
         .merge(workflows::router())
         .merge(calendars::router())
         .merge(feeds::router())
+        .merge(conflicts::router())
         .merge(openapi::router())
         .merge(docs::router())
         .merge(mcp::router(late.clone()))

@@ -81,6 +81,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/calendars/{id}/feed.ics", Need::Read),
     ("GET", "/events.ics", Need::Read),
     ("POST", "/feed-tokens", Need::Write),
+    ("POST", "/calendars/{id}/free-slots", Need::Read),
 ];
 
 /// True when the table lists the route with some method.

@@ -7,6 +7,7 @@
 //! - `import.rs`  VEVENTs → event bodies, and the plan of an import against what exists
 //! - `export.rs`  events → a feed (VTIMEZONE from the tz database, RECURRENCE-ID overrides)
 
+pub mod conflicts;
 pub mod export;
 pub mod ics;
 pub mod import;

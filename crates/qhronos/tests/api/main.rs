@@ -8,6 +8,7 @@ mod bulk;
 mod calendars;
 mod channels;
 mod cli;
+mod conflicts;
 mod defaults;
 mod delivery;
 mod email_relay;
