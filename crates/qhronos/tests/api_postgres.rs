@@ -69,6 +69,8 @@ mod search;
 mod secrets;
 #[path = "api/security.rs"]
 mod security;
+#[path = "api/subscriptions.rs"]
+mod subscriptions;
 #[path = "api/templates.rs"]
 mod templates;
 #[path = "api/validation.rs"]

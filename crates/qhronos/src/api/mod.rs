@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod archive;
 pub mod audit;
 pub mod bulk;
+pub mod calendar_feeds;
 mod calendar_import;
 pub mod calendars;
 pub mod conflicts;
@@ -190,6 +191,7 @@ pub fn router(state: AppState, g: Gate) -> std::sync::Arc<Router> {
         .merge(calendars::router())
         .merge(feeds::router())
         .merge(conflicts::router())
+        .merge(calendar_feeds::router())
         .merge(openapi::router())
         .merge(docs::router())
         .merge(mcp::router(late.clone()))

@@ -82,6 +82,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/events.ics", Need::Read),
     ("POST", "/feed-tokens", Need::Write),
     ("POST", "/calendars/{id}/free-slots", Need::Read),
+    ("POST", "/calendars/{id}/refresh", Need::Write),
 ];
 
 /// True when the table lists the route with some method.

@@ -31,6 +31,7 @@ mod scopes;
 mod search;
 mod secrets;
 mod security;
+mod subscriptions;
 mod templates;
 mod validation;
 mod websocket;
