@@ -5,6 +5,7 @@
 
 mod analytics;
 mod api;
+mod conflicts;
 mod create;
 mod due;
 mod expander;
@@ -143,6 +144,16 @@ enum Cmd {
         /// Keep the SQLite data directory here; a later run on it skips the fill.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+    },
+    /// The conflict check of a calendar of `events` recurring events over `days` days, in
+    /// process (interval index build and probe), timed `runs` times.
+    Conflicts {
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
     },
     /// precision (1000/s, 30 s), burst 100000, create-latency, create-rate, batch-create.
     All,
@@ -351,7 +362,10 @@ async fn run(bin: &Path, setup: &Setup, cmd: Cmd) -> anyhow::Result<()> {
             h.finish();
             return r;
         }
-        Cmd::Expander { .. } | Cmd::Analytics { .. } | Cmd::Search { .. } => {
+        Cmd::Expander { .. }
+        | Cmd::Analytics { .. }
+        | Cmd::Search { .. }
+        | Cmd::Conflicts { .. } => {
             unreachable!("handled above")
         }
         Cmd::All => unreachable!("expanded by main"),
@@ -363,6 +377,9 @@ async fn run(bin: &Path, setup: &Setup, cmd: Cmd) -> anyhow::Result<()> {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Cmd::Conflicts { events, days, runs } = cli.cmd {
+        return conflicts::run(events, days, runs);
+    }
     if let Cmd::Analytics {
         deliveries,
         days,

@@ -4,6 +4,7 @@
 //! [`client::exit`] and docs/cli.md.
 
 mod archive;
+mod calendars;
 mod client;
 mod output;
 mod session;
@@ -81,6 +82,9 @@ enum Command {
     /// Read and export what retention archived.
     #[command(subcommand)]
     Archive(archive::ArchiveCmd),
+    /// Calendars: import iCalendar files, list calendars.
+    #[command(subcommand, alias = "cal")]
+    Calendars(calendars::CalendarsCmd),
     /// Operator views: the backups.
     #[command(subcommand)]
     Admin(archive::AdminCmd),
@@ -119,7 +123,7 @@ enum BucketArg {
 #[derive(Subcommand, Debug)]
 enum EventsCmd {
     /// Create an event from flags, or from a JSON body with --file.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List events, newest first.
     #[command(alias = "ls")]
     List(ListEventsArgs),
@@ -163,15 +167,25 @@ struct CreateArgs {
         long,
         short = 'f',
         value_name = "PATH",
-        conflicts_with_all = ["name", "at", "webhook", "action_json", "schedule", "timezone", "tag", "metadata", "secret", "description"]
+        conflicts_with_all = ["name", "at", "date", "duration", "webhook", "action_json", "schedule", "timezone", "tag", "metadata", "secret", "description"]
     )]
     file: Option<String>,
     /// The event's name.
     #[arg(long, required_unless_present = "file")]
     name: Option<String>,
-    /// When: the one-time instant, or the first instance of a series (RFC 3339 with offset).
-    #[arg(long, value_name = "RFC3339", required_unless_present = "file")]
+    /// When: the one-time instant, or the first instance of a series: RFC 3339 with an
+    /// offset, or with --timezone a local date-time ('2026-03-29T09:00').
+    #[arg(long, value_name = "TIME", required_unless_present_any = ["file", "date"], conflicts_with = "date")]
     at: Option<String>,
+    /// An all-day event on this local date (YYYY-MM-DD) in --timezone (required with it).
+    #[arg(long, value_name = "DATE", requires = "timezone")]
+    date: Option<String>,
+    /// With --date: the local time it fires at (HH:MM, default 00:00).
+    #[arg(long, value_name = "HH:MM", requires = "date")]
+    fire_time: Option<String>,
+    /// How long each occurrence lasts ('45m', '2h'; whole days for --date, '2d').
+    #[arg(long, value_name = "DURATION")]
+    duration: Option<String>,
     /// Deliver a signed webhook POST to this URL.
     #[arg(
         long,
@@ -496,8 +510,8 @@ struct CreateTokenArgs {
 struct PreviewArgs {
     /// The rule, e.g. 'FREQ=DAILY;BYHOUR=9' (with or without `RRULE:`).
     rrule: String,
-    /// DTSTART, RFC 3339 with offset (default: now, to the second).
-    #[arg(long, value_name = "RFC3339")]
+    /// DTSTART: RFC 3339 with an offset, or with --timezone a local date-time (default: now, to the second).
+    #[arg(long, value_name = "TIME")]
     start: Option<String>,
     /// IANA time zone the rule is evaluated in (default UTC).
     #[arg(long, value_name = "TZ")]
@@ -1085,6 +1099,7 @@ async fn run(cli: Cli) -> Result<String> {
         }
         Command::Mcp => mcp(&cli).await,
         Command::Archive(cmd) => archive::archive(&client, cmd, &show).await,
+        Command::Calendars(cmd) => calendars::calendars(&client, cmd, &show).await,
         Command::Admin(cmd) => archive::admin(&client, cmd, &show).await,
         Command::Analytics(a) => {
             let now = jiff::Timestamp::now();
@@ -1378,7 +1393,20 @@ fn event_body(a: &CreateArgs) -> Result<Value> {
     }
     let mut body = Map::new();
     body.insert("name".into(), a.name.clone().unwrap_or_default().into());
-    body.insert("start_time".into(), a.at.clone().unwrap_or_default().into());
+    match (&a.at, &a.date) {
+        (_, Some(d)) => {
+            body.insert("start_date".into(), d.clone().into());
+            if let Some(t) = &a.fire_time {
+                body.insert("fire_time".into(), t.clone().into());
+            }
+        }
+        (at, None) => {
+            body.insert("start_time".into(), at.clone().unwrap_or_default().into());
+        }
+    }
+    if let Some(d) = &a.duration {
+        body.insert("duration".into(), d.clone().into());
+    }
     if let Some(d) = &a.description {
         body.insert("description".into(), d.clone().into());
     }

@@ -1146,6 +1146,152 @@ fn analytics() {
 }
 
 #[test]
+fn local_times_all_day_events_and_durations() {
+    let s = Server::start();
+    // A local start in a zone: 02:30 on Berlin's spring-forward day moves to 03:30 CEST.
+    let v = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "events",
+            "create",
+            "--name",
+            "gap",
+            "--at",
+            "2030-03-31T02:30:00",
+            "--timezone",
+            "Europe/Berlin",
+            "--duration",
+            "45m",
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+        ],
+    )
+    .json();
+    assert_eq!(v["start_time"], "2030-03-31T01:30:00Z");
+    assert_eq!(v["end_time"], "2030-03-31T02:15:00Z");
+    // An all-day event on a local date, fired at 09:00 there.
+    let v = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "events",
+            "create",
+            "--name",
+            "holiday",
+            "--date",
+            "2030-12-25",
+            "--fire-time",
+            "09:00",
+            "--timezone",
+            "America/New_York",
+            "--duration",
+            "1d",
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+        ],
+    )
+    .json();
+    assert_eq!(v["start_date"], "2030-12-25");
+    assert_eq!(v["start_time"], "2030-12-25T14:00:00Z");
+    assert_eq!(v["end_time"], "2030-12-26T05:00:00Z");
+    // Preview from a local start.
+    let o = ok(
+        &mut s.cli(),
+        &[
+            "preview",
+            "FREQ=DAILY;COUNT=2",
+            "--start",
+            "2030-03-30T02:30",
+            "--timezone",
+            "Europe/Berlin",
+        ],
+    );
+    assert!(o.stdout.contains("2030-03-30T01:30:00Z"), "{}", o.stdout);
+    assert!(o.stdout.contains("2030-03-31T01:30:00Z"), "{}", o.stdout);
+    // Without a zone a local time is the server's 400, naming the field.
+    let o = run(
+        &mut s.cli(),
+        &[
+            "events",
+            "create",
+            "--name",
+            "x",
+            "--at",
+            "2030-03-31T02:30:00",
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+        ],
+    );
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("start_time"), "{}", o.stderr);
+}
+
+#[test]
+fn calendars_import_and_list() {
+    let s = Server::start();
+    let file = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../qhronos/tests/data/ics/apple.ics");
+    let file = file.to_str().unwrap();
+    // A dry run says what would be created and creates nothing.
+    let o = ok(
+        &mut s.cli(),
+        &[
+            "calendars",
+            "import",
+            file,
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+            "--dry-run",
+        ],
+    );
+    assert!(
+        o.stdout.starts_with("(dry run) calendar -: 3 created"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("created Book club"), "{}", o.stdout);
+    let v = ok(&mut s.cli(), &["--json", "calendars", "list"]).json();
+    assert_eq!(v["data"].as_array().unwrap().len(), 0);
+    let v = ok(
+        &mut s.cli(),
+        &[
+            "--json",
+            "calendars",
+            "import",
+            file,
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+            "--tag",
+            "home",
+        ],
+    )
+    .json();
+    assert_eq!(v["created"].as_array().unwrap().len(), 3);
+    let cal = v["calendar_id"].as_str().unwrap().to_string();
+    // Again into the same calendar: unchanged.
+    let o = ok(
+        &mut s.cli(),
+        &["calendars", "import", file, "--calendar", &cal],
+    );
+    assert!(
+        o.stdout
+            .contains("0 created, 0 updated, 0 removed, 3 unchanged"),
+        "{}",
+        o.stdout
+    );
+    let o = ok(&mut s.cli(), &["calendars", "list"]);
+    assert!(o.stdout.contains("Home"), "{}", o.stdout);
+    // A file that is not a calendar: the server's 400, exit code not 0.
+    let o = run(
+        &mut s.cli(),
+        &["calendars", "import", "Cargo.toml", "--calendar", &cal],
+    );
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("not an iCalendar object"), "{}", o.stderr);
+}
+
+#[test]
 fn whoami_channels_and_the_config_summary() {
     let s = Server::start();
     let o = ok(&mut s.cli(), &["whoami"]);

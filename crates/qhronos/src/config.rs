@@ -45,6 +45,23 @@ pub struct Config {
     pub pull: PullConfig,
     pub smtp: SmtpConfig,
     pub workflows: WorkflowsConfig,
+    pub planning: PlanningConfig,
+}
+
+/// Calendars' conflict checks (`calendar_id` on events, `POST /calendars/{id}/free-slots`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlanningConfig {
+    /// How far ahead a create or update is checked against the calendar's other events.
+    pub horizon: Dur,
+}
+
+impl Default for PlanningConfig {
+    fn default() -> Self {
+        PlanningConfig {
+            horizon: Dur::from_secs(90 * 86_400),
+        }
+    }
 }
 
 /// Workflows (`/workflows`: "when X finishes, do Y").
@@ -433,6 +450,7 @@ impl Default for Config {
             pull: PullConfig::default(),
             smtp: SmtpConfig::default(),
             workflows: WorkflowsConfig::default(),
+            planning: PlanningConfig::default(),
         }
     }
 }

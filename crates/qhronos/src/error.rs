@@ -33,6 +33,14 @@ pub enum ApiError {
         message: String,
         items: Vec<serde_json::Value>,
     },
+    /// An event overlaps others in an `auto_plan` calendar: the collisions and the nearest
+    /// free slots (409).
+    #[error("{message}")]
+    Overlap {
+        message: String,
+        /// `{conflicts, proposals}`, boxed to keep the error small.
+        detail: Box<serde_json::Value>,
+    },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -49,6 +57,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Items { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Overlap { .. } => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -68,6 +77,9 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let body = match &self {
             ApiError::Items { message, items } => json!({ "error": message, "items": items }),
+            ApiError::Overlap { message, detail } => {
+                json!({ "error": message, "conflicts": detail["conflicts"], "proposals": detail["proposals"] })
+            }
             _ => json!({ "error": self.to_string() }),
         };
         let mut res = (status, Json(body)).into_response();

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod calendars;
 pub mod config;
 pub mod delivery;
 pub mod domain;

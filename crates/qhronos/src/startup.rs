@@ -220,6 +220,9 @@ impl Application {
             limiter: RateLimiter::new(&config.rate_limit).map(Arc::new),
             metrics: metrics.clone(),
         };
+        engine
+            .tasks
+            .push(tokio::spawn(api::calendar_feeds::run(state.clone())));
         let router = api::router(state, gate);
         let listener = TcpListener::bind((config.host, config.port))
             .await

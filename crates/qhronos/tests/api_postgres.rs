@@ -13,10 +13,14 @@ mod backups;
 
 #[path = "api/bulk.rs"]
 mod bulk;
+#[path = "api/calendars.rs"]
+mod calendars;
 #[path = "api/channels.rs"]
 mod channels;
 #[path = "api/cli.rs"]
 mod cli;
+#[path = "api/conflicts.rs"]
+mod conflicts;
 #[path = "api/dashboard.rs"]
 mod dashboard;
 #[path = "api/defaults.rs"]
@@ -31,6 +35,8 @@ mod engine;
 mod events;
 #[path = "api/expansion.rs"]
 mod expansion;
+#[path = "api/feeds.rs"]
+mod feeds;
 #[path = "api/fuzz_input.rs"]
 mod fuzz_input;
 #[path = "api/helpers.rs"]
@@ -39,6 +45,8 @@ mod helpers;
 mod history;
 #[path = "api/leases.rs"]
 mod leases;
+#[path = "api/local_times.rs"]
+mod local_times;
 #[path = "api/mcp.rs"]
 mod mcp;
 #[path = "api/multinode.rs"]
@@ -65,6 +73,8 @@ mod search;
 mod secrets;
 #[path = "api/security.rs"]
 mod security;
+#[path = "api/subscriptions.rs"]
+mod subscriptions;
 #[path = "api/templates.rs"]
 mod templates;
 #[path = "api/validation.rs"]

@@ -7,10 +7,15 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::action::{self, Action};
-use crate::domain::event::{Event, EventStatus};
+use crate::domain::event::{AllDay, Event, EventStatus};
 use crate::domain::policy::{MisfirePolicy, RetryPolicy};
-use crate::domain::schedule::{ceil_ms, parse_schedule, parse_times, schedule_text};
-use crate::domain::{fmt_ms, parse_time, Millis};
+use crate::domain::schedule::{parse_schedule, schedule_text, TimeCtx};
+use crate::domain::{fmt_ms, Millis};
+
+/// A duration in milliseconds as the API writes it (`"45m"`, `"1d"`).
+pub fn fmt_duration(ms: Millis) -> String {
+    crate::domain::duration::Dur::from_millis(u64::try_from(ms).unwrap_or(0)).to_string()
+}
 
 /// Distinguishes a field that is absent (`None`) from one set to null (`Some(None)`), so that a
 /// partial update can clear a field.
@@ -31,10 +36,33 @@ pub struct EventIn {
     /// Free text; `null` clears it
     #[serde(default, deserialize_with = "double_option")]
     pub description: Option<Option<String>>,
-    /// Required on create: RFC 3339 with an offset; the one-time instant, or DTSTART of a
-    /// series
+    /// Required on create (unless `start_in` or `start_date`): the one-time instant, or
+    /// DTSTART of a series. RFC 3339 with an offset, or, when `timezone` is given, a local
+    /// date-time without one (`"2026-03-29T02:30:00"`): a time in the spring-forward gap moves
+    /// forward by the gap, one in the fall-back fold takes its first instant. (The schema
+    /// states only the form with an offset: what matches it is always accepted.)
     #[schema(schema_with = super::inputs::start_time)]
     pub start_time: Option<String>,
+    /// Instead of `start_time`, for an all-day event: the local date (`"2026-12-24"`) in
+    /// `timezone` (required with it). It fires at `fire_time` on each of its days
+    #[schema(schema_with = super::inputs::start_date)]
+    pub start_date: Option<String>,
+    /// With `start_date`: the local time of day it fires at, `"HH:MM"` or `"HH:MM:SS"`;
+    /// default `"00:00"`
+    #[schema(schema_with = super::inputs::fire_time)]
+    pub fire_time: Option<String>,
+    /// How long each occurrence lasts (`"45m"`, `"1h"`; for an all-day event whole days,
+    /// `"2d"`, default one day): occurrences and webhooks carry `ends_at`. `null` clears it
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(schema_with = super::inputs::event_duration)]
+    pub duration: Option<Option<String>>,
+    /// Instead of `duration`: when the first occurrence ends (same forms as `start_time`);
+    /// stored as the duration
+    #[schema(schema_with = super::inputs::end_time)]
+    pub end_time: Option<String>,
+    /// The calendar the event belongs to (see `/calendars`); `null` removes it
+    #[serde(default, deserialize_with = "double_option")]
+    pub calendar_id: Option<Option<Uuid>>,
     /// Instead of `start_time`: a delay from now, a whole number with a unit ms, s, m, h or d
     /// (`"20m"`, `"2h"`). Resolved once, when the request is handled, and stored as the instant
     /// (responses show `start_time`); giving both is a 400
@@ -46,10 +74,11 @@ pub struct EventIn {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(schema_with = super::inputs::schedule)]
     pub schedule: Option<Option<Value>>,
-    /// RFC 3339 instants removed from the set (at most 1000)
+    /// Instants removed from the set (at most 1000), read like `start_time`; for an all-day
+    /// event also dates (`"2026-12-25"`)
     #[schema(schema_with = super::inputs::date_times)]
     pub exdates: Option<Vec<String>>,
-    /// RFC 3339 instants added to the set (at most 1000)
+    /// Instants added to the set (at most 1000), read like `exdates`
     #[schema(schema_with = super::inputs::date_times)]
     pub rdates: Option<Vec<String>>,
     /// How to deliver (required on create, unless the legacy `webhook` or `webhook_url` is
@@ -90,13 +119,22 @@ impl EventIn {
         macro_rules! take {
             ($($f:ident),*) => { $( if patch.$f.is_some() { self.$f = patch.$f; } )* };
         }
-        if patch.start_time.is_some() || patch.start_in.is_some() {
+        if patch.start_time.is_some() || patch.start_in.is_some() || patch.start_date.is_some() {
             self.start_time = patch.start_time.clone();
             self.start_in = patch.start_in.clone();
+            self.start_date = patch.start_date.clone();
+            self.fire_time = patch.fire_time.clone();
+        } else if patch.fire_time.is_some() {
+            self.fire_time = patch.fire_time.clone();
+        }
+        if patch.duration.is_some() || patch.end_time.is_some() {
+            self.duration = patch.duration.clone();
+            self.end_time = patch.end_time.clone();
         }
         take!(
             name,
             description,
+            calendar_id,
             timezone,
             schedule,
             exdates,
@@ -131,11 +169,24 @@ impl EventIn {
         if name.chars().count() > MAX_NAME {
             return Err(format!("name: at most {MAX_NAME} characters"));
         }
+        let tz = self.timezone.as_deref();
+        let all_day = self.all_day()?;
+        let ctx = TimeCtx {
+            tz,
+            day_time: all_day.map(|a| a.fire_time),
+        };
         let start_time = match (self.start_time.as_deref(), self.start_in.as_deref()) {
+            (None, None) if all_day.is_some() => ctx.parse(
+                "start_date",
+                &all_day.map(|a| a.start_date.to_string()).unwrap_or_default(),
+            )?,
+            _ if all_day.is_some() => {
+                return Err("start_date: give start_date (all-day) or start_time / start_in, not both".into())
+            }
             (Some(_), Some(_)) => {
                 return Err("start_time and start_in: give one of them, not both".into())
             }
-            (Some(start), None) => ceil_ms(parse_time("start_time", start)?),
+            (Some(start), None) => ctx.parse("start_time", start)?,
             (None, Some(delay)) => {
                 let d: crate::domain::duration::Dur = delay.parse().map_err(|e| {
                     format!("start_in: {e} (a whole number with a unit ms, s, m, h or d, e.g. \"20m\")")
@@ -151,8 +202,9 @@ impl EventIn {
             Some(Some(v)) => parse_schedule(v)?,
             _ => None,
         };
-        let exdates = parse_times("exdates", self.exdates.as_deref().unwrap_or_default())?;
-        let rdates = parse_times("rdates", self.rdates.as_deref().unwrap_or_default())?;
+        let exdates = ctx.parse_all("exdates", self.exdates.as_deref().unwrap_or_default())?;
+        let rdates = ctx.parse_all("rdates", self.rdates.as_deref().unwrap_or_default())?;
+        let duration = self.duration_ms(&ctx, start_time, all_day.is_some())?;
         let action = match (&self.action, &self.webhook, &self.webhook_url) {
             (Some(a), None, None) => Action::parse(a)?,
             (None, Some(w), None) => Action::from_legacy("webhook", w)?,
@@ -215,6 +267,10 @@ impl EventIn {
             schedule,
             exdates,
             rdates,
+            duration,
+            all_day,
+            calendar_id: self.calendar_id.flatten(),
+            external_id: None,
             action,
             tags,
             metadata,
@@ -236,13 +292,92 @@ impl EventIn {
     }
 }
 
+/// Longest duration of one occurrence: a year.
+const MAX_DURATION: Millis = 366 * crate::domain::event::DAY_MS;
+
+impl EventIn {
+    /// `start_date` and `fire_time` read into an all-day start (needs `timezone`).
+    fn all_day(&self) -> Result<Option<AllDay>, String> {
+        let Some(date) = self.start_date.as_deref() else {
+            if self.fire_time.is_some() {
+                return Err("fire_time: only with start_date (an all-day event)".into());
+            }
+            return Ok(None);
+        };
+        if self.timezone.is_none() {
+            return Err("start_date: an all-day event needs timezone (the IANA zone whose days it spans, e.g. Europe/Berlin)".into());
+        }
+        let start_date = date.trim().parse::<jiff::civil::Date>().map_err(|_| {
+            format!("start_date: '{date}' is not a date: expected YYYY-MM-DD, e.g. 2026-12-24")
+        })?;
+        let fire_time = match self.fire_time.as_deref() {
+            None => jiff::civil::Time::midnight(),
+            Some(t) => t.trim().parse::<jiff::civil::Time>().map_err(|_| {
+                format!(
+                    "fire_time: '{t}' is not a time of day: expected HH:MM or HH:MM:SS, e.g. 09:00"
+                )
+            })?,
+        };
+        Ok(Some(AllDay {
+            start_date,
+            fire_time,
+        }))
+    }
+
+    /// `duration` or `end_time` as milliseconds; whole days for an all-day event.
+    fn duration_ms(
+        &self,
+        ctx: &TimeCtx<'_>,
+        start: Millis,
+        all_day: bool,
+    ) -> Result<Option<Millis>, String> {
+        let ms = match (self.duration.as_ref().and_then(Option::as_deref), self.end_time.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err("duration and end_time: give one of them, not both".into())
+            }
+            (None, None) => return Ok(None),
+            (Some(d), None) => {
+                let d: crate::domain::duration::Dur = d
+                    .parse()
+                    .map_err(|e| format!("duration: {e}"))?;
+                d.as_millis()
+            }
+            (None, Some(_)) if all_day => {
+                return Err("end_time: an all-day event takes duration in whole days (e.g. \"2d\"), not end_time".into())
+            }
+            (None, Some(end)) => ctx.parse("end_time", end)? - start,
+        };
+        if ms <= 0 {
+            return Err(if self.end_time.is_some() {
+                "end_time: must be after start_time".into()
+            } else {
+                "duration: must be more than zero".into()
+            });
+        }
+        if ms > MAX_DURATION {
+            return Err("duration: at most 366d".into());
+        }
+        if all_day && ms % crate::domain::event::DAY_MS != 0 {
+            return Err("duration: an all-day event lasts whole days (e.g. \"1d\", \"2d\")".into());
+        }
+        Ok(Some(ms))
+    }
+}
+
 impl From<&Event> for EventIn {
     /// The event as a request body, so that a partial update can be merged onto it.
     fn from(e: &Event) -> EventIn {
         EventIn {
             name: Some(e.name.clone()),
             description: Some(e.description.clone()),
-            start_time: Some(fmt_ms(e.start_time)),
+            start_time: e.all_day.is_none().then(|| fmt_ms(e.start_time)),
+            start_date: e.all_day.map(|a| a.start_date.to_string()),
+            fire_time: e
+                .all_day
+                .map(|a| a.fire_time.strftime("%H:%M:%S").to_string()),
+            duration: Some(e.duration.map(fmt_duration)),
+            end_time: None,
+            calendar_id: Some(e.calendar_id),
             start_in: None,
             timezone: Some(e.timezone.clone()),
             schedule: Some(e.schedule.clone().map(Value::String)),
@@ -277,6 +412,18 @@ pub struct EventOut {
     pub schedule_text: String,
     pub exdates: Vec<String>,
     pub rdates: Vec<String>,
+    /// How long each occurrence lasts (`"45m"`), `null` without
+    pub duration: Option<String>,
+    /// When the first occurrence ends (`start_time + duration`; for an all-day event the
+    /// start of the local day after its last day), `null` without a duration
+    pub end_time: Option<String>,
+    /// The local date of an all-day event, `null` for a timed one
+    pub start_date: Option<String>,
+    /// The local time an all-day event fires at on each of its days (`"09:00:00"`)
+    pub fire_time: Option<String>,
+    pub calendar_id: Option<Uuid>,
+    /// The iCalendar UID an imported event came from
+    pub external_id: Option<String>,
     pub action: Action,
     pub tags: Vec<String>,
     #[schema(value_type = Object)]
@@ -302,6 +449,10 @@ pub struct EventOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub next_run_at: Option<Option<String>>,
+    /// In the answer of a create or update of an event in a `free`-mode calendar: the
+    /// occurrences (within `planning.horizon`) that overlap other events of the calendar
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflicts: Option<Vec<crate::calendars::conflicts::Collision>>,
     /// In `GET /events` and `GET /events/{id}`: how the latest finished occurrence ended,
     /// `null` before any has.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -356,6 +507,14 @@ impl From<&Event> for EventOut {
             schedule_text: schedule_text(e.start_time, &e.timezone, rule.as_ref()),
             exdates: e.exdates.iter().map(|m| fmt_ms(*m)).collect(),
             rdates: e.rdates.iter().map(|m| fmt_ms(*m)).collect(),
+            duration: e.duration.map(fmt_duration),
+            end_time: e.ends_at(e.start_time).map(fmt_ms),
+            start_date: e.all_day.map(|a| a.start_date.to_string()),
+            fire_time: e
+                .all_day
+                .map(|a| a.fire_time.strftime("%H:%M:%S").to_string()),
+            calendar_id: e.calendar_id,
+            external_id: e.external_id.clone(),
             action: e.action.masked(),
             tags: e.tags.clone(),
             metadata: e.metadata.clone(),
@@ -369,6 +528,7 @@ impl From<&Event> for EventOut {
             updated_at: fmt_ms(e.updated_at),
             next_run_at: None,
             last_outcome: None,
+            conflicts: None,
         }
     }
 }

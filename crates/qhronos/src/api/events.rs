@@ -70,7 +70,7 @@ pub(super) async fn plan_event(
     let limit = e.retry.resolve(&st.config.retry).max_attempts;
     Ok(p.instants
         .iter()
-        .map(|t| NewOccurrence::new(e.id, *t, limit))
+        .map(|t| NewOccurrence::of(e, *t, limit))
         .collect())
 }
 
@@ -143,6 +143,7 @@ pub(super) async fn create_event(
     e.tags = caller.principal.scoped_tags(std::mem::take(&mut e.tags))?;
     e.action.send_as(sender_of(&caller.principal));
     st.check_target(&e.action).await?;
+    let conflicts = super::conflicts::check(&st, &caller, &e).await?;
     let generated = super::secrets::ensure_own(&mut e);
     let after = start_after(&e, now);
     let mut occs = plan_event(&st, &mut e, after, now).await?;
@@ -190,6 +191,7 @@ pub(super) async fn create_event(
             .await;
             let mut out = EventOut::from(&e);
             out.hmac_secret = generated;
+            out.conflicts = conflicts;
             Ok((StatusCode::CREATED, Json(out)).into_response())
         }
         Created::Existing {
@@ -381,6 +383,8 @@ pub(super) async fn apply_update(
         .await
         .map_err(ApiError::BadRequest)?;
     let mut new = super::templates::resolve_for_save(st, new).await?;
+    // Not a field a caller sets: an imported event keeps its UID.
+    new.external_id = old.external_id.clone();
     new.tags = caller
         .principal
         .scoped_tags(std::mem::take(&mut new.tags))?;
@@ -388,6 +392,11 @@ pub(super) async fn apply_update(
     if new.action != old.action {
         st.check_target(&new.action).await?;
     }
+    let conflicts = if new.timing_differs(&old) || new.calendar_id != old.calendar_id {
+        super::conflicts::check(st, caller, &new).await?
+    } else {
+        None
+    };
     new.next_fire_at = old.next_fire_at;
     // A changed secret: the old one keeps signing too for the grace period.
     let grace = st.config.auth.secret_rotation_grace.as_millis();
@@ -443,6 +452,7 @@ pub(super) async fn apply_update(
         .await;
     let mut out = EventOut::from(&e);
     out.hmac_secret = generated;
+    out.conflicts = conflicts;
     Ok(Json(out))
 }
 
@@ -591,7 +601,7 @@ pub(super) async fn trigger_event(
     let mut now = now_ms();
     // Two triggers in the same millisecond are two occurrences.
     let occ = loop {
-        let o = NewOccurrence::new(id, now, limit);
+        let o = NewOccurrence::of(&e, now, limit);
         if st.store.insert_occurrences(&[o], now).await? > 0 {
             break o;
         }

@@ -49,6 +49,39 @@ pub fn start_in() -> Object {
     )
 }
 
+pub fn event_duration() -> Object {
+    describe(
+        schema::duration_up_to(366 * 86_400_000),
+        "How long each occurrence lasts, 1 ms to 366d (`\"45m\"`, `\"1h\"`; an all-day event: whole days). Occurrences and webhooks carry `ends_at`",
+    )
+}
+
+pub fn end_time() -> Object {
+    describe(
+        schema::date_time(),
+        "Instead of `duration`: when the first occurrence ends, after its start (RFC 3339; a local time with `timezone`)",
+    )
+}
+
+pub fn start_date() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Date,
+        )))
+        .pattern(Some("^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$"))
+        .description(Some("Instead of `start_time`, for an all-day event: the local date in `timezone` (required with it)"))
+        .build()
+}
+
+pub fn fire_time() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"))
+        .description(Some("With `start_date`: the local time of day it fires at, `HH:MM` or `HH:MM:SS` (default `00:00`)"))
+        .build()
+}
+
 pub fn timezone() -> RefOr<Schema> {
     Ref::from_schema_name(TimeZone::name()).into()
 }
@@ -264,18 +297,29 @@ fn event_create() -> Schema {
         return Schema::default();
     };
     let mut b = OneOfBuilder::new().description(Some(
-        "An event to create: `name`, a start (`start_time` or `start_in`) and a delivery (`action`, or the legacy `webhook` or `webhook_url`), with the optional fields of `EventIn`",
+        "An event to create: `name`, a start (`start_time`, `start_in`, or `start_date` with `timezone` for an all-day event) and a delivery (`action`, or the legacy `webhook` or `webhook_url`), with the optional fields of `EventIn`",
     ));
-    for start in STARTS {
+    // The all-day fields go with `start_date` only; `end_time` (instead of `duration`) is left
+    // to the prose, so that no alternative allows both.
+    const ALL_DAY: [&str; 2] = ["start_date", "fire_time"];
+    for start in STARTS.iter().chain(&["start_date"]) {
         for delivery in DELIVERIES {
             let mut o = base.clone();
             o.description = None;
             o.example = None;
+            let all_day = *start == "start_date";
             o.properties.retain(|k, _| {
-                (!STARTS.contains(&k.as_str()) || k == start)
-                    && (!DELIVERIES.contains(&k.as_str()) || k == delivery)
+                let k = k.as_str();
+                (!STARTS.contains(&k) || k == *start)
+                    && (!DELIVERIES.contains(&k) || k == delivery)
+                    && (!ALL_DAY.contains(&k) || all_day)
+                    && k != "end_time"
+                    && !(all_day && k == "duration")
             });
-            o.required = vec!["name".into(), start.into(), delivery.into()];
+            o.required = vec!["name".into(), (*start).into(), delivery.into()];
+            if all_day {
+                o.required.push("timezone".into());
+            }
             b = b.item(o);
         }
     }

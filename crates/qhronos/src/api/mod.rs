@@ -6,12 +6,17 @@ pub mod analytics;
 pub mod archive;
 pub mod audit;
 pub mod bulk;
+pub mod calendar_feeds;
+mod calendar_import;
+pub mod calendars;
 pub mod channels;
+pub mod conflicts;
 pub mod docs;
 pub mod event_io;
 pub mod events;
 mod events_batch;
 pub mod extract;
+pub mod feeds;
 pub mod mcp;
 
 pub mod history;
@@ -188,6 +193,10 @@ pub fn router(state: AppState, g: Gate) -> std::sync::Arc<Router> {
         .merge(channels::router())
         .merge(archive::router())
         .merge(workflows::router())
+        .merge(calendars::router())
+        .merge(feeds::router())
+        .merge(conflicts::router())
+        .merge(calendar_feeds::router())
         .merge(openapi::router())
         .merge(docs::router())
         .merge(mcp::router(late.clone()))

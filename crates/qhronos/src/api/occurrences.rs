@@ -12,7 +12,7 @@ use super::AppState;
 use crate::auth::Caller;
 use crate::domain::occurrence::{Attempt, CausedBy, OccStatus, Occurrence};
 use crate::domain::schedule::ceil_ms;
-use crate::domain::{fmt_ms, now_ms, parse_time};
+use crate::domain::{fmt_ms, now_ms, parse_time_in};
 use crate::error::ApiError;
 use crate::store::{OccChange, OccFilter, Redrive};
 
@@ -51,6 +51,9 @@ pub struct OccOut {
     pub updated_at: String,
     #[schema(format = DateTime)]
     pub completed_at: Option<String>,
+    /// When the occurrence ends (`scheduled_at` + its event's duration); `null` without one.
+    #[schema(format = DateTime)]
+    pub ends_at: Option<String>,
     /// Every attempt, oldest first: only in `GET /occurrences/{id}` and the answers of the
     /// routes that change one occurrence.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,6 +84,7 @@ impl From<&Occurrence> for OccOut {
             created_at: fmt_ms(o.created_at),
             updated_at: fmt_ms(o.updated_at),
             completed_at: o.completed_at.map(fmt_ms),
+            ends_at: o.ends_at.map(fmt_ms),
             attempts: None,
             caused_by: o.caused_by.clone(),
             caused: None,
@@ -371,8 +375,8 @@ pub(super) async fn cancel_occurrence(
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct MoveIn {
-    /// The new time (RFC 3339 with an offset).
-    #[schema(format = DateTime)]
+    /// The new time: RFC 3339 with an offset, or a local date-time without one
+    /// (`"2026-03-29T10:00:00"`), read in the event's time zone (gap forward, fold first).
     scheduled_at: String,
 }
 
@@ -399,7 +403,11 @@ pub(super) async fn move_occurrence(
     Body(m, _): Body<MoveIn>,
 ) -> Result<Json<OccOut>, ApiError> {
     let o = visible(&st, &caller, &raw).await?;
-    let to = ceil_ms(parse_time("scheduled_at", &m.scheduled_at).map_err(ApiError::BadRequest)?);
+    let zone = st.store.get_event(o.event_id).await?.map(|e| e.timezone);
+    let to = ceil_ms(
+        parse_time_in("scheduled_at", &m.scheduled_at, zone.as_deref())
+            .map_err(ApiError::BadRequest)?,
+    );
     change_result(
         st.store.move_occurrence(o.id, to, now_ms()).await?,
         &raw,

@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::extract::Body;
 use super::AppState;
-use crate::domain::schedule::{ceil_ms, local_time, parse_schedule, parse_times, schedule_text};
-use crate::domain::{fmt_ms, parse_time, to_ts};
+use crate::domain::schedule::{local_time, parse_schedule, schedule_text, TimeCtx};
+use crate::domain::{fmt_ms, to_ts};
 use crate::error::ApiError;
 
 pub fn router() -> Router<AppState> {
@@ -20,7 +20,8 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PreviewIn {
-    /// Required: DTSTART, an RFC 3339 time with an offset.
+    /// Required: DTSTART, an RFC 3339 time with an offset, or with `timezone` a local
+    /// date-time without one (`"2026-03-29T02:30:00"`; gap forward, fold first).
     #[schema(schema_with = qhronos_schema::date_time, required = true)]
     start_time: Option<String>,
     /// IANA time zone the rule is evaluated in; default `UTC`.
@@ -29,13 +30,13 @@ pub(super) struct PreviewIn {
     /// An RRULE string or its JSON form; none: only `start_time` and `rdates`.
     #[schema(schema_with = super::inputs::schedule)]
     schedule: Option<Value>,
-    /// RFC 3339 instants removed from the set.
+    /// Instants removed from the set (read like `start_time`).
     #[schema(schema_with = super::inputs::date_times)]
     exdates: Option<Vec<String>>,
-    /// RFC 3339 instants added to the set.
+    /// Instants added to the set (read like `start_time`).
     #[schema(schema_with = super::inputs::date_times)]
     rdates: Option<Vec<String>>,
-    /// Only instants strictly after this.
+    /// Only instants strictly after this (read like `start_time`).
     #[schema(schema_with = super::inputs::after)]
     after: Option<String>,
     /// How many instants (default 10, at most 1000).
@@ -82,17 +83,25 @@ pub(super) async fn preview(
     let start = p.start_time.as_deref().ok_or_else(|| {
         bad("start_time is required (an RFC 3339 time, e.g. 2026-01-01T09:00:00Z)".into())
     })?;
-    let start = ceil_ms(parse_time("start_time", start).map_err(bad)?);
+    let ctx = TimeCtx {
+        tz: p.timezone.as_deref(),
+        day_time: None,
+    };
+    let start = ctx.parse("start_time", start).map_err(bad)?;
     let rule = match &p.schedule {
         Some(v) => parse_schedule(v).map_err(bad)?,
         None => None,
     };
-    let exdates = parse_times("exdates", p.exdates.as_deref().unwrap_or_default()).map_err(bad)?;
-    let rdates = parse_times("rdates", p.rdates.as_deref().unwrap_or_default()).map_err(bad)?;
+    let exdates = ctx
+        .parse_all("exdates", p.exdates.as_deref().unwrap_or_default())
+        .map_err(bad)?;
+    let rdates = ctx
+        .parse_all("rdates", p.rdates.as_deref().unwrap_or_default())
+        .map_err(bad)?;
     let after = p
         .after
         .as_deref()
-        .map(|a| parse_time("after", a).map_err(bad))
+        .map(|a| ctx.parse("after", a).map(to_ts).map_err(bad))
         .transpose()?;
     let limit = p.limit.unwrap_or(10);
     if !(1..=qhronos_schema::limits::PREVIEW_MAX).contains(&limit) {

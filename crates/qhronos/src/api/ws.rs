@@ -149,6 +149,9 @@ fn authenticate(st: &AppState, token: Option<&str>) -> Result<Authenticated, Str
     if !principal.allows(Need::Read) {
         return Err("this token has no read access".into());
     }
+    if super::feeds::is_feed_token(&principal) {
+        return Err("a feed token only reads an iCalendar feed".into());
+    }
     Ok(Authenticated { principal, session })
 }
 

@@ -38,7 +38,7 @@ fn bearer(req: &Request) -> Option<&str> {
 
 impl Gate {
     fn authenticate(&self, req: &Request) -> Result<Option<Principal>, &'static str> {
-        let Some(token) = bearer(req) else {
+        let Some(token) = bearer(req).or_else(|| feed_token(req)) else {
             return match req.headers().get(AUTHORIZATION) {
                 Some(_) => Err("malformed Authorization header: expected 'Bearer <token>'"),
                 None => Ok(None),
@@ -49,6 +49,19 @@ impl Gate {
         }
         self.tokens.verify(token).map(Some)
     }
+}
+
+/// A feed URL's `?token=` (calendar apps cannot send a header): taken only on `.ics` routes
+/// and only without an Authorization header.
+fn feed_token(req: &Request) -> Option<&str> {
+    if req.headers().contains_key(AUTHORIZATION) || !req.uri().path().ends_with(".ics") {
+        return None;
+    }
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .filter(|t| !t.is_empty())
 }
 
 fn unauthorized(reason: &str) -> Response {
@@ -121,6 +134,14 @@ pub async fn gate(State(g): State<Gate>, mut req: Request, next: Next) -> Respon
                         "this token has access '{has}'; {} {r} needs {}",
                         req.method(),
                         need.as_str()
+                    ))
+                    .into_response()
+                }
+                // A feed token reads its feed and nothing else.
+                Some(_) if crate::api::feeds::is_feed_token(&principal) && !r.ends_with(".ics") => {
+                    ApiError::Forbidden(format!(
+                        "a feed token only reads an iCalendar feed, not {} {r}",
+                        req.method()
                     ))
                     .into_response()
                 }

@@ -82,6 +82,16 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/workflows/{id}", Need::Read),
     ("PUT", "/workflows/{id}", Need::Write),
     ("DELETE", "/workflows/{id}", Need::Write),
+    ("POST", "/calendars", Need::Write),
+    ("GET", "/calendars", Need::Read),
+    ("POST", "/calendars/import", Need::Write),
+    ("GET", "/calendars/{id}", Need::Read),
+    ("DELETE", "/calendars/{id}", Need::Write),
+    ("GET", "/calendars/{id}/feed.ics", Need::Read),
+    ("GET", "/events.ics", Need::Read),
+    ("POST", "/feed-tokens", Need::Write),
+    ("POST", "/calendars/{id}/free-slots", Need::Read),
+    ("POST", "/calendars/{id}/refresh", Need::Write),
 ];
 
 /// True when the table lists the route with some method.

@@ -94,6 +94,9 @@ struct WebhookBody<'a> {
     name: &'a str,
     description: Option<&'a str>,
     scheduled_at: String,
+    /// Only for an event with a duration, so that other bodies stay as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ends_at: Option<String>,
     dispatched_at: String,
     attempt: u32,
     metadata: &'a serde_json::Value,
@@ -325,6 +328,10 @@ impl Deliverer {
                     name: &event.name,
                     description: event.description.as_deref(),
                     scheduled_at: fmt_ms(occ.scheduled_at),
+                    ends_at: occ
+                        .ends_at
+                        .or_else(|| event.ends_at(occ.scheduled_at))
+                        .map(fmt_ms),
                     dispatched_at: fmt_ms(started_at),
                     attempt,
                     metadata: &event.metadata,

@@ -45,6 +45,18 @@ impl EventStatus {
     }
 }
 
+/// One day in milliseconds (the unit of an all-day event's duration).
+pub const DAY_MS: Millis = 86_400_000;
+
+/// An all-day event: it spans whole local days from `start_date` and fires at `fire_time`
+/// (local) on each of its days. Kept apart from `start_time` (which is the instant of
+/// `start_date` at `fire_time`) so that the event reads back as the date it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllDay {
+    pub start_date: jiff::civil::Date,
+    pub fire_time: jiff::civil::Time,
+}
+
 /// A validated event (`api::event_io::EventIn::validate` makes one from a request body).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -57,6 +69,15 @@ pub struct Event {
     pub schedule: Option<String>,
     pub exdates: Vec<Millis>,
     pub rdates: Vec<Millis>,
+    /// How long each occurrence lasts (ms): `ends_at = scheduled_at + duration`. For an
+    /// all-day event, whole days (default one), counted on the local calendar.
+    pub duration: Option<Millis>,
+    /// Set for an all-day event: the local date it starts on and the local time it fires at.
+    pub all_day: Option<AllDay>,
+    /// The calendar the event belongs to (imported, subscribed, or given for conflict checks).
+    pub calendar_id: Option<Uuid>,
+    /// The identity the event has outside Qhronos: the iCalendar UID it was imported from.
+    pub external_id: Option<String>,
     pub action: Action,
     pub tags: Vec<String>,
     pub metadata: Value,
@@ -93,6 +114,26 @@ impl Event {
         .map_err(|e| e.to_string())
     }
 
+    /// When the occurrence at `at` ends: `at + duration`, or for an all-day event the start of
+    /// the local day `days` after the occurrence's own day (a day is 23 or 25 hours across a
+    /// DST change, so this is calendar arithmetic, not `at + 24h`). `None` without a duration.
+    pub fn ends_at(&self, at: Millis) -> Option<Millis> {
+        match (&self.all_day, self.duration) {
+            (Some(_), d) => {
+                let days = (d.unwrap_or(DAY_MS) / DAY_MS).max(1);
+                let date = recur::to_local(super::to_ts(at), &self.timezone)
+                    .ok()?
+                    .date();
+                let end = date.checked_add(jiff::Span::new().days(days)).ok()?;
+                recur::start_of_day(end, &self.timezone)
+                    .ok()
+                    .map(|t| t.as_millisecond())
+            }
+            (None, Some(d)) => Some(at.saturating_add(d)),
+            (None, None) => None,
+        }
+    }
+
     /// True when the timing of the series differs (so future occurrences must be re-planned).
     pub fn timing_differs(&self, other: &Event) -> bool {
         self.start_time != other.start_time
@@ -100,5 +141,7 @@ impl Event {
             || self.schedule != other.schedule
             || self.exdates != other.exdates
             || self.rdates != other.rdates
+            || self.duration != other.duration
+            || self.all_day != other.all_day
     }
 }

@@ -39,6 +39,15 @@ pub struct EventState {
     pub schedule: Option<String>,
     pub exdates: Vec<String>,
     pub rdates: Vec<String>,
+    /// Only when set, so that versions of events without one read as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fire_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calendar_id: Option<uuid::Uuid>,
     pub action: Action,
     pub tags: Vec<String>,
     pub metadata: Value,
@@ -59,6 +68,12 @@ impl From<&Event> for EventState {
             schedule: e.schedule.clone(),
             exdates: e.exdates.iter().map(|m| fmt_ms(*m)).collect(),
             rdates: e.rdates.iter().map(|m| fmt_ms(*m)).collect(),
+            duration: e.duration.map(crate::api::event_io::fmt_duration),
+            start_date: e.all_day.map(|a| a.start_date.to_string()),
+            fire_time: e
+                .all_day
+                .map(|a| a.fire_time.strftime("%H:%M:%S").to_string()),
+            calendar_id: e.calendar_id,
             action: e.action.masked(),
             tags: e.tags.clone(),
             metadata: e.metadata.clone(),
@@ -101,8 +116,12 @@ pub fn diff(old: Option<&Value>, new: &Value) -> Map<String, Value> {
 /// The secret is not among them (a restore keeps the current one); masked header values are
 /// filled from the current action by the update's merge (see `action::keep_stored_headers`).
 pub fn as_input(snapshot: &Value) -> Result<EventIn, String> {
-    const SETTABLE: [&str; 13] = [
+    const SETTABLE: [&str; 17] = [
         "name",
+        "duration",
+        "start_date",
+        "fire_time",
+        "calendar_id",
         "description",
         "start_time",
         "timezone",
@@ -119,11 +138,16 @@ pub fn as_input(snapshot: &Value) -> Result<EventIn, String> {
     let obj = snapshot
         .as_object()
         .ok_or("the stored version is not an object")?;
-    let body: Map<String, Value> = obj
+    // An all-day version keeps its date: its start_time is derived from it.
+    let all_day = obj.get("start_date").is_some_and(|d| !d.is_null());
+    let mut body: Map<String, Value> = obj
         .iter()
         .filter(|(k, _)| SETTABLE.contains(&k.as_str()))
+        .filter(|(k, _)| !(all_day && k.as_str() == "start_time"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    // A version without a duration clears the current one.
+    body.entry("duration").or_insert(Value::Null);
     serde_json::from_value(Value::Object(body)).map_err(|e| format!("stored version: {e}"))
 }
 

@@ -52,7 +52,29 @@ pub mod ms_rfc3339 {
 
 /// Parses an RFC 3339 instant, naming the field when it is not one.
 pub fn parse_time(field: &str, s: &str) -> Result<Timestamp, String> {
-    s.parse::<Timestamp>().map_err(|_| {
-        format!("{field}: '{s}' is not an RFC 3339 time with an offset, e.g. 2026-01-01T09:00:00Z")
-    })
+    parse_time_in(field, s, None)
+}
+
+/// Parses an RFC 3339 instant or, when `tz` is given, a local date-time without an offset
+/// (`2026-03-29T02:30:00`) read in that zone by the DST policy of `recur::resolve_local`: the
+/// spring-forward gap moves forward, the fall-back fold takes the first instant. Without a
+/// zone a local time is refused, naming the field: guessing UTC would fire hours off.
+pub fn parse_time_in(field: &str, s: &str, tz: Option<&str>) -> Result<Timestamp, String> {
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    match (recur::parse_local(s), tz) {
+        (Some(local), Some(tz)) => recur::resolve_local(local, tz).map_err(|e| format!("{field}: {e}")),
+        (Some(_), None) => Err(format!(
+            "{field}: '{s}' has no offset: add one (Z, or e.g. +02:00), or give timezone to read it as a local time in that zone"
+        )),
+        (None, _) => Err(format!(
+            "{field}: '{s}' is not an RFC 3339 time with an offset (e.g. 2026-01-01T09:00:00Z){}",
+            if tz.is_some() {
+                " or a local date-time (e.g. 2026-01-01T09:00:00)"
+            } else {
+                ""
+            }
+        )),
+    }
 }

@@ -83,6 +83,9 @@ pub struct Occurrence {
     pub updated_at: Millis,
     #[serde(with = "ms_rfc3339::option")]
     pub completed_at: Option<Millis>,
+    /// When the occurrence ends (its event's duration after `scheduled_at`); `None` without.
+    #[serde(with = "ms_rfc3339::option")]
+    pub ends_at: Option<Millis>,
     /// The workflow and the occurrence that caused this one; `None` unless it is a workflow's
     /// follow-up.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -129,6 +132,7 @@ impl Occurrence {
             created_at: 0,
             updated_at: 0,
             completed_at: None,
+            ends_at: None,
             caused_by: None,
             cause: None,
         }
@@ -141,6 +145,8 @@ pub struct NewOccurrence {
     pub id: Uuid,
     pub event_id: Uuid,
     pub scheduled_at: Millis,
+    /// When it ends (see `Event::ends_at`).
+    pub ends_at: Option<Millis>,
     pub attempt_limit: u32,
     /// Inserted already claimed under this lease: the creating node holds it in its timer (an
     /// event due now fires without waiting for a claim round trip).
@@ -178,8 +184,17 @@ impl NewOccurrence {
             id: Uuid::now_v7(),
             event_id,
             scheduled_at,
+            ends_at: None,
             attempt_limit,
             lease: None,
+        }
+    }
+
+    /// An instance of `event` at `scheduled_at`, with its end.
+    pub fn of(event: &super::event::Event, scheduled_at: Millis, attempt_limit: u32) -> Self {
+        NewOccurrence {
+            ends_at: event.ends_at(scheduled_at),
+            ..NewOccurrence::new(event.id, scheduled_at, attempt_limit)
         }
     }
 }

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use recur::{JsonSchedule, Rule};
 use serde_json::Value;
 
-use super::{parse_time, Millis};
+use super::{parse_time_in, Millis};
 
 const MAX_DATES: usize = 1000;
 
@@ -17,14 +17,41 @@ pub fn ceil_ms(t: Timestamp) -> Millis {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
-pub fn parse_times(field: &str, v: &[String]) -> Result<Vec<Millis>, String> {
-    if v.len() > MAX_DATES {
-        return Err(format!("{field}: at most {MAX_DATES} entries"));
+/// How the times of one body are read: in which zone a local time is (none: an offset is
+/// required), and for an all-day event the local time a bare date (`2026-12-25`) stands for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimeCtx<'a> {
+    pub tz: Option<&'a str>,
+    pub day_time: Option<jiff::civil::Time>,
+}
+
+impl TimeCtx<'_> {
+    /// One time of `field`: RFC 3339, a local date-time (with a zone), or a date (all-day).
+    pub fn parse(&self, field: &str, s: &str) -> Result<Millis, String> {
+        if let (Some(tz), Some(time)) = (self.tz, self.day_time) {
+            if let Ok(d) = s.trim().parse::<jiff::civil::Date>() {
+                return recur::resolve_local(d.to_datetime(time), tz)
+                    .map(ceil_ms)
+                    .map_err(|e| format!("{field}: {e}"));
+            }
+        }
+        parse_time_in(field, s, self.tz).map(ceil_ms)
     }
-    v.iter()
-        .enumerate()
-        .map(|(i, s)| parse_time(&format!("{field}[{i}]"), s).map(ceil_ms))
-        .collect()
+
+    /// Every time of a list, each error naming `field[i]`.
+    pub fn parse_all(&self, field: &str, v: &[String]) -> Result<Vec<Millis>, String> {
+        if v.len() > MAX_DATES {
+            return Err(format!("{field}: at most {MAX_DATES} entries"));
+        }
+        v.iter()
+            .enumerate()
+            .map(|(i, s)| self.parse(&format!("{field}[{i}]"), s))
+            .collect()
+    }
+}
+
+pub fn parse_times(field: &str, v: &[String]) -> Result<Vec<Millis>, String> {
+    TimeCtx::default().parse_all(field, v)
 }
 
 pub fn parse_schedule(v: &Value) -> Result<Option<Rule>, String> {

@@ -80,6 +80,7 @@ impl Vars {
             "occurrence": {
                 "id": occurrence_id,
                 "scheduled_at": fmt_ms(scheduled_at),
+                "ends_at": event.ends_at(scheduled_at).map(fmt_ms),
                 "dispatched_at": fmt_ms(dispatched_at),
                 "attempt": attempt,
             },
@@ -113,7 +114,7 @@ impl Vars {
     pub fn sample_json() -> Value {
         json!({
             "event": {"id": "00000000-0000-0000-0000-000000000000", "name": "example", "description": null, "tags": [], "metadata": {}},
-            "occurrence": {"id": "00000000-0000-0000-0000-000000000000", "scheduled_at": "2026-01-01T00:00:00Z", "dispatched_at": "2026-01-01T00:00:00Z", "attempt": 1},
+            "occurrence": {"id": "00000000-0000-0000-0000-000000000000", "scheduled_at": "2026-01-01T00:00:00Z", "ends_at": null, "dispatched_at": "2026-01-01T00:00:00Z", "attempt": 1},
             "metadata": {},
         })
     }

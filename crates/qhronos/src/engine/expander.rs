@@ -147,12 +147,12 @@ impl Expander {
                 let occs: Vec<_> = p
                     .instants
                     .iter()
-                    .map(|t| NewOccurrence::new(e.id, *t, limit))
+                    .map(|t| NewOccurrence::of(&e, *t, limit))
                     .collect();
                 let missed: Vec<_> = skip
                     .rows
                     .into_iter()
-                    .map(|(t, why)| (NewOccurrence::new(e.id, t, limit), why))
+                    .map(|(t, why)| (NewOccurrence::of(&e, t, limit), why))
                     .collect();
                 let x = Expansion {
                     gen: st.gen,

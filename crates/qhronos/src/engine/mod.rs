@@ -181,6 +181,7 @@ impl EngineHandle {
                     created_at: now,
                     updated_at: now,
                     completed_at: None,
+                    ends_at: o.ends_at,
                     caused_by: None,
                     cause: None,
                 },

@@ -240,6 +240,7 @@ mod tests {
                 created_at: 0,
                 updated_at: 0,
                 completed_at: None,
+                ends_at: None,
                 caused_by: None,
                 cause: None,
             },

@@ -108,7 +108,7 @@ pub struct RunSummary {
 }
 
 /// The columns an event is written with, in the order of [`event_values`].
-const EVENT_WRITE: [Col; 24] = [
+const EVENT_WRITE: [Col; 28] = [
     ("id", Kind::Text),
     ("name", Kind::Text),
     ("description", Kind::Text),
@@ -133,6 +133,10 @@ const EVENT_WRITE: [Col; 24] = [
     ("updated_at", Kind::Int),
     ("idempotency_key", Kind::Text),
     ("request_hash", Kind::Text),
+    ("duration_ms", Kind::Int),
+    ("all_day", Kind::Text),
+    ("calendar_id", Kind::Text),
+    ("external_id", Kind::Text),
 ];
 
 /// Columns an update leaves alone (`next_fire_at` is set apart: see `update_event`).
@@ -171,6 +175,10 @@ fn event_values(e: &Event, idem: Option<(&str, &str)>) -> Vec<Val> {
         e.updated_at.into(),
         idem.map(|(k, _)| k).into(),
         idem.map(|(_, h)| h).into(),
+        e.duration.into(),
+        e.all_day.as_ref().map(to_json).into(),
+        e.calendar_id.map(|c| c.to_string()).into(),
+        e.external_id.clone().into(),
     ]
 }
 
@@ -285,6 +293,69 @@ fn push_live(q: &mut QueryBuilder<impl Dialect>, id: Uuid) {
         .push(" AND status != 'deleted'");
 }
 
+/// `EventStore::update_event` inside the caller's transaction (the calendar import applies many
+/// in one); false when the event is unknown or deleted.
+pub(super) async fn update_in<B: Backend>(
+    c: &mut <B::D as sqlx::Database>::Connection,
+    e: &Event,
+    replan_after: Option<Millis>,
+    occs: &[NewOccurrence],
+    by: By<'_>,
+) -> Result<bool> {
+    let replan = replan_after.is_some();
+    let mut q = query::<B::D>("UPDATE events SET ");
+    for ((col, _), v) in EVENT_WRITE.iter().zip(event_values(e, None)) {
+        if !KEPT_ON_UPDATE.contains(col) {
+            q.push(format!("{col} = ")).val(v).push(", ");
+        }
+    }
+    // Without a re-plan the expander owns next_fire_at and the count mark: writing back
+    // what was read before would undo what it saved meanwhile.
+    if replan {
+        q.push("next_fire_at = ")
+            .val(e.next_fire_at)
+            .push(", plan_gen = plan_gen + 1, mark_at = NULL, mark_index = NULL");
+    } else {
+        q.push("plan_gen = plan_gen");
+    }
+    push_live(&mut q, e.id);
+    if B::D::exec(q, c).await? == 0 {
+        return Ok(false);
+    }
+    delete_tags::<B::D>(c, e.id).await?;
+    insert_tags::<B::D>(c, &[e]).await?;
+    if let Some(after) = replan_after {
+        cancel_unfired::<B::D>(c, e.id, "replan", Some(after), e.updated_at).await?;
+        upsert_occurrences::<B::D>(c, occs, e.updated_at).await?;
+    }
+    finish_if_done::<B::D>(c, &[e.id.to_string()], e.updated_at).await?;
+    record_change::<B::D>(c, e.id, by, change::UPDATE, e.updated_at).await?;
+    B::announce(c, &Change::Event(e.id)).await?;
+    Ok(true)
+}
+
+/// `EventStore::delete_event` inside the caller's transaction; false when unknown.
+pub(super) async fn delete_in<B: Backend>(
+    c: &mut <B::D as sqlx::Database>::Connection,
+    id: Uuid,
+    now: Millis,
+    by: By<'_>,
+) -> Result<bool> {
+    let mut q = query::<B::D>(
+        "UPDATE events SET status = 'deleted', next_fire_at = NULL, idempotency_key = NULL, updated_at = ",
+    );
+    q.val(now);
+    push_live(&mut q, id);
+    if B::D::exec(q, c).await? == 0 {
+        return Ok(false);
+    }
+    delete_tags::<B::D>(c, id).await?;
+    cancel_unfired::<B::D>(c, id, "delete", None, now).await?;
+    record_change::<B::D>(c, id, by, change::DELETE, now).await?;
+    B::announce(c, &Change::Event(id)).await?;
+    Ok(true)
+}
+
 #[async_trait]
 impl<B: Backend> EventStore for B {
     async fn create_event(
@@ -346,36 +417,10 @@ impl<B: Backend> EventStore for B {
         occs: &[NewOccurrence],
         by: By<'_>,
     ) -> Result<bool> {
-        let replan = replan_after.is_some();
-        let mut q = query::<B::D>("UPDATE events SET ");
-        for ((col, _), v) in EVENT_WRITE.iter().zip(event_values(e, None)) {
-            if !KEPT_ON_UPDATE.contains(col) {
-                q.push(format!("{col} = ")).val(v).push(", ");
-            }
-        }
-        // Without a re-plan the expander owns next_fire_at and the count mark: writing back
-        // what was read before would undo what it saved meanwhile.
-        if replan {
-            q.push("next_fire_at = ")
-                .val(e.next_fire_at)
-                .push(", plan_gen = plan_gen + 1, mark_at = NULL, mark_index = NULL");
-        } else {
-            q.push("plan_gen = plan_gen");
-        }
-        push_live(&mut q, e.id);
         let mut tx = self.writes().begin().await?;
-        if B::D::exec(q, &mut tx).await? == 0 {
+        if !update_in::<B>(&mut tx, e, replan_after, occs, by).await? {
             return Ok(false);
         }
-        delete_tags::<B::D>(&mut tx, e.id).await?;
-        insert_tags::<B::D>(&mut tx, &[e]).await?;
-        if let Some(after) = replan_after {
-            cancel_unfired::<B::D>(&mut tx, e.id, "replan", Some(after), e.updated_at).await?;
-            upsert_occurrences::<B::D>(&mut tx, occs, e.updated_at).await?;
-        }
-        finish_if_done::<B::D>(&mut tx, &[e.id.to_string()], e.updated_at).await?;
-        record_change::<B::D>(&mut tx, e.id, by, change::UPDATE, e.updated_at).await?;
-        B::announce(&mut tx, &Change::Event(e.id)).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -419,19 +464,10 @@ impl<B: Backend> EventStore for B {
     }
 
     async fn delete_event(&self, id: Uuid, now: Millis, by: By<'_>) -> Result<bool> {
-        let mut q = query::<B::D>(
-            "UPDATE events SET status = 'deleted', next_fire_at = NULL, idempotency_key = NULL, updated_at = ",
-        );
-        q.val(now);
-        push_live(&mut q, id);
         let mut tx = self.writes().begin().await?;
-        if B::D::exec(q, &mut tx).await? == 0 {
+        if !delete_in::<B>(&mut tx, id, now, by).await? {
             return Ok(false);
         }
-        delete_tags::<B::D>(&mut tx, id).await?;
-        cancel_unfired::<B::D>(&mut tx, id, "delete", None, now).await?;
-        record_change::<B::D>(&mut tx, id, by, change::DELETE, now).await?;
-        B::announce(&mut tx, &Change::Event(id)).await?;
         tx.commit().await?;
         Ok(true)
     }

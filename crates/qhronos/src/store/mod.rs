@@ -20,6 +20,7 @@ pub mod archive;
 pub mod audit;
 mod backend;
 pub mod bulk;
+pub mod calendars;
 pub mod claims;
 pub mod events;
 pub mod history;
@@ -47,6 +48,7 @@ pub use archive::{ArchiveFilter, ArchiveStore, ArchiveSummary, ArchivedEvent, Ar
 pub use audit::{AuditEntry, AuditFilter, AuditStore};
 pub use backend::Backend;
 pub use bulk::BulkStore;
+pub use calendars::{Calendar, CalendarStore, ImportWrite, Override};
 pub use claims::{ClaimDue, ClaimStore, Claimed, Next, Outcome};
 pub use events::{Created, EventFilter, EventStore, RunSummary};
 pub use history::{By, EventVersion, HistoryStore};
@@ -105,6 +107,7 @@ pub trait Store:
     + TemplateStore
     + SearchStore
     + AnalyticsStore
+    + CalendarStore
 {
 }
 
@@ -125,6 +128,7 @@ impl<T> Store for T where
         + TemplateStore
         + SearchStore
         + AnalyticsStore
+        + CalendarStore
 {
 }
 

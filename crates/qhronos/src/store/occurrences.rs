@@ -116,7 +116,7 @@ pub trait OccurrenceStore: Send + Sync + 'static {
     async fn save_expansion(&self, event_id: Uuid, x: &Expansion<'_>, now: Millis) -> Result<bool>;
 }
 
-const OCC_WRITE: [Col; 12] = [
+const OCC_WRITE: [Col; 13] = [
     ("id", Kind::Text),
     ("event_id", Kind::Text),
     ("scheduled_at", Kind::Int),
@@ -129,6 +129,7 @@ const OCC_WRITE: [Col; 12] = [
     ("lease_token", Kind::Int),
     ("created_at", Kind::Int),
     ("updated_at", Kind::Int),
+    ("ends_at", Kind::Int),
 ];
 
 /// Inserts occurrences; an instant that exists is kept, except that one cancelled by a pause
@@ -162,6 +163,7 @@ pub(super) async fn upsert_occurrences<D: Dialect>(
                     o.lease.map(|l| l.token).into(),
                     now.into(),
                     now.into(),
+                    o.ends_at.into(),
                 ]
             })
             .collect();
@@ -173,7 +175,7 @@ pub(super) async fn upsert_occurrences<D: Dialect>(
         q.push(
             " ON CONFLICT (event_id, scheduled_at) DO UPDATE SET status = 'pending', \
              cancelled_by = NULL, next_attempt_at = excluded.next_attempt_at, \
-             updated_at = excluded.updated_at \
+             updated_at = excluded.updated_at, ends_at = excluded.ends_at \
              WHERE occurrences.status = 'cancelled' AND occurrences.cancelled_by IN ('pause', 'replan')",
         );
         n += D::exec(q, c).await?;
@@ -405,8 +407,11 @@ impl<B: Backend> OccurrenceStore for B {
             return Ok(OccChange::Taken);
         }
         let mut q = query::<B::D>("UPDATE occurrences SET status = 'pending', scheduled_at = ");
+        // The end moves with the start (the right-hand sides read the row before the update).
         q.val(to)
-            .push(", next_attempt_at = ")
+            .push(", moved_from = COALESCE(moved_from, scheduled_at), ends_at = ends_at + (")
+            .val(to)
+            .push(" - scheduled_at), next_attempt_at = ")
             .val(to)
             .push(", lease_owner = NULL, lease_expires_at = NULL, updated_at = ")
             .val(now)

@@ -300,8 +300,9 @@ fn beyond_schema(body: &str) -> bool {
     }
 }
 
-const REASONS: [&str; 4] = [
+const REASONS: [&str; 5] = [
     "no template named",
+    "calendar_id: calendar",
     "has no version",
     "must be in the future",
     "never produces",

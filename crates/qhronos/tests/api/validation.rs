@@ -29,7 +29,7 @@ async fn bad_input_gets_a_clear_error_never_a_500() {
         (
             with("start_time", json!("2030-01-01 09:00")),
             400,
-            "not an RFC 3339 time",
+            "has no offset",
         ),
         (without("webhook"), 400, "action is required"),
         (

@@ -14,6 +14,7 @@
 
 mod backend;
 mod bulk;
+mod calendars;
 mod fixtures;
 
 mod analytics;

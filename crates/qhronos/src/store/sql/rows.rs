@@ -14,12 +14,13 @@ use crate::store::{AuditEntry, Result, StoreError, TokenRecord};
 /// The columns `RowExt::event` reads.
 pub const EVENT_COLS: &str = "id, name, description, start_time, timezone, schedule, exdates, rdates, \
      action, tags, metadata, hmac_secret, previous_hmac_secret, previous_secret_until, retry, misfire, \
-     status, next_fire_at, paused_reason, created_at, updated_at";
+     status, next_fire_at, paused_reason, created_at, updated_at, duration_ms, all_day, calendar_id, \
+     external_id";
 
 /// The columns `RowExt::occurrence` reads.
 pub const OCC_COLS: &str = "id, event_id, scheduled_at, status, attempts, attempt_limit, \
      next_attempt_at, last_error, created_at, updated_at, completed_at, caused_by_workflow, \
-     caused_by_occurrence, cause";
+     caused_by_occurrence, cause, ends_at";
 
 /// Stored data that does not read back: never the caller's doing.
 pub fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -107,6 +108,18 @@ macro_rules! impl_row_ext {
                     paused_reason: row.try_get("paused_reason")?,
                     created_at: row.try_get("created_at")?,
                     updated_at: row.try_get("updated_at")?,
+                    duration: row.try_get("duration_ms")?,
+                    all_day: match row.try_get::<Option<String>, _>("all_day")? {
+                        Some(s) => {
+                            Some(serde_json::from_str(&s).map_err(|e| corrupt("all_day", e))?)
+                        }
+                        None => None,
+                    },
+                    calendar_id: row
+                        .try_get::<Option<&str>, _>("calendar_id")?
+                        .map(uuid)
+                        .transpose()?,
+                    external_id: row.try_get("external_id")?,
                 })
             }
 
@@ -127,6 +140,7 @@ macro_rules! impl_row_ext {
                     created_at: row.try_get("created_at")?,
                     updated_at: row.try_get("updated_at")?,
                     completed_at: row.try_get("completed_at")?,
+                    ends_at: row.try_get("ends_at")?,
                     caused_by: match (
                         row.try_get::<Option<&str>, _>("caused_by_workflow")?,
                         row.try_get::<Option<&str>, _>("caused_by_occurrence")?,
