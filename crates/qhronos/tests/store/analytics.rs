@@ -346,16 +346,20 @@ async fn hours_merge_into_days_and_sketches_merge_into_percentiles(s: &dyn Store
     let e = one_time(H0);
     create(s, &e, &[]).await;
     let day0 = H0 - H0 % DAY;
-    // 48 hours of deliveries, one every 10 minutes, durations 1..=1000 ms spread over them.
-    let mut r = Rollup::default();
+    // 48 hours of deliveries, one every 10 minutes, durations 1..=1000 ms spread over them,
+    // written in three interleaved rollups, so every hour's row is written three times and its
+    // sketches merged by the store.
+    let mut parts = [Rollup::default(), Rollup::default(), Rollup::default()];
     let mut durations = Vec::new();
     for i in 0..(48 * 6) {
         let at = day0 + i * 10 * MIN;
         let d = (i * 7919) % 1000 + 1;
         durations.push(d);
-        r.attempt(e.id, at, 1, at, d, AttemptEnd::Delivered, None);
+        parts[(i % 3) as usize].attempt(e.id, at, 1, at, d, AttemptEnd::Delivered, None);
     }
-    s.add_rollup(r).await.expect("add");
+    for r in parts {
+        s.add_rollup(r).await.expect("add");
+    }
     let d = read(s, q(day0, day0 + 2 * DAY, Granularity::Day, Subjects::All)).await;
     assert_eq!(d.buckets.len(), 2);
     for b in &d.buckets {
@@ -381,6 +385,13 @@ async fn hours_merge_into_days_and_sketches_merge_into_percentiles(s: &dyn Store
             "q{qq}: {got} vs exact {exact}"
         );
     }
+    // The merged sketch is the one the values make, bin for bin.
+    let mut exact = Sketch::default();
+    for d in &durations[..144] {
+        exact.add(*d);
+    }
+    assert_eq!(d.buckets[0].duration, exact);
+    assert_eq!(d.buckets[0].lateness.count(), 144);
 }
 
 async fn purge_removes_only_rows_older_than_the_cut_off(s: &dyn Store) {
@@ -391,7 +402,9 @@ async fn purge_removes_only_rows_older_than_the_cut_off(s: &dyn Store) {
     assert_eq!(all(s).await.buckets[0].due, 2);
     // After it, every row of the hour and its minutes goes, in batches of 2.
     let n = s.purge_analytics(H0 + HOUR + 1, 2).await.expect("purge");
-    assert!(n > 10, "cells and targets removed: {n}");
+    // Cells: minute H0 (ok, bad, all), minute H0+1m (bad, all), hour H0 (ok, bad, all); the
+    // failing target's hour for `bad` and for every event.
+    assert_eq!(n, 3 + 2 + 3 + 2, "cells and targets removed");
     let after = all(s).await;
     assert_eq!(counts(&after.buckets[0]), (0, 0, 0, 0, 0, 0));
     assert!(after.top_failing_targets.is_empty());

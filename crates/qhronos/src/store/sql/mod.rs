@@ -98,6 +98,10 @@ pub trait Dialect: Database + Sized {
     fn skip_locked(of: &str) -> String;
     /// The larger of two values: `max(a, b)` / `GREATEST(a, b)`.
     const GREATEST: &'static str;
+    /// Two JSON objects of name → count (text columns) as one, the counts of a name added.
+    fn sum_json_counts(a: &str, b: &str) -> String;
+    /// The aggregate that joins a text column's values of a group, nothing between them.
+    fn concat_agg(column: &str) -> String;
     /// An SQL expression for a new random pull-claim receipt (at least 122 random bits, hex).
     const RECEIPT: &'static str;
     /// Most rows of `cols` columns one statement may carry.

@@ -77,6 +77,16 @@ impl Dialect for Postgres {
         format!(" FOR UPDATE OF {of} SKIP LOCKED")
     }
     const GREATEST: &'static str = "GREATEST";
+    fn sum_json_counts(a: &str, b: &str) -> String {
+        format!(
+            "COALESCE((SELECT jsonb_object_agg(k, s) FROM (SELECT key AS k, SUM(value::bigint) AS s FROM \
+             (SELECT key, value FROM jsonb_each_text({a}::jsonb) UNION ALL \
+             SELECT key, value FROM jsonb_each_text({b}::jsonb)) AS x GROUP BY key) AS y)::text, '{{}}')"
+        )
+    }
+    fn concat_agg(column: &str) -> String {
+        format!("string_agg({column}, '')")
+    }
     const JOIN_IN_ORDER: &'static str = "JOIN";
     const RECEIPT: &'static str = "replace(gen_random_uuid()::text, '-', '')";
 

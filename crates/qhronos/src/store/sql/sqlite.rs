@@ -31,6 +31,16 @@ impl Dialect for Sqlite {
         String::new()
     }
     const GREATEST: &'static str = "max";
+    fn sum_json_counts(a: &str, b: &str) -> String {
+        format!(
+            "(SELECT json_group_object(k, s) FROM (SELECT key AS k, SUM(value) AS s FROM \
+             (SELECT key, value FROM json_each({a}) UNION ALL SELECT key, value FROM json_each({b})) \
+             GROUP BY key))"
+        )
+    }
+    fn concat_agg(column: &str) -> String {
+        format!("group_concat({column}, '')")
+    }
     // SQLite takes the tables of a CROSS JOIN in the order written.
     const JOIN_IN_ORDER: &'static str = "CROSS JOIN";
     // SQLite's LIKE ignores ASCII case already.
