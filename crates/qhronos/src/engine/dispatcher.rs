@@ -154,15 +154,15 @@ impl Launcher {
             let late_us = super::timer::now_us() - due * 1000;
             self.metrics.fire_late(late_us);
         }
-        let d = self
-            .deliverer
-            .deliver(
-                &c.event,
-                &c.occ,
-                attempt,
-                Duration::from_millis(timeout_ms.unsigned_abs()),
-            )
-            .await;
+        // Boxed: the attempt's future (HTTP client, SMTP, WebSocket) is large, and a burst
+        // queues many tasks behind the slots above; unboxed, each waiting task would carry it.
+        let d = Box::pin(self.deliverer.deliver(
+            &c.event,
+            &c.occ,
+            attempt,
+            Duration::from_millis(timeout_ms.unsigned_abs()),
+        ))
+        .await;
         let next = next_step(&d, attempt, c.occ.attempt_limit, &retry, now_ms());
         let outcome = match next {
             Next::Completed => "completed",

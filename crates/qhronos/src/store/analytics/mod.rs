@@ -25,7 +25,7 @@
 mod rollup;
 mod sketch;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -246,9 +246,11 @@ impl<B: Backend> AnalyticsStore for B {
                 .val(tto);
             push_subjects(q, "event_id", &a.subjects);
         };
-        let mut q = query::<B::D>(
-            "SELECT target, CAST(SUM(failed) AS BIGINT) AS failed FROM analytics_targets",
-        );
+        // One pass: each target's failures and the error of its latest failed attempt.
+        let mut q = query::<B::D>(format!(
+            "SELECT target, CAST(SUM(failed) AS BIGINT) AS failed, {} FROM analytics_targets",
+            B::D::latest_in_group("last_error", "last_at")
+        ));
         push_range(&mut q);
         q.push(" GROUP BY target ORDER BY failed DESC, target LIMIT ")
             .val(a.top);
@@ -257,31 +259,8 @@ impl<B: Backend> AnalyticsStore for B {
             top.push(FailingTarget {
                 target: r.text("target")?,
                 failed: r.int("failed")?,
-                last_error: None,
+                last_error: r.opt_text("last_error")?,
             });
-        }
-        if !top.is_empty() {
-            let mut q = query::<B::D>("SELECT target, last_error, last_at FROM analytics_targets");
-            push_range(&mut q);
-            q.push(" AND ");
-            B::D::push_in(
-                &mut q,
-                "target",
-                top.iter().map(|t| t.target.clone()).collect(),
-            );
-            let mut latest: HashMap<String, (Millis, Option<String>)> = HashMap::new();
-            for r in B::D::fetch(q, &mut c).await? {
-                let at = r.int("last_at")?;
-                let e = latest
-                    .entry(r.text("target")?)
-                    .or_insert((Millis::MIN, None));
-                if at >= e.0 {
-                    *e = (at, r.opt_text("last_error")?);
-                }
-            }
-            for t in &mut top {
-                t.last_error = latest.remove(&t.target).and_then(|l| l.1);
-            }
         }
         Ok(Analytics {
             buckets: buckets.into_values().collect(),

@@ -100,6 +100,10 @@ pub trait Dialect: Database + Sized {
     const GREATEST: &'static str;
     /// Two JSON objects of name → count (text columns) as one, the counts of a name added.
     fn sum_json_counts(a: &str, b: &str) -> String;
+    /// Select-list items giving, as a column named `value`, the `value` of the group's row
+    /// with the largest `by` (SQLite: a bare column beside `max`; PostgreSQL: an ordered
+    /// `array_agg`).
+    fn latest_in_group(value: &str, by: &str) -> String;
     /// The aggregate that joins a text column's values of a group, nothing between them.
     fn concat_agg(column: &str) -> String;
     /// An SQL expression for a new random pull-claim receipt (at least 122 random bits, hex).

@@ -84,6 +84,9 @@ impl Dialect for Postgres {
              SELECT key, value FROM jsonb_each_text({b}::jsonb)) AS x GROUP BY key) AS y)::text, '{{}}')"
         )
     }
+    fn latest_in_group(value: &str, by: &str) -> String {
+        format!("(array_agg({value} ORDER BY {by} DESC))[1] AS {value}")
+    }
     fn concat_agg(column: &str) -> String {
         format!("string_agg({column}, '')")
     }

@@ -38,6 +38,10 @@ impl Dialect for Sqlite {
              GROUP BY key))"
         )
     }
+    fn latest_in_group(value: &str, by: &str) -> String {
+        // With one max() and no other min()/max(), a bare column comes from the max's row.
+        format!("max({by}) AS latest_{by}, {value}")
+    }
     fn concat_agg(column: &str) -> String {
         format!("group_concat({column}, '')")
     }
