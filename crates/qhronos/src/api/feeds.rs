@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::calendars::visible_calendar;
@@ -277,27 +276,15 @@ pub(super) async fn create_feed_token(
             )
         }
     };
-    let (token, jti) = st
-        .tokens
-        .issue(&sub, Access::Read, &scope, expires_at, now)?;
-    let rec = TokenRecord {
-        jti: jti.clone(),
-        sub: sub.clone(),
+    let wanted = super::tokens::Wanted {
+        sub: &sub,
         access: Access::Read,
-        scope: scope.clone(),
+        scope: &scope,
+        clients: &[],
         expires_at,
-        created_at: now,
-        revoked_at: None,
     };
-    st.store.create_token(&rec).await?;
-    st.audit_in(
-        &caller,
-        "token.issue",
-        Some(jti.clone()),
-        &scope,
-        json!({"sub": sub, "access": "read", "scope": scope, "expires_at": fmt_ms(expires_at)}),
-    )
-    .await;
+    let (token, TokenRecord { jti, .. }) =
+        super::tokens::issue_token(&st, &caller, wanted, now).await?;
     let sep = if path.contains('?') { "" } else { "?" };
     Ok((
         StatusCode::CREATED,

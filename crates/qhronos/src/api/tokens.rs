@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::extract::{Body, Params};
 use super::AppState;
 use crate::auth::{Access, Caller};
-use crate::domain::{fmt_ms, now_ms, parse_time};
+use crate::domain::{fmt_ms, now_ms, parse_time, Millis};
 use crate::error::ApiError;
 use crate::store::TokenRecord;
 use qhronos_schema::limits;
@@ -108,32 +108,68 @@ pub(super) async fn create_token(
     if expires_at <= now {
         return Err(bad("expires_at must be in the future".into()));
     }
-    let (token, jti) = st
-        .tokens
-        .issue_with_clients(sub, access, &t.scope, &t.clients, expires_at, now)?;
-    let rec = TokenRecord {
-        jti: jti.clone(),
-        sub: sub.to_string(),
+    let wanted = Wanted {
+        sub,
         access,
-        scope: t.scope.clone(),
+        scope: &t.scope,
+        clients: &t.clients,
         expires_at,
-        created_at: now,
-        revoked_at: None,
     };
-    st.store.create_token(&rec).await?;
-    st.audit_in(
-        &caller,
-        "token.issue",
-        Some(jti.clone()),
-        &t.scope,
-        json!({ "sub": sub, "access": access, "scope": t.scope, "clients": t.clients, "expires_at": fmt_ms(expires_at) }),
-    )
-    .await;
+    let (token, rec) = issue_token(&st, &caller, wanted, now).await?;
     let mut out = serde_json::to_value(&rec).unwrap_or_default();
     out["clients"] = json!(t.clients);
     out["token"] = Value::String(token);
     out["type"] = Value::String("jwt".into());
     Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// What a token is issued for.
+pub(super) struct Wanted<'a> {
+    /// Who it is for.
+    pub sub: &'a str,
+    /// What it may do.
+    pub access: Access,
+    /// The tags it is limited to (empty: every event).
+    pub scope: &'a [String],
+    /// The WebSocket client names it may register.
+    pub clients: &'a [String],
+    /// When it stops working.
+    pub expires_at: Millis,
+}
+
+/// Signs a token, keeps its record and audits the issue (`token.issue`): what `POST /tokens`
+/// and a feed token (`POST /feeds`) share. Returns the token (shown once) and its record.
+pub(super) async fn issue_token(
+    st: &AppState,
+    caller: &Caller,
+    w: Wanted<'_>,
+    now: Millis,
+) -> Result<(String, TokenRecord), ApiError> {
+    let (token, jti) =
+        st.tokens
+            .issue_with_clients(w.sub, w.access, w.scope, w.clients, w.expires_at, now)?;
+    let rec = TokenRecord {
+        jti: jti.clone(),
+        sub: w.sub.to_string(),
+        access: w.access,
+        scope: w.scope.to_vec(),
+        expires_at: w.expires_at,
+        created_at: now,
+        revoked_at: None,
+    };
+    st.store.create_token(&rec).await?;
+    st.audit_in(
+        caller,
+        "token.issue",
+        Some(jti),
+        w.scope,
+        json!({
+            "sub": w.sub, "access": w.access, "scope": w.scope, "clients": w.clients,
+            "expires_at": fmt_ms(w.expires_at),
+        }),
+    )
+    .await;
+    Ok((token, rec))
 }
 
 /// List issued tokens
