@@ -166,13 +166,22 @@ pub(super) async fn create_event(
         }
     };
     let hash = hex::encode(Sha256::digest(&raw));
+    // The audit line is written in the create's own transaction (one commit, not two).
+    let audit = AppState::audit_line(
+        &caller,
+        "event.create",
+        Some(e.id.to_string()),
+        &e.tags,
+        summary(&e),
+    );
     match st
         .store
-        .create_event(
+        .create_event_audited(
             &e,
             &occs,
             key.as_deref().map(|k| (k, hash.as_str())),
             By::actor(&caller.principal.identity()),
+            &audit,
         )
         .await?
     {
@@ -181,14 +190,6 @@ pub(super) async fn create_event(
             if e.next_fire_at.is_some() {
                 st.engine.expand_now();
             }
-            st.audit_in(
-                &caller,
-                "event.create",
-                Some(e.id.to_string()),
-                &e.tags,
-                summary(&e),
-            )
-            .await;
             let mut out = EventOut::from(&e);
             out.hmac_secret = generated;
             out.conflicts = conflicts;

@@ -110,6 +110,27 @@ impl AppState {
             .await
     }
 
+    /// The entry [`AppState::audit_in`] would append, for a store write that keeps it in its
+    /// own transaction (a create writes its audit line with the event).
+    pub fn audit_line(
+        caller: &Caller,
+        action: &str,
+        target: Option<String>,
+        tags: &[String],
+        summary: Value,
+    ) -> AuditEntry {
+        AuditEntry {
+            id: 0,
+            at: now_ms(),
+            actor: caller.principal.actor(),
+            action: action.to_string(),
+            target,
+            ip: caller.ip.map(|ip| ip.to_string()),
+            summary,
+            tags: Some(tags.to_vec()),
+        }
+    }
+
     async fn audit_entry(
         &self,
         caller: &Caller,

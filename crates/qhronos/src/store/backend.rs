@@ -42,6 +42,7 @@ pub trait Backend: Send + Sync + 'static {
         occurrences: &[NewOccurrence],
         idempotency: Option<(&str, &str)>,
         actor: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<Created>;
     /// Appends an audit line (SQLite: group-committed with other writes).
     async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;

@@ -8,7 +8,7 @@ use super::history::{record_change, record_created, By};
 use super::occurrences::{cancel_unfired, finish_if_done, upsert_occurrences};
 use super::sql::rows::{to_json, RowExt, EVENT_COLS};
 use super::sql::{fetch_one, query, Col, Dialect, Kind, Push, Val};
-use super::{Backend, Change, Result, StoreError};
+use super::{AuditEntry, Backend, Change, Result, StoreError};
 use crate::domain::event::{Event, EventStatus};
 use crate::domain::history::change;
 use crate::domain::occurrence::NewOccurrence;
@@ -55,6 +55,16 @@ pub trait EventStore: Send + Sync + 'static {
         occurrences: &[NewOccurrence],
         idempotency: Option<(&str, &str)>,
         by: By<'_>,
+    ) -> Result<Created>;
+    /// [`EventStore::create_event`], with the audit line of the create written in the same
+    /// transaction when the event is new (none for an idempotent repeat).
+    async fn create_event_audited(
+        &self,
+        event: &Event,
+        occurrences: &[NewOccurrence],
+        idempotency: Option<(&str, &str)>,
+        by: By<'_>,
+        audit: &AuditEntry,
     ) -> Result<Created>;
     /// Inserts many new events and their first occurrences in one transaction: all or none.
     async fn create_events(&self, events: &[(Event, Vec<NewOccurrence>)], by: By<'_>)
@@ -365,7 +375,18 @@ impl<B: Backend> EventStore for B {
         idem: Option<(&str, &str)>,
         by: By<'_>,
     ) -> Result<Created> {
-        Backend::create_event(self, e, occs, idem, by.actor).await
+        Backend::create_event(self, e, occs, idem, by.actor, None).await
+    }
+
+    async fn create_event_audited(
+        &self,
+        e: &Event,
+        occs: &[NewOccurrence],
+        idem: Option<(&str, &str)>,
+        by: By<'_>,
+        audit: &AuditEntry,
+    ) -> Result<Created> {
+        Backend::create_event(self, e, occs, idem, by.actor, Some(audit)).await
     }
 
     async fn create_events(

@@ -7,7 +7,69 @@ use serde_json::json;
 
 use crate::fixtures::*;
 
-crate::conformance!(audit_lists_newest_first_pages_without_gaps_and_filters_by_scope);
+crate::conformance!(
+    audit_lists_newest_first_pages_without_gaps_and_filters_by_scope,
+    an_audited_create_writes_its_line_once_and_only_when_new,
+);
+
+/// `create_event_audited` keeps the audit line with the event: one line for a new event, many
+/// creates at once (the embedded store's group commit) each with its own, none for an
+/// idempotent repeat.
+async fn an_audited_create_writes_its_line_once_and_only_when_new(s: &dyn Store) {
+    let line = |e: &qhronos::domain::event::Event| AuditEntry {
+        id: -1,
+        at: T0,
+        actor: "alice".into(),
+        action: "event.create".into(),
+        target: Some(e.id.to_string()),
+        ip: None,
+        summary: json!({"name": e.name}),
+        tags: Some(vec!["t".into()]),
+    };
+    let events: Vec<_> = (0..20)
+        .map(|i| (one_time(T0 + i * SEC), T0 + i * SEC))
+        .collect();
+    let results = futures::future::join_all(events.iter().map(|(e, at)| {
+        let a = line(e);
+        async move {
+            s.create_event_audited(e, &[occ(e, *at)], None, By::actor("alice"), &a)
+                .await
+        }
+    }))
+    .await;
+    assert!(results.iter().all(|r| matches!(r, Ok(Created::New))));
+    let keyed = one_time(T0 + HOUR);
+    for _ in 0..2 {
+        let c = s
+            .create_event_audited(
+                &keyed,
+                &[occ(&keyed, T0 + HOUR)],
+                Some(("key-1", "hash-1")),
+                By::actor("alice"),
+                &line(&keyed),
+            )
+            .await
+            .expect("create");
+        assert!(matches!(c, Created::New | Created::Existing { .. }));
+    }
+    let all = s
+        .list_audit(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("list_audit");
+    let mut targets: Vec<String> = all.iter().filter_map(|e| e.target.clone()).collect();
+    targets.sort();
+    let mut want: Vec<String> = events
+        .iter()
+        .map(|(e, _)| e)
+        .chain([&keyed])
+        .map(|e| e.id.to_string())
+        .collect();
+    want.sort();
+    assert_eq!(targets, want, "one line per new event, none for the repeat");
+}
 
 async fn audit_lists_newest_first_pages_without_gaps_and_filters_by_scope(s: &dyn Store) {
     let tags: [Option<&[&str]>; 4] = [None, Some(&["a"]), Some(&["a", "b"]), Some(&[])];

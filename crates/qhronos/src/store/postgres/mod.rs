@@ -90,9 +90,13 @@ impl Backend for PgStore {
         occs: &[NewOccurrence],
         idem: Option<(&str, &str)>,
         actor: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<Created> {
         let mut tx = self.pool.begin().await?;
         let created = insert_event::<Postgres>(&mut tx, e, occs, idem, actor).await?;
+        if let (Created::New, Some(a)) = (&created, audit) {
+            insert_audits::<Postgres>(&mut tx, &[a]).await?;
+        }
         tx.commit().await?;
         Ok(created)
     }

@@ -1,4 +1,5 @@
-//! Group commit for the embedded store's hot writes (event creation, audit lines): requests
+//! Group commit for the embedded store's hot writes (event creation with its audit line, audit
+//! lines): requests
 //! queue on a channel, and one task writes everything queued in one transaction.
 //!
 //! A batch of plain jobs (creates without an idempotency key, audit lines) is written with a
@@ -28,6 +29,8 @@ pub enum Job {
         idempotency: Option<(String, String)>,
         /// Who creates it, for its first version.
         actor: String,
+        /// Its audit line, written with it when it is new.
+        audit: Option<Box<AuditEntry>>,
         reply: oneshot::Sender<Result<Created>>,
     },
     Audit {
@@ -98,12 +101,17 @@ async fn write_all(c: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<Result<
     let mut audits = Vec::new();
     for job in jobs {
         match job {
+            // A plain create is always new: its audit line goes with it.
             Job::Create {
                 event,
                 occurrences,
                 actor,
+                audit,
                 ..
-            } => events.push((event.as_ref(), occurrences.as_slice(), actor.as_str())),
+            } => {
+                events.push((event.as_ref(), occurrences.as_slice(), actor.as_str()));
+                audits.extend(audit.as_deref());
+            }
             Job::Audit { entry, .. } => audits.push(entry.as_ref()),
         }
     }
@@ -165,10 +173,14 @@ async fn run_job(c: &mut SqliteConnection, job: &Job) -> Result<Done> {
             occurrences,
             idempotency,
             actor,
+            audit,
             ..
         } => {
             let idem = idempotency.as_ref().map(|(k, h)| (k.as_str(), h.as_str()));
             let created = insert_event::<Sqlite>(c, event, occurrences, idem, actor).await?;
+            if let (Created::New, Some(a)) = (&created, audit) {
+                insert_audits::<Sqlite>(c, &[a.as_ref()]).await?;
+            }
             Ok(Done::Created(created))
         }
         Job::Audit { entry, .. } => {

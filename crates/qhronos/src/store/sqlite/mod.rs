@@ -135,12 +135,14 @@ impl Backend for SqliteStore {
         occs: &[NewOccurrence],
         idem: Option<(&str, &str)>,
         actor: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<Created> {
         self.submit(|reply| Job::Create {
             event: Box::new(e.clone()),
             occurrences: occs.to_vec(),
             idempotency: idem.map(|(k, h)| (k.to_string(), h.to_string())),
             actor: actor.to_string(),
+            audit: audit.map(|a| Box::new(a.clone())),
             reply,
         })
         .await
