@@ -3,7 +3,7 @@
 //! instants its rule will give (expanded here by the planner's code). The dashboard's calendar
 //! and `qhronos agenda` read it.
 
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 
 use axum::extract::State;
 use axum::routing::get;
@@ -72,7 +72,7 @@ pub struct AgendaPage {
 }
 
 /// An instant on its way into the page; ordered by `(at, event_id)`, the page order.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Key(Millis, Uuid);
 
 #[derive(Debug, Clone)]
@@ -144,8 +144,10 @@ impl Best {
 
 /// Offers the instants of `e`'s rule that are not materialised (from its `next_fire_at`) and
 /// fall in the window and after the cursor, in order, until the page has no room for them.
-/// False when the rule ran past its step budget (or cannot be read).
-fn expand(e: &Event, w: &AgendaWindow, best: &mut Best) -> bool {
+/// An instant already `stored` (an occurrence moved past the look-ahead window onto one of
+/// the rule's instants) is not offered twice. False when the rule ran past its step budget
+/// (or cannot be read).
+fn expand(e: &Event, w: &AgendaWindow, stored: &HashSet<Key>, best: &mut Best) -> bool {
     let Some(next) = e.next_fire_at else {
         return true;
     };
@@ -165,7 +167,7 @@ fn expand(e: &Event, w: &AgendaWindow, best: &mut Best) -> bool {
             break;
         }
         let key = Key(at, e.id);
-        if w.after.is_some_and(|(a, id)| key <= Key(a, id)) {
+        if w.after.is_some_and(|(a, id)| key <= Key(a, id)) || stored.contains(&key) {
             continue;
         }
         let item = Item {
@@ -273,9 +275,15 @@ pub(super) async fn agenda(
         heap: BinaryHeap::with_capacity(keep + 1),
         keep,
     };
+    // The stored ones first. A projected instant with the key of a stored one that is not
+    // among these could not make the page anyway: these fill it with smaller keys.
+    let mut stored = HashSet::new();
     for r in st.store.agenda_occurrences(&w, keep as i64).await? {
-        best.offer(r.into());
+        let item = Item::from(r);
+        stored.insert(item.key);
+        best.offer(item);
     }
+    let stored = std::sync::Arc::new(stored);
     // Rules, by their first unmaterialised instant: once the page is full with items earlier
     // than the next event's first instant, no later event can add any.
     let mut incomplete = false;
@@ -300,11 +308,11 @@ pub(super) async fn agenda(
         }
         expanded += events.len();
         let round = events.len() as i64;
-        let win = w.clone();
+        let (win, known) = (w.clone(), stored.clone());
         let (b, ok) = tokio::task::spawn_blocking(move || {
             let mut ok = true;
             for e in &events {
-                ok &= expand(e, &win, &mut best);
+                ok &= expand(e, &win, &known, &mut best);
             }
             (best, ok)
         })

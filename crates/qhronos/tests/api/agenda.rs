@@ -280,3 +280,42 @@ async fn events_can_be_listed_by_their_ids_within_the_token_scope() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_occurrence_moved_onto_a_projected_instant_is_listed_once() {
+    let app = spawn_app().await;
+    let start = in_ms(10 * 60_000);
+    let id = app
+        .create(json!({"name": "hourly", "start_time": start, "schedule": "FREQ=HOURLY", "webhook": "http://127.0.0.1:9/h"}))
+        .await;
+    let instants = preview(&app, &start, "FREQ=HOURLY", 5).await;
+    let (_, occs) = app.get(&format!("/events/{id}/occurrences")).await;
+    let first = occs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["scheduled_at"] == instants[0].as_str())
+        .expect("the first instant is stored")
+        .clone();
+    // Onto the fourth instant, three hours on: beyond the look-ahead window, so the rule
+    // projects it too.
+    let (s, v) = app
+        .req(
+            "PATCH",
+            &format!("/occurrences/{}", first["id"].as_str().unwrap()),
+            Some(json!({"scheduled_at": instants[3]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let q = format!("from={}&to={}", enc(&start), enc(&in_ms(5 * HOUR)));
+    let items = all_pages(&app, None, &q, 2).await;
+    let at = ats(&items);
+    assert!(!at.contains(&instants[0]), "{items:#?}");
+    let moved: Vec<&Value> = items
+        .iter()
+        .filter(|i| i["at"] == instants[3].as_str())
+        .collect();
+    assert_eq!(moved.len(), 1, "{items:#?}");
+    assert_eq!(moved[0]["occurrence_id"], first["id"]);
+    assert_eq!(moved[0]["status"], "pending");
+}
