@@ -3,6 +3,7 @@
 //! It only speaks HTTP (see docs/api.md); it does not link the service. Exit codes are in
 //! [`client::exit`] and docs/cli.md.
 
+mod agenda;
 mod archive;
 mod calendars;
 mod client;
@@ -79,6 +80,9 @@ enum Command {
     /// Serve Qhronos's MCP tools over stdio (for desktop agents that start local tool
     /// servers), calling the qhronosd at --url with --token. The same tools as `/mcp`.
     Mcp,
+    /// Show every instant in a time window across events, stored and projected by the rules
+    /// (GET /agenda).
+    Agenda(agenda::AgendaArgs),
     /// Read and export what retention archived.
     #[command(subcommand)]
     Archive(archive::ArchiveCmd),
@@ -1098,6 +1102,7 @@ async fn run(cli: Cli) -> Result<String> {
             Ok(show(&v, &session::channels))
         }
         Command::Mcp => mcp(&cli).await,
+        Command::Agenda(a) => agenda::agenda(&client, a, &show).await,
         Command::Archive(cmd) => archive::archive(&client, cmd, &show).await,
         Command::Calendars(cmd) => calendars::calendars(&client, cmd, &show).await,
         Command::Admin(cmd) => archive::admin(&client, cmd, &show).await,

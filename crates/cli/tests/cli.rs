@@ -1370,3 +1370,49 @@ fn whoami_channels_and_the_config_summary() {
     );
     assert!(!o.stdout.contains(TOKEN), "{}", o.stdout);
 }
+
+#[test]
+fn agenda_lists_stored_and_projected_instants() {
+    let s = Server::start();
+    let at = in_half_an_hour();
+    ok(
+        &mut s.cli(),
+        &[
+            "events",
+            "create",
+            "--name",
+            "hourly",
+            "--at",
+            &at,
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+            "--schedule",
+            "FREQ=HOURLY",
+            "--tag",
+            "ops",
+        ],
+    );
+    let to = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(5)).to_string();
+    // Pages of two, followed to the end: five hours of an hourly rule from half an hour on.
+    let v = ok(
+        &mut s.cli(),
+        &[
+            "--json", "agenda", "--to", &to, "--tag", "ops", "--limit", "2", "--all",
+        ],
+    )
+    .json();
+    let items = v["data"].as_array().unwrap();
+    assert_eq!(items.len(), 5, "{v}");
+    assert_eq!(items[0]["status"], "pending", "{v}");
+    assert_eq!(items[4]["status"], "projected", "{v}");
+    let o = ok(&mut s.cli(), &["agenda", "--to", &to, "--limit", "2"]);
+    assert!(
+        o.stdout.contains("projected") || o.stdout.contains("pending"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("hourly"), "{}", o.stdout);
+    assert!(o.stdout.contains("more results"), "{}", o.stdout);
+    let o = run(&mut s.cli(), &["agenda", "--from", "yesterday"]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+}

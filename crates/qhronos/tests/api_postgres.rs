@@ -2,6 +2,8 @@
 //! the server at `POSTGRES_TEST_URL`. See tests/api/helpers.rs for the backend choice and for
 //! what happens when no server is reachable. The multi-node tests live here only.
 
+#[path = "api/agenda.rs"]
+mod agenda;
 #[path = "api/analytics.rs"]
 mod analytics;
 #[path = "api/archive.rs"]

@@ -133,6 +133,29 @@ impl Params {
             .transpose()
     }
 
+    /// `k`: comma-separated ids (UUIDs), repeats counted once, at most `max`; `None` when the
+    /// parameter is absent or empty.
+    pub fn ids(&self, k: &str, max: usize) -> Result<Option<Vec<Uuid>>, ApiError> {
+        let Some(raw) = self.get(k) else {
+            return Ok(None);
+        };
+        let mut ids = Vec::new();
+        for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let id = Uuid::parse_str(part).map_err(|_| {
+                ApiError::BadRequest(format!("{k}: '{part}' is not an id (a UUID)"))
+            })?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+            if ids.len() > max {
+                return Err(ApiError::BadRequest(format!(
+                    "{k}: more than {max} ids; ask for at most {max} per request"
+                )));
+            }
+        }
+        Ok(Some(ids))
+    }
+
     pub fn tags(&self) -> Vec<String> {
         self.get("tags")
             .map(|s| {

@@ -2,6 +2,7 @@
 //! limiting, permissions) — see `auth::gate`.
 
 pub mod admin;
+pub mod agenda;
 pub mod analytics;
 pub mod archive;
 pub mod audit;
@@ -202,6 +203,7 @@ pub fn router(state: AppState, g: Gate) -> std::sync::Arc<Router> {
         .merge(bulk::router())
         .merge(secrets::router())
         .merge(occurrences::router())
+        .merge(agenda::router())
         .merge(schedules::router())
         .merge(tokens::router())
         .merge(templates::router())

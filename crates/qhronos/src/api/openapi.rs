@@ -94,6 +94,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         super::occurrences::cancel_occurrence,
         super::occurrences::move_occurrence,
         super::occurrences::retry_occurrence,
+        super::agenda::agenda,
         super::bulk::retry_occurrences,
         super::queues::claim,
         super::queues::ack,

@@ -46,6 +46,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("POST", "/events/{id}/versions/{n}/restore", Need::Write),
     ("GET", "/occurrences", Need::Read),
     ("GET", "/occurrences/counts", Need::Read),
+    ("GET", "/agenda", Need::Read),
     ("POST", "/occurrences/retry", Need::Write),
     ("GET", "/occurrences/{id}", Need::Read),
     ("DELETE", "/occurrences/{id}", Need::Write),

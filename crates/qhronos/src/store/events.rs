@@ -73,6 +73,8 @@ pub trait EventStore: Send + Sync + 'static {
     async fn get_event(&self, id: Uuid) -> Result<Option<Event>>;
     /// Newest first, at most `f.limit`; deleted events are never listed.
     async fn list_events(&self, f: &EventFilter) -> Result<Vec<Event>>;
+    /// [`list_events`](Self::list_events) among these ids only (`GET /events?ids=`).
+    async fn list_events_among(&self, ids: &[Uuid], f: &EventFilter) -> Result<Vec<Event>>;
     /// Replaces an event; false when it is unknown or deleted. With `replan_after`, cancels its
     /// not-yet-attempted occurrences after that time (they are re-planned), materialises
     /// `occurrences`, resets the count mark and moves the plan generation (so that expander
@@ -296,6 +298,31 @@ pub(super) fn push_tags<D: Dialect>(q: &mut QueryBuilder<D>, col: &str, tags: &[
     q.push(")");
 }
 
+/// `list_events`, among `ids` when given.
+async fn list_in<B: Backend>(b: &B, f: &EventFilter, ids: Option<&[Uuid]>) -> Result<Vec<Event>> {
+    let mut q = query::<B::D>(format!(
+        "SELECT {EVENT_COLS} FROM events WHERE status != 'deleted'"
+    ));
+    if let Some(ids) = ids {
+        q.push(" AND ");
+        B::D::push_in(&mut q, "id", ids.iter().map(Uuid::to_string).collect());
+    }
+    if let Some(s) = f.status {
+        q.push(" AND status = ").val(s.as_str());
+    }
+    if let Some(before) = f.before_id {
+        q.push(" AND id < ").val(before);
+    }
+    push_tags(&mut q, "id", &f.tags);
+    q.push(" ORDER BY id DESC LIMIT ").val(f.limit);
+    let mut c = b.reads().acquire().await?;
+    B::D::fetch(q, &mut c)
+        .await?
+        .iter()
+        .map(|r| r.event())
+        .collect()
+}
+
 /// ` WHERE id = <id> AND status != 'deleted'`.
 fn push_live(q: &mut QueryBuilder<impl Dialect>, id: Uuid) {
     q.push(" WHERE id = ")
@@ -412,23 +439,14 @@ impl<B: Backend> EventStore for B {
     }
 
     async fn list_events(&self, f: &EventFilter) -> Result<Vec<Event>> {
-        let mut q = query::<B::D>(format!(
-            "SELECT {EVENT_COLS} FROM events WHERE status != 'deleted'"
-        ));
-        if let Some(s) = f.status {
-            q.push(" AND status = ").val(s.as_str());
+        list_in::<B>(self, f, None).await
+    }
+
+    async fn list_events_among(&self, ids: &[Uuid], f: &EventFilter) -> Result<Vec<Event>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        if let Some(b) = f.before_id {
-            q.push(" AND id < ").val(b);
-        }
-        push_tags(&mut q, "id", &f.tags);
-        q.push(" ORDER BY id DESC LIMIT ").val(f.limit);
-        let mut c = self.reads().acquire().await?;
-        B::D::fetch(q, &mut c)
-            .await?
-            .iter()
-            .map(|r| r.event())
-            .collect()
+        list_in::<B>(self, f, Some(ids)).await
     }
 
     async fn update_event(

@@ -5,7 +5,8 @@
 //! - one small trait per concern — [`EventStore`], [`HistoryStore`], [`BulkStore`], [`OccurrenceStore`], [`ClaimStore`],
 //!   [`QueueStore`], [`TokenStore`], [`AuditStore`], [`SettingsStore`], [`NodeStore`],
 //!   [`OpsStore`], [`ArchiveStore`], [`WorkflowStore`], [`TemplateStore`], [`SearchStore`],
-//!   [`AnalyticsStore`] — each in its own file with its types, and [`Store`], all of them, which is
+//!   [`AnalyticsStore`], [`AgendaStore`] — each in its own file with its types, and [`Store`],
+//!   all of them, which is
 //!   what the service holds (`Arc<dyn Store>`);
 //! - each trait is implemented once, for every [`Backend`], by logic written once and generic
 //!   over the backend's SQL [`Dialect`](sql::Dialect) (`sql/`: what SQLite and PostgreSQL
@@ -15,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agenda;
 pub mod analytics;
 pub mod archive;
 pub mod audit;
@@ -40,6 +42,7 @@ pub mod workflows;
 
 use std::sync::Arc;
 
+pub use agenda::{AgendaRow, AgendaStore, AgendaWindow};
 pub use analytics::{
     Analytics, AnalyticsQuery, AnalyticsStore, AttemptEnd, BucketStats, FailingTarget, Granularity,
     Rollup, Sketch, Subjects,
@@ -108,6 +111,7 @@ pub trait Store:
     + SearchStore
     + AnalyticsStore
     + CalendarStore
+    + AgendaStore
 {
 }
 
@@ -129,6 +133,7 @@ impl<T> Store for T where
         + SearchStore
         + AnalyticsStore
         + CalendarStore
+        + AgendaStore
 {
 }
 

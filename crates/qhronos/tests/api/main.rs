@@ -1,5 +1,6 @@
 //! Black-box integration tests: the real server, a real receiver, a temporary database each.
 
+mod agenda;
 mod analytics;
 mod archive;
 mod authz;

@@ -1,13 +1,15 @@
 //! The dashboard in a real headless Chromium, driven over WebDriver against the real server
-//! (the api suite's `spawn_app`): each test starts `chromedriver` on a free port and kills it
-//! when it ends; one browser runs at a time (the tests take a lock), so that two cores are
-//! not shared by several browsers. Without chromium/chromedriver the tests say why and pass,
+//! (the api suite's `spawn_app`): one `chromedriver` per test binary, started by the first test
+//! that needs it and stopped when the binary ends; each test has its own server and its own
+//! browser session. At most `DASHBOARD_BROWSERS` browsers (default 2) run at once, so that two
+//! cores are not shared by many. Without chromium/chromedriver the tests say why and pass,
 //! unless `CI` is set: then they fail.
 //!
 //! `cargo test -p qhronos --test dashboard`; `-- --ignored screenshots` rewrites
 //! `docs/dashboard/*.png`.
 
 mod actions;
+mod forms;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
@@ -22,15 +24,24 @@ const DEFAULT_STORE: &str = "sqlite";
 use helpers::{TestApp, TOKEN};
 use webdriver::{Driver, Session};
 
-/// One browser at a time.
-static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Browsers running at once (`DASHBOARD_BROWSERS`, default 2).
+fn browsers() -> &'static tokio::sync::Semaphore {
+    static TURNS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    TURNS.get_or_init(|| {
+        let n = std::env::var("DASHBOARD_BROWSERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n >= 1)
+            .unwrap_or(2);
+        tokio::sync::Semaphore::new(n)
+    })
+}
 
 /// A browser on the app's dashboard; `None` (after saying why) when there is no browser.
 pub struct Browser {
     pub s: Session,
     pub base: String,
-    _driver: Driver,
-    _turn: tokio::sync::MutexGuard<'static, ()>,
+    _turn: tokio::sync::SemaphorePermit<'static>,
 }
 
 impl Browser {
@@ -39,13 +50,20 @@ impl Browser {
     }
 
     pub async fn open_sized(app: &TestApp, width: u32, height: u32) -> Option<Browser> {
-        let turn = ONE_BROWSER.lock().await;
-        let (driver, chromium) = Driver::start().await?;
-        let s = driver.session(&chromium, width, height).await;
+        Self::open_at(&app.url(""), width, height).await
+    }
+
+    /// A browser on the dashboard of the server at `base` (`http://host:port`).
+    pub async fn open_at(base: &str, width: u32, height: u32) -> Option<Browser> {
+        let turn = browsers()
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let driver = Driver::get()?;
+        let s = driver.session(width, height).await;
         Some(Browser {
             s,
-            base: app.url(""),
-            _driver: driver,
+            base: base.to_string(),
             _turn: turn,
         })
     }

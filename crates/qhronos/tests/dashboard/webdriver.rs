@@ -15,35 +15,21 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// How long a wait polls before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// A `chromedriver` process on a free port of 127.0.0.1, killed when dropped.
+/// The `chromedriver` of this test binary: started by the first test that needs a browser and
+/// shared by all of them (each test has a session of its own). It runs under a small shell that
+/// holds the read end of a pipe whose write end this process keeps: when the test binary ends,
+/// however it ends, the pipe closes and the shell stops the driver.
 pub struct Driver {
-    child: Child,
     port: u16,
     url: String,
-    http: reqwest::Client,
-    sessions: std::sync::Mutex<Vec<String>>,
+    /// The browser binary sessions start.
+    browser: String,
+    _keepalive: std::sync::Mutex<std::process::ChildStdin>,
+    _child: std::sync::Mutex<Child>,
 }
 
-impl Drop for Driver {
-    /// Ends the browser sessions first (a blocking `DELETE` on a plain socket: this runs also
-    /// when a test panics, outside any runtime), so that no Chromium outlives its driver.
-    fn drop(&mut self) {
-        use std::io::{Read, Write};
-        let ids = std::mem::take(&mut *self.sessions.lock().unwrap_or_else(|p| p.into_inner()));
-        for id in ids {
-            if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-                let _ = write!(
-                    c,
-                    "DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-                let _ = c.read_to_end(&mut Vec::new());
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The shared driver, or why there is none.
+static DRIVER: std::sync::OnceLock<Result<Driver, String>> = std::sync::OnceLock::new();
 
 /// Where the browser and its driver are, or why not.
 fn find_tools() -> Result<(String, String), String> {
@@ -67,56 +53,64 @@ fn find_tools() -> Result<(String, String), String> {
 }
 
 impl Driver {
-    /// Starts chromedriver, or says why it cannot and returns `None` — unless `CI` is set:
-    /// there a missing browser fails the test instead of skipping it.
-    pub async fn start() -> Option<(Driver, String)> {
-        let (driver, browser) = match find_tools() {
-            Ok(t) => t,
+    /// The shared driver (started on first use), or says why there is none and returns `None`
+    /// — unless `CI` is set: there a missing browser fails the test instead of skipping it.
+    pub fn get() -> Option<&'static Driver> {
+        match DRIVER.get_or_init(Driver::start) {
+            Ok(d) => Some(d),
             Err(why) => {
                 assert!(
                     std::env::var_os("CI").is_none(),
                     "browser tests cannot run: {why}"
                 );
                 eprintln!("skipped: {why}");
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    fn start() -> Result<Driver, String> {
+        let (driver, browser) = find_tools()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
-            .expect("a free port")
+            .map_err(|e| format!("no free port: {e}"))?
             .port();
-        let child = Command::new(&driver)
-            .arg(format!("--port={port}"))
+        // `read` returns when this process ends (its end of stdin closes): then the driver goes.
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "\"$0\" --port=\"$1\" >/dev/null 2>&1 & p=$!; read _; kill $p",
+                &driver,
+                &port.to_string(),
+            ])
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {driver}: {e}"));
-        let d = Driver {
-            child,
+            .map_err(|e| format!("cannot start {driver}: {e}"))?;
+        let keepalive = child.stdin.take().ok_or("no pipe to the driver's shell")?;
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("{driver} did not start within {WAIT:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Ok(Driver {
             port,
             url: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-            sessions: Default::default(),
-        };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(r) = d.http.get(format!("{}/status", d.url)).send().await {
-                if r.status().is_success() {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        Some((d, browser))
+            browser,
+            _keepalive: std::sync::Mutex::new(keepalive),
+            _child: std::sync::Mutex::new(child),
+        })
     }
 
-    /// A new headless browser session with a window of `width` × `height` CSS pixels.
-    /// Headless Chromium's windows are at least 500 px wide: narrower ones are emulated as a
-    /// phone's screen.
-    pub async fn session(&self, browser: &str, width: u32, height: u32) -> Session {
+    /// A new headless browser session with a window of `width` × `height` CSS pixels, ended
+    /// when the [`Session`] is dropped. Headless Chromium's windows are at least 500 px wide:
+    /// narrower ones are emulated as a phone's screen.
+    pub async fn session(&self, width: u32, height: u32) -> Session {
         let mut options = json!({
-            "binary": browser,
+            "binary": self.browser,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--hide-scrollbars", "--force-device-scale-factor=1",
                      format!("--window-size={},{height}", width.max(500))],
@@ -130,22 +124,18 @@ impl Driver {
             "goog:chromeOptions": options,
             "unhandledPromptBehavior": "dismiss",
         }}});
-        let v = call(
-            &self.http,
-            "POST",
-            &format!("{}/session", self.url),
-            Some(caps),
-        )
-        .await
-        .expect("a browser session");
+        // A client per session: each test has its own runtime, and a client's connections
+        // belong to the runtime that made them.
+        let http = reqwest::Client::new();
+        let v = call(&http, "POST", &format!("{}/session", self.url), Some(caps))
+            .await
+            .expect("a browser session");
         let id = v["sessionId"].as_str().expect("sessionId").to_string();
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(id.clone());
         Session {
-            http: self.http.clone(),
+            http,
             base: format!("{}/session/{id}", self.url),
+            port: self.port,
+            id,
         }
     }
 }
@@ -184,10 +174,29 @@ async fn call(
 #[derive(Debug, Clone)]
 pub struct El(String);
 
-/// One browser window; its driver ends it when dropped.
+/// One browser window, ended when dropped.
 pub struct Session {
     http: reqwest::Client,
     base: String,
+    port: u16,
+    id: String,
+}
+
+impl Drop for Session {
+    /// Ends the browser (a blocking `DELETE` on a plain socket: this runs also when a test
+    /// panics, outside any runtime), so that no Chromium outlives its test.
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = write!(
+                c,
+                "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.id
+            );
+            let _ = c.read_to_end(&mut Vec::new());
+        }
+    }
 }
 
 impl Session {

@@ -1,21 +1,25 @@
-// Calendar: a week or month of upcoming instants, in the browser's time zone. Occurrences are
-// materialised only inside the look-ahead window, so the instants come from each event's rule
-// (POST /schedules/preview, as the server will expand it); a cap keeps a page to a bounded
-// number of requests.
+// Calendar: a week or month of occurrences, in the browser's time zone. Each day asks
+// GET /agenda for its first instants across every event the token may see: the stored
+// occurrences (with their status) and, beyond the look-ahead window, what the rules will give
+// ("projected"). Days load a few at a time and show as they arrive, so a dense store paints
+// its first days at once.
 import { h, fill, select } from "../lib/dom.js";
-import { get, post, qs } from "../lib/api.js";
+import { get, qs } from "../lib/api.js";
 import { utc, browserZone } from "../lib/time.js";
 
-const EVENTS_SHOWN = 100;
-const PER_EVENT = 100;
+const SHOWN = { month: 6, week: 24 };
+const PARALLEL = 4;
 const dayKey = (d) => `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const titleFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "long" });
 const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: "short", day: "numeric", month: "short" });
+const nextDay = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate() + 1);
 
 export async function mount({ main, query, setQuery }) {
   let view = query.view === "week" ? "week" : "month";
-  let anchor = query.date ? new Date(query.date) : new Date();
+  let anchor = query.date ? new Date(query.date + "T00:00") : new Date();
+  if (Number.isNaN(anchor.getTime())) anchor = new Date();
+  let generation = 0;
   const title = h("h2#cal-title");
   const grid = h("div.cal", { id: "calendar" });
   const note = h("p.muted");
@@ -39,47 +43,74 @@ export async function mount({ main, query, setQuery }) {
     return [start, end];
   }
 
+  function item(it) {
+    const at = new Date(it.at);
+    const status = it.status === "projected" ? "projected (from the rule, not stored yet)" : it.status;
+    return h(`a.item.s-${it.status}`, {
+      href: `/ui/events/${it.event_id}`, "data-status": it.status, title: `${utc(it.at)} · ${status}`,
+    }, timeFmt.format(at), " ", it.name);
+  }
+
+  /** One day's cell, filled from its agenda page. */
+  function fillDay(cell, d, page) {
+    const shown = SHOWN[view];
+    const list = page.data.slice(0, shown);
+    cell.classList.toggle("empty", !list.length);
+    const more = page.data.length > shown || page.next_cursor;
+    const weekLink = `/ui/calendar${qs({ view: "week", date: isoDate(d) })}`;
+    fill(cell, h("div.muted", dayFmt.format(d)), list.map(item),
+      more ? h("a.muted.more", { href: weekLink }, view === "week" ? "and more…" : "more…") : null,
+      page.incomplete ? h("span.muted", { title: "Some rules could not be expanded" }, "(incomplete)") : null);
+  }
+
   async function load() {
-    setQuery({ view, date: anchor.toISOString().slice(0, 10) });
+    const gen = ++generation;
+    setQuery({ view, date: isoDate(anchor) });
     const [start, end] = range();
-    const from = new Date(Math.max(start.getTime(), Date.now()));
-    const page = await get("/events" + qs({ status: "active", limit: EVENTS_SHOWN }));
-    const items = [];
-    await Promise.all(page.data.map(async (e) => {
-      if (from >= end) return;
-      const p = await post("/schedules/preview", { start_time: e.start_time, timezone: e.timezone, schedule: e.schedule, exdates: e.exdates, rdates: e.rdates, after: new Date(from.getTime() - 1).toISOString(), limit: PER_EVENT }).catch(() => null);
-      for (const t of p ? p.occurrences : []) {
-        const d = new Date(t);
-        if (d >= from && d < end) items.push({ at: d, iso: t, e });
-      }
-    }));
-    items.sort((a, b) => a.at - b.at);
-    const byDay = new Map();
-    for (const it of items) {
-      const k = dayKey(it.at);
-      if (!byDay.has(k)) byDay.set(k, []);
-      byDay.get(k).push(it);
-    }
     title.textContent = view === "week" ? `Week of ${dayFmt.format(start)}` : titleFmt.format(anchor);
     const days = [];
-    for (let d = new Date(start); d < end; d = new Date(d.getFullYear(), d.getMonth(), d.getDate() + 1)) days.push(d);
+    for (let d = new Date(start); d < end; d = nextDay(d)) days.push(d);
     const today = dayKey(new Date());
-    fill(grid, ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].map((n) => h("div.dow", n)),
-      days.map((d) => {
-        const list = byDay.get(dayKey(d)) || [];
-        const cls = ["day", dayKey(d) === today ? "today" : "", view === "month" && d.getMonth() !== anchor.getMonth() ? "other" : "", list.length ? "" : "empty"].filter(Boolean).join(".");
-        return h("div." + cls, h("div.muted", dayFmt.format(d)),
-          list.slice(0, 6).map((it) => h("a.item", { href: `/ui/events/${it.e.id}`, title: `${utc(it.iso)} · ${it.e.schedule_text}` }, timeFmt.format(it.at), " ", it.e.name)),
-          list.length > 6 ? h("span.muted", `+${list.length - 6} more`) : null);
-      }));
-    note.textContent = `Times in ${browserZone}. ${page.next_cursor ? `The first ${EVENTS_SHOWN} active events are shown.` : ""}`;
+    const cells = days.map((d) => {
+      const cls = ["day", dayKey(d) === today ? "today" : "", view === "month" && d.getMonth() !== anchor.getMonth() ? "other" : ""].filter(Boolean).join(".");
+      return h("div." + cls, { "data-day": isoDate(d) }, h("div.muted", dayFmt.format(d)), h("span.muted.loading", "…"));
+    });
+    fill(grid, ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].map((n) => h("div.dow", n)), cells);
+    note.textContent = `Times in ${browserZone}. Stored occurrences show their status; later instants come from each event's rule.`;
+    // Today first (what a person looks at), then the rest in order, a few at a time.
+    const order = days.map((_, i) => i);
+    const t = days.findIndex((d) => dayKey(d) === today);
+    if (t > 0) order.unshift(...order.splice(t, 1));
+    let next = 0;
+    let failed = null;
+    const worker = async () => {
+      while (next < order.length && gen === generation) {
+        const i = order[next++];
+        const d = days[i];
+        try {
+          const page = await get("/agenda" + qs({ from: d.toISOString(), to: nextDay(d).toISOString(), limit: SHOWN[view] + 1 }));
+          if (gen === generation) fillDay(cells[i], d, page);
+        } catch (e) {
+          failed = e;
+          if (gen === generation) fill(cells[i], h("div.muted", dayFmt.format(d)), h("span.err-text", "not loaded"));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: PARALLEL }, worker));
+    if (failed && gen === generation) note.textContent += ` Some days could not be loaded: ${failed.message}`;
   }
 
   fill(main, h("div.titlebar", h("h1", "Calendar"), h("div.actions", h("button", { type: "button", onclick: move(-1) }, "←"),
     h("button", { type: "button", onclick: () => { anchor = new Date(); load(); } }, "Today"), h("button", { type: "button", onclick: move(1) }, "→"), viewSel)),
   title, note, grid);
   await load();
-  // A refresh asks for one preview per event: at most once a minute.
+  // Refreshes at most once a minute: a month is up to 42 agenda requests.
   let last = Date.now();
   return { refresh: async () => { if (Date.now() - last > 60000) { last = Date.now(); await load(); } } };
+}
+
+/** The local date as YYYY-MM-DD. */
+function isoDate(d) {
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
 }

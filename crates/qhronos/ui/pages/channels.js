@@ -22,7 +22,13 @@ export async function mount({ main }) {
         h("tbody", c.queues.map((q) => h("tr", h("td.mono", q.queue), h("td", h("strong", q.ready)), h("td", q.claimed), h("td", q.waiting), h("td", q.events), h("td", when(q.oldest_ready_at)))))))
       : h("p.muted", "No pull queue."));
   }
-  fill(main, h("h1", "Channels"), h("p.muted", "Connections are those of the node that answered; queues are shared by all nodes."), ws, queues);
+  // WebSocket connections live in the memory of the node a client connected to; the store
+  // does not record them, so on a PostgreSQL deployment with several nodes this page lists
+  // one node's clients only. Queues are rows in the store: complete on every node.
+  const scope = h("p.muted", { id: "ws-scope" }, "WebSocket clients and listeners: only those connected to the node that answered this page. ",
+    "With several nodes on one PostgreSQL store, each node holds its own connections and clients of other nodes are not listed here (a client reached through another node still gets its deliveries). ",
+    "Pull queues are kept in the store and are complete.");
+  fill(main, h("h1", "Channels"), scope, ws, queues);
   await load();
   return { refresh: load };
 }

@@ -11,7 +11,8 @@ const ACTIONS = ["webhook", "apicall", "websocket", "pull", "email"];
 
 export async function mount({ main, params, go }) {
   const id = params[0] || null;
-  const ev = id ? await get(`/events/${id}`) : null;
+  const [ev, templates] = await Promise.all([id ? get(`/events/${id}`) : null,
+    get("/templates?limit=1000").then((p) => p.data, () => [])]);
   const inp = (f, attrs = {}) => h("input", { "data-field": f, id: "f-" + f.replace(/\./g, "-"), ...attrs });
   const area = (f, attrs = {}) => h("textarea", { "data-field": f, id: "f-" + f.replace(/\./g, "-"), rows: 3, spellcheck: "false", ...attrs });
 
@@ -45,6 +46,8 @@ export async function mount({ main, params, go }) {
   const json = area("schedule", { id: "f-json", rows: 8 });
   const exdates = area("exdates", { rows: 2, placeholder: "one RFC 3339 time a line" });
   exdates.value = (ev?.exdates || []).join("\n");
+  const rdates = area("rdates", { rows: 2, placeholder: "one RFC 3339 time a line" });
+  rdates.value = (ev?.rdates || []).join("\n");
   const ruleErr = h("small.err", { "data-err-for": "schedule" });
   const builder = h("fieldset.builder", { id: "builder" }, h("legend", "Rule builder"),
     h("div.row", field("Repeat", b.frequency), field("Every", b.interval, "1 = every time, 2 = every other …")),
@@ -130,8 +133,10 @@ export async function mount({ main, params, go }) {
   function previewBody() {
     const body = { start_time: zoned(start.value, zone.value || "UTC"), timezone: zone.value || "UTC", limit: 10 };
     if (mode !== "once") body.schedule = toRRule(rule);
-    const ex = exdates.value.split("\n").map((s) => s.trim()).filter(Boolean);
+    const ex = lines(exdates);
     if (ex.length) body.exdates = ex;
+    const rd = lines(rdates);
+    if (rd.length) body.rdates = rd;
     return body;
   }
   async function runPreview() {
@@ -157,7 +162,7 @@ export async function mount({ main, params, go }) {
       ruleErr.textContent = e.message;
     }
   }
-  for (const el of [start, zone, exdates]) el.addEventListener("input", schedulePreview);
+  for (const el of [start, zone, exdates, rdates]) el.addEventListener("input", schedulePreview);
 
   // --- the action
   const a = ev?.action || { type: "webhook", params: {} };
@@ -173,16 +178,27 @@ export async function mount({ main, params, go }) {
     to: inp("action.params.to", { value: (ap.to || []).join(", ") }),
     subject: inp("action.params.subject", { value: ap.subject || "" }),
     text: area("action.params.text", { value: ap.text || "" }),
+    html: area("action.params.html", { value: ap.html || "", rows: 5 }),
+    template: inp("action.params.template", { value: ap.template || "", list: "template-names", autocomplete: "off", placeholder: "none" }),
+    version: inp("action.params.template_version", { value: ap.template_version ?? "", placeholder: "newest, pinned" }),
+    secret: inp("hmac_secret", { type: "password", autocomplete: "new-password", placeholder: ev?.hmac_secret_set ? "unchanged" : "generated when empty" }),
+    newSecret: h("input", { type: "checkbox", id: "f-new-secret" }),
   };
+  // A named template (POST /templates) fills the body (webhook, apicall) or the email's parts.
+  const templateRow = () => h("div.row", field("Named template", act.template, "a body or email template by name; empty: none"),
+    field("Template version", act.version, "empty: the newest, pinned; a number; or latest"));
+  const secretRow = () => h("div.row", field("Signing secret", act.secret, ev ? "empty keeps the current one" : "empty: one is generated and shown once"),
+    ev ? h("div.field", h("label.check", act.newSecret, " generate a new secret")) : null);
   const actionBox = h("div");
   function showAction() {
     const t = act.type.value;
     fill(actionBox,
-      t === "webhook" ? [field("URL", act.url), field("Body (JSON, optional)", act.body, "leave empty for the signed occurrence body")] : null,
-      t === "apicall" ? [h("div.row", field("Method", act.method), field("URL", act.url)), field("Headers (JSON object)", act.headers), field("Body (JSON)", act.body)] : null,
+      t === "webhook" ? [field("URL", act.url), field("Body (JSON, optional)", act.body, "leave empty for the signed occurrence body"), templateRow(), secretRow()] : null,
+      t === "apicall" ? [h("div.row", field("Method", act.method), field("URL", act.url)), field("Headers (JSON object)", act.headers), field("Body (JSON)", act.body), templateRow()] : null,
       t === "websocket" ? field("Client name", act.client, "a GET /ws client-hook of this name receives it") : null,
       t === "pull" ? field("Queue", act.queue, "clients claim with POST /queues/{queue}/claim") : null,
-      t === "email" ? [field("To", act.to, "comma-separated"), field("Subject", act.subject), field("Text", act.text)] : null);
+      t === "email" ? [field("To", act.to, "comma-separated"), templateRow(), field("Subject", act.subject, "not with a named template"), field("Text", act.text),
+        field("HTML", act.html, "the HTML part (text, HTML or both)")] : null);
   }
   act.type.addEventListener("change", showAction);
   showAction();
@@ -198,7 +214,17 @@ export async function mount({ main, params, go }) {
     if (t === "apicall") { p.method = act.method.value; p.url = act.url.value.trim(); const hd = jsonOr(act.headers, "action.params.headers"); if (hd) p.headers = hd; const bd = jsonOr(act.body, "action.params.body"); if (bd !== undefined) p.body = bd; }
     if (t === "websocket") p.client_name = act.client.value.trim();
     if (t === "pull") p.queue = act.queue.value.trim();
-    if (t === "email") { p.to = act.to.value.split(",").map((x) => x.trim()).filter(Boolean); p.subject = act.subject.value; if (act.text.value) p.text = act.text.value; }
+    if (t === "email") {
+      p.to = act.to.value.split(",").map((x) => x.trim()).filter(Boolean);
+      if (act.subject.value) p.subject = act.subject.value;
+      if (act.text.value) p.text = act.text.value;
+      if (act.html.value) p.html = act.html.value;
+    }
+    if (["webhook", "apicall", "email"].includes(t) && act.template.value.trim()) {
+      p.template = act.template.value.trim();
+      const v = act.version.value.trim();
+      if (v) p.template_version = /^\d+$/.test(v) ? Number(v) : v;
+    }
     return { type: t, params: p };
   }
 
@@ -226,9 +252,14 @@ export async function mount({ main, params, go }) {
       start_time: start.value ? zoned(start.value, zone.value || "UTC") : "",
       timezone: zone.value.trim() || "UTC",
       schedule: mode === "once" ? null : toRRule(rule),
-      exdates: exdates.value.split("\n").map((s) => s.trim()).filter(Boolean),
+      exdates: lines(exdates),
+      rdates: lines(rdates),
       action: actionValue(),
     };
+    if (o.action.type === "webhook") {
+      if (act.secret.value) o.hmac_secret = act.secret.value;
+      else if (ev && act.newSecret.checked) o.hmac_secret = null;
+    }
     const rv = {};
     for (const [k, el] of Object.entries(retry)) if (el.value) rv[k] = k === "max_attempts" ? Number(el.value) : el.value;
     if (Object.keys(rv).length) o.retry = rv;
@@ -248,7 +279,7 @@ export async function mount({ main, params, go }) {
       h("div",
         h("fieldset", h("legend", "Event"), field("Name", name), field("Description", description), field("Tags", tags, "comma-separated"),
           h("div.row", field("Start (in the time zone)", start), field("Time zone", zone))),
-        h("fieldset", h("legend", "Rule"), modes, ruleBox, ruleErr, field("Except (exdates)", exdates)),
+        h("fieldset", h("legend", "Rule"), modes, ruleBox, ruleErr, h("div.row", field("Also at (rdates)", rdates, "one time a line, read in the time zone"), field("Except (exdates)", exdates))),
         h("fieldset", h("legend", "Action"), field("Type", act.type), actionBox),
         h("fieldset", h("legend", "Retry"), h("div.row", field("Max attempts", retry.max_attempts), field("Backoff", retry.backoff)),
           h("div.row", field("First delay", retry.initial_delay), field("Longest delay", retry.max_delay), field("Timeout", retry.timeout))),
@@ -257,13 +288,16 @@ export async function mount({ main, params, go }) {
       h("aside", h("h2", "Preview"), preview)),
     h("div.actions", h("button.primary", { type: "submit", id: "save" }, ev ? "Save" : "Create"), h("a.button", { href: ev ? `/ui/events/${ev.id}` : "/ui/events" }, "Cancel")));
   form.appendChild(h("datalist", { id: "zones" }, zones().map((z) => h("option", { value: z }))));
+  form.appendChild(h("datalist", { id: "template-names" }, templates.map((t) => h("option", { value: t.name }, `${t.name} (${t.kind}, v${t.version})`))));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     let o;
     try { o = body(); } catch (err) { return showError(form, err); }
     try {
       const saved = ev ? await api("PUT", `/events/${ev.id}`, o) : await post("/events", o);
-      notice(ev ? "Saved." : "Created.");
+      // A generated or new secret comes back once: shown until the next notice.
+      if (saved.hmac_secret) notice(`${ev ? "Saved" : "Created"}. Its signing secret, shown only now: ${saved.hmac_secret}`, "secret");
+      else notice(ev ? "Saved." : "Created.");
       go(`/ui/events/${saved.id}`);
     } catch (err) {
       showError(form, err);
@@ -274,6 +308,11 @@ export async function mount({ main, params, go }) {
   setMode(mode);
   name.focus();
   return {};
+}
+
+/** The non-empty lines of a textarea. */
+function lines(el) {
+  return el.value.split("\n").map((s) => s.trim()).filter(Boolean);
 }
 
 function nextHour() {
