@@ -197,7 +197,13 @@ impl BenchDb {
 }
 
 impl Drop for BenchDb {
+    /// Drops the database, unless `QHRONOS_BENCH_KEEP_DB` is set (to look at it afterwards;
+    /// its name is printed).
     fn drop(&mut self) {
+        if std::env::var_os("QHRONOS_BENCH_KEEP_DB").is_some() {
+            eprintln!("[bench] kept database {} (QHRONOS_BENCH_KEEP_DB)", self.name);
+            return;
+        }
         let _ = psql(
             &self.server,
             &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
