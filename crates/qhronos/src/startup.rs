@@ -213,6 +213,7 @@ impl Application {
             store_kind,
             metrics: metrics.clone(),
             retention: retention.last.clone(),
+            calendar_index: Default::default(),
         };
         let gate = Gate {
             master,

@@ -13,6 +13,8 @@ mod backups;
 
 #[path = "api/bulk.rs"]
 mod bulk;
+#[path = "api/calendar_checks.rs"]
+mod calendar_checks;
 #[path = "api/calendars.rs"]
 mod calendars;
 #[path = "api/channels.rs"]

@@ -5,6 +5,7 @@ mod archive;
 mod authz;
 mod backups;
 mod bulk;
+mod calendar_checks;
 mod calendars;
 mod channels;
 mod cli;

@@ -54,7 +54,7 @@ async fn calendars_read_back_as_written(s: &dyn Store) {
     c.counts = Some(json!({"created": 2}));
     c.last_result = Some("ok".into());
     assert!(s.update_calendar(&c).await.unwrap());
-    assert_eq!(s.list_calendars().await.unwrap(), vec![c.clone()]);
+    assert_eq!(s.list_calendars(None, 10).await.unwrap(), vec![c.clone()]);
     assert!(s.delete_calendar(c.id, T0).await.unwrap());
     assert_eq!(s.get_calendar(c.id).await.unwrap(), None);
     assert!(!s.delete_calendar(c.id, T0).await.unwrap());
