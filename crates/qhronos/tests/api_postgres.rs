@@ -51,6 +51,8 @@ mod leases;
 mod local_times;
 #[path = "api/mcp.rs"]
 mod mcp;
+#[path = "api/mcp_calendars.rs"]
+mod mcp_calendars;
 #[path = "api/multinode.rs"]
 mod multinode;
 #[path = "api/named_templates.rs"]

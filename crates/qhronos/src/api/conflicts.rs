@@ -29,7 +29,9 @@ use crate::store::Calendar;
 pub(super) const MAX_LISTED: usize = 50;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/calendars/{id}/free-slots", post(free_slots_handler))
+    Router::new()
+        .route("/calendars/{id}/free-slots", post(free_slots_handler))
+        .route("/calendars/{id}/conflicts", post(conflicts_handler))
 }
 
 /// The conflict index of `cal` (just read: its `events_gen` is current) covering the planning
@@ -249,6 +251,86 @@ pub fn calendars_of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Uuid
     ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// What `POST /calendars/{id}/conflicts` found.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct ConflictsOut {
+    /// The calendar's mode: in `auto_plan` a create or update with these times would be refused
+    mode: String,
+    /// At most 50
+    conflicts: Vec<Collision>,
+    /// The nearest free slots for the first collision, `{start, end}`
+    #[schema(value_type = Vec<Object>)]
+    proposals: Vec<Value>,
+}
+
+/// Check times against a calendar
+///
+/// Whether an event with these times would collide with the calendar's events over
+/// `planning.horizon` from now, without saving anything: the body is an event as in `POST
+/// /events` (`start_time` or `start_date`, `timezone`, `schedule`, `duration` or `end_time`,
+/// `exdates`, `rdates`; `name` and `action` may be left out). With `event_id`, that event's
+/// own instances are left out (checking a move).
+#[utoipa::path(
+    post,
+    path = "/calendars/{id}/conflicts",
+    tag = "calendars",
+    params(("id" = String, Path, description = "The calendar id")),
+    request_body(content = Object, description = "An event body as in POST /events (name and action optional), and optionally `event_id`"),
+    responses(
+        (status = 200, description = "The collisions and proposals (nothing was saved)", body = ConflictsOut),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+)]
+pub(super) async fn conflicts_handler(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    Body(raw_body, _): Body<Value>,
+) -> Result<Json<ConflictsOut>, ApiError> {
+    let bad = ApiError::BadRequest;
+    let cal = visible_calendar(&st, &caller, &raw).await?;
+    let Value::Object(mut body) = raw_body else {
+        return Err(bad(
+            "expected a JSON object: an event body as in POST /events".into(),
+        ));
+    };
+    let own = match body.remove("event_id") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| bad("event_id: expected an event id (a UUID)".into()))?,
+        ),
+    };
+    body.entry("name")
+        .or_insert_with(|| json!("conflict check"));
+    body.entry("action")
+        .or_insert_with(|| json!({"type": "pull", "params": {"queue": "conflict-check"}}));
+    body.insert("calendar_id".into(), json!(cal.id));
+    let input: crate::api::event_io::EventIn = serde_json::from_value(Value::Object(body))
+        .map_err(|e| bad(format!("invalid request body: {e}")))?;
+    let now = now_ms();
+    let e = input
+        .validate(own.unwrap_or_else(Uuid::now_v7), now, now)
+        .map_err(bad)?;
+    if e.duration.is_none() && e.all_day.is_none() {
+        return Err(bad(
+            "duration: required to check conflicts (or end_time, or an all-day start_date)".into(),
+        ));
+    }
+    let to = now.saturating_add(st.config.planning.horizon.as_millis());
+    let ix = index_of(&st, &cal, now).await?;
+    let mine = intervals(&e, now, to);
+    let skip = |n: usize| ix.events[n].0 == e.id;
+    let (conflicts, first) = collisions_but(&ix, &mine, &skip, MAX_LISTED);
+    Ok(Json(ConflictsOut {
+        mode: cal.mode.clone(),
+        proposals: proposals(&ix, first, (now, to), &skip),
+        conflicts,
+    }))
 }
 
 /// Working hours for free slots.

@@ -24,6 +24,7 @@ mod history;
 mod leases;
 mod local_times;
 mod mcp;
+mod mcp_calendars;
 mod named_templates;
 mod openapi;
 mod operations;
