@@ -44,10 +44,20 @@ async fn index_of(st: &AppState, cal: &Calendar, now: Millis) -> Result<Arc<Inde
     // Read after the calendar: these events are at least as new as its `events_gen`, so the
     // index is never newer-tagged than what it holds (a write in between only makes the next
     // check rebuild).
+    let started = std::time::Instant::now();
     let events = st.store.calendar_events(cal.id).await?;
+    let n = events.len();
     let ix = tokio::task::spawn_blocking(move || Index::build(&events, now, to + SLACK))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("conflict index build failed: {e}")))?;
+    tracing::debug!(
+        calendar = %cal.id,
+        events_gen = cal.events_gen,
+        events = n,
+        intervals = ix.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "conflict index built"
+    );
     let ix = Arc::new(ix);
     st.calendar_index.put(cal.id, cal.events_gen, ix.clone());
     Ok(ix)
