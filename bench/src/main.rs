@@ -145,8 +145,9 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// The conflict check of a calendar of `events` recurring events over `days` days, in
-    /// process (interval index build and probe), timed `runs` times.
+    /// A calendar of `events` recurring events, a `days`-day planning horizon: `runs` times one
+    /// `POST /events` and one `PUT /events/{id}` checked against it, over HTTP (and, in
+    /// process, the index build and a probe).
     Conflicts {
         #[arg(long, default_value_t = 10_000)]
         events: usize,
@@ -337,6 +338,13 @@ async fn run(bin: &Path, setup: &Setup, cmd: Cmd) -> anyhow::Result<()> {
         // Starts (and finishes) its own two servers.
         return expander::run(bin, events, measure_seconds, clients).await;
     }
+    if let Cmd::Conflicts { events, days, runs } = cmd {
+        let horizon = format!("{days}d");
+        let h = Harness::start_on(bin, setup, &[("QHRONOS_PLANNING__HORIZON", &horizon)])?;
+        let r = conflicts::run(&h, events, days, runs).await;
+        h.finish();
+        return r;
+    }
     let h = Harness::start(bin, setup)?;
     let res = match cmd {
         Cmd::Precision { rate, seconds } => due::precision(&h, rate, seconds).await,
@@ -383,9 +391,6 @@ async fn run(bin: &Path, setup: &Setup, cmd: Cmd) -> anyhow::Result<()> {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Cmd::Conflicts { events, days, runs } = cli.cmd {
-        return conflicts::run(events, days, runs);
-    }
     if let Cmd::Analytics {
         deliveries,
         days,

@@ -223,6 +223,63 @@ pub fn list() -> Vec<ToolDef> {
                 "retry_after": says(schema::duration(), "With failed: try again after this long")
             }), &["occurrence_id", "receipt"]),
         },
+        ToolDef {
+            name: "list_calendars",
+            description: "The calendars (oldest first): each one's id, name, mode (`free`: overlaps are saved and reported; `auto_plan`: an overlapping event is refused), feed url and last fetch. Returns {data, next_cursor}; pass next_cursor back as `cursor` for more.",
+            schema: args(json!({
+                "limit": says(schema::int(1, 1000), "Default 50"),
+                "cursor": {"type": "string"}
+            }), &[]),
+        },
+        ToolDef {
+            name: "import_calendar",
+            description: "Import an iCalendar (.ics) file: each VEVENT becomes an event (UID kept), delivered to `deliver`. Into `calendar_id` a re-import keeps it in step (updated by UID, vanished ones removed); without, a new calendar is made. Returns what was created, updated, removed, skipped (with why and the line) and, in a free calendar, the overlaps. `dry_run: true` only says what would change.",
+            schema: args(json!({
+                "ics": {"type": "string", "minLength": 1, "description": "The file's text (BEGIN:VCALENDAR …), at most 10 MiB"},
+                "calendar_id": says(schema::uuid(), "The calendar to import into (from list_calendars); none: a new calendar"),
+                "name": says(schema::text(limits::NAME_MAX), "The new calendar's name (default: the file's X-WR-CALNAME)"),
+                "deliver": delivery_schema(),
+                "tags": schema::json(schema::tags()),
+                "timezone": timezone("The zone of all-day events and of times without a zone (default: the file's X-WR-TIMEZONE, else UTC)"),
+                "dry_run": {"type": "boolean", "default": false}
+            }), &["ics"]),
+        },
+        ToolDef {
+            name: "free_slots",
+            description: "When is a calendar free? The stretches between `from` and `to` at least `duration` long where none of its events runs, optionally within working hours (local, DST-aware).",
+            schema: args(json!({
+                "calendar_id": says(schema::uuid(), "The calendar (from list_calendars)"),
+                "duration": says(schema::duration(), "The shortest slot wanted, e.g. \"30m\""),
+                "from": says(schema::date_time(), "RFC 3339 with an offset"),
+                "to": says(schema::date_time(), "RFC 3339 with an offset, at most 366 days after from"),
+                "working_hours": {
+                    "type": "object",
+                    "description": "Only within these local hours",
+                    "properties": {
+                        "days": {"type": "array", "items": {"type": "string", "enum": ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]}, "description": "Default MO to FR"},
+                        "start": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$", "description": "\"HH:MM\""},
+                        "end": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$", "description": "\"HH:MM\""},
+                        "timezone": timezone("The zone of the hours")
+                    },
+                    "required": ["start", "end", "timezone"],
+                    "additionalProperties": false
+                },
+                "limit": says(schema::int(1, 1000), "Most slots (default 10)")
+            }), &["calendar_id", "duration", "from", "to"]),
+        },
+        ToolDef {
+            name: "check_conflicts",
+            description: "Would this collide? Checks an event's times (one-time `at`, or `rule` from `start`, lasting `duration`) against a calendar's events over the planning horizon, saving nothing: the collisions and the nearest free slots. In an `auto_plan` calendar scheduling it would be refused. With `event_id`, checks moving that event.",
+            schema: args(json!({
+                "calendar_id": says(schema::uuid(), "The calendar (from list_calendars)"),
+                "duration": says(schema::duration(), "How long each instance lasts, e.g. \"45m\""),
+                "at": says(schema::date_time(), "One-time: when, RFC 3339 with an offset"),
+                "rule": rule_schema(),
+                "start": says(schema::date_time(), "Recurring: the first instant the rule counts from, RFC 3339 with an offset"),
+                "timezone": timezone("IANA time zone the rule's times are in (default UTC)"),
+                "event_id": says(schema::uuid(), "An event being moved: its own instances are left out")
+            }), &["calendar_id", "duration"]),
+        },
     ]
 }
 

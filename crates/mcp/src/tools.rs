@@ -202,6 +202,62 @@ pub fn event_body(args: &Args) -> Result<Value, ToolError> {
     Ok(Value::Object(body))
 }
 
+/// What `import_calendar` sends to `POST /calendars/import`.
+pub fn import_body(args: &Args) -> Result<Value, ToolError> {
+    let mut body = Map::new();
+    body.insert("ics".into(), json!(need_str(args, "ics")?));
+    for k in ["calendar_id", "name", "dry_run"] {
+        if let Some(v) = args.get(k) {
+            body.insert(k.into(), v.clone());
+        }
+    }
+    let mut defaults = Map::new();
+    if let Some(d) = args.get("deliver") {
+        defaults.insert("action".into(), action(d)?);
+    }
+    for k in ["tags", "timezone"] {
+        if let Some(v) = args.get(k) {
+            defaults.insert(k.into(), v.clone());
+        }
+    }
+    if !defaults.is_empty() {
+        body.insert("defaults".into(), Value::Object(defaults));
+    }
+    Ok(Value::Object(body))
+}
+
+/// What `check_conflicts` sends to `POST /calendars/{id}/conflicts`.
+pub fn conflicts_body(args: &Args) -> Result<Value, ToolError> {
+    let (at, rule) = (str_arg(args, "at"), args.get("rule"));
+    let mut body = Map::new();
+    match (at, rule) {
+        (Some(_), Some(_)) => {
+            return Err(ToolError(
+                "give `at` (one-time) or `rule` with `start` (recurring), not both".into(),
+            ))
+        }
+        (Some(at), None) => {
+            body.insert("start_time".into(), json!(at));
+        }
+        (None, Some(rule)) => {
+            body.insert("schedule".into(), rule.clone());
+            let start = str_arg(args, "start").map_or_else(next_minute, str::to_string);
+            body.insert("start_time".into(), json!(start));
+        }
+        (None, None) => {
+            return Err(ToolError(
+                "say when: `at` (one-time) or `rule` (recurring, from `start`)".into(),
+            ))
+        }
+    }
+    for k in ["duration", "timezone", "event_id"] {
+        if let Some(v) = args.get(k) {
+            body.insert(k.into(), v.clone());
+        }
+    }
+    Ok(Value::Object(body))
+}
+
 /// Runs tool `name` with `args` against `api`, on behalf of the HTTP request `auth` (if any).
 pub async fn call(
     api: &dyn Api,
@@ -367,6 +423,28 @@ pub async fn call(
                 .await
             }
         }
+        "list_calendars" => {
+            let q = query(&opt_pairs(args, &["limit", "cursor"]));
+            rest(api, auth, "GET", &format!("/calendars{q}"), None).await
+        }
+        "import_calendar" => {
+            let body = import_body(args)?;
+            rest(api, auth, "POST", "/calendars/import", Some(body)).await
+        }
+        "free_slots" => {
+            let path = format!("/calendars/{}/free-slots", seg(args, "calendar_id")?);
+            let mut body = Map::new();
+            for k in ["duration", "from", "to", "working_hours", "limit"] {
+                if let Some(v) = args.get(k) {
+                    body.insert(k.into(), v.clone());
+                }
+            }
+            rest(api, auth, "POST", &path, Some(Value::Object(body))).await
+        }
+        "check_conflicts" => {
+            let path = format!("/calendars/{}/conflicts", seg(args, "calendar_id")?);
+            rest(api, auth, "POST", &path, Some(conflicts_body(args)?)).await
+        }
         other => Err(ToolError(format!(
             "no tool {other:?}; the tools are: {}",
             list().iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
@@ -417,7 +495,7 @@ mod tests {
     #[test]
     fn every_tool_has_an_object_schema_and_a_description() {
         let tools = list();
-        assert!(tools.len() >= 13);
+        assert!(tools.len() >= 19);
         for t in &tools {
             assert_eq!(t.schema["type"], "object", "{}", t.name);
             assert!(t.description.len() > 20, "{}", t.name);
@@ -455,6 +533,29 @@ mod tests {
             e.0.contains("unknown argument 'idd'") && e.0.contains("id"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn calendar_tools_map_to_their_rest_bodies() {
+        let b = import_body(&args(json!({
+            "ics": "BEGIN:VCALENDAR", "deliver": {"queue": "cal"}, "tags": ["team"], "dry_run": true
+        })))
+        .unwrap();
+        assert_eq!(
+            b["defaults"]["action"],
+            json!({"type": "pull", "params": {"queue": "cal"}})
+        );
+        assert_eq!(b["defaults"]["tags"], json!(["team"]));
+        assert_eq!(b["dry_run"], true);
+        let b = conflicts_body(&args(json!({
+            "calendar_id": "x", "rule": "FREQ=DAILY", "start": "2030-01-01T09:00:00Z", "duration": "30m"
+        })))
+        .unwrap();
+        assert_eq!(b["schedule"], "FREQ=DAILY");
+        assert_eq!(b["start_time"], "2030-01-01T09:00:00Z");
+        assert!(b.get("calendar_id").is_none());
+        let e = conflicts_body(&args(json!({"duration": "30m"}))).unwrap_err();
+        assert!(e.0.contains("say when"), "{e}");
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
     /// Items of a batch are invalid (each with its index, status and error); nothing was
-    /// written.
+    /// written. 409 when every item is a 409, else 400.
     #[error("{message}")]
     Items {
         message: String,
@@ -56,6 +56,13 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // Items all refused for the same reason answer with it (409: overlaps in an
+            // `auto_plan` calendar); otherwise 400.
+            ApiError::Items { items, .. }
+                if !items.is_empty() && items.iter().all(|i| i["status"] == 409) =>
+            {
+                StatusCode::CONFLICT
+            }
             ApiError::Items { .. } => StatusCode::BAD_REQUEST,
             ApiError::Overlap { .. } => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -213,6 +213,7 @@ impl Application {
             store_kind,
             metrics: metrics.clone(),
             retention: retention.last.clone(),
+            calendar_index: Default::default(),
         };
         let gate = Gate {
             master,
@@ -220,9 +221,19 @@ impl Application {
             limiter: RateLimiter::new(&config.rate_limit).map(Arc::new),
             metrics: metrics.clone(),
         };
-        engine
-            .tasks
-            .push(tokio::spawn(api::calendar_feeds::run(state.clone())));
+        let feeds_state = state.clone();
+        engine.tasks.push(tokio::spawn(crate::engine::feeds::run(
+            state.store.clone(),
+            move |cal| {
+                let st = feeds_state.clone();
+                async move {
+                    api::calendar_feeds::refresh(&st, cal, now_ms())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+            },
+        )));
         let router = api::router(state, gate);
         let listener = TcpListener::bind((config.host, config.port))
             .await

@@ -15,6 +15,8 @@ mod backups;
 
 #[path = "api/bulk.rs"]
 mod bulk;
+#[path = "api/calendar_checks.rs"]
+mod calendar_checks;
 #[path = "api/calendars.rs"]
 mod calendars;
 #[path = "api/channels.rs"]
@@ -51,6 +53,8 @@ mod leases;
 mod local_times;
 #[path = "api/mcp.rs"]
 mod mcp;
+#[path = "api/mcp_calendars.rs"]
+mod mcp_calendars;
 #[path = "api/multinode.rs"]
 mod multinode;
 #[path = "api/named_templates.rs"]

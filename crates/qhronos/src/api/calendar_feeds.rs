@@ -4,9 +4,8 @@
 //! `POST /calendars/import` (updated by UID, vanished events removed). A fetch or a file that
 //! fails leaves the events as they were and says so in `last_result`.
 //!
-//! The loop runs on one node at a time (upkeep lease `feeds`). It lives beside the import,
-//! which is written against the API state, rather than in `engine/`; moving both below HTTP
-//! (an `ops/` layer) is the follow-up.
+//! The loop that refreshes due feeds, on one node at a time (upkeep lease `feeds`), is
+//! `engine/feeds.rs`; it calls [`refresh`] here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,36 +167,4 @@ pub(super) async fn refresh_now(
     let cal = visible_calendar(&st, &caller, &raw).await?;
     let cal = refresh(&st, cal, now_ms()).await?;
     Ok(Json(CalendarOut::from(&cal)))
-}
-
-/// The upkeep loop: every few seconds, under the `feeds` lease, the due subscriptions.
-pub async fn run(st: AppState) {
-    let owner = format!("feeds-{}", uuid::Uuid::now_v7());
-    let every = Duration::from_secs(5);
-    loop {
-        tokio::time::sleep(every).await;
-        let now = now_ms();
-        let until = now + 4 * every.as_millis() as Millis;
-        match st.store.try_upkeep_lease("feeds", &owner, until, now).await {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "feeds: upkeep lease");
-                continue;
-            }
-        }
-        let due = match st.store.due_feeds(now, 20).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "feeds: due feeds");
-                continue;
-            }
-        };
-        for cal in due {
-            let id = cal.id;
-            if let Err(e) = refresh(&st, cal, now_ms()).await {
-                tracing::warn!(calendar = %id, error = %e, "feeds: refresh failed");
-            }
-        }
-    }
 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::events::plan_event;
 use super::AppState;
 use crate::auth::Caller;
+use crate::calendars::conflicts::Collision;
 use crate::calendars::ics;
 use crate::calendars::import::{map, same, Defaults, Skip};
 use crate::delivery::email::sender_of;
@@ -47,6 +48,20 @@ pub struct ImportOut {
     pub unchanged: usize,
     /// Every VEVENT not taken, with why and its line
     pub skipped: Vec<Skip>,
+    /// In a `free` calendar: the created or updated events that overlap others of the
+    /// calendar (or earlier ones of the file), as a single create reports them
+    pub conflicts: Vec<ImportConflicts>,
+}
+
+/// The collisions of one imported event.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ImportConflicts {
+    pub uid: String,
+    pub id: Uuid,
+    /// The line of its `BEGIN:VEVENT`
+    pub line: Option<usize>,
+    /// At most 50
+    pub conflicts: Vec<Collision>,
 }
 
 impl ImportOut {
@@ -118,6 +133,7 @@ pub async fn import_into(
         removed: Vec::new(),
         unchanged: 0,
         skipped: mapped.skipped,
+        conflicts: Vec::new(),
     };
     // UIDs that stay: in the file and not cancelled (a skipped one keeps its event as it was).
     let cancelled: HashSet<&str> = out
@@ -219,6 +235,7 @@ pub async fn import_into(
     }
     out.removed.sort_by(|a, b| a.uid.cmp(&b.uid));
     out.skipped.sort_by_key(|s| s.line);
+    out.conflicts = check_conflicts(st, caller, &cal, &w, &out).await?;
     if job.dry_run {
         return Ok(out);
     }
@@ -260,6 +277,76 @@ pub async fn import_into(
     )
     .await;
     Ok(out)
+}
+
+/// The conflict check of an import: the events it creates or changes, in the order of the
+/// file, each as if created or updated on its own against the calendar as the import leaves
+/// it (without the events it removes) and the events before it in the file. In an `auto_plan`
+/// calendar any overlap refuses the whole import (409 listing each event's collisions, by UID
+/// and line; nothing changes, and a subscription's fetch fails and keeps the events as they
+/// were); in a `free` one they are reported.
+async fn check_conflicts(
+    st: &AppState,
+    caller: &Caller,
+    cal: &Calendar,
+    w: &ImportWrite,
+    out: &ImportOut,
+) -> Result<Vec<ImportConflicts>, ApiError> {
+    let touched: HashMap<Uuid, &Touched> = out
+        .created
+        .iter()
+        .chain(&out.updated)
+        .map(|t| (t.id, t))
+        .collect();
+    let mut items: Vec<&Event> = w
+        .creates
+        .iter()
+        .map(|(e, _)| e)
+        .chain(w.updates.iter().map(|(e, _, _)| e))
+        .collect();
+    items.sort_by_key(|e| touched.get(&e.id).and_then(|t| t.line));
+    let found = super::conflicts::check_many(st, caller, &items, &w.removes, Some(cal))
+        .await
+        .map_err(|(_, e)| e)?;
+    let mut listed = Vec::new();
+    let mut refused = Vec::new();
+    for c in found {
+        let e = items[c.item];
+        let uid = e.external_id.clone().unwrap_or_default();
+        let line = touched.get(&e.id).and_then(|t| t.line);
+        if c.auto_plan {
+            refused.push(json!({
+                "uid": uid,
+                "line": line,
+                "status": 409,
+                "error": format!(
+                    "overlaps {} occurrence(s) in auto_plan calendar '{}'",
+                    c.conflicts.len(),
+                    cal.name
+                ),
+                "conflicts": c.conflicts,
+                "proposals": c.proposals,
+            }));
+        } else {
+            listed.push(ImportConflicts {
+                uid,
+                id: e.id,
+                line,
+                conflicts: c.conflicts,
+            });
+        }
+    }
+    if !refused.is_empty() {
+        let k = refused.len();
+        return Err(ApiError::Items {
+            message: format!(
+                "{k} imported event(s) overlap others in auto_plan calendar '{}'; nothing was imported",
+                cal.name
+            ),
+            items: refused,
+        });
+    }
+    Ok(listed)
 }
 
 async fn existing_calendar(st: &AppState, id: Uuid) -> Result<bool, ApiError> {

@@ -175,6 +175,7 @@ pub(super) fn new_calendar(
         counts: None,
         created_at: now,
         updated_at: now,
+        events_gen: 0,
     })
 }
 
@@ -247,29 +248,84 @@ pub(super) async fn create_calendar(
     Ok((StatusCode::CREATED, Json(CalendarOut::from(&cal))))
 }
 
+/// A page of calendars, oldest first. Pass `next_cursor` back as `cursor` for the next page;
+/// `null` on the last page.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CalendarPage {
+    pub data: Vec<CalendarOut>,
+    pub next_cursor: Option<String>,
+}
+
 /// List calendars
 ///
-/// Every calendar the caller may see, oldest first, with each subscription's last fetch, its
-/// result and the counts of its last import.
+/// The calendars the caller may see, oldest first, a page at a time, with each
+/// subscription's last fetch, its result and the counts of its last import.
 #[utoipa::path(
     get,
     path = "/calendars",
     tag = "calendars",
-    responses((status = 200, description = "The calendars", body = Object)),
+    params(
+        ("limit" = Option<i64>, Query, description = "1 to 1000, default 50", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of calendars", body = CalendarPage),
+        (status = 400, response = super::openapi::BadRequest),
+    ),
 )]
 pub(super) async fn list_calendars(
     State(st): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
-    let data: Vec<CalendarOut> = st
-        .store
-        .list_calendars()
-        .await?
-        .iter()
-        .filter(|c| caller.principal.can_see(&c.tags))
-        .map(CalendarOut::from)
-        .collect();
-    Ok(Json(json!({"data": data, "next_cursor": null})))
+    p: Params,
+) -> Result<Json<CalendarPage>, ApiError> {
+    Ok(Json(calendar_page(&st, &caller, &p).await?))
+}
+
+/// One page of `GET /calendars` (`limit`, `cursor` in `p`); shared with the MCP tool.
+pub(super) async fn calendar_page(
+    st: &AppState,
+    caller: &Caller,
+    p: &Params,
+) -> Result<CalendarPage, ApiError> {
+    p.only(&["limit", "cursor"])?;
+    let limit = p.limit()?;
+    let after = p
+        .get("cursor")
+        .map(|c| {
+            Uuid::parse_str(c).map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "cursor: '{c}' is not a cursor from a previous page"
+                ))
+            })
+        })
+        .transpose()?;
+    let mut data: Vec<CalendarOut> = Vec::new();
+    let mut next = None;
+    let mut from = after;
+    // Pages of the store, filtered to the scope, until this page is full.
+    'pages: loop {
+        let batch = st.store.list_calendars(from, limit + 1).await?;
+        let last = batch.last().map(|c| c.id);
+        let exhausted = (batch.len() as i64) <= limit;
+        for c in batch {
+            if !caller.principal.can_see(&c.tags) {
+                continue;
+            }
+            if data.len() as i64 == limit {
+                next = data.last().map(|o| o.id.to_string());
+                break 'pages;
+            }
+            data.push(CalendarOut::from(&c));
+        }
+        if exhausted {
+            break;
+        }
+        from = last;
+    }
+    Ok(CalendarPage {
+        data,
+        next_cursor: next,
+    })
 }
 
 /// Read a calendar
@@ -369,6 +425,10 @@ pub(super) struct ImportIn {
 /// UID and removes the calendar's events that vanished. One transaction: a failed import
 /// changes nothing. The answer lists what was (with `dry_run`, would be) created, updated,
 /// removed, unchanged and skipped — with why and the line of each skipped VEVENT.
+///
+/// The events it creates or changes are checked for conflicts as single creates are, in the
+/// order of the file: into an `auto_plan` calendar any overlap refuses the import (409);
+/// into a `free` one `conflicts` lists them.
 #[utoipa::path(
     post,
     path = "/calendars/import",
@@ -386,6 +446,7 @@ pub(super) struct ImportIn {
         (status = 400, response = super::openapi::BadRequest),
         (status = 403, response = super::openapi::Forbidden),
         (status = 404, response = super::openapi::NotFound),
+        (status = 409, description = "Into an auto_plan calendar: imported events overlap others; nothing was imported. `items` lists each: `{uid, line, status, error, conflicts, proposals}`", body = Object),
         (status = 413, description = "The body is larger than 12.5 MiB"),
         (status = 422, response = super::openapi::Unprocessable),
     ),

@@ -10,6 +10,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::conflicts::calendars_of;
 use super::event_io::{EventIn, EventOut};
 use super::extract::{Body, Params};
 use super::AppState;
@@ -190,6 +191,7 @@ pub(super) async fn create_event(
     {
         Created::New => {
             st.engine.hold(&e, &occs, now);
+            super::conflicts::after_write(&st, &calendars_of([&e]), &[], &[&e]).await;
             if e.next_fire_at.is_some() {
                 st.engine.expand_now();
             }
@@ -433,6 +435,8 @@ pub(super) async fn apply_update(
     {
         return Err(not_found(&raw));
     }
+    let cals = calendars_of([&old, &new]);
+    super::conflicts::after_write(st, &cals, &[id], &[&new]).await;
     if paused {
         st.store.set_paused(id, true, None, &[], now, by).await?;
         st.engine.forget_event(id, None);
@@ -659,6 +663,7 @@ pub(super) async fn delete_one(
     {
         return Ok(false);
     }
+    super::conflicts::after_write(st, &calendars_of([e]), &[e.id], &[]).await;
     st.engine.forget_event(e.id, None);
     Ok(true)
 }

@@ -16,6 +16,7 @@ use super::events::plan_event;
 use super::extract::Body;
 use super::AppState;
 use crate::auth::Caller;
+use crate::calendars::conflicts::Collision;
 use crate::delivery::email::sender_of;
 use crate::domain::event::Event;
 use crate::domain::occurrence::NewOccurrence;
@@ -47,6 +48,18 @@ pub struct BatchOut {
     /// In the order of `ids`: the signing secret generated for each event given without
     /// `hmac_secret` (shown only here), `null` for one that gave its own.
     pub hmac_secrets: Vec<Option<String>>,
+    /// The items that overlap other events of a `free` calendar (or earlier items of the
+    /// batch in it), by index: saved, and reported as a single create reports them. Empty
+    /// when none does.
+    pub conflicts: Vec<ItemConflictsOut>,
+}
+
+/// The collisions of one batch item.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ItemConflictsOut {
+    pub index: usize,
+    /// At most 50
+    pub conflicts: Vec<Collision>,
 }
 
 /// Create many events at once
@@ -54,6 +67,11 @@ pub struct BatchOut {
 /// Up to 1,000 events, each as in `POST /events`, created in one transaction: all or none.
 /// When any is invalid, nothing is created and the 400 answer lists each invalid item with its
 /// index, status and error. `Idempotency-Key` is not supported here.
+///
+/// Events with a `calendar_id` are checked for conflicts as if created one by one in the order
+/// given (each against its calendar and the items before it): in an `auto_plan` calendar an
+/// overlapping item refuses the whole batch (409, `items` with each one's conflicts and
+/// proposals); in a `free` calendar the batch is saved and `conflicts` lists them.
 #[utoipa::path(
     post,
     path = "/events/batch",
@@ -63,6 +81,7 @@ pub struct BatchOut {
         (status = 201, description = "All created; ids in the order of the request", body = BatchOut),
         (status = 400, description = "Invalid batch or items; nothing was created. `items` lists each invalid one: `{index, status, error}`", body = Object, example = json!({"error": "1 of 2 events is invalid; nothing was created", "items": [{"index": 1, "status": 400, "error": "name: must not be empty"}]})),
         (status = 403, response = super::openapi::Forbidden),
+        (status = 409, description = "Items overlap other events of an auto_plan calendar; nothing was created. `items` lists each: `{index, status, error, conflicts, proposals}`", body = Object),
     ),
 )]
 pub(super) async fn create_events_batch(
@@ -111,11 +130,15 @@ pub(super) async fn create_events_batch(
             message: format!("1 of {n} events is invalid; nothing was created"),
             items: vec![json!({"index": index, "status": 400, "error": error})],
         })?;
+    let conflicts = check_conflicts(&st, &caller, &ready).await?;
     for (e, occs) in ready.iter_mut() {
         st.engine.lease_near(e, occs, now);
     }
     let actor = caller.principal.identity();
     st.store.create_events(&ready, By::actor(&actor)).await?;
+    let events: Vec<&Event> = ready.iter().map(|(e, _)| e).collect();
+    let cals = super::conflicts::calendars_of(events.iter().copied());
+    super::conflicts::after_write(&st, &cals, &[], &events).await;
     let mut expand = false;
     for (e, occs) in &ready {
         st.engine.hold(e, occs, now);
@@ -138,8 +161,58 @@ pub(super) async fn create_events_batch(
         count: n,
         ids,
         hmac_secrets: secrets,
+        conflicts,
     };
     Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// The conflict check of the items (see `create_events_batch`): the 409 when an item overlaps
+/// in an `auto_plan` calendar, else what to report.
+async fn check_conflicts(
+    st: &AppState,
+    caller: &Caller,
+    ready: &[(Event, Vec<NewOccurrence>)],
+) -> Result<Vec<ItemConflictsOut>, ApiError> {
+    let n = ready.len();
+    let events: Vec<&Event> = ready.iter().map(|(e, _)| e).collect();
+    let found = super::conflicts::check_many(st, caller, &events, &[], None)
+        .await
+        .map_err(|(item, e)| match item {
+            Some(index) => ApiError::Items {
+                message: format!("1 of {n} events is invalid; nothing was created"),
+                items: vec![json!({"index": index, "status": 400, "error": e.to_string()})],
+            },
+            None => e,
+        })?;
+    let refused: Vec<_> = found
+        .iter()
+        .filter(|c| c.auto_plan)
+        .map(|c| {
+            json!({
+                "index": c.item,
+                "status": 409,
+                "error": format!("overlaps {} occurrence(s) in its auto_plan calendar", c.conflicts.len()),
+                "conflicts": c.conflicts,
+                "proposals": c.proposals,
+            })
+        })
+        .collect();
+    if !refused.is_empty() {
+        let k = refused.len();
+        return Err(ApiError::Items {
+            message: format!(
+                "{k} of {n} events overlap other events of an auto_plan calendar; nothing was created"
+            ),
+            items: refused,
+        });
+    }
+    Ok(found
+        .into_iter()
+        .map(|c| ItemConflictsOut {
+            index: c.item,
+            conflicts: c.conflicts,
+        })
+        .collect())
 }
 
 /// One item of a batch: parsed, validated, scoped, target-checked and planned.

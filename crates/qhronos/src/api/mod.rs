@@ -80,6 +80,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// What the last retention pass removed.
     pub retention: Arc<std::sync::Mutex<Option<RetentionReport>>>,
+    /// The conflict indexes of calendars, kept between checks.
+    pub calendar_index: Arc<crate::calendars::index_cache::IndexCache>,
 }
 
 impl AppState {

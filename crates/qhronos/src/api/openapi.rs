@@ -138,6 +138,7 @@ inside the socket) needs `Authorization: Bearer <token>`. Errors are `{\"error\"
         super::feeds::events_feed,
         super::feeds::create_feed_token,
         super::conflicts::free_slots_handler,
+        super::conflicts::conflicts_handler,
         super::calendar_feeds::refresh_now,
         openapi_json,
         super::docs::docs_page,

@@ -92,6 +92,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/events.ics", Need::Read),
     ("POST", "/feed-tokens", Need::Write),
     ("POST", "/calendars/{id}/free-slots", Need::Read),
+    ("POST", "/calendars/{id}/conflicts", Need::Read),
     ("POST", "/calendars/{id}/refresh", Need::Write),
 ];
 

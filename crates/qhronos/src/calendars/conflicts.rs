@@ -6,6 +6,12 @@
 //! `(s - longest, e)` can overlap it (`longest`: the longest interval in the index), so a
 //! check costs `O(log n + k)` — k the intervals starting in that span — instead of comparing
 //! every pair of occurrences.
+//!
+//! An index is built once per calendar and kept (see `api/conflicts.rs`): a write to one event
+//! makes a new index from the old one in one merge pass ([`Index::updated`]) instead of
+//! expanding every event again.
+
+use std::collections::HashSet;
 
 use jiff::civil::{Time, Weekday};
 use serde::Serialize;
@@ -28,11 +34,17 @@ pub struct Busy {
 }
 
 /// The occurrences of a set of events in a window, sorted by start.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Index {
+    /// Each indexed event's id and name, by position ([`Busy::event`]). An event removed by
+    /// [`Index::updated`] keeps its place, with no interval.
     pub events: Vec<(Uuid, String)>,
     busy: Vec<Busy>,
+    /// The longest interval ever indexed (an over-estimate after removals, which is safe).
     longest: Millis,
+    /// The window the intervals were expanded over.
+    pub from: Millis,
+    pub to: Millis,
 }
 
 /// The intervals of one event in `[from, to)`.
@@ -57,26 +69,85 @@ pub fn intervals(e: &Event, from: Millis, to: Millis) -> Vec<(Millis, Millis)> {
 
 impl Index {
     /// The index of `events` over `[from, to)`.
-    pub fn build(events: &[Event], from: Millis, to: Millis) -> Index {
-        let mut ix = Index::default();
+    pub fn build<'a>(
+        events: impl IntoIterator<Item = &'a Event>,
+        from: Millis,
+        to: Millis,
+    ) -> Index {
+        let mut ix = Index {
+            from,
+            to,
+            ..Index::default()
+        };
+        ix.busy = ix.push_events(events);
+        ix.busy.sort_unstable_by_key(|b| (b.start, b.end));
+        ix
+    }
+
+    /// Expands `events` over the index's window, registers them in `events` and returns
+    /// their intervals (unsorted).
+    fn push_events<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) -> Vec<Busy> {
+        let mut out = Vec::new();
         for e in events {
-            let n = ix.events.len();
-            let ivs = intervals(e, from, to);
+            let ivs = intervals(e, self.from, self.to);
             if ivs.is_empty() {
                 continue;
             }
-            ix.events.push((e.id, e.name.clone()));
+            let n = self.events.len();
+            self.events.push((e.id, e.name.clone()));
             for (start, end) in ivs {
-                ix.longest = ix.longest.max(end - start);
-                ix.busy.push(Busy {
+                self.longest = self.longest.max(end - start);
+                out.push(Busy {
                     start,
                     end,
                     event: n,
                 });
             }
         }
-        ix.busy.sort_unstable_by_key(|b| (b.start, b.end));
+        out
+    }
+
+    /// This index with the intervals of the events `remove` taken out and those of `add`
+    /// put in (an update is both), in one merge pass: `O(n + k log k)` for k new intervals,
+    /// instead of expanding every event again.
+    pub fn updated(&self, remove: &[Uuid], add: &[&Event]) -> Index {
+        let gone: HashSet<usize> = self
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(_, (id, _))| remove.contains(id) || add.iter().any(|e| e.id == *id))
+            .map(|(n, _)| n)
+            .collect();
+        let mut ix = Index {
+            events: self.events.clone(),
+            busy: Vec::new(),
+            longest: self.longest,
+            from: self.from,
+            to: self.to,
+        };
+        let mut new = ix.push_events(add.iter().copied());
+        new.sort_unstable_by_key(|b| (b.start, b.end));
+        let kept = self.busy.iter().filter(|b| !gone.contains(&b.event));
+        let mut merged = Vec::with_capacity(self.busy.len() + new.len());
+        let mut new = new.into_iter().peekable();
+        for b in kept {
+            while let Some(n) = new.next_if(|n| (n.start, n.end) < (b.start, b.end)) {
+                merged.push(n);
+            }
+            merged.push(*b);
+        }
+        merged.extend(new);
+        ix.busy = merged;
         ix
+    }
+
+    /// The position of each indexed event by id (the latest, after updates).
+    pub fn positions(&self) -> std::collections::HashMap<Uuid, usize> {
+        self.events
+            .iter()
+            .enumerate()
+            .map(|(n, (id, _))| (*id, n))
+            .collect()
     }
 
     /// Number of intervals.
@@ -102,8 +173,18 @@ impl Index {
 
     /// The busy time in `[from, to)`, merged into disjoint intervals.
     pub fn merged(&self, from: Millis, to: Millis) -> Vec<(Millis, Millis)> {
+        self.merged_but(from, to, &|_| false)
+    }
+
+    /// [`Index::merged`] leaving out the events at the positions `skip` says.
+    pub fn merged_but(
+        &self,
+        from: Millis,
+        to: Millis,
+        skip: &dyn Fn(usize) -> bool,
+    ) -> Vec<(Millis, Millis)> {
         let mut out: Vec<(Millis, Millis)> = Vec::new();
-        for b in self.overlapping(from, to) {
+        for b in self.overlapping(from, to).filter(|b| !skip(b.event)) {
             let (s, e) = (b.start.max(from), b.end.min(to));
             match out.last_mut() {
                 Some(last) if s <= last.1 => last.1 = last.1.max(e),
@@ -114,20 +195,21 @@ impl Index {
     }
 
     /// The nearest starts, before and after `at`, where `[start, start + len)` overlaps
-    /// nothing in `[from, to)`; nearest first, at most `limit`.
+    /// nothing in `[from, to)` (the events at the positions `skip` says left out); nearest
+    /// first, at most `limit`.
     pub fn nearest_free(
         &self,
         at: Millis,
         len: Millis,
-        from: Millis,
-        to: Millis,
+        (from, to): (Millis, Millis),
+        skip: &dyn Fn(usize) -> bool,
         limit: usize,
     ) -> Vec<Millis> {
         // In each gap between busy stretches long enough, the start nearest to `at`.
         let mut cands = Vec::new();
         let mut cursor = from;
         for (s, e) in self
-            .merged(from, to)
+            .merged_but(from, to, skip)
             .into_iter()
             .chain(std::iter::once((to, to)))
         {
@@ -163,14 +245,25 @@ pub fn collisions(
     own: Uuid,
     limit: usize,
 ) -> (Vec<Collision>, Option<(Millis, Millis)>) {
+    collisions_but(ix, candidate, &|n| ix.events[n].0 == own, limit)
+}
+
+/// [`collisions`] leaving out the events at the positions `skip` says (the event itself, the
+/// events an import replaces, the later items of a batch).
+pub fn collisions_but(
+    ix: &Index,
+    candidate: &[(Millis, Millis)],
+    skip: &dyn Fn(usize) -> bool,
+    limit: usize,
+) -> (Vec<Collision>, Option<(Millis, Millis)>) {
     let mut out = Vec::new();
     let mut first = None;
     for &(s, e) in candidate {
         for b in ix.overlapping(s, e) {
-            let (id, name) = &ix.events[b.event];
-            if *id == own {
+            if skip(b.event) {
                 continue;
             }
+            let (id, name) = &ix.events[b.event];
             first.get_or_insert((s, e));
             if out.len() < limit {
                 out.push(Collision {

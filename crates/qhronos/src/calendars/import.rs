@@ -5,8 +5,13 @@
 //! Overrides (`RECURRENCE-ID`) are folded into their series: a cancelled instance becomes an
 //! EXDATE, a moved one an EXDATE of the original instant and an RDATE at the new one. The set of
 //! instants is then exactly the file's, evaluated by `recur` like every other event (and kept
-//! by every later expansion, which a materialised occurrence moved once would not be). What an
-//! override changes besides its time (title, length) is not kept.
+//! by every later expansion, which a materialised occurrence moved once would not be).
+//!
+//! An override with its own length (DTEND / DURATION) or its own SUMMARY cannot be folded: an
+//! event has one length and one name for all its instances. It becomes an event of its own — a
+//! single instance with that start, length and title, `external_id` `UID#RECURRENCE-ID` — and
+//! the series gets an EXDATE at the original instant. Re-importing keeps it in step by that id;
+//! an export writes it as its own VEVENT (the same instants, not a RECURRENCE-ID override).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -151,13 +156,87 @@ fn until_in_utc(rule: &str, zone: &str) -> String {
         .join(";")
 }
 
-/// One series: its master VEVENT and its overrides → a body.
-fn series(
+/// How long a VEVENT says it lasts, in seconds (`None`: it does not say).
+fn length(cx: &Ctx<'_>, ev: &VEvent) -> Result<Option<i64>, String> {
+    let Some(start) = &ev.start else {
+        return Ok(None);
+    };
+    Ok(match (start, &ev.end, ev.duration) {
+        (When::Date(day), Some(When::Date(end)), _) => {
+            Some(i64::from((*end - *day).get_days()) * 86_400)
+        }
+        (_, Some(end), _) => Some(cx.instant(end)?.as_second() - cx.instant(start)?.as_second()),
+        (_, None, Some((secs, _))) => Some(secs),
+        _ => None,
+    })
+}
+
+/// Whether an override cannot be folded into its series: it has a length or a title of its
+/// own (see the module comment).
+fn own_instance(cx: &Ctx<'_>, master: &VEvent, o: &VEvent) -> Result<bool, String> {
+    let title = |e: &VEvent| {
+        e.summary
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    if title(o).is_some_and(|t| Some(t) != title(master)) {
+        return Ok(true);
+    }
+    // A series that says nothing lasts a day (all-day) or nothing (RFC 5545 3.6.1).
+    let implied = match master.start {
+        Some(When::Date(_)) => 86_400,
+        _ => 0,
+    };
+    let own = length(cx, o)?;
+    Ok(own.is_some() && own != Some(length(cx, master)?.unwrap_or(implied)))
+}
+
+/// An override with its own length or title as a VEVENT of its own (see the module comment):
+/// its `external_id` and the event.
+fn instance_of(
+    cx: &Ctx<'_>,
+    uid: &str,
+    master: &VEvent,
+    o: &VEvent,
+) -> Result<(String, VEvent), String> {
+    let rid = o.recurrence_id.as_ref().ok_or("RECURRENCE-ID is missing")?;
+    let all_day = matches!(master.start, Some(When::Date(_)));
+    let key = format!("{uid}#{}", cx.day_or_time(rid, all_day)?);
+    let mut single = o.clone();
+    single.recurrence_id = None;
+    single.rrule = None;
+    single.rdates.clear();
+    single.exdates.clear();
+    single.uid = Some(key.clone());
+    if single
+        .summary
+        .as_deref()
+        .is_none_or(|s| s.trim().is_empty())
+    {
+        single.summary = master.summary.clone();
+    }
+    if single.description.is_none() {
+        single.description = master.description.clone();
+    }
+    if single.end.is_none() && single.duration.is_none() {
+        single.end = master.end.clone();
+        single.duration = master.duration;
+    }
+    single.fire_time = single.fire_time.or_else(|| master.fire_time.clone());
+    single.day_zone = single.day_zone.or_else(|| master.day_zone.clone());
+    Ok((key, single))
+}
+
+/// One series: its master VEVENT and its overrides → a body, and the overrides that become
+/// events of their own.
+fn series<'a>(
     cx: &Ctx<'_>,
     d: &Defaults,
     master: &VEvent,
-    overrides: &[&VEvent],
-) -> Result<Value, String> {
+    overrides: &[&'a VEvent],
+) -> Result<(Value, Vec<&'a VEvent>), String> {
     let start = master.start.as_ref().ok_or("DTSTART is missing")?;
     let mut body = Map::new();
     let name: String = master
@@ -226,6 +305,7 @@ fn series(
         .iter()
         .map(|w| cx.day_or_time(w, all_day))
         .collect::<Result<_, _>>()?;
+    let mut own = Vec::new();
     for o in overrides {
         let Some(rid) = &o.recurrence_id else {
             continue;
@@ -233,6 +313,11 @@ fn series(
         let was = cx.day_or_time(rid, all_day)?;
         if o.cancelled {
             exdates.push(was);
+            continue;
+        }
+        if o.start.is_some() && own_instance(cx, master, o)? {
+            exdates.push(was);
+            own.push(*o);
             continue;
         }
         let Some(now_at) = &o.start else { continue };
@@ -261,7 +346,12 @@ fn series(
     if let Some(m) = &d.misfire {
         body.insert("misfire".into(), m.clone());
     }
-    Ok(Value::Object(body))
+    Ok((Value::Object(body), own))
+}
+
+/// A body as `EventIn`.
+fn event_in(v: Value) -> Result<EventIn, String> {
+    serde_json::from_value::<EventIn>(v).map_err(|e| e.to_string())
 }
 
 /// Maps every series of the file; a VEVENT that cannot be taken is skipped with its line.
@@ -327,19 +417,42 @@ pub fn map(p: &Parsed, d: &Defaults) -> Mapped {
             });
             continue;
         }
-        let body = series(&cx, d, master, &overrides)
-            .and_then(|v| serde_json::from_value::<EventIn>(v).map_err(|e| e.to_string()));
+        let (body, own) = match series(&cx, d, master, &overrides) {
+            Ok((v, own)) => (event_in(v), own),
+            Err(reason) => (Err(reason), Vec::new()),
+        };
         match body {
             Ok(body) => out.items.push(Item {
-                uid,
+                uid: uid.clone(),
                 line: master.line,
                 body,
             }),
-            Err(reason) => out.skipped.push(Skip {
-                uid: Some(uid),
-                line: master.line,
-                reason,
-            }),
+            Err(reason) => {
+                out.skipped.push(Skip {
+                    uid: Some(uid),
+                    line: master.line,
+                    reason,
+                });
+                continue;
+            }
+        }
+        for o in own {
+            let single = instance_of(&cx, &uid, master, o).and_then(|(key, ev)| {
+                let (v, _) = series(&cx, d, &ev, &[])?;
+                Ok((key, event_in(v)?))
+            });
+            match single {
+                Ok((key, body)) => out.items.push(Item {
+                    uid: key,
+                    line: o.line,
+                    body,
+                }),
+                Err(reason) => out.skipped.push(Skip {
+                    uid: Some(uid.clone()),
+                    line: o.line,
+                    reason,
+                }),
+            }
         }
     }
     out

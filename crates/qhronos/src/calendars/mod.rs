@@ -6,9 +6,11 @@
 //! - `zones.rs`   TZID → IANA (IANA, Windows/Outlook names, custom VTIMEZONE rules)
 //! - `import.rs`  VEVENTs → event bodies, and the plan of an import against what exists
 //! - `export.rs`  events → a feed (VTIMEZONE from the tz database, RECURRENCE-ID overrides)
+//! - `conflicts.rs` the interval index of a calendar; `index_cache.rs` keeps it between checks
 
 pub mod conflicts;
 pub mod export;
 pub mod ics;
 pub mod import;
+pub mod index_cache;
 pub mod zones;

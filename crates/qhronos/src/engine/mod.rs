@@ -15,6 +15,8 @@
 //!   until they are stored.
 //! - [`retention`] deletes finished rows past their configured age, archiving them first (started
 //!   by `startup`, not by [`start`]).
+//! - [`feeds`] refreshes the due calendar subscriptions, on one node at a time (the `feeds`
+//!   upkeep lease; started by `startup`).
 //! - [`backup`] takes scheduled online backups of the embedded store and rotates them (started
 //!   by `startup` when `backup.every` is set).
 //!
@@ -26,6 +28,7 @@
 pub mod backup;
 pub mod dispatcher;
 pub mod expander;
+pub mod feeds;
 pub mod lease;
 pub mod plan;
 pub mod retention;

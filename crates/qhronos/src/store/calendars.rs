@@ -49,6 +49,10 @@ pub struct Calendar {
     pub created_at: Millis,
     /// When it last changed.
     pub updated_at: Millis,
+    /// Moves with every write to one of the calendar's events (in that write's transaction),
+    /// on every node: a conflict index built when it had another value is stale. Read only:
+    /// writing a calendar leaves it alone.
+    pub events_gen: i64,
 }
 
 /// What an import writes, all in one transaction.
@@ -69,8 +73,8 @@ pub trait CalendarStore: Send + Sync + 'static {
     async fn create_calendar(&self, c: &Calendar) -> Result<()>;
     /// One calendar, if it exists.
     async fn get_calendar(&self, id: Uuid) -> Result<Option<Calendar>>;
-    /// Oldest first.
-    async fn list_calendars(&self) -> Result<Vec<Calendar>>;
+    /// Oldest first (by id), those after `after`, at most `limit`.
+    async fn list_calendars(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<Calendar>>;
     /// Replaces every field but `id` and `created_at`; false when unknown.
     async fn update_calendar(&self, c: &Calendar) -> Result<bool>;
     /// Deletes the calendar; its events stay, without a calendar. False when unknown.
@@ -165,6 +169,7 @@ fn calendar<R: RowExt>(r: &R) -> Result<Calendar> {
             .map_err(|e| StoreError::Corrupt(format!("counts: {e}")))?,
         created_at: r.int("created_at")?,
         updated_at: r.int("updated_at")?,
+        events_gen: r.int("events_gen")?,
     })
 }
 
@@ -186,7 +191,10 @@ async fn update_row<D: Dialect>(c: &mut D::Connection, cal: &Calendar) -> Result
 }
 
 fn select() -> String {
-    format!("SELECT {} FROM calendars", super::sql::names(&CAL_COLS))
+    format!(
+        "SELECT {}, events_gen FROM calendars",
+        super::sql::names(&CAL_COLS)
+    )
 }
 
 #[async_trait]
@@ -213,8 +221,11 @@ impl<B: Backend> CalendarStore for B {
             .transpose()
     }
 
-    async fn list_calendars(&self) -> Result<Vec<Calendar>> {
-        let q = query::<B::D>(format!("{} ORDER BY id", select()));
+    async fn list_calendars(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<Calendar>> {
+        let mut q = query::<B::D>(format!("{} WHERE id > ", select()));
+        q.val(after.map(|a| a.to_string()).unwrap_or_default())
+            .push(" ORDER BY id LIMIT ")
+            .val(limit);
         let mut c = self.reads().acquire().await?;
         B::D::fetch(q, &mut c).await?.iter().map(calendar).collect()
     }

@@ -201,6 +201,39 @@ fn insert_events_sql<D: Dialect>() -> QueryBuilder<D> {
     ))
 }
 
+/// Moves the `events_gen` of the calendars that `event` belongs to before this write (read
+/// from the row: call it before changing it) and of `also`: their conflict indexes are stale.
+pub(super) async fn touch_calendars<D: Dialect>(
+    c: &mut D::Connection,
+    event: Option<Uuid>,
+    also: &[Uuid],
+) -> Result<()> {
+    if event.is_none() && also.is_empty() {
+        return Ok(());
+    }
+    let mut q = query::<D>("UPDATE calendars SET events_gen = events_gen + 1 WHERE id IN (");
+    let mut sep = "";
+    if let Some(id) = event {
+        q.push("SELECT calendar_id FROM events WHERE id = ").val(id);
+        sep = " UNION ";
+    }
+    for id in also {
+        q.push(sep).push("SELECT ").val(*id);
+        sep = " UNION ";
+    }
+    q.push(")");
+    D::exec(q, c).await?;
+    Ok(())
+}
+
+/// The distinct calendars of `events`.
+fn calendars_of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = events.into_iter().filter_map(|e| e.calendar_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// Inserts one event (tags and first occurrences too), unless its idempotency key was used:
 /// then nothing is written and the earlier event is returned.
 pub(super) async fn insert_event<D: Dialect>(
@@ -232,6 +265,7 @@ pub(super) async fn insert_event<D: Dialect>(
     insert_tags::<D>(c, &[e]).await?;
     upsert_occurrences::<D>(c, occs, e.created_at).await?;
     record_created::<D>(c, &[(e, actor)]).await?;
+    touch_calendars::<D>(c, None, &calendars_of([e])).await?;
     Ok(Created::New)
 }
 
@@ -252,6 +286,7 @@ pub(super) async fn insert_events<D: Dialect>(
     }
     let evs: Vec<&Event> = events.iter().map(|(e, _, _)| *e).collect();
     insert_tags::<D>(c, &evs).await?;
+    touch_calendars::<D>(c, None, &calendars_of(evs.iter().copied())).await?;
     let occs: Vec<NewOccurrence> = events
         .iter()
         .flat_map(|(_, o, _)| o.iter().copied())
@@ -340,6 +375,8 @@ pub(super) async fn update_in<B: Backend>(
     by: By<'_>,
 ) -> Result<bool> {
     let replan = replan_after.is_some();
+    // Before the update: the calendar it leaves, if it moves, is read from the row.
+    touch_calendars::<B::D>(c, Some(e.id), &calendars_of([e])).await?;
     let mut q = query::<B::D>("UPDATE events SET ");
     for ((col, _), v) in EVENT_WRITE.iter().zip(event_values(e, None)) {
         if !KEPT_ON_UPDATE.contains(col) {
@@ -378,6 +415,7 @@ pub(super) async fn delete_in<B: Backend>(
     now: Millis,
     by: By<'_>,
 ) -> Result<bool> {
+    touch_calendars::<B::D>(c, Some(id), &[]).await?;
     let mut q = query::<B::D>(
         "UPDATE events SET status = 'deleted', next_fire_at = NULL, idempotency_key = NULL, updated_at = ",
     );

@@ -188,8 +188,8 @@ async fn a_calendar_feed_parsed_back_means_what_the_original_file_meant() {
     assert_eq!(s, 200, "{v}");
     let originals = events_by_name(&app, "cal").await;
     let copies = events_by_name(&app, "copy").await;
-    assert_eq!(originals.len(), 4);
-    assert_eq!(copies.len(), 4);
+    assert_eq!(originals.len(), 5);
+    assert_eq!(copies.len(), 5);
     for o in &originals {
         let c = copies
             .iter()

@@ -7,7 +7,12 @@ use serde_json::{json, Value};
 use crate::helpers::{spawn_app, TestApp, TOKEN};
 
 /// One JSON-RPC call to `/mcp` with `token`: (HTTP status, the JSON-RPC message).
-async fn rpc(app: &TestApp, token: Option<&str>, method: &str, params: Value) -> (u16, Value) {
+pub(crate) async fn rpc(
+    app: &TestApp,
+    token: Option<&str>,
+    method: &str,
+    params: Value,
+) -> (u16, Value) {
     let mut req = app
         .client
         .post(format!("http://{}/mcp", app.addr))
@@ -23,7 +28,12 @@ async fn rpc(app: &TestApp, token: Option<&str>, method: &str, params: Value) ->
 }
 
 /// A tool call: `Ok(structured result)` or `Err(the tool error's text)`.
-async fn tool(app: &TestApp, token: &str, name: &str, args: Value) -> Result<Value, String> {
+pub(crate) async fn tool(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    args: Value,
+) -> Result<Value, String> {
     let (s, v) = rpc(
         app,
         Some(token),

@@ -84,10 +84,10 @@ async fn a_subscription_follows_its_feed_and_keeps_its_events_when_the_feed_fail
         v["last_result"]
             .as_str()
             .unwrap()
-            .starts_with("ok: 3 created"),
+            .starts_with("ok: 4 created"),
         "{v}"
     );
-    assert_eq!(v["counts"]["created"], 3);
+    assert_eq!(v["counts"]["created"], 4);
     assert!(
         v["last_fetch_at"].is_string() && v["next_fetch_at"].is_string(),
         "{v}"
@@ -115,7 +115,7 @@ async fn a_subscription_follows_its_feed_and_keeps_its_events_when_the_feed_fail
             .starts_with("ok: 1 created, 1 updated, 1 removed"),
         "{v}"
     );
-    assert_eq!(events(&app, &id).await, 3);
+    assert_eq!(events(&app, &id).await, 4);
     // The feed fails, then serves a truncated file: the events stay, the result says why.
     *feed.now.lock().unwrap() = (500, "\"v3\"".into(), "oops".into());
     let v = refresh(&app, &id).await;
@@ -126,14 +126,14 @@ async fn a_subscription_follows_its_feed_and_keeps_its_events_when_the_feed_fail
             .starts_with("failed: the feed answered 500"),
         "{v}"
     );
-    assert_eq!(events(&app, &id).await, 3);
+    assert_eq!(events(&app, &id).await, 4);
     *feed.now.lock().unwrap() = (200, "\"v4\"".into(), text[..text.len() / 2].to_string());
     let v = refresh(&app, &id).await;
     assert!(
         v["last_result"].as_str().unwrap().contains("truncated"),
         "{v}"
     );
-    assert_eq!(events(&app, &id).await, 3);
+    assert_eq!(events(&app, &id).await, 4);
     let (_, list) = app.get("/calendars").await;
     assert_eq!(list["data"][0]["last_result"], v["last_result"]);
     // The upkeep loop fetches a new subscription by itself.
@@ -152,7 +152,7 @@ async fn a_subscription_follows_its_feed_and_keeps_its_events_when_the_feed_fail
             .as_str()
             .is_some_and(|r| r.starts_with("ok"))
         {
-            assert_eq!(c["events"], 3);
+            assert_eq!(c["events"], 4);
             break;
         }
         assert!(Instant::now() < deadline, "never fetched: {c}");

@@ -15,6 +15,8 @@ crate::conformance!(
     a_failed_import_writes_nothing,
     an_occurrence_keeps_its_end_and_a_move_carries_it,
     feeds_come_due_by_their_next_fetch,
+    every_write_to_a_calendars_events_moves_its_events_gen,
+    calendars_are_listed_after_a_cursor,
 );
 
 fn calendar(url: Option<&str>, next: Option<i64>) -> Calendar {
@@ -34,6 +36,7 @@ fn calendar(url: Option<&str>, next: Option<i64>) -> Calendar {
         counts: None,
         created_at: T0,
         updated_at: T0,
+        events_gen: 0,
     }
 }
 
@@ -54,7 +57,7 @@ async fn calendars_read_back_as_written(s: &dyn Store) {
     c.counts = Some(json!({"created": 2}));
     c.last_result = Some("ok".into());
     assert!(s.update_calendar(&c).await.unwrap());
-    assert_eq!(s.list_calendars().await.unwrap(), vec![c.clone()]);
+    assert_eq!(s.list_calendars(None, 10).await.unwrap(), vec![c.clone()]);
     assert!(s.delete_calendar(c.id, T0).await.unwrap());
     assert_eq!(s.get_calendar(c.id).await.unwrap(), None);
     assert!(!s.delete_calendar(c.id, T0).await.unwrap());
@@ -143,4 +146,69 @@ async fn feeds_come_due_by_their_next_fetch(s: &dyn Store) {
     assert_eq!(got, vec![due.id]);
     let got = s.due_feeds(T0 + 2 * HOUR, 10).await.unwrap();
     assert_eq!(got.len(), 2);
+}
+
+async fn gen(s: &dyn Store, c: &Calendar) -> i64 {
+    s.get_calendar(c.id).await.unwrap().unwrap().events_gen
+}
+
+async fn every_write_to_a_calendars_events_moves_its_events_gen(s: &dyn Store) {
+    let cal = calendar(None, None);
+    let other = calendar(None, None);
+    s.create_calendar(&cal).await.unwrap();
+    s.create_calendar(&other).await.unwrap();
+    assert_eq!(gen(s, &cal).await, 0);
+    let a = member(&cal, "a", T0 + HOUR);
+    s.create_event(&a, &[], None, BY).await.unwrap();
+    assert_eq!(gen(s, &cal).await, 1);
+    let mut a2 = a.clone();
+    a2.name = "renamed".into();
+    assert!(s.update_event(&a2, None, &[], BY).await.unwrap());
+    assert_eq!(gen(s, &cal).await, 2, "an update in place: once");
+    // Moving to another calendar moves both.
+    a2.calendar_id = Some(other.id);
+    assert!(s.update_event(&a2, None, &[], BY).await.unwrap());
+    assert_eq!((gen(s, &cal).await, gen(s, &other).await), (3, 1));
+    assert!(s.delete_event(a.id, T0, BY).await.unwrap());
+    assert_eq!((gen(s, &cal).await, gen(s, &other).await), (3, 2));
+    // A batch: once per calendar; an event without a calendar moves none.
+    let b = member(&cal, "b", T0 + HOUR);
+    let c = member(&cal, "c", T0 + HOUR);
+    let mut free = member(&cal, "d", T0 + HOUR);
+    free.calendar_id = None;
+    s.create_events(&[(b, vec![]), (c, vec![]), (free, vec![])], BY)
+        .await
+        .unwrap();
+    assert_eq!((gen(s, &cal).await, gen(s, &other).await), (4, 2));
+    // Writing the calendar itself leaves the counter alone.
+    let mut renamed = s.get_calendar(cal.id).await.unwrap().unwrap();
+    renamed.name = "renamed".into();
+    renamed.events_gen = 0;
+    assert!(s.update_calendar(&renamed).await.unwrap());
+    assert_eq!(gen(s, &cal).await, 4);
+}
+
+async fn calendars_are_listed_after_a_cursor(s: &dyn Store) {
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let c = calendar(None, None);
+        s.create_calendar(&c).await.unwrap();
+        ids.push(c.id);
+    }
+    let page: Vec<Uuid> = s
+        .list_calendars(None, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(page, ids[..2]);
+    let page: Vec<Uuid> = s
+        .list_calendars(Some(ids[1]), 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(page, ids[2..]);
 }
