@@ -187,32 +187,6 @@ fn push_held<D: Dialect>(q: &mut QueryBuilder<D>, owner: &str, claims: &[(Uuid, 
     q.push(")");
 }
 
-/// Where rows lock (PostgreSQL), locks the occurrences `ids` in id order, inside the caller's
-/// transaction. The outcome writer, the lease renewer and releases each change a node's held
-/// rows with one multi-row `UPDATE`, which locks them in whatever order its plan meets them;
-/// two such statements over overlapping rows in different orders deadlocked (seen at 1,000
-/// fires/s on a loaded machine: the writer's transaction aborted and was retried, its claims
-/// ran late). Taking the locks first, in one order for all of them, makes them wait instead.
-async fn lock_in_order<D: Dialect>(c: &mut D::Connection, ids: Vec<String>) -> Result<()> {
-    if D::FOR_UPDATE.is_empty() || ids.is_empty() {
-        return Ok(());
-    }
-    let mut ids = ids;
-    ids.sort();
-    for chunk in ids.chunks(D::max_rows(1)) {
-        let mut q = query::<D>("SELECT id FROM occurrences WHERE ");
-        D::push_in(&mut q, "id", chunk.to_vec());
-        q.push(" ORDER BY id FOR NO KEY UPDATE");
-        D::fetch(q, c).await?;
-    }
-    Ok(())
-}
-
-/// The ids of `claims`, as text.
-fn claim_ids(claims: &[(Uuid, i64)]) -> Vec<String> {
-    claims.iter().map(|(id, _)| id.to_string()).collect()
-}
-
 /// A batch of outcomes as the rows it writes: the one place that says what an outcome does to
 /// its occurrence (status, next attempt, error text, completion time).
 #[derive(Default)]
@@ -470,8 +444,7 @@ impl<B: Backend> ClaimStore for B {
         now: Millis,
     ) -> Result<u64> {
         let mut n = 0;
-        let mut c = self.writes().begin().await?;
-        lock_in_order::<B::D>(&mut c, claim_ids(claims)).await?;
+        let mut c = self.writes().acquire().await?;
         for chunk in claims.chunks(B::D::max_rows(CLAIM_COLS.len())) {
             let mut q = query::<B::D>(
                 "UPDATE occurrences SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
@@ -481,7 +454,6 @@ impl<B: Backend> ClaimStore for B {
             push_held(&mut q, owner, chunk);
             n += B::D::exec(q, &mut c).await?;
         }
-        c.commit().await?;
         Ok(n)
     }
 
@@ -493,8 +465,7 @@ impl<B: Backend> ClaimStore for B {
         _now: Millis,
     ) -> Result<Vec<Uuid>> {
         let mut renewed = Vec::with_capacity(claims.len());
-        let mut c = self.writes().begin().await?;
-        lock_in_order::<B::D>(&mut c, claim_ids(claims)).await?;
+        let mut c = self.writes().acquire().await?;
         for chunk in claims.chunks(B::D::max_rows(CLAIM_COLS.len())) {
             let mut q = query::<B::D>("UPDATE occurrences SET lease_expires_at = ");
             q.val(until);
@@ -504,7 +475,6 @@ impl<B: Backend> ClaimStore for B {
                 renewed.push(row.id("id")?);
             }
         }
-        c.commit().await?;
         Ok(renewed)
     }
 
@@ -514,17 +484,6 @@ impl<B: Backend> ClaimStore for B {
         // deliveries a second the statement count is what the writer pays for.
         let rows = OutcomeRows::of(outcomes, now);
         let mut tx = self.writes().begin().await?;
-        lock_in_order::<D<B>>(
-            &mut tx,
-            outcomes
-                .iter()
-                .map(|o| match o {
-                    Outcome::Attempted { occurrence_id, .. }
-                    | Outcome::Missed { occurrence_id, .. } => occurrence_id.to_string(),
-                })
-                .collect(),
-        )
-        .await?;
         let mut causes = Vec::new();
         // (scheduled_at, attempts) of each occurrence an outcome changed.
         let mut applied: HashMap<Uuid, (Millis, i64)> = HashMap::new();
