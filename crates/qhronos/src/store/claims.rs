@@ -191,8 +191,9 @@ fn push_held<D: Dialect>(q: &mut QueryBuilder<D>, owner: &str, claims: &[(Uuid, 
 /// its occurrence (status, next attempt, error text, completion time).
 #[derive(Default)]
 struct OutcomeRows {
-    /// `attempts` rows.
-    attempts: Rows,
+    /// `attempts` rows, each with its occurrence: written for the occurrences the fenced
+    /// update changed.
+    attempts: Vec<(Uuid, Vec<super::sql::Val>)>,
     /// Occurrence updates (see `UPDATE_COLS`).
     updates: Rows,
     /// Events to pause, with the reason: their receiver said they are gone.
@@ -201,7 +202,7 @@ struct OutcomeRows {
     finished: Vec<String>,
 }
 
-const ATTEMPT_COLS: [Col; 8] = [
+const ATTEMPT_COLS: [Col; 7] = [
     ("occurrence_id", Kind::Text),
     ("attempt", Kind::Int),
     ("started_at", Kind::Int),
@@ -209,8 +210,6 @@ const ATTEMPT_COLS: [Col; 8] = [
     ("status_code", Kind::Int),
     ("error", Kind::Text),
     ("response", Kind::Text),
-    // The claim the attempt was made under: not stored, it fences the insert.
-    ("token", Kind::Int),
 ];
 
 const UPDATE_COLS: [Col; 6] = [
@@ -236,16 +235,18 @@ impl OutcomeRows {
                     pause_event,
                     token,
                 } => {
-                    r.attempts.push(vec![
-                        (*occurrence_id).into(),
-                        i64::from(a.attempt).into(),
-                        a.started_at.into(),
-                        a.duration_ms.into(),
-                        a.status_code.map(i64::from).into(),
-                        a.error.clone().into(),
-                        a.response.clone().into(),
-                        (*token).into(),
-                    ]);
+                    r.attempts.push((
+                        *occurrence_id,
+                        vec![
+                            (*occurrence_id).into(),
+                            i64::from(a.attempt).into(),
+                            a.started_at.into(),
+                            a.duration_ms.into(),
+                            a.status_code.map(i64::from).into(),
+                            a.error.clone().into(),
+                            a.response.clone().into(),
+                        ],
+                    ));
                     let (status, next_at, _) = next.row(now);
                     // The last error says why it is not done: the transport's error, else the
                     // receiver's status code.
@@ -483,26 +484,6 @@ impl<B: Backend> ClaimStore for B {
         // deliveries a second the statement count is what the writer pays for.
         let rows = OutcomeRows::of(outcomes, now);
         let mut tx = self.writes().begin().await?;
-        let mut attempts = rows.attempts.into_iter().peekable();
-        while attempts.peek().is_some() {
-            let chunk: Rows = attempts
-                .by_ref()
-                .take(D::<B>::max_rows(ATTEMPT_COLS.len()))
-                .collect();
-            let cols = super::sql::names(&ATTEMPT_COLS[..7]);
-            let mut q = query::<D<B>>(format!("INSERT INTO attempts ({cols}) SELECT {cols} FROM "));
-            D::<B>::push_relation(&mut q, "v", &ATTEMPT_COLS, chunk);
-            // Fenced like the update below: an attempt is recorded only while the claim it was
-            // made under still holds the row (a node whose claim was taken over must not write
-            // attempt n before the new holder does). An occurrence purged meanwhile takes none.
-            q.push(
-                " WHERE EXISTS (SELECT 1 FROM occurrences o WHERE o.id = v.occurrence_id \
-                 AND o.status = 'scheduled' AND o.lease_owner = ",
-            )
-            .val(owner)
-            .push(" AND o.lease_token = v.token) ON CONFLICT DO NOTHING");
-            D::<B>::exec(q, &mut tx).await?;
-        }
         let mut causes = Vec::new();
         // (scheduled_at, attempts) of each occurrence an outcome changed.
         let mut applied: HashMap<Uuid, (Millis, i64)> = HashMap::new();
@@ -544,15 +525,41 @@ impl<B: Backend> ClaimStore for B {
                 applied.insert(r.id("id")?, (r.int("scheduled_at")?, r.int("attempts")?));
             }
         }
+        // The attempts of the outcomes that applied: fenced like the update (an attempt is
+        // recorded only while the claim it was made under held the row, so a node whose claim
+        // was taken over never writes attempt n before the new holder does), without a probe
+        // per row: the update has just locked and changed exactly those rows. Written after the
+        // update, the foreign key's check finds each row already locked by this transaction.
+        let mut attempts = rows
+            .attempts
+            .into_iter()
+            .filter(|(id, _)| applied.contains_key(id))
+            .map(|(_, row)| row)
+            .peekable();
+        while attempts.peek().is_some() {
+            let chunk: Rows = attempts
+                .by_ref()
+                .take(D::<B>::max_rows(ATTEMPT_COLS.len()))
+                .collect();
+            let mut q = query::<D<B>>(format!(
+                "INSERT INTO attempts ({})",
+                super::sql::names(&ATTEMPT_COLS)
+            ));
+            D::<B>::push_insert_rows(&mut q, &ATTEMPT_COLS, chunk);
+            q.push(" ON CONFLICT DO NOTHING");
+            D::<B>::exec(q, &mut tx).await?;
+        }
         // In the outcome's transaction: a recorded cause has its follow-ups, a fenced-out one none.
         write_follow_ups::<D<B>>(&mut tx, &causes, now).await?;
-        // Counted with the outcomes, for those that applied (a fenced-out one counts nothing).
-        write_rollup::<D<B>>(&mut tx, rollup_of(outcomes, &applied)).await?;
         // After the occurrences' own updates: the pause cancels the rest of the series.
         for (event_id, reason) in &rows.gone {
             pause_gone::<B>(&mut tx, *event_id, reason, now).await?;
         }
         finish_if_done::<D<B>>(&mut tx, &rows.finished, now).await?;
+        // Counted with the outcomes, for those that applied (a fenced-out one counts nothing).
+        // Last: the every-event rows it upserts are shared by the writers of all nodes, and are
+        // then locked only until the commit.
+        write_rollup::<D<B>>(&mut tx, rollup_of(outcomes, &applied)).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -22,6 +22,11 @@ impl TestStore {
         &*self.store
     }
 
+    /// The PostgreSQL database's URL (`None` on SQLite): for tests that look at plans.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self._db.as_ref().map(|d| d.url.as_str())
+    }
+
     pub async fn sqlite() -> TestStore {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("store.db").display());

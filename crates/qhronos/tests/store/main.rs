@@ -25,6 +25,7 @@ mod events;
 mod expansion;
 mod history;
 mod occurrences;
+mod plans;
 mod queues;
 mod retention;
 mod search;

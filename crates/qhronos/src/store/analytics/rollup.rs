@@ -215,10 +215,16 @@ fn cell_upsert<D: Dialect>() -> String {
 }
 
 /// Writes a rollup inside the caller's transaction: one multi-row upsert of its cells (keys in
-/// order, so concurrent writers lock rows in the same order), and, when attempts failed, one
+/// one order for every writer, the every-event rows last, so concurrent writers lock rows in the
+/// same order; callers write it last in their transaction), and, when attempts failed, one
 /// read of their events' actions and one upsert of the targets.
 pub(crate) async fn write_rollup<D: Dialect>(c: &mut D::Connection, r: Rollup) -> Result<()> {
-    let mut cells = r.cells.into_iter().peekable();
+    // Every writer upserts the same few every-event rows (subject `''`) and holds their locks
+    // until it commits: those go last (after the per-event rows, still in one order for all
+    // writers), so that writers on several nodes wait for each other only for the end of a
+    // transaction, not the whole of it.
+    let (each, every): (Vec<_>, Vec<_>) = r.cells.into_iter().partition(|(k, _)| k.0.is_some());
+    let mut cells = each.into_iter().chain(every).peekable();
     while cells.peek().is_some() {
         let rows: Rows = cells
             .by_ref()
