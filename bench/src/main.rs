@@ -202,7 +202,10 @@ impl Drop for BenchDb {
     /// its name is printed).
     fn drop(&mut self) {
         if std::env::var_os("QHRONOS_BENCH_KEEP_DB").is_some() {
-            eprintln!("[bench] kept database {} (QHRONOS_BENCH_KEEP_DB)", self.name);
+            eprintln!(
+                "[bench] kept database {} (QHRONOS_BENCH_KEEP_DB)",
+                self.name
+            );
             return;
         }
         let _ = psql(
