@@ -289,39 +289,18 @@ pub(super) async fn calendar_page(
 ) -> Result<CalendarPage, ApiError> {
     p.only(&["limit", "cursor"])?;
     let limit = p.limit()?;
-    let after = p
-        .get("cursor")
-        .map(|c| {
-            Uuid::parse_str(c).map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "cursor: '{c}' is not a cursor from a previous page"
-                ))
-            })
-        })
-        .transpose()?;
-    let mut data: Vec<CalendarOut> = Vec::new();
-    let mut next = None;
-    let mut from = after;
-    // Pages of the store, filtered to the scope, until this page is full.
-    'pages: loop {
-        let batch = st.store.list_calendars(from, limit + 1).await?;
-        let last = batch.last().map(|c| c.id);
-        let exhausted = (batch.len() as i64) <= limit;
-        for c in batch {
-            if !caller.principal.can_see(&c.tags) {
-                continue;
-            }
-            if data.len() as i64 == limit {
-                next = data.last().map(|o| o.id.to_string());
-                break 'pages;
-            }
-            data.push(CalendarOut::from(&c));
-        }
-        if exhausted {
-            break;
-        }
-        from = last;
-    }
+    let (items, next) = super::extract::visible_page(
+        p.id_cursor()?,
+        limit,
+        |from, n| {
+            let store = st.store.clone();
+            Box::pin(async move { Ok(store.list_calendars(from, n).await?) })
+        },
+        |x| x.id,
+        |x| caller.principal.can_see(&x.tags),
+    )
+    .await?;
+    let data: Vec<CalendarOut> = items.iter().map(CalendarOut::from).collect();
     Ok(CalendarPage {
         data,
         next_cursor: next,

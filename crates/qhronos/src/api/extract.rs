@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -123,6 +124,19 @@ impl Params {
         }
     }
 
+    /// `cursor` of a list paged by id: the id the previous page ended with.
+    pub fn id_cursor(&self) -> Result<Option<Uuid>, ApiError> {
+        self.get("cursor")
+            .map(|c| {
+                Uuid::parse_str(c).map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "cursor: '{c}' is not a cursor from a previous page"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
     pub fn time(&self, k: &str) -> Result<Option<Millis>, ApiError> {
         self.get(k)
             .map(|s| {
@@ -172,4 +186,37 @@ impl Params {
 /// Parses an id from a path; anything that is not a UUID is simply not found.
 pub fn id(kind: &str, s: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(s).map_err(|_| ApiError::NotFound(format!("{kind} '{s}' not found")))
+}
+
+/// A page of `limit` items the caller may see (`visible`), from a store list paged by id
+/// (`fetch(after, n)`: up to `n` items after `after`, ids ascending): store pages are read
+/// until the page is full. The cursor is the id of the page's last item, `None` at the end.
+pub async fn visible_page<T>(
+    after: Option<Uuid>,
+    limit: i64,
+    fetch: impl Fn(Option<Uuid>, i64) -> BoxFuture<'static, Result<Vec<T>, ApiError>>,
+    id: impl Fn(&T) -> Uuid,
+    visible: impl Fn(&T) -> bool,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let mut data: Vec<T> = Vec::new();
+    let mut from = after;
+    loop {
+        let batch = fetch(from, limit + 1).await?;
+        let last = batch.last().map(&id);
+        let exhausted = (batch.len() as i64) <= limit;
+        for item in batch {
+            if !visible(&item) {
+                continue;
+            }
+            if data.len() as i64 == limit {
+                let next = data.last().map(|o| id(o).to_string());
+                return Ok((data, next));
+            }
+            data.push(item);
+        }
+        if exhausted {
+            return Ok((data, None));
+        }
+        from = last;
+    }
 }

@@ -122,6 +122,17 @@ impl AppState {
         tags: &[String],
         summary: Value,
     ) -> AuditEntry {
+        Self::entry(caller, action, target, Some(tags.to_vec()), summary)
+    }
+
+    /// An audit entry of `caller`'s, now.
+    fn entry(
+        caller: &Caller,
+        action: &str,
+        target: Option<String>,
+        tags: Option<Vec<String>>,
+        summary: Value,
+    ) -> AuditEntry {
         AuditEntry {
             id: 0,
             at: now_ms(),
@@ -130,7 +141,7 @@ impl AppState {
             target,
             ip: caller.ip.map(|ip| ip.to_string()),
             summary,
-            tags: Some(tags.to_vec()),
+            tags,
         }
     }
 
@@ -142,16 +153,7 @@ impl AppState {
         tags: Option<Vec<String>>,
         summary: Value,
     ) {
-        let entry = AuditEntry {
-            id: 0,
-            at: now_ms(),
-            actor: caller.principal.actor(),
-            action: action.to_string(),
-            target,
-            ip: caller.ip.map(|ip| ip.to_string()),
-            summary,
-            tags,
-        };
+        let entry = Self::entry(caller, action, target, tags, summary);
         if let Err(e) = self.store.append_audit(&entry).await {
             tracing::error!(error = %e, action, "audit append failed");
         }

@@ -463,39 +463,18 @@ pub(super) async fn list_workflows(
 ) -> Result<Json<WorkflowPage>, ApiError> {
     p.only(&["limit", "cursor"])?;
     let limit = p.limit()?;
-    let after = p
-        .get("cursor")
-        .map(|c| {
-            Uuid::parse_str(c).map_err(|_| {
-                bad(format!(
-                    "cursor: '{c}' is not a cursor from a previous page"
-                ))
-            })
-        })
-        .transpose()?;
-    let mut data: Vec<WorkflowOut> = Vec::new();
-    let mut next = None;
-    let mut from = after;
-    // Pages of the store, filtered to the scope, until this page is full.
-    'pages: loop {
-        let batch = st.store.list_workflows(from, limit + 1).await?;
-        let last = batch.last().map(|w| w.id);
-        let exhausted = (batch.len() as i64) <= limit;
-        for w in batch {
-            if !caller.principal.can_see(&w.tags) {
-                continue;
-            }
-            if data.len() as i64 == limit {
-                next = data.last().map(|o| o.id.to_string());
-                break 'pages;
-            }
-            data.push(WorkflowOut::from(&w));
-        }
-        if exhausted {
-            break;
-        }
-        from = last;
-    }
+    let (items, next) = super::extract::visible_page(
+        p.id_cursor()?,
+        limit,
+        |from, n| {
+            let store = st.store.clone();
+            Box::pin(async move { Ok(store.list_workflows(from, n).await?) })
+        },
+        |x| x.id,
+        |x| caller.principal.can_see(&x.tags),
+    )
+    .await?;
+    let data: Vec<WorkflowOut> = items.iter().map(WorkflowOut::from).collect();
     Ok(Json(WorkflowPage {
         data,
         next_cursor: next,

@@ -356,10 +356,12 @@ impl<B: Backend> OccurrenceStore for B {
         let mut q = query::<B::D>("SELECT status FROM occurrences WHERE id = ");
         q.val(id).push(B::D::FOR_UPDATE);
         let Some(row) = fetch_one(q, &mut tx).await? else {
+            tx.rollback().await?;
             return Ok(Redrive::NotFound);
         };
         let status = row.occ_status("status")?;
         if !matches!(status, OccStatus::Failed | OccStatus::Missed) {
+            tx.rollback().await?;
             return Ok(Redrive::WrongStatus(status));
         }
         let mut q = query::<B::D>("UPDATE occurrences SET status = 'pending', next_attempt_at = ");
@@ -378,6 +380,7 @@ impl<B: Backend> OccurrenceStore for B {
     async fn cancel_occurrence(&self, id: Uuid, now: Millis) -> Result<OccChange> {
         let mut tx = self.writes().begin().await?;
         if let Some(c) = upcoming_check::<B::D>(&mut tx, id).await? {
+            tx.rollback().await?;
             return Ok(c);
         }
         let mut q = query::<B::D>(
@@ -394,6 +397,7 @@ impl<B: Backend> OccurrenceStore for B {
     async fn move_occurrence(&self, id: Uuid, to: Millis, now: Millis) -> Result<OccChange> {
         let mut tx = self.writes().begin().await?;
         if let Some(c) = upcoming_check::<B::D>(&mut tx, id).await? {
+            tx.rollback().await?;
             return Ok(c);
         }
         let mut q = query::<B::D>(
@@ -404,6 +408,7 @@ impl<B: Backend> OccurrenceStore for B {
             .val(to)
             .push(" AND o.id != me.id");
         if fetch_one(q, &mut tx).await?.is_some() {
+            tx.rollback().await?;
             return Ok(OccChange::Taken);
         }
         let mut q = query::<B::D>("UPDATE occurrences SET status = 'pending', scheduled_at = ");

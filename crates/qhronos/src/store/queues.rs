@@ -232,14 +232,17 @@ impl<B: Backend> QueueStore for B {
         );
         q.val(id).push(D::<B>::FOR_UPDATE);
         let Some(row) = fetch_one(q, &mut tx).await? else {
+            tx.rollback().await?;
             return Ok(OccChange::NotFound);
         };
         let status = row.occ_status("status")?;
         if status != OccStatus::Dispatched {
+            tx.rollback().await?;
             return Ok(OccChange::WrongStatus(status));
         }
         let current = row.opt_text("claim_receipt")?;
         if !current.is_some_and(|c| receipt_matches(&c, receipt)) {
+            tx.rollback().await?;
             return Ok(OccChange::Taken);
         }
         let event_id = row.text("event_id")?;

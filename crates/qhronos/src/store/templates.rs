@@ -305,6 +305,7 @@ impl<B: Backend> TemplateStore for B {
         let mut q = query::<B::D>("SELECT name FROM templates WHERE name = ");
         q.val(name).push(B::D::FOR_UPDATE);
         if fetch_one(q, &mut tx).await?.is_none() {
+            tx.rollback().await?;
             return Ok(TemplateDeleted::NotFound);
         }
         let mut q = query::<B::D>(format!(
@@ -314,6 +315,8 @@ impl<B: Backend> TemplateStore for B {
         q.val(name).push(" ORDER BY id LIMIT 100");
         let users = B::D::fetch(q, &mut tx).await?;
         if !users.is_empty() {
+            // Explicitly: a dropped transaction is rolled back only later, holding the lock.
+            tx.rollback().await?;
             return Ok(TemplateDeleted::InUse(
                 users
                     .iter()
