@@ -289,12 +289,12 @@ async fn search_ids(
 async fn apply(st: &AppState, caller: &Caller, op: Op, e: &Event) -> Result<bool, ApiError> {
     match op {
         Op::Pause if e.status == EventStatus::Active => {
-            super::events::pause_one(st, caller, e).await
+            super::event_actions::pause_one(st, caller, e).await
         }
         Op::Resume if e.status == EventStatus::Paused => {
-            super::events::resume_one(st, caller, e.clone()).await
+            super::event_actions::resume_one(st, caller, e.clone()).await
         }
-        Op::Delete => super::events::delete_one(st, caller, e).await,
+        Op::Delete => super::event_actions::delete_one(st, caller, e).await,
         _ => Ok(false),
     }
 }

@@ -13,6 +13,7 @@ pub mod calendars;
 pub mod channels;
 pub mod conflicts;
 pub mod docs;
+pub mod event_actions;
 pub mod event_io;
 pub mod events;
 mod events_batch;

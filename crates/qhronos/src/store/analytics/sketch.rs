@@ -1,6 +1,8 @@
 //! The mergeable percentile sketch analytics keep for lateness and durations, and its stored
 //! form: a JSON object of bin → count (`{"12":5,"40":1}`), merged by adding counts.
 
+use std::fmt::Write as _;
+
 use crate::domain::Millis;
 
 /// The sketch's bin ratio: bin `b ≥ 1` holds values in `[γ^(b-1), γ^b)` ms.
@@ -121,7 +123,8 @@ impl Sketch {
             if i > 0 {
                 s.push(',');
             }
-            s.push_str(&format!("\"{b}\":{n}"));
+            // Writing to a String cannot fail.
+            let _ = write!(s, "\"{b}\":{n}");
         }
         s.push('}');
         s
