@@ -46,6 +46,47 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub workflows: WorkflowsConfig,
     pub planning: PlanningConfig,
+    pub partitioning: PartitioningConfig,
+}
+
+/// The time partitions of occurrences on PostgreSQL (docs/scaling.md, "Time-partitioned
+/// occurrences"); the SQLite store is not partitioned and ignores these.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PartitioningConfig {
+    /// Partitions are kept created this far past now (rows further out share one last,
+    /// open-ended partition until the window reaches them).
+    pub ahead: Dur,
+    /// The span of one new partition: `week` (UTC, Monday to Monday) or `day` (for a store
+    /// firing thousands a second, so that a partition stays in the tens of millions of rows).
+    pub interval: PartitionInterval,
+}
+
+/// See [`PartitioningConfig::interval`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionInterval {
+    Week,
+    Day,
+}
+
+impl PartitionInterval {
+    /// The span in milliseconds.
+    pub fn millis(self) -> i64 {
+        match self {
+            PartitionInterval::Week => 7 * 86_400_000,
+            PartitionInterval::Day => 86_400_000,
+        }
+    }
+}
+
+impl Default for PartitioningConfig {
+    fn default() -> Self {
+        PartitioningConfig {
+            ahead: Dur::from_secs(8 * 7 * 86_400),
+            interval: PartitionInterval::Week,
+        }
+    }
 }
 
 /// Calendars' conflict checks (`calendar_id` on events, `POST /calendars/{id}/free-slots`).
@@ -451,6 +492,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             workflows: WorkflowsConfig::default(),
             planning: PlanningConfig::default(),
+            partitioning: PartitioningConfig::default(),
         }
     }
 }

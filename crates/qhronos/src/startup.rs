@@ -159,6 +159,7 @@ impl Application {
         let retention = Retention {
             store: store.clone(),
             config: config.retention.clone(),
+            partitioning: config.partitioning.clone(),
             metrics: metrics.clone(),
             last: Default::default(),
         };

@@ -177,6 +177,7 @@ impl Launcher {
         let o = Outcome::Attempted {
             occurrence_id: c.occ.id,
             event_id: c.event.id,
+            scheduled_at: c.occ.scheduled_at,
             attempt: d.attempt,
             next,
             pause_event: (gone && c.event.schedule.is_some())
@@ -323,6 +324,7 @@ impl Claimer {
             let o = Outcome::Missed {
                 occurrence_id: c.occ.id,
                 event_id: c.event.id,
+                scheduled_at: c.occ.scheduled_at,
                 token: c.token,
             };
             if self.outcomes.send(o).await.is_err() {

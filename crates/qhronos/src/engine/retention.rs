@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::config::RetentionConfig;
+use crate::config::{PartitioningConfig, RetentionConfig};
 use crate::domain::{fmt_ms, now_ms, Millis};
 use crate::metrics::{Metrics, StatusLabel};
 use crate::store::{PurgeCutoffs, Purged, Store};
@@ -36,6 +36,8 @@ pub struct Retention {
     pub store: Arc<dyn Store>,
     /// Ages, batch size and interval (`retention.*`).
     pub config: RetentionConfig,
+    /// The time partitions kept ahead (`partitioning.*`; PostgreSQL only).
+    pub partitioning: PartitioningConfig,
     /// Counts the rows removed, by kind.
     pub metrics: Arc<Metrics>,
     /// The last successful pass on this node (`None`: none yet; a node not holding the lease
@@ -57,7 +59,23 @@ impl Retention {
             archive: c.archive,
             archive_before: now - c.archive_for.as_millis(),
         };
+        // Partitions first: the weeks ahead exist before the expander needs them, and a
+        // partition that is dropped whole is not deleted row by row.
+        let p = &self.partitioning;
+        let made = self
+            .store
+            .keep_partitions_ahead(now, p.ahead.as_millis(), p.interval.millis())
+            .await?;
+        if made > 0 {
+            tracing::info!(partitions = made, "occurrence partitions created ahead");
+        }
+        let dropped = self
+            .store
+            .drop_expired_partitions(now, cut.done_before.max(cut.failed_before), &cut)
+            .await?;
         let mut removed = self.store.purge(now, &cut).await?;
+        removed.partitions = dropped.partitions;
+        removed.partition_rows = dropped.rows;
         removed.analytics = self
             .store
             .purge_analytics(now - c.analytics.as_millis(), c.batch)
@@ -69,6 +87,7 @@ impl Retention {
             ("archive_occurrences", removed.archive_occurrences_expired),
             ("archive_events", removed.archive_events_expired),
             ("analytics", removed.analytics),
+            ("partition_rows", removed.partition_rows),
         ] {
             self.metrics
                 .retention_removed

@@ -60,6 +60,24 @@ pub trait Backend: Send + Sync + 'static {
     async fn publish(&self, change: &Change) -> Result<()>;
     /// See `OpsStore::backup_to`.
     async fn backup_to(&self, path: &std::path::Path) -> Result<()>;
+    /// See `OpsStore::keep_partitions_ahead`: nothing where the tables are not partitioned.
+    async fn keep_partitions_ahead(
+        &self,
+        _now: Millis,
+        _ahead: Millis,
+        _step: Millis,
+    ) -> Result<u32> {
+        Ok(0)
+    }
+    /// See `OpsStore::drop_expired_partitions`: nothing where the tables are not partitioned.
+    async fn drop_expired_partitions(
+        &self,
+        _now: Millis,
+        _older_than: Millis,
+        _cut: &super::PurgeCutoffs,
+    ) -> Result<super::PartitionsDropped> {
+        Ok(super::PartitionsDropped::default())
+    }
 }
 
 /// (name, idle, in use) of a pool.

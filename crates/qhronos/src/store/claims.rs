@@ -61,6 +61,9 @@ pub enum Outcome {
         occurrence_id: Uuid,
         /// Its event.
         event_id: Uuid,
+        /// Its `scheduled_at` as claimed (`Claimed::occ`): with the id, it names the row's
+        /// partition on PostgreSQL.
+        scheduled_at: Millis,
         /// The attempt, recorded as a row of `attempts`.
         attempt: Attempt,
         /// Where the occurrence goes next.
@@ -76,6 +79,8 @@ pub enum Outcome {
         occurrence_id: Uuid,
         /// Its event.
         event_id: Uuid,
+        /// Its `scheduled_at` as claimed (see `Attempted::scheduled_at`).
+        scheduled_at: Millis,
         /// The claim's `lease_token` (see `Attempted::token`).
         token: i64,
     },
@@ -202,7 +207,7 @@ struct OutcomeRows {
     finished: Vec<String>,
 }
 
-const ATTEMPT_COLS: [Col; 7] = [
+const ATTEMPT_COLS: [Col; 8] = [
     ("occurrence_id", Kind::Text),
     ("attempt", Kind::Int),
     ("started_at", Kind::Int),
@@ -210,10 +215,14 @@ const ATTEMPT_COLS: [Col; 7] = [
     ("status_code", Kind::Int),
     ("error", Kind::Text),
     ("response", Kind::Text),
+    // The occurrence's: PostgreSQL's partition key of `attempts`.
+    ("scheduled_at", Kind::Int),
 ];
 
-const UPDATE_COLS: [Col; 6] = [
+const UPDATE_COLS: [Col; 7] = [
     ("id", Kind::Text),
+    // With the id, the row's partition on PostgreSQL: the update probes one partition per row.
+    ("at", Kind::Int),
     ("status", Kind::Text),
     // NULL for a missed occurrence: its attempts and last error stay as they were.
     ("attempt", Kind::Int),
@@ -230,6 +239,7 @@ impl OutcomeRows {
                 Outcome::Attempted {
                     occurrence_id,
                     event_id,
+                    scheduled_at,
                     attempt: a,
                     next,
                     pause_event,
@@ -245,6 +255,7 @@ impl OutcomeRows {
                             a.status_code.map(i64::from).into(),
                             a.error.clone().into(),
                             a.response.clone().into(),
+                            (*scheduled_at).into(),
                         ],
                     ));
                     let (status, next_at, _) = next.row(now);
@@ -259,6 +270,7 @@ impl OutcomeRows {
                         .flatten();
                     r.updates.push(vec![
                         (*occurrence_id).into(),
+                        (*scheduled_at).into(),
                         status.into(),
                         i64::from(a.attempt).into(),
                         next_at.into(),
@@ -275,10 +287,12 @@ impl OutcomeRows {
                 Outcome::Missed {
                     occurrence_id,
                     event_id,
+                    scheduled_at,
                     token,
                 } => {
                     r.updates.push(vec![
                         (*occurrence_id).into(),
+                        (*scheduled_at).into(),
                         "missed".into(),
                         None::<i64>.into(),
                         None::<i64>.into(),
@@ -368,59 +382,89 @@ async fn pause_gone<B: Backend>(
     Ok(())
 }
 
+/// "Tuple to be locked was already moved to another partition" (SQLSTATE 40001): a claim that
+/// met a row while a PATCH moved it across a partition boundary.
+fn is_moved_row(e: &super::StoreError) -> bool {
+    matches!(e, super::StoreError::Db(sqlx::Error::Database(d)) if d.code().as_deref() == Some("40001"))
+}
+
+/// One run of the claim statement (see `ClaimStore::claim_due`).
+async fn claim_once<B: Backend>(b: &B, s: &ClaimDue<'_>) -> Result<Vec<Claimed>> {
+    type D<B> = <B as Backend>::D;
+    // Due pending rows (not of pull events: clients claim those, nor of paused events: the
+    // pause holds them), and rows whose lease expired (an attempt a node left: its node
+    // died or stalled). Rows another node is claiming right now are skipped, not waited for.
+    // The candidates are chosen in CTEs, evaluated once (PostgreSQL materialises a locking
+    // CTE): a locking sub-select inside `IN` may be re-run by the plan, and a re-run skips
+    // the rows this very statement has just updated, so some due rows went unclaimed.
+    let mut q = query::<D<B>>(format!(
+        "WITH due AS (SELECT o.id, o.scheduled_at FROM occurrences o{} \
+         WHERE o.status = 'pending' AND o.next_attempt_at <= ",
+        D::<B>::indexed_by("occurrences_due")
+    ));
+    // A due row has `scheduled_at <= next_attempt_at` (a retry comes after its time), so
+    // the second bound changes no answer; on PostgreSQL it prunes the partitions of the
+    // future from the plan.
+    q.val(s.due_before)
+        .push(" AND o.scheduled_at <= ")
+        .val(s.due_before)
+        .push(
+            " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id \
+             AND (e.queue IS NOT NULL OR e.status = 'paused')) ORDER BY o.next_attempt_at LIMIT ",
+        )
+        .val(s.limit)
+        .push(format!(
+            "{}), expired AS (SELECT x.id, x.scheduled_at FROM occurrences x{} \
+             WHERE x.status = 'scheduled' AND x.lease_expires_at < ",
+            D::<B>::skip_locked("o"),
+            D::<B>::indexed_by("occurrences_leased")
+        ))
+        .val(s.expired_before)
+        .push(" LIMIT ")
+        .val(s.limit)
+        .push(format!(
+            "{}) UPDATE occurrences SET status = 'scheduled', lease_owner = ",
+            D::<B>::skip_locked("x")
+        ))
+        .val(s.owner)
+        .push(", lease_expires_at = ")
+        .val(s.lease_until)
+        .push(", lease_token = ")
+        .val(s.token)
+        .push(", updated_at = ")
+        .val(s.now)
+        .push(if D::<B>::PARTITIONED {
+            // With the partition key, each row is found in its own partition only.
+            " WHERE (id, scheduled_at) IN (SELECT id, scheduled_at FROM due UNION ALL \
+             SELECT id, scheduled_at FROM expired)"
+        } else {
+            " WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM expired)"
+        })
+        .push(format!(" RETURNING {OCC_COLS}"));
+    let mut tx = b.writes().begin().await?;
+    let occs = D::<B>::fetch(q, &mut tx)
+        .await?
+        .iter()
+        .map(|r| r.occurrence())
+        .collect::<Result<Vec<_>>>()?;
+    let claimed = attach_events::<D<B>>(&mut tx, occs, s.lease_until, s.token).await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
 #[async_trait]
 impl<B: Backend> ClaimStore for B {
     async fn claim_due(&self, s: &ClaimDue<'_>) -> Result<Vec<Claimed>> {
-        type D<B> = <B as Backend>::D;
-        // Due pending rows (not of pull events: clients claim those, nor of paused events: the
-        // pause holds them), and rows whose lease expired (an attempt a node left: its node
-        // died or stalled). Rows another node is claiming right now are skipped, not waited for.
-        // The candidates are chosen in CTEs, evaluated once (PostgreSQL materialises a locking
-        // CTE): a locking sub-select inside `IN` may be re-run by the plan, and a re-run skips
-        // the rows this very statement has just updated, so some due rows went unclaimed.
-        let mut q = query::<D<B>>(format!(
-            "WITH due AS (SELECT o.id FROM occurrences o{} \
-             WHERE o.status = 'pending' AND o.next_attempt_at <= ",
-            D::<B>::indexed_by("occurrences_due")
-        ));
-        q.val(s.due_before)
-            .push(
-                " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id \
-                 AND (e.queue IS NOT NULL OR e.status = 'paused')) ORDER BY o.next_attempt_at LIMIT ",
-            )
-            .val(s.limit)
-            .push(format!(
-                "{}), expired AS (SELECT x.id FROM occurrences x{} \
-                 WHERE x.status = 'scheduled' AND x.lease_expires_at < ",
-                D::<B>::skip_locked("o"),
-                D::<B>::indexed_by("occurrences_leased")
-            ))
-            .val(s.expired_before)
-            .push(" LIMIT ")
-            .val(s.limit)
-            .push(format!(
-                "{}) UPDATE occurrences SET status = 'scheduled', lease_owner = ",
-                D::<B>::skip_locked("x")
-            ))
-            .val(s.owner)
-            .push(", lease_expires_at = ")
-            .val(s.lease_until)
-            .push(", lease_token = ")
-            .val(s.token)
-            .push(", updated_at = ")
-            .val(s.now)
-            .push(format!(
-                " WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM expired) RETURNING {OCC_COLS}"
-            ));
-        let mut tx = self.writes().begin().await?;
-        let occs = D::<B>::fetch(q, &mut tx)
-            .await?
-            .iter()
-            .map(|r| r.occurrence())
-            .collect::<Result<Vec<_>>>()?;
-        let claimed = attach_events::<D<B>>(&mut tx, occs, s.lease_until, s.token).await?;
-        tx.commit().await?;
-        Ok(claimed)
+        // On partitioned PostgreSQL, a row moved to another partition (a PATCH across a
+        // partition boundary) while this claim meets it fails the statement with 40001, even
+        // under SKIP LOCKED: nothing is wrong, the claim runs again at once.
+        let mut tries = 0;
+        loop {
+            match claim_once(self, s).await {
+                Err(e) if tries < 3 && is_moved_row(&e) => tries += 1,
+                r => return r,
+            }
+        }
     }
 
     async fn release_leases(&self, now: Millis, all: bool) -> Result<u64> {
@@ -508,7 +552,8 @@ impl<B: Backend> ClaimStore for B {
             D::<B>::push_relation(&mut q, "v", &UPDATE_COLS, chunk);
             // Fenced: only while this node's claim (owner, token) still holds the row.
             q.push(
-                " WHERE occurrences.id = v.id AND occurrences.status = 'scheduled' \
+                " WHERE occurrences.id = v.id AND occurrences.scheduled_at = v.at \
+                 AND occurrences.status = 'scheduled' \
                  AND occurrences.lease_owner = ",
             )
             .val(owner)

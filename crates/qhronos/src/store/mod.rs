@@ -57,7 +57,7 @@ pub use events::{Created, EventFilter, EventStore, RunSummary};
 pub use history::{By, EventVersion, HistoryStore};
 pub use nodes::{Change, NodeStore};
 pub use occurrences::{ExpandState, Expansion, OccChange, OccFilter, OccurrenceStore, Redrive};
-pub use ops::{Counts, Gauges, OpsStore, PurgeCutoffs, Purged};
+pub use ops::{Counts, Gauges, OpsStore, PartitionsDropped, PurgeCutoffs, Purged};
 pub use queues::{QueueDepth, QueueStore};
 pub use search::{Found, SearchCursor, SearchStore};
 pub use settings::SettingsStore;

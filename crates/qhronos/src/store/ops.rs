@@ -24,6 +24,19 @@ pub struct Purged {
     /// Analytics rows (minute and hour cells, failing-target rows) older than
     /// `retention.analytics` (deleted by `AnalyticsStore::purge_analytics`).
     pub analytics: u64,
+    /// Whole partitions of occurrences dropped (PostgreSQL; `OpsStore::drop_expired_partitions`).
+    pub partitions: u64,
+    /// The occurrences those partitions held (not counted in `occurrences_done` / `_failed`).
+    pub partition_rows: u64,
+}
+
+/// What `OpsStore::drop_expired_partitions` removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartitionsDropped {
+    /// Partitions dropped.
+    pub partitions: u64,
+    /// Occurrences they held (archived first when asked).
+    pub rows: u64,
 }
 
 /// Cut-offs of a retention pass: rows last changed before these times go.
@@ -95,6 +108,21 @@ pub trait OpsStore: Send + Sync + 'static {
     /// the archive in the same transaction (see [`ArchiveStore`](super::ArchiveStore)); then
     /// archived rows archived before `archive_before` are deleted.
     async fn purge(&self, now: Millis, c: &PurgeCutoffs) -> Result<Purged>;
+    /// Where occurrences are partitioned by time (PostgreSQL): creates the partitions that
+    /// start before `now + ahead`, `step` ms each, out of the last, open-ended one. Returns the
+    /// partitions created (0 elsewhere).
+    async fn keep_partitions_ahead(&self, now: Millis, ahead: Millis, step: Millis) -> Result<u32>;
+    /// Where occurrences are partitioned by time (PostgreSQL): drops, oldest first, whole
+    /// partitions (with their attempts) that end at or before `older_than` and hold nothing the
+    /// cut-offs keep (no pending, scheduled or dispatched row, no finished row younger than its
+    /// cut-off), copying their rows to the archive first when `c.archive`. The row-by-row
+    /// [`OpsStore::purge`] handles the rest.
+    async fn drop_expired_partitions(
+        &self,
+        now: Millis,
+        older_than: Millis,
+        c: &PurgeCutoffs,
+    ) -> Result<PartitionsDropped>;
     /// Writes a consistent copy of the database to `path` while the service runs, readable by
     /// its owner only (`Invalid` where the database has its own tools: PostgreSQL).
     async fn backup_to(&self, path: &std::path::Path) -> Result<()>;
@@ -259,5 +287,18 @@ impl<B: Backend> OpsStore for B {
 
     async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
         Backend::backup_to(self, path).await
+    }
+
+    async fn keep_partitions_ahead(&self, now: Millis, ahead: Millis, step: Millis) -> Result<u32> {
+        Backend::keep_partitions_ahead(self, now, ahead, step).await
+    }
+
+    async fn drop_expired_partitions(
+        &self,
+        now: Millis,
+        older_than: Millis,
+        c: &PurgeCutoffs,
+    ) -> Result<PartitionsDropped> {
+        Backend::drop_expired_partitions(self, now, older_than, c).await
     }
 }

@@ -91,14 +91,14 @@ const EXPIRED: &str = "visibility timeout expired";
 /// when their last attempt is used; each expiry is recorded as a failed attempt.
 async fn expire_claims_in<D: Dialect>(c: &mut D::Connection, now: Millis) -> Result<u64> {
     let mut q = query::<D>(
-        "INSERT INTO attempts (occurrence_id, attempt, started_at, duration_ms, status_code, error, response) \
-         SELECT id, attempts, updated_at, ",
+        "INSERT INTO attempts (occurrence_id, attempt, started_at, duration_ms, status_code, error, response, \
+         scheduled_at) SELECT id, attempts, updated_at, ",
     );
     q.val(now)
         .push(" - updated_at, NULL, ")
         .val(EXPIRED)
         .push(format!(
-            ", NULL FROM occurrences{} WHERE status = 'dispatched' AND lease_expires_at < ",
+            ", NULL, scheduled_at FROM occurrences{} WHERE status = 'dispatched' AND lease_expires_at < ",
             D::indexed_by("occurrences_claimed")
         ))
         .val(now)
@@ -247,13 +247,13 @@ impl<B: Backend> QueueStore for B {
         }
         let event_id = row.text("event_id")?;
         let mut q = query::<D<B>>(
-            "INSERT INTO attempts (occurrence_id, attempt, started_at, duration_ms, status_code, error, response) \
-             SELECT id, attempts, updated_at, ",
+            "INSERT INTO attempts (occurrence_id, attempt, started_at, duration_ms, status_code, error, response, \
+             scheduled_at) SELECT id, attempts, updated_at, ",
         );
         q.val(now)
             .push(" - updated_at, NULL, ")
             .val(error)
-            .push(", NULL FROM occurrences WHERE id = ")
+            .push(", NULL, scheduled_at FROM occurrences WHERE id = ")
             .val(id)
             .push(" ON CONFLICT DO NOTHING");
         D::<B>::exec(q, &mut tx).await?;
@@ -270,7 +270,7 @@ impl<B: Backend> QueueStore for B {
             .val(now)
             .push(" WHERE id = ")
             .val(id)
-            .push(" RETURNING id, event_id, status");
+            .push(" RETURNING id, event_id, status, scheduled_at");
         let rs = D::<B>::fetch(q, &mut tx).await?;
         // In the settle's transaction: one follow-up per workflow and cause.
         write_follow_ups::<D<B>>(&mut tx, &Cause::from_rows(&rs)?, now).await?;

@@ -375,10 +375,12 @@ pub(super) struct Cause {
     pub occurrence_id: Uuid,
     pub event_id: Uuid,
     pub status: OccStatus,
+    /// The cause's `scheduled_at` (with its id, the key `follow_ups` references).
+    pub scheduled_at: Millis,
 }
 
 impl Cause {
-    /// The finished occurrences among rows `RETURNING id, event_id, status`.
+    /// The finished occurrences among rows `RETURNING id, event_id, status, scheduled_at`.
     pub(super) fn from_rows(rows: &[impl RowExt]) -> Result<Vec<Cause>> {
         let mut out = Vec::new();
         for r in rows {
@@ -388,6 +390,7 @@ impl Cause {
                     occurrence_id: r.id("id")?,
                     event_id: r.id("event_id")?,
                     status,
+                    scheduled_at: r.int("scheduled_at")?,
                 });
             }
         }
@@ -513,12 +516,17 @@ pub(super) async fn write_follow_ups<D: Dialect>(
     }
     let mut earliest: Option<Millis> = None;
     for (w, cause, event) in matches {
-        // Written once per (workflow, cause): the unique index backs this check.
-        let mut q = query::<D>("SELECT id FROM occurrences WHERE caused_by_workflow = ");
+        // Written once per (workflow, cause): the first transaction to claim the pair in
+        // `follow_ups` writes the follow-up (a unique index on `occurrences` cannot: on
+        // PostgreSQL it is partitioned by time, and a unique index there must hold the key).
+        let mut q = query::<D>("INSERT INTO follow_ups (workflow_id, cause_id, cause_at) VALUES (");
         q.val(w.id)
-            .push(" AND caused_by_occurrence = ")
-            .val(cause.occurrence_id);
-        if fetch_one(q, c).await?.is_some() {
+            .push(", ")
+            .val(cause.occurrence_id)
+            .push(", ")
+            .val(cause.scheduled_at)
+            .push(") ON CONFLICT DO NOTHING");
+        if D::exec(q, c).await? == 0 {
             continue;
         }
         let (cause_depth, occ) = depth

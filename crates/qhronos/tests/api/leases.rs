@@ -62,10 +62,17 @@ fn spec(owner: &str, token: i64, now: i64, lease: i64) -> ClaimDue<'_> {
     }
 }
 
-fn completed(occurrence_id: Uuid, event_id: Uuid, token: i64, at: i64) -> Outcome {
+fn completed(
+    occurrence_id: Uuid,
+    event_id: Uuid,
+    scheduled_at: i64,
+    token: i64,
+    at: i64,
+) -> Outcome {
     Outcome::Attempted {
         occurrence_id,
         event_id,
+        scheduled_at,
         attempt: Attempt {
             attempt: 1,
             started_at: at,
@@ -103,7 +110,7 @@ async fn a_claim_taken_over_after_its_lease_ran_out_fences_out_the_old_holder() 
         .await
         .unwrap();
     assert!(renewed.is_empty(), "a claim taken over is not renewed");
-    s.record_outcomes("node-a", &[completed(occ, event, 1, t1)], t1)
+    s.record_outcomes("node-a", &[completed(occ, event, t0, 1, t1)], t1)
         .await
         .unwrap();
     assert_eq!(
@@ -116,12 +123,12 @@ async fn a_claim_taken_over_after_its_lease_ran_out_fences_out_the_old_holder() 
         0
     );
     // A token of B's under A's name is no claim either.
-    s.record_outcomes("node-a", &[completed(occ, event, 2, t1)], t1)
+    s.record_outcomes("node-a", &[completed(occ, event, t0, 2, t1)], t1)
         .await
         .unwrap();
     assert_eq!(status(s, occ).await, OccStatus::Scheduled);
     // B's outcome lands.
-    s.record_outcomes("node-b", &[completed(occ, event, 2, t1)], t1)
+    s.record_outcomes("node-b", &[completed(occ, event, t0, 2, t1)], t1)
         .await
         .unwrap();
     assert_eq!(status(s, occ).await, OccStatus::Completed);
@@ -158,7 +165,7 @@ async fn a_renewed_lease_is_never_taken_over_and_a_store_outage_defers_takeovers
     deferred.expired_before = i64::MIN;
     assert!(s.claim_due(&deferred).await.unwrap().is_empty());
     // A, still alive, writes its outcome within that time.
-    s.record_outcomes("node-a", &[completed(occ, event, 7, t2)], t2)
+    s.record_outcomes("node-a", &[completed(occ, event, t0, 7, t2)], t2)
         .await
         .unwrap();
     assert_eq!(status(s, occ).await, OccStatus::Completed);

@@ -181,6 +181,7 @@ async fn a_fenced_out_outcome_counts_nothing(s: &dyn Store) {
         &[Outcome::Missed {
             occurrence_id: old[0].occ.id,
             event_id: e.id,
+            scheduled_at: old[0].occ.scheduled_at,
             token: old[0].token,
         }],
         H0 + 33 * SEC,
@@ -253,6 +254,7 @@ async fn missed_instants_and_misfires_are_due_and_missed(s: &dyn Store) {
         &[Outcome::Missed {
             occurrence_id: c[0].occ.id,
             event_id: once.id,
+            scheduled_at: c[0].occ.scheduled_at,
             token: c[0].token,
         }],
         H0 + 2 * HOUR + 5 * MIN,

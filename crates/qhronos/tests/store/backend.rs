@@ -44,6 +44,17 @@ impl TestStore {
     /// `None` (after saying why) when PostgreSQL is unreachable and `POSTGRES_TEST_URL` is
     /// unset; with the variable set (CI sets it), an unreachable server fails the test.
     pub async fn postgres() -> Option<TestStore> {
+        TestStore::postgres_then(|_| async {}).await
+    }
+
+    /// As [`TestStore::postgres`], with `prepare` run on the empty database's URL before the
+    /// store opens it (and applies its migrations): a test of a migration fills an older schema
+    /// there.
+    pub async fn postgres_then<F, Fut>(prepare: F) -> Option<TestStore>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
         let set = std::env::var("POSTGRES_TEST_URL").ok();
         let admin = set
             .clone()
@@ -64,6 +75,7 @@ impl TestStore {
             pool_size: 4,
             ..DatabaseConfig::default()
         };
+        prepare(db.url.clone()).await;
         let store = connect(&db.url, &config)
             .await
             .expect("PostgreSQL store opens");

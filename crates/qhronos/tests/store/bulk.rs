@@ -21,6 +21,7 @@ async fn redrive_many_sends_failed_and_missed_again_and_nothing_else(s: &dyn Sto
         Outcome::Missed {
             occurrence_id: missed.occ.id,
             event_id: e.id,
+            scheduled_at: missed.occ.scheduled_at,
             token: 1,
         },
         attempted(done, 200, Next::Completed, T0 + 2),

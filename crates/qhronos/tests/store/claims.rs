@@ -209,6 +209,7 @@ async fn outcomes_are_fenced_by_the_claim(s: &dyn Store) {
         Outcome::Missed {
             occurrence_id: old_other.occ.id,
             event_id: other.id,
+            scheduled_at: old_other.occ.scheduled_at,
             token: old_other.token,
         },
     ];

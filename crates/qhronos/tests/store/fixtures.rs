@@ -143,6 +143,7 @@ pub fn attempted(c: &Claimed, code: u16, next: Next, at: Millis) -> Outcome {
     Outcome::Attempted {
         occurrence_id: c.occ.id,
         event_id: c.occ.event_id,
+        scheduled_at: c.occ.scheduled_at,
         attempt: Attempt {
             attempt: c.occ.attempts + 1,
             started_at: at,

@@ -25,6 +25,7 @@ mod events;
 mod expansion;
 mod history;
 mod occurrences;
+mod partitions;
 mod plans;
 mod queues;
 mod retention;

@@ -233,6 +233,7 @@ async fn only_failed_or_missed_occurrences_are_redriven(s: &dyn Store) {
         Outcome::Missed {
             occurrence_id: missed.occ.id,
             event_id: e.id,
+            scheduled_at: missed.occ.scheduled_at,
             token: missed.token,
         },
         attempted(&completed, 200, Next::Completed, T0),

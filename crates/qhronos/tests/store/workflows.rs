@@ -279,6 +279,7 @@ async fn a_create_follow_up_is_a_new_one_time_event(s: &dyn Store) {
     let missed = Outcome::Missed {
         occurrence_id: c[0].occ.id,
         event_id: a.id,
+        scheduled_at: c[0].occ.scheduled_at,
         token: 1,
     };
     record(s, "node-a", &[missed], T0 + SEC).await;

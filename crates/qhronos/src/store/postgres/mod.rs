@@ -8,6 +8,7 @@
 //! node LISTENs and hands them out through `changes()` (`listen.rs`).
 
 mod listen;
+pub mod partitions;
 
 use std::str::FromStr;
 
@@ -135,6 +136,19 @@ impl Backend for PgStore {
     async fn publish(&self, change: &Change) -> Result<()> {
         let mut c = self.pool.acquire().await?;
         listen::notify(&mut c, change).await
+    }
+
+    async fn keep_partitions_ahead(&self, now: Millis, ahead: Millis, step: Millis) -> Result<u32> {
+        partitions::keep_ahead(&self.pool, now, ahead, step).await
+    }
+
+    async fn drop_expired_partitions(
+        &self,
+        now: Millis,
+        older_than: Millis,
+        cut: &super::PurgeCutoffs,
+    ) -> Result<super::PartitionsDropped> {
+        partitions::drop_expired(&self.pool, now, older_than, cut).await
     }
 
     async fn backup_to(&self, _: &std::path::Path) -> Result<()> {

@@ -96,6 +96,9 @@ pub trait Dialect: Database + Sized {
     /// `FOR UPDATE … SKIP LOCKED` for a claim's inner select (`of`: the table alias), so
     /// that concurrent claimers on other nodes take other rows instead of waiting.
     fn skip_locked(of: &str) -> String;
+    /// `occurrences` and `attempts` are partitioned by `scheduled_at` (PostgreSQL): statements
+    /// on known rows name `(id, scheduled_at)` so that each probes one partition.
+    const PARTITIONED: bool;
     /// The larger of two values: `max(a, b)` / `GREATEST(a, b)`.
     const GREATEST: &'static str;
     /// Two JSON objects of name → count (text columns) as one, the counts of a name added.

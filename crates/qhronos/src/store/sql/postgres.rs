@@ -76,6 +76,7 @@ impl Dialect for Postgres {
     fn skip_locked(of: &str) -> String {
         format!(" FOR UPDATE OF {of} SKIP LOCKED")
     }
+    const PARTITIONED: bool = true;
     const GREATEST: &'static str = "GREATEST";
     fn sum_json_counts(a: &str, b: &str) -> String {
         format!(

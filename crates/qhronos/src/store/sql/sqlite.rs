@@ -30,6 +30,7 @@ impl Dialect for Sqlite {
     fn skip_locked(_: &str) -> String {
         String::new()
     }
+    const PARTITIONED: bool = false;
     const GREATEST: &'static str = "max";
     fn sum_json_counts(a: &str, b: &str) -> String {
         format!(

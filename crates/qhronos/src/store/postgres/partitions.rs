@@ -1,0 +1,348 @@
+//! The partitions of `occurrences` and `attempts` (issue 18; docs/scaling.md, "Time-partitioned
+//! occurrences"): both are `PARTITION BY RANGE (scheduled_at)` with the same bounds, from
+//! `_p_min` `[MINVALUE, …)` through partitions of a week (or a day) to `_p_max` `[…, MAXVALUE)`.
+//!
+//! Two jobs, both run by the node holding the `retention` upkeep lease:
+//!
+//! - *ahead*: while `_p_max` starts less than `partitioning.ahead` after now, it is split: the
+//!   next interval becomes a partition of its own, and the (few) rows of that interval move out of
+//!   `_p_max` into it, in one short transaction.
+//! - *drop*: the oldest partitions whose upper bound is past the cut-off and whose rows are all
+//!   finished and expired are archived (with `retention.archive`) and dropped whole. The lowest
+//!   range stays covered (a late insert of an old instant must find a partition): `_p_min` is
+//!   emptied in place (dropped and made again, empty), and a dropped week above an empty
+//!   `_p_min` is folded into it (an empty table re-attached with a wider bound: no scan).
+//!
+//! Every step takes its locks with a `lock_timeout`: detaching a partition takes an `ACCESS
+//! EXCLUSIVE` lock on the parent table, and a step that cannot get it in time gives way to the
+//! engine's statements and is tried again by the next pass.
+
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
+
+use crate::domain::Millis;
+use crate::store::archive::archive_events;
+use crate::store::{PartitionsDropped as Dropped, PurgeCutoffs, Result};
+
+/// How long a step waits for a lock before giving way.
+const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '2s'";
+
+/// One partition: its table and its bounds (`None`: MINVALUE / MAXVALUE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The partition's table.
+    pub name: String,
+    /// Its lower bound (inclusive); `None`: MINVALUE.
+    pub lo: Option<Millis>,
+    /// Its upper bound (exclusive); `None`: MAXVALUE.
+    pub hi: Option<Millis>,
+}
+
+/// The bounds in `FOR VALUES FROM ('1') TO (MAXVALUE)`: `None` for MINVALUE / MAXVALUE, and
+/// `None` altogether for text that is not a range bound.
+fn parse_bound(expr: &str) -> Option<(Option<Millis>, Option<Millis>)> {
+    let rest = expr.strip_prefix("FOR VALUES FROM (")?;
+    let (lo, rest) = rest.split_once(") TO (")?;
+    let hi = rest.strip_suffix(')')?;
+    let value = |v: &str| -> Option<Option<Millis>> {
+        match v {
+            "MINVALUE" | "MAXVALUE" => Some(None),
+            v => v.trim_matches('\'').parse().ok().map(Some),
+        }
+    };
+    Some((value(lo)?, value(hi)?))
+}
+
+/// The partitions of `table`, lowest first.
+pub async fn parts(c: &mut PgConnection, table: &str) -> Result<Vec<Part>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.relname::text, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i \
+         JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass",
+    )
+    .bind(table)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut out: Vec<Part> = rows
+        .into_iter()
+        .filter_map(|(name, bound)| parse_bound(&bound).map(|(lo, hi)| Part { name, lo, hi }))
+        .collect();
+    // MINVALUE first (None sorts before Some).
+    out.sort_by_key(|p| p.lo);
+    Ok(out)
+}
+
+/// The partition of `table` with the same bounds as `p` (its `attempts` twin).
+async fn twin(c: &mut PgConnection, table: &str, p: &Part) -> Result<Option<Part>> {
+    Ok(parts(c, table)
+        .await?
+        .into_iter()
+        .find(|t| t.lo == p.lo && t.hi == p.hi))
+}
+
+/// `20261207` for the UTC day of `at`.
+fn day_name(at: Millis) -> String {
+    jiff::Timestamp::from_millisecond(at)
+        .map(|t| t.strftime("%Y%m%d").to_string())
+        .unwrap_or_else(|_| at.to_string())
+}
+
+fn range(lo: Option<Millis>, hi: Option<Millis>) -> String {
+    let b = |v: Option<Millis>, inf: &str| v.map_or(inf.to_string(), |v| v.to_string());
+    format!(
+        "FOR VALUES FROM ({}) TO ({})",
+        b(lo, "MINVALUE"),
+        b(hi, "MAXVALUE")
+    )
+}
+
+async fn exec(c: &mut PgConnection, sql: String) -> Result<u64> {
+    Ok(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *c)
+        .await?
+        .rows_affected())
+}
+
+/// Most partitions one call creates: after a long stop (or a test's `now` years ahead) the
+/// next passes go on, and the rows meanwhile land in `_p_max`.
+const MAX_NEW: u32 = 16;
+
+/// Splits `_p_max` until it starts at least `ahead` after `now`, `step` ms a partition (a
+/// week or a day), at most [`MAX_NEW`] at a time. Returns the partitions created.
+pub async fn keep_ahead(pool: &PgPool, now: Millis, ahead: Millis, step: Millis) -> Result<u32> {
+    let mut made = 0;
+    let mut c = pool.acquire().await?;
+    loop {
+        let Some(last) = parts(&mut c, "occurrences").await?.pop() else {
+            return Ok(made);
+        };
+        let (Some(from), None) = (last.lo, last.hi) else {
+            return Ok(made);
+        };
+        if from >= now.saturating_add(ahead) || made >= MAX_NEW {
+            return Ok(made);
+        }
+        let Some(last_attempts) = twin(&mut c, "attempts", &last).await? else {
+            return Ok(made);
+        };
+        let to = from + step;
+        let name = day_name(from);
+        let mut tx = c.begin().await?;
+        exec(&mut tx, LOCK_TIMEOUT.into()).await?;
+        let (o, a) = (&last.name, &last_attempts.name);
+        for sql in [
+            format!("ALTER TABLE attempts DETACH PARTITION {a}"),
+            format!("ALTER TABLE occurrences DETACH PARTITION {o}"),
+            format!(
+                "CREATE TABLE occurrences_p{name} PARTITION OF occurrences {}",
+                range(Some(from), Some(to))
+            ),
+            format!(
+                "CREATE TABLE attempts_p{name} PARTITION OF attempts {}",
+                range(Some(from), Some(to))
+            ),
+            // The rows of the new interval (far-future ones, usually few) move out of the
+            // detached last partition: through the parent, into their new partition.
+            format!("INSERT INTO occurrences SELECT * FROM {o} WHERE scheduled_at < {to}"),
+            format!("INSERT INTO attempts SELECT * FROM {a} WHERE scheduled_at < {to}"),
+            format!("DELETE FROM {a} WHERE scheduled_at < {to}"),
+            format!("DELETE FROM {o} WHERE scheduled_at < {to}"),
+            format!(
+                "ALTER TABLE occurrences ATTACH PARTITION {o} {}",
+                range(Some(to), None)
+            ),
+            format!(
+                "ALTER TABLE attempts ATTACH PARTITION {a} {}",
+                range(Some(to), None)
+            ),
+        ] {
+            exec(&mut tx, sql).await?;
+        }
+        tx.commit().await?;
+        made += 1;
+    }
+}
+
+/// True when every row of partition `p` is finished and past its cut-off (what the row-by-row
+/// pass would delete now). Each probe reads an index of the partition.
+async fn expired(c: &mut PgConnection, p: &Part, cut: &PurgeCutoffs) -> Result<bool> {
+    let live: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 FROM {} WHERE status IN ('pending', 'scheduled', 'dispatched') \
+         OR (status IN ('completed', 'missed', 'cancelled') AND updated_at >= $1) \
+         OR (status = 'failed' AND updated_at >= $2) LIMIT 1",
+        p.name
+    )))
+    .bind(cut.done_before)
+    .bind(cut.failed_before)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(live.is_none())
+}
+
+async fn is_empty(c: &mut PgConnection, p: &Part) -> Result<bool> {
+    let any: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 FROM {} LIMIT 1",
+        p.name
+    )))
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(any.is_none())
+}
+
+/// Copies the rows of `p` (and `a`, its attempts) into the archive; returns the rows copied.
+async fn archive(c: &mut PgConnection, p: &Part, a: &Part, now: Millis) -> Result<u64> {
+    let events: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT DISTINCT event_id FROM {}",
+        p.name
+    )))
+    .fetch_all(&mut *c)
+    .await?;
+    for chunk in events.chunks(10_000) {
+        archive_events::<Postgres>(c, chunk.to_vec(), now, false).await?;
+    }
+    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO archived_occurrences (id, event_id, scheduled_at, status, attempts, last_error, \
+         cancelled_by, created_at, updated_at, completed_at, archived_at) \
+         SELECT id, event_id, scheduled_at, status, attempts, last_error, cancelled_by, created_at, \
+         updated_at, completed_at, $1 FROM {}",
+        p.name
+    )))
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    exec(
+        c,
+        format!(
+            "INSERT INTO archived_attempts (occurrence_id, attempt, started_at, duration_ms, \
+             status_code, error, response) SELECT occurrence_id, attempt, started_at, duration_ms, \
+             status_code, error, response FROM {}",
+            a.name
+        ),
+    )
+    .await?;
+    Ok(n)
+}
+
+/// Drops, lowest first, the partitions whose upper bound is at or before `older_than` and
+/// whose rows are all expired by `cut` (archived first when `cut.archive`); stops at the first
+/// that is not. See the module doc for how the lowest range stays covered.
+pub async fn drop_expired(
+    pool: &PgPool,
+    now: Millis,
+    older_than: Millis,
+    cut: &PurgeCutoffs,
+) -> Result<Dropped> {
+    let mut out = Dropped::default();
+    let mut c = pool.acquire().await?;
+    loop {
+        let all = parts(&mut c, "occurrences").await?;
+        let Some(lowest) = all.first().cloned() else {
+            return Ok(out);
+        };
+        // Usually `_p_min` is empty and the week above it is the candidate.
+        let lowest_empty = is_empty(&mut c, &lowest).await?;
+        let target = if lowest_empty {
+            match all.get(1) {
+                Some(p) => p.clone(),
+                None => return Ok(out),
+            }
+        } else {
+            lowest.clone()
+        };
+        let Some(hi) = target.hi else {
+            return Ok(out);
+        };
+        if hi > older_than {
+            return Ok(out);
+        }
+        let Some(attempts) = twin(&mut c, "attempts", &target).await? else {
+            return Ok(out);
+        };
+        let Some(lowest_attempts) = twin(&mut c, "attempts", &lowest).await? else {
+            return Ok(out);
+        };
+        let mut tx = c.begin().await?;
+        exec(&mut tx, LOCK_TIMEOUT.into()).await?;
+        // No claim, outcome or move touches its rows from here to the drop.
+        exec(
+            &mut tx,
+            format!("LOCK TABLE {} IN EXCLUSIVE MODE", target.name),
+        )
+        .await?;
+        if !expired(&mut tx, &target, cut).await? {
+            tx.rollback().await?;
+            return Ok(out);
+        }
+        let rows = if cut.archive {
+            archive(&mut tx, &target, &attempts, now).await?
+        } else {
+            let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM {}",
+                target.name
+            )))
+            .fetch_one(&mut *tx)
+            .await?;
+            u64::try_from(n).unwrap_or(0)
+        };
+        // `follow_ups` references the rows (a foreign key stops the detach otherwise).
+        let (lo_cond, hi_cond) = (
+            target
+                .lo
+                .map_or(String::new(), |lo| format!("cause_at >= {lo} AND ")),
+            format!("cause_at < {hi}"),
+        );
+        let mut steps = vec![
+            format!("DELETE FROM follow_ups WHERE {lo_cond}{hi_cond}"),
+            format!("ALTER TABLE attempts DETACH PARTITION {}", attempts.name),
+            format!("DROP TABLE {}", attempts.name),
+            format!("ALTER TABLE occurrences DETACH PARTITION {}", target.name),
+            format!("DROP TABLE {}", target.name),
+        ];
+        if lowest_empty {
+            // The empty `_p_min` takes over the dropped range.
+            for (parent, p) in [("attempts", &lowest_attempts), ("occurrences", &lowest)] {
+                steps.push(format!("ALTER TABLE {parent} DETACH PARTITION {}", p.name));
+                steps.push(format!(
+                    "ALTER TABLE {parent} ATTACH PARTITION {} {}",
+                    p.name,
+                    range(None, Some(hi))
+                ));
+            }
+        } else {
+            // `_p_min` itself went: an empty one covers its range again.
+            for parent in ["occurrences", "attempts"] {
+                steps.push(format!(
+                    "CREATE TABLE {parent}_p_min PARTITION OF {parent} {}",
+                    range(None, Some(hi))
+                ));
+            }
+        }
+        for sql in steps {
+            exec(&mut tx, sql).await?;
+        }
+        tx.commit().await?;
+        out.partitions += 1;
+        out.rows += rows;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bound;
+
+    #[test]
+    fn bounds_read_back_from_the_catalog_text() {
+        assert_eq!(
+            parse_bound("FOR VALUES FROM ('1796601600000') TO ('1797206400000')"),
+            Some((Some(1_796_601_600_000), Some(1_797_206_400_000)))
+        );
+        assert_eq!(
+            parse_bound("FOR VALUES FROM (MINVALUE) TO ('5')"),
+            Some((None, Some(5)))
+        );
+        assert_eq!(
+            parse_bound("FOR VALUES FROM ('5') TO (MAXVALUE)"),
+            Some((Some(5), None))
+        );
+        assert_eq!(parse_bound("DEFAULT"), None);
+    }
+}
