@@ -508,6 +508,9 @@ pub struct RetentionRemoved {
     pub archive_events_expired: u64,
     /// Analytics rows (older than `retention.analytics`).
     pub analytics: u64,
+    /// Whole partitions of occurrences dropped (PostgreSQL); their occurrences are counted
+    /// in `occurrences_done` and `occurrences_failed`.
+    pub partitions: u64,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -75,7 +75,8 @@ impl Retention {
             .await?;
         let mut removed = self.store.purge(now, &cut).await?;
         removed.partitions = dropped.partitions;
-        removed.partition_rows = dropped.rows;
+        removed.occurrences_done += dropped.done;
+        removed.occurrences_failed += dropped.failed;
         removed.analytics = self
             .store
             .purge_analytics(now - c.analytics.as_millis(), c.batch)
@@ -87,7 +88,6 @@ impl Retention {
             ("archive_occurrences", removed.archive_occurrences_expired),
             ("archive_events", removed.archive_events_expired),
             ("analytics", removed.analytics),
-            ("partition_rows", removed.partition_rows),
         ] {
             self.metrics
                 .retention_removed

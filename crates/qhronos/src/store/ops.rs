@@ -24,10 +24,9 @@ pub struct Purged {
     /// Analytics rows (minute and hour cells, failing-target rows) older than
     /// `retention.analytics` (deleted by `AnalyticsStore::purge_analytics`).
     pub analytics: u64,
-    /// Whole partitions of occurrences dropped (PostgreSQL; `OpsStore::drop_expired_partitions`).
+    /// Whole partitions of occurrences dropped (PostgreSQL; `OpsStore::drop_expired_partitions`);
+    /// their occurrences are counted in `occurrences_done` and `occurrences_failed`.
     pub partitions: u64,
-    /// The occurrences those partitions held (not counted in `occurrences_done` / `_failed`).
-    pub partition_rows: u64,
 }
 
 /// What `OpsStore::drop_expired_partitions` removed.
@@ -35,8 +34,10 @@ pub struct Purged {
 pub struct PartitionsDropped {
     /// Partitions dropped.
     pub partitions: u64,
-    /// Occurrences they held (archived first when asked).
-    pub rows: u64,
+    /// Completed, missed and cancelled occurrences they held (archived first when asked).
+    pub done: u64,
+    /// Failed occurrences they held.
+    pub failed: u64,
 }
 
 /// Cut-offs of a retention pass: rows last changed before these times go.

@@ -21,7 +21,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 use crate::domain::Millis;
 use crate::store::archive::archive_events;
-use crate::store::{PartitionsDropped as Dropped, PurgeCutoffs, Result};
+use crate::store::{PartitionsDropped as Dropped, PurgeCutoffs, Result, StoreError};
 
 /// How long a step waits for a lock before giving way.
 const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '2s'";
@@ -129,6 +129,9 @@ pub async fn keep_ahead(pool: &PgPool, now: Millis, ahead: Millis, step: Millis)
         exec(&mut tx, LOCK_TIMEOUT.into()).await?;
         let (o, a) = (&last.name, &last_attempts.name);
         for sql in [
+            // The engine's order (see `drop_expired`): the detaches below would otherwise lock
+            // attempts before occurrences, the reverse of an outcome write's order.
+            "LOCK TABLE occurrences, attempts IN ACCESS EXCLUSIVE MODE".to_string(),
             format!("ALTER TABLE attempts DETACH PARTITION {a}"),
             format!("ALTER TABLE occurrences DETACH PARTITION {o}"),
             format!(
@@ -154,27 +157,70 @@ pub async fn keep_ahead(pool: &PgPool, now: Millis, ahead: Millis, step: Millis)
                 range(Some(to), None)
             ),
         ] {
-            exec(&mut tx, sql).await?;
+            if let Err(e) = exec(&mut tx, sql).await {
+                return gave_way(e, made);
+            }
         }
         tx.commit().await?;
         made += 1;
     }
 }
 
+/// A step that did not get its lock within [`LOCK_TIMEOUT`] (SQLSTATE 55P03), or that a
+/// deadlock with another transaction's locks ended (40P01: a pull-claim expiry writes attempts
+/// before it reads occurrences), gives way: what was done so far is the result, the next pass
+/// goes on. Any other error is one.
+fn gave_way<T>(e: StoreError, done: T) -> Result<T> {
+    match &e {
+        StoreError::Db(sqlx::Error::Database(d))
+            if matches!(d.code().as_deref(), Some("55P03" | "40P01")) =>
+        {
+            tracing::warn!(error = %e, "partition upkeep gave way to the engine's locks; the next pass goes on");
+            Ok(done)
+        }
+        _ => Err(e),
+    }
+}
+
 /// True when every row of partition `p` is finished and past its cut-off (what the row-by-row
-/// pass would delete now). Each probe reads an index of the partition.
+/// pass would delete now). Three probes, each of an index of the partition (one `OR` of them
+/// may be planned as a scan of the whole partition, which a stuck old partition would then
+/// pay at every pass).
 async fn expired(c: &mut PgConnection, p: &Part, cut: &PurgeCutoffs) -> Result<bool> {
-    let live: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT 1 FROM {} WHERE status IN ('pending', 'scheduled', 'dispatched') \
-         OR (status IN ('completed', 'missed', 'cancelled') AND updated_at >= $1) \
-         OR (status = 'failed' AND updated_at >= $2) LIMIT 1",
+    for (cond, since) in [
+        (
+            "status IN ('pending', 'scheduled', 'dispatched') AND $1 = $1",
+            0,
+        ),
+        (
+            "status IN ('completed', 'missed', 'cancelled') AND updated_at >= $1",
+            cut.done_before,
+        ),
+        ("status = 'failed' AND updated_at >= $1", cut.failed_before),
+    ] {
+        let live: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM {} WHERE {cond} LIMIT 1",
+            p.name
+        )))
+        .bind(since)
+        .fetch_optional(&mut *c)
+        .await?;
+        if live.is_some() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// (failed, other) rows of `p`: counted as the row-by-row pass counts what it deletes.
+async fn counts(c: &mut PgConnection, p: &Part) -> Result<(i64, i64)> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FILTER (WHERE status = 'failed'), \
+         count(*) FILTER (WHERE status <> 'failed') FROM {}",
         p.name
     )))
-    .bind(cut.done_before)
-    .bind(cut.failed_before)
-    .fetch_optional(&mut *c)
-    .await?;
-    Ok(live.is_none())
+    .fetch_one(&mut *c)
+    .await?)
 }
 
 async fn is_empty(c: &mut PgConnection, p: &Part) -> Result<bool> {
@@ -187,8 +233,8 @@ async fn is_empty(c: &mut PgConnection, p: &Part) -> Result<bool> {
     Ok(any.is_none())
 }
 
-/// Copies the rows of `p` (and `a`, its attempts) into the archive; returns the rows copied.
-async fn archive(c: &mut PgConnection, p: &Part, a: &Part, now: Millis) -> Result<u64> {
+/// Copies the rows of `p` (and `a`, its attempts) into the archive.
+async fn archive(c: &mut PgConnection, p: &Part, a: &Part, now: Millis) -> Result<()> {
     let events: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT DISTINCT event_id FROM {}",
         p.name
@@ -198,7 +244,7 @@ async fn archive(c: &mut PgConnection, p: &Part, a: &Part, now: Millis) -> Resul
     for chunk in events.chunks(10_000) {
         archive_events::<Postgres>(c, chunk.to_vec(), now, false).await?;
     }
-    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO archived_occurrences (id, event_id, scheduled_at, status, attempts, last_error, \
          cancelled_by, created_at, updated_at, completed_at, archived_at) \
          SELECT id, event_id, scheduled_at, status, attempts, last_error, cancelled_by, created_at, \
@@ -207,8 +253,7 @@ async fn archive(c: &mut PgConnection, p: &Part, a: &Part, now: Millis) -> Resul
     )))
     .bind(now)
     .execute(&mut *c)
-    .await?
-    .rows_affected();
+    .await?;
     exec(
         c,
         format!(
@@ -219,7 +264,7 @@ async fn archive(c: &mut PgConnection, p: &Part, a: &Part, now: Millis) -> Resul
         ),
     )
     .await?;
-    Ok(n)
+    Ok(())
 }
 
 /// Drops, lowest first, the partitions whose upper bound is at or before `older_than` and
@@ -260,29 +305,39 @@ pub async fn drop_expired(
         let Some(lowest_attempts) = twin(&mut c, "attempts", &lowest).await? else {
             return Ok(out);
         };
+        if !expired(&mut c, &target, cut).await? {
+            return Ok(out);
+        }
         let mut tx = c.begin().await?;
         exec(&mut tx, LOCK_TIMEOUT.into()).await?;
-        // No claim, outcome or move touches its rows from here to the drop.
-        exec(
+        // The copy runs without a lock that stops writes: any such lock on a partition stops
+        // every claim and outcome (an UPDATE of the parent locks all its partitions when it
+        // starts). Nothing writes to expired rows but a redrive or a late insert of an old
+        // instant, and those are caught below: the counts are taken again under the lock.
+        let before = counts(&mut tx, &target).await?;
+        if cut.archive {
+            archive(&mut tx, &target, &attempts, now).await?;
+        }
+        // The engine's order (occurrences, then attempts, then follow_ups), so that it waits
+        // for this short step instead of deadlocking with it.
+        if let Err(e) = exec(
             &mut tx,
-            format!("LOCK TABLE {} IN EXCLUSIVE MODE", target.name),
+            "LOCK TABLE occurrences, attempts, follow_ups IN ACCESS EXCLUSIVE MODE".into(),
         )
-        .await?;
-        if !expired(&mut tx, &target, cut).await? {
+        .await
+        {
+            return gave_way(e, out);
+        }
+        let lowest_still_empty = !lowest_empty || is_empty(&mut tx, &lowest).await?;
+        if counts(&mut tx, &target).await? != before
+            || !lowest_still_empty
+            || !expired(&mut tx, &target, cut).await?
+        {
+            // Changed while it was copied: the next pass looks again.
             tx.rollback().await?;
             return Ok(out);
         }
-        let rows = if cut.archive {
-            archive(&mut tx, &target, &attempts, now).await?
-        } else {
-            let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT count(*) FROM {}",
-                target.name
-            )))
-            .fetch_one(&mut *tx)
-            .await?;
-            u64::try_from(n).unwrap_or(0)
-        };
+        let (failed, done) = before;
         // `follow_ups` references the rows (a foreign key stops the detach otherwise).
         let (lo_cond, hi_cond) = (
             target
@@ -317,11 +372,14 @@ pub async fn drop_expired(
             }
         }
         for sql in steps {
-            exec(&mut tx, sql).await?;
+            if let Err(e) = exec(&mut tx, sql).await {
+                return gave_way(e, out);
+            }
         }
         tx.commit().await?;
         out.partitions += 1;
-        out.rows += rows;
+        out.done += u64::try_from(done).unwrap_or(0);
+        out.failed += u64::try_from(failed).unwrap_or(0);
     }
 }
 
