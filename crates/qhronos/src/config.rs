@@ -60,6 +60,11 @@ pub struct PartitioningConfig {
     /// The span of one new partition: `week` (UTC, Monday to Monday) or `day` (for a store
     /// firing thousands a second, so that a partition stays in the tens of millions of rows).
     pub interval: PartitionInterval,
+    /// Finished occurrences wait for their partition to be dropped whole instead of being
+    /// deleted row by row at their own age: a partition goes once all its rows are past
+    /// their cut-offs, and the row pass takes only rows older than the longest retention plus
+    /// one partition. Rows then outlive `retention.completed` (up to that bound).
+    pub drop_whole: bool,
 }
 
 /// See [`PartitioningConfig::interval`].
@@ -85,6 +90,7 @@ impl Default for PartitioningConfig {
         PartitioningConfig {
             ahead: Dur::from_secs(8 * 7 * 86_400),
             interval: PartitionInterval::Week,
+            drop_whole: false,
         }
     }
 }

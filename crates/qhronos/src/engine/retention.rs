@@ -45,6 +45,29 @@ pub struct Retention {
     pub last: Arc<Mutex<Option<RetentionReport>>>,
 }
 
+/// The cut-offs of the row-by-row pass. With `partitioning.drop_whole` on a partitioned store,
+/// finished occurrences wait for their partition to be dropped whole: the row pass takes only
+/// those older than the longest retention plus one partition's span (the stragglers of a
+/// partition kept by a younger row), so a week of rows leaves as one `DROP`, not as millions of
+/// deletes. Otherwise the cut-offs as configured.
+fn row_cutoffs(
+    cut: &PurgeCutoffs,
+    now: Millis,
+    c: &RetentionConfig,
+    p: &PartitioningConfig,
+    whole: bool,
+) -> PurgeCutoffs {
+    if !whole {
+        return *cut;
+    }
+    let longest = now - c.completed.as_millis().max(c.failed.as_millis()) - p.interval.millis();
+    PurgeCutoffs {
+        done_before: cut.done_before.min(longest),
+        failed_before: cut.failed_before.min(longest),
+        ..*cut
+    }
+}
+
 impl Retention {
     /// One pass as of `now` (ms; tests pass a later `now` instead of waiting days), whether or
     /// not this node holds the lease. Deletes in statements of `retention.batch` rows; on `Err`
@@ -73,7 +96,14 @@ impl Retention {
             .store
             .drop_expired_partitions(now, cut.done_before.max(cut.failed_before), &cut)
             .await?;
-        let mut removed = self.store.purge(now, &cut).await?;
+        let row_cut = row_cutoffs(
+            &cut,
+            now,
+            c,
+            p,
+            p.drop_whole && self.store.kind() == "postgres",
+        );
+        let mut removed = self.store.purge(now, &row_cut).await?;
         removed.partitions = dropped.partitions;
         removed.occurrences_done += dropped.done;
         removed.occurrences_failed += dropped.failed;
@@ -129,5 +159,46 @@ impl Retention {
                 Err(e) => tracing::error!(error = %e, "taking the retention lease failed"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PartitionInterval;
+
+    const DAY: Millis = 86_400_000;
+
+    #[test]
+    fn with_drop_whole_rows_wait_for_their_partition() {
+        let c = RetentionConfig::default();
+        let now = 1_000 * DAY;
+        let cut = PurgeCutoffs {
+            done_before: now - 7 * DAY,
+            failed_before: now - 30 * DAY,
+            events_before: now - 30 * DAY,
+            batch: 500,
+            archive: true,
+            archive_before: now - 400 * DAY,
+        };
+        let mut p = PartitioningConfig {
+            drop_whole: true,
+            ..PartitioningConfig::default()
+        };
+        let rows = row_cutoffs(&cut, now, &c, &p, true);
+        // 30 days (the longest) + a week.
+        assert_eq!(rows.done_before, now - 37 * DAY);
+        assert_eq!(rows.failed_before, now - 37 * DAY);
+        assert_eq!(rows.events_before, cut.events_before);
+        p.interval = PartitionInterval::Day;
+        assert_eq!(
+            row_cutoffs(&cut, now, &c, &p, true).done_before,
+            now - 31 * DAY
+        );
+        // Unpartitioned (SQLite), or the setting off: as configured.
+        assert_eq!(
+            row_cutoffs(&cut, now, &c, &p, false).done_before,
+            cut.done_before
+        );
     }
 }
