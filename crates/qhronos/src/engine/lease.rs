@@ -28,7 +28,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::domain::{now_ms, Millis};
-use crate::store::Store;
+use crate::store::{Renewal, Store};
 
 #[derive(Debug, Clone, Copy)]
 struct Held {
@@ -181,9 +181,11 @@ impl Leases {
             .collect()
     }
 
-    /// Applies a renewal: `renewed` now run until `until`; the other `asked` ones are lost.
-    fn renewed(&self, asked: &[(Uuid, i64)], renewed: &[Uuid], until: Millis) -> usize {
-        let ok: std::collections::HashSet<&Uuid> = renewed.iter().collect();
+    /// Applies a renewal: its `renewed` claims now run until `until`, its `busy` ones keep
+    /// their lease (the next pass tries again); the other `asked` ones are lost.
+    fn renewed(&self, asked: &[(Uuid, i64)], r: &Renewal, until: Millis) -> usize {
+        let ok: std::collections::HashSet<&Uuid> = r.renewed.iter().collect();
+        let busy: std::collections::HashSet<&Uuid> = r.busy.iter().collect();
         let mut lost = 0;
         let mut m = self.map();
         for (id, token) in asked {
@@ -192,7 +194,7 @@ impl Leases {
             };
             if ok.contains(id) {
                 h.until = h.until.max(until);
-            } else {
+            } else if !busy.contains(id) {
                 m.remove(id);
                 lost += 1;
             }
@@ -252,7 +254,7 @@ impl Renewer {
                 "claims were no longer this node's at renewal (taken over, cancelled or finished)"
             );
         }
-        Ok((renewed.len(), lost))
+        Ok((renewed.renewed.len(), lost))
     }
 }
 
@@ -286,9 +288,13 @@ mod tests {
         // `waiting` has not started: not renewed.
         let asked = l.to_renew(0);
         assert_eq!(asked, vec![(near, 1)]);
-        assert_eq!(l.renewed(&asked, &[near], 4_000), 0);
+        let only = |renewed: Vec<Uuid>, busy: Vec<Uuid>| Renewal { renewed, busy };
+        assert_eq!(l.renewed(&asked, &only(vec![near], vec![]), 4_000), 0);
         assert_eq!(l.until(near, 1), Some(4_000));
-        assert_eq!(l.renewed(&[(far, 2)], &[], 9_000), 1);
+        // Busy (its row locked by the outcome writer): kept, lease unchanged.
+        assert_eq!(l.renewed(&asked, &only(vec![], vec![near]), 8_000), 0);
+        assert_eq!(l.until(near, 1), Some(4_000));
+        assert_eq!(l.renewed(&[(far, 2)], &only(vec![], vec![]), 9_000), 1);
         assert_eq!(l.until(far, 2), None);
     }
 

@@ -1,7 +1,7 @@
 //! Claims: the dispatcher's leases on due occurrences, their renewal and release, and the
 //! outcomes written back under them (fenced by the claim's token).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -108,6 +108,16 @@ impl Next {
     }
 }
 
+/// What a lease renewal found (see [`ClaimStore::renew_leases`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Renewal {
+    /// Claims whose lease now runs to the renewal's `until`.
+    pub renewed: Vec<Uuid>,
+    /// Claims still held by the node, skipped because another transaction had their row
+    /// locked (the outcome writer, about to finish them): their lease is unchanged.
+    pub busy: Vec<Uuid>,
+}
+
 /// The dispatcher's side of the occurrences table.
 #[async_trait]
 pub trait ClaimStore: Send + Sync + 'static {
@@ -126,15 +136,17 @@ pub trait ClaimStore: Send + Sync + 'static {
     async fn release_claims(&self, owner: &str, claims: &[(Uuid, i64)], now: Millis)
         -> Result<u64>;
     /// Moves the lease of the given claims (`(id, lease_token)`, still held by `owner`) to
-    /// `until`; returns the ids renewed. A claim not renewed is no longer this node's (taken
-    /// over after its lease ended, cancelled, or already finished).
+    /// `until`. Never waits for a row another transaction has locked (the outcome writer
+    /// finishing it, on PostgreSQL): such a claim is `busy`, still this node's but not renewed.
+    /// A claim in neither list is no longer this node's (taken over after its lease ended,
+    /// cancelled, or already finished).
     async fn renew_leases(
         &self,
         owner: &str,
         claims: &[(Uuid, i64)],
         until: Millis,
         now: Millis,
-    ) -> Result<Vec<Uuid>>;
+    ) -> Result<Renewal>;
     /// Writes a batch of outcomes in one transaction. An outcome changes its occurrence only
     /// while the claim it names (`owner`, its token) still holds the row: a node whose claim was
     /// taken over never overwrites the newer one. An attempt row is written once per
@@ -507,19 +519,40 @@ impl<B: Backend> ClaimStore for B {
         claims: &[(Uuid, i64)],
         until: Millis,
         _now: Millis,
-    ) -> Result<Vec<Uuid>> {
-        let mut renewed = Vec::with_capacity(claims.len());
+    ) -> Result<Renewal> {
+        // The rows are locked with `SKIP LOCKED` (PostgreSQL): a renewal that waited for the
+        // outcome writer while holding rows the writer wants next deadlocked the two (each
+        // multi-row statement locks in its plan's order). A skipped row is being written, so
+        // it needs no renewal; whether it is still this node's is read without a lock.
+        let mut out = Renewal::default();
         let mut c = self.writes().acquire().await?;
         for chunk in claims.chunks(B::D::max_rows(CLAIM_COLS.len())) {
-            let mut q = query::<B::D>("UPDATE occurrences SET lease_expires_at = ");
-            q.val(until);
+            let mut q = query::<B::D>("WITH mine AS (SELECT id FROM occurrences");
             push_held(&mut q, owner, chunk);
-            q.push(" RETURNING id");
+            q.push(B::D::skip_locked("occurrences"))
+                .push(") UPDATE occurrences SET lease_expires_at = ")
+                .val(until)
+                .push(" FROM mine WHERE occurrences.id = mine.id RETURNING occurrences.id AS id");
+            let before = out.renewed.len();
             for row in B::D::fetch(q, &mut c).await? {
-                renewed.push(row.id("id")?);
+                out.renewed.push(row.id("id")?);
+            }
+            if out.renewed.len() - before == chunk.len() {
+                continue;
+            }
+            let done: HashSet<Uuid> = out.renewed[before..].iter().copied().collect();
+            let rest: Vec<(Uuid, i64)> = chunk
+                .iter()
+                .filter(|(id, _)| !done.contains(id))
+                .copied()
+                .collect();
+            let mut q = query::<B::D>("SELECT id FROM occurrences");
+            push_held(&mut q, owner, &rest);
+            for row in B::D::fetch(q, &mut c).await? {
+                out.busy.push(row.id("id")?);
             }
         }
-        Ok(renewed)
+        Ok(out)
     }
 
     async fn record_outcomes(&self, owner: &str, outcomes: &[Outcome], now: Millis) -> Result<()> {

@@ -52,7 +52,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditStore};
 pub use backend::Backend;
 pub use bulk::BulkStore;
 pub use calendars::{Calendar, CalendarStore, ImportWrite, Override};
-pub use claims::{ClaimDue, ClaimStore, Claimed, Next, Outcome};
+pub use claims::{ClaimDue, ClaimStore, Claimed, Next, Outcome, Renewal};
 pub use events::{Created, EventFilter, EventStore, RunSummary};
 pub use history::{By, EventVersion, HistoryStore};
 pub use nodes::{Change, NodeStore};

@@ -109,7 +109,11 @@ async fn a_claim_taken_over_after_its_lease_ran_out_fences_out_the_old_holder() 
         .renew_leases("node-a", &[(occ, 1)], t1 + 4_000, t1)
         .await
         .unwrap();
-    assert!(renewed.is_empty(), "a claim taken over is not renewed");
+    assert_eq!(
+        renewed,
+        qhronos::store::Renewal::default(),
+        "a claim taken over is not renewed"
+    );
     s.record_outcomes("node-a", &[completed(occ, event, t0, 1, t1)], t1)
         .await
         .unwrap();
@@ -152,7 +156,7 @@ async fn a_renewed_lease_is_never_taken_over_and_a_store_outage_defers_takeovers
         .renew_leases("node-a", &[(occ, 7)], t0 + 3_000, t0 + 800)
         .await
         .unwrap();
-    assert_eq!(renewed, vec![occ]);
+    assert_eq!(renewed.renewed, vec![occ]);
     let t1 = t0 + 1_500;
     assert!(s
         .claim_due(&spec("node-b", 8, t1, 1_000))

@@ -93,12 +93,12 @@ async fn an_expired_lease_is_claimable_with_a_new_token(s: &dyn Store) {
         .renew_leases("node-b", &[(id, 2)], T0 + 90 * SEC, T0 + 32 * SEC)
         .await
         .expect("renew");
-    assert_eq!(b, vec![id]);
+    assert_eq!(b.renewed, vec![id]);
     let a = s
         .renew_leases("node-a", &[(id, 1)], T0 + 90 * SEC, T0 + 32 * SEC)
         .await
         .expect("renew");
-    assert!(a.is_empty());
+    assert_eq!(a, Renewal::default());
 }
 
 /// `release_claims` names the claim by token: an old claim of the same owner is not the
@@ -158,17 +158,22 @@ async fn renew_leases_renews_only_claims_still_held(s: &dyn Store) {
         .renew_leases("node-b", &[(o1, 1)], T0 + 60 * SEC, T0 + 7 * SEC)
         .await
         .expect("renew");
-    assert!(wrong_owner.is_empty(), "node-b does not hold o1");
+    assert_eq!(wrong_owner, Renewal::default(), "node-b does not hold o1");
     let wrong_token = s
         .renew_leases("node-a", &[(o1, 2)], T0 + 60 * SEC, T0 + 7 * SEC)
         .await
         .expect("renew");
-    assert!(wrong_token.is_empty(), "o1 is held under token 1, not 2");
+    assert_eq!(
+        wrong_token,
+        Renewal::default(),
+        "o1 is held under token 1, not 2"
+    );
     let renewed = s
         .renew_leases("node-a", &claims, T0 + 60 * SEC, T0 + 7 * SEC)
         .await
         .expect("renew");
-    assert_eq!(renewed, vec![o1]);
+    assert_eq!(renewed.renewed, vec![o1]);
+    assert!(renewed.busy.is_empty());
 
     // The renewal holds: past the first lease's end (T0 + 10 s), o1 is not taken over.
     let late = claim(s, Claim::at("node-c", 3, T0 + 20 * SEC).taking_over()).await;

@@ -24,6 +24,7 @@ mod claims;
 mod events;
 mod expansion;
 mod history;
+mod lease_locks;
 mod occurrences;
 mod partitions;
 mod plans;

@@ -183,6 +183,7 @@ async fn only_upcoming_unattempted_occurrences_are_cancelled_or_moved(s: &dyn St
         .renew_leases("node-a", &[(claimed, 1)], now + HOUR, now)
         .await
         .expect("renew")
+        .renewed
         .is_empty());
     assert_eq!(
         s.cancel_occurrence(claimed, now).await.expect("cancel"),

@@ -2,9 +2,9 @@
 //!
 //! Both schemas store ids as text, instants as integer milliseconds and documents as JSON
 //! text, so one statement text serves both nearly everywhere: [`QueryBuilder`] numbers the
-//! placeholders (`?` or `$n`). What differs is in [`Dialect`]: how a set of rows is sent (a
-//! `VALUES` list on SQLite, typed arrays through `UNNEST` on PostgreSQL, one statement
-//! whatever the count), a few spellings (`max` / `GREATEST`, JSON access, full-text search),
+//! placeholders (`?` or `$n`). What differs is in [`Dialect`]: how a set of rows is sent (on
+//! SQLite rows to insert as one JSON parameter unpacked by `json_each`, rows to join as a
+//! `VALUES` list; typed arrays through `UNNEST` on PostgreSQL), a few spellings (`max` / `GREATEST`, JSON access, full-text search),
 //! planner hints and row locks, and the calls that run a statement. The store's logic above
 //! it (events, occurrences, claims, queues, …) is written once, generic over the dialect.
 
@@ -118,7 +118,7 @@ pub trait Dialect: Database + Sized {
     fn bind(q: &mut QueryBuilder<Self>, v: Val);
     /// Binds a float (a search score; no column stores one).
     fn bind_f64(q: &mut QueryBuilder<Self>, v: f64);
-    /// ` VALUES (…), (…)` on SQLite, ` SELECT * FROM UNNEST(…)` on PostgreSQL: the rows of an
+    /// ` SELECT … FROM json_each(?)` on SQLite, ` SELECT * FROM UNNEST(…)` on PostgreSQL: the rows of an
     /// `INSERT INTO t (cols)`; at most [`Dialect::max_rows`] of them.
     fn push_insert_rows(q: &mut QueryBuilder<Self>, cols: &[Col], rows: Rows);
     /// The rows as a relation named `alias` with the columns' names, for `FROM` or `IN`.

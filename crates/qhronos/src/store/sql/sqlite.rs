@@ -8,15 +8,59 @@ use super::{Col, Dialect, Push, Rows, Val};
 use crate::store::Result;
 use uuid::Uuid;
 
-/// SQLite allows 32,766 variables a statement; leave room for the statement's own.
+/// Values per statement a caller sends at most (it chunks its rows by [`Dialect::max_rows`]);
+/// the rows travel as one JSON parameter, so this bounds a statement's memory, not SQLite's
+/// variable limit.
 const MAX_VARS: usize = 32_000;
 
-fn push_values(q: &mut QueryBuilder<Sqlite>, rows: Rows) {
+/// Rows to insert as one JSON array of arrays (`[["id", 3, null], …]`), bound as a single
+/// parameter and unpacked with `json_each`: the statement's text depends on its columns only,
+/// not on the number of rows. With a `VALUES` list of placeholders every row count was another
+/// statement, prepared anew and kept in the connection's statement cache (a group commit of 512
+/// creates is a program of tens of thousands of instructions): up to megabytes each, a hundred
+/// of them on the write connection.
+fn rows_json(rows: Rows) -> String {
+    let mut out = String::with_capacity(rows.len() * 64);
+    out.push('[');
     for (i, row) in rows.into_iter().enumerate() {
-        q.push(if i == 0 { "(" } else { ", (" });
-        q.vals(row);
-        q.push(")");
+        out.push_str(if i == 0 { "[" } else { ",[" });
+        for (k, v) in row.into_iter().enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            push_json(&mut out, v);
+        }
+        out.push(']');
     }
+    out.push(']');
+    out
+}
+
+/// One value as JSON: `->>` gives it back as TEXT, INTEGER or NULL (a boolean as 0 or 1, as
+/// a bound `bool` is stored).
+fn push_json(out: &mut String, v: Val) {
+    use std::fmt::Write as _;
+    match v {
+        Val::Text(Some(t)) => match serde_json::to_string(&t) {
+            Ok(quoted) => out.push_str(&quoted),
+            // A `String` always serialises; keep the statement well-formed regardless.
+            Err(_) => out.push_str("null"),
+        },
+        Val::Text(None) | Val::Int(None) => out.push_str("null"),
+        Val::Int(Some(i)) => {
+            let _ = write!(out, "{i}");
+        }
+        Val::Bool(b) => out.push(if b { '1' } else { '0' }),
+    }
+}
+
+/// `j.value ->> 0 AS a, j.value ->> 1 AS b, …` for the columns of `rows_json`'s rows.
+fn unpacked(cols: &[Col]) -> String {
+    cols.iter()
+        .enumerate()
+        .map(|(i, c)| format!("j.value ->> {i} AS {}", c.0))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[async_trait]
@@ -63,20 +107,31 @@ impl Dialect for Sqlite {
         };
     }
 
-    fn push_insert_rows(q: &mut QueryBuilder<Sqlite>, _: &[Col], rows: Rows) {
-        q.push(" VALUES ");
-        push_values(q, rows);
+    fn push_insert_rows(q: &mut QueryBuilder<Sqlite>, cols: &[Col], rows: Rows) {
+        // `WHERE true`: an `INSERT … SELECT` followed by `ON CONFLICT` needs a WHERE clause,
+        // or SQLite reads the `ON` as a join constraint.
+        q.push(format!(" SELECT {} FROM json_each(", unpacked(cols)))
+            .push_bind(rows_json(rows))
+            .push(") AS j WHERE true");
     }
 
     fn push_relation(q: &mut QueryBuilder<Sqlite>, alias: &str, cols: &[Col], rows: Rows) {
-        // A VALUES list's columns are column1, column2, …: name them.
+        // A VALUES list of placeholders, not `json_each`: a relation is joined, and SQLite's
+        // planner knows a VALUES list's row count but guesses a table-valued function's. With
+        // `json_each` it drove the outcome update from the `status` index and probed the JSON
+        // once per scheduled row (a burst of 100,000 stalled). A VALUES list's columns are
+        // column1, column2, …: name them.
         let named: Vec<String> = cols
             .iter()
             .enumerate()
             .map(|(i, c)| format!("column{} AS {}", i + 1, c.0))
             .collect();
         q.push(format!("(SELECT {} FROM (VALUES ", named.join(", ")));
-        push_values(q, rows);
+        for (i, row) in rows.into_iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.vals(row);
+            q.push(")");
+        }
         q.push(format!(")) AS {alias}"));
     }
 
@@ -133,6 +188,7 @@ impl Dialect for Sqlite {
         "SELECT rowid FROM events_fts WHERE events_fts MATCH '\"qhronosprobe\"*' LIMIT 1";
 
     fn push_in(q: &mut QueryBuilder<Sqlite>, expr: &str, vals: Vec<String>) {
+        // Placeholders, for the planner (see `push_relation`).
         q.push(format!("{expr} IN ("));
         q.vals(vals);
         q.push(")");
