@@ -276,14 +276,7 @@ async fn retention_drops_expired_partitions_and_archives_them() {
     record(s, "n", &outcomes, w2 + 2 * HOUR).await;
 
     let now = w2 + 3 * WEEK;
-    let cut = PurgeCutoffs {
-        done_before: now - 7 * DAY,
-        failed_before: now - 30 * DAY,
-        events_before: now - 30 * DAY,
-        batch: 100,
-        archive: true,
-        archive_before: now - 400 * DAY,
-    };
+    let cut = cutoffs(now);
     let dropped = s
         .drop_expired_partitions(now, cut.done_before, &cut)
         .await
@@ -335,11 +328,8 @@ async fn retention_drops_expired_partitions_and_archives_them() {
     // Once the dead letter expires, week 2 goes too.
     let later = w2 + 40 * DAY;
     let cut = PurgeCutoffs {
-        done_before: later - 7 * DAY,
-        failed_before: later - 30 * DAY,
-        events_before: later - 30 * DAY,
         archive: false,
-        ..cut
+        ..cutoffs(later)
     };
     let dropped = s
         .drop_expired_partitions(later, cut.done_before, &cut)
@@ -514,14 +504,7 @@ async fn rows_made_before_partitioning_survive_the_migration() {
     // Retention: the whole lowest partition (every row made before) expired, goes at once
     // (and the empty weeks above it, up to the open-ended last one).
     let now = T0;
-    let cut = PurgeCutoffs {
-        done_before: now - 7 * DAY,
-        failed_before: now - 30 * DAY,
-        events_before: now - 30 * DAY,
-        batch: 100,
-        archive: true,
-        archive_before: now - 400 * DAY,
-    };
+    let cut = cutoffs(now);
     let dropped = s
         .drop_expired_partitions(now, cut.done_before, &cut)
         .await
@@ -549,4 +532,17 @@ async fn of_event(s: &dyn Store, id: uuid::Uuid) -> Vec<qhronos::domain::occurre
     })
     .await
     .expect("list")
+}
+
+/// The default retention's cut-offs as of `now` (7 days completed, 30 failed and events),
+/// archiving, batches of 100.
+fn cutoffs(now: Millis) -> PurgeCutoffs {
+    PurgeCutoffs {
+        done_before: now - 7 * DAY,
+        failed_before: now - 30 * DAY,
+        events_before: now - 30 * DAY,
+        batch: 100,
+        archive: true,
+        archive_before: now - 400 * DAY,
+    }
 }
