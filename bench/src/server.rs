@@ -93,6 +93,8 @@ impl Server {
             .env("QHRONOS_MASTER_TOKEN", &self.token)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("RUST_LOG")
+            // The bench's own setting: qhronosd would read it as an unknown `bench.*` key.
+            .env_remove("QHRONOS_BENCH_KEEP_DB")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

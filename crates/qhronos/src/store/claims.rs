@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::analytics::{write_rollup, AttemptEnd, Rollup};
 use super::occurrences::{cancel_unfired, finish_if_done};
 use super::sql::rows::{RowExt, EVENT_COLS, OCC_COLS};
-use super::sql::{query, Col, Dialect, Kind, Push, Rows};
+use super::sql::{query, Col, Dialect, Kind, Push, Rows, Val};
 use super::workflows::{write_follow_ups, Cause};
 use super::{Backend, Change, Result};
 use crate::domain::event::Event;
@@ -321,6 +321,19 @@ impl OutcomeRows {
     }
 }
 
+/// The least and greatest `scheduled_at` (column `at` of [`UPDATE_COLS`]) of outcome rows.
+fn scheduled_span(rows: &Rows) -> Option<(i64, i64)> {
+    rows.iter()
+        .filter_map(|r| match r.get(1) {
+            Some(Val::Int(Some(at))) => Some(*at),
+            _ => None,
+        })
+        .fold(None, |span, at| match span {
+            None => Some((at, at)),
+            Some((lo, hi)) => Some((at.min(lo), at.max(hi))),
+        })
+}
+
 /// The analytics of the outcomes that applied (`applied`: their occurrences' scheduled time
 /// and attempt count after the write).
 fn rollup_of(outcomes: &[Outcome], applied: &HashMap<Uuid, (Millis, i64)>) -> Rollup {
@@ -400,6 +413,15 @@ fn is_moved_row(e: &super::StoreError) -> bool {
     matches!(e, super::StoreError::Db(sqlx::Error::Database(d)) if d.code().as_deref() == Some("40001"))
 }
 
+/// Turns index-only planning on or off for the rest of the transaction (see
+/// [`Dialect::KEYED_PLANS`]).
+async fn keyed_plans<D: Dialect>(c: &mut D::Connection, on: bool) -> Result<()> {
+    if let Some([enter, leave]) = D::KEYED_PLANS {
+        D::fetch(query::<D>(if on { enter } else { leave }), c).await?;
+    }
+    Ok(())
+}
+
 /// One run of the claim statement (see `ClaimStore::claim_due`).
 async fn claim_once<B: Backend>(b: &B, s: &ClaimDue<'_>) -> Result<Vec<Claimed>> {
     type D<B> = <B as Backend>::D;
@@ -431,8 +453,13 @@ async fn claim_once<B: Backend>(b: &B, s: &ClaimDue<'_>) -> Result<Vec<Claimed>>
             D::<B>::skip_locked("o"),
             D::<B>::indexed_by("occurrences_leased")
         ))
-        .val(s.expired_before)
-        .push(" LIMIT ")
+        .val(s.expired_before);
+    if D::<B>::PARTITIONED {
+        // No answer changes (see the bound on the update below); the future partitions are
+        // pruned from the scan.
+        q.push(" AND x.scheduled_at <= ").val(s.due_before);
+    }
+    q.push(" LIMIT ")
         .val(s.limit)
         .push(format!(
             "{}) UPDATE occurrences SET status = 'scheduled', lease_owner = ",
@@ -451,10 +478,19 @@ async fn claim_once<B: Backend>(b: &B, s: &ClaimDue<'_>) -> Result<Vec<Claimed>>
              SELECT id, scheduled_at FROM expired)"
         } else {
             " WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM expired)"
-        })
-        .push(format!(" RETURNING {OCC_COLS}"));
+        });
+    if D::<B>::PARTITIONED {
+        // Every row ever claimed had `scheduled_at <= next_attempt_at <= due_before` of its
+        // claim, so this bound changes no answer (unless another node's clock runs ahead:
+        // then its expired claims wait for this clock to reach their time). It lets the
+        // planner prune the future partitions from the update too, which the sub-select alone
+        // does not.
+        q.push(" AND scheduled_at <= ").val(s.due_before);
+    }
+    q.push(format!(" RETURNING {OCC_COLS}"));
     let mut tx = b.writes().begin().await?;
-    let occs = D::<B>::fetch(q, &mut tx)
+    keyed_plans::<D<B>>(&mut tx, true).await?;
+    let occs = D::<B>::fetch_pruned(q, &mut tx)
         .await?
         .iter()
         .map(|r| r.occurrence())
@@ -561,6 +597,7 @@ impl<B: Backend> ClaimStore for B {
         // deliveries a second the statement count is what the writer pays for.
         let rows = OutcomeRows::of(outcomes, now);
         let mut tx = self.writes().begin().await?;
+        keyed_plans::<D<B>>(&mut tx, true).await?;
         let mut causes = Vec::new();
         // (scheduled_at, attempts) of each occurrence an outcome changed.
         let mut applied: HashMap<Uuid, (Millis, i64)> = HashMap::new();
@@ -570,6 +607,12 @@ impl<B: Backend> ClaimStore for B {
                 .by_ref()
                 .take(D::<B>::max_rows(UPDATE_COLS.len()))
                 .collect();
+            // The chunk's span of `scheduled_at`: on PostgreSQL, said as a range the planner
+            // prunes the partitions by (the join on `v.at` alone prunes nothing, so every
+            // partition and its indexes would be locked and probed for each statement).
+            let span = D::<B>::PARTITIONED
+                .then(|| scheduled_span(&chunk))
+                .flatten();
             let greatest = D::<B>::GREATEST;
             let mut q = query::<D<B>>(format!(
                 "UPDATE occurrences SET status = v.status, \
@@ -589,13 +632,19 @@ impl<B: Backend> ClaimStore for B {
                  AND occurrences.status = 'scheduled' \
                  AND occurrences.lease_owner = ",
             )
-            .val(owner)
-            .push(
+            .val(owner);
+            if let Some((lo, hi)) = span {
+                q.push(" AND occurrences.scheduled_at BETWEEN ")
+                    .val(lo)
+                    .push(" AND ")
+                    .val(hi);
+            }
+            q.push(
                 " AND occurrences.lease_token = v.token RETURNING occurrences.id AS id, \
                  occurrences.event_id AS event_id, occurrences.status AS status, \
                  occurrences.scheduled_at AS scheduled_at, occurrences.attempts AS attempts",
             );
-            let rows = D::<B>::fetch(q, &mut tx).await?;
+            let rows = D::<B>::fetch_pruned(q, &mut tx).await?;
             // The rows this batch changed: only their outcomes can cause follow-ups, and only
             // they are counted.
             causes.extend(Cause::from_rows(&rows)?);
@@ -608,6 +657,7 @@ impl<B: Backend> ClaimStore for B {
         // was taken over never writes attempt n before the new holder does), without a probe
         // per row: the update has just locked and changed exactly those rows. Written after the
         // update, the foreign key's check finds each row already locked by this transaction.
+        keyed_plans::<D<B>>(&mut tx, false).await?;
         let mut attempts = rows
             .attempts
             .into_iter()
@@ -633,6 +683,8 @@ impl<B: Backend> ClaimStore for B {
         for (event_id, reason) in &rows.gone {
             pause_gone::<B>(&mut tx, *event_id, reason, now).await?;
         }
+        // Each finished event is found by its key and its open occurrences by theirs.
+        keyed_plans::<D<B>>(&mut tx, true).await?;
         finish_if_done::<D<B>>(&mut tx, &rows.finished, now).await?;
         // Counted with the outcomes, for those that applied (a fenced-out one counts nothing).
         // Last: the every-event rows it upserts are shared by the writers of all nodes, and are

@@ -206,6 +206,81 @@ async fn claim_and_lists_use_indexes_and_prune_partitions() {
     }
 }
 
+/// A partition filled moments ago and not yet analysed (a burst just created) is estimated
+/// from default selectivities at a few dozen due rows: planned freely, the claim read every due
+/// row through a bitmap scan and sorted them all, at each claim. Under the settings the
+/// claim's transaction runs with (`Dialect::KEYED_PLANS` on PostgreSQL) the due index is
+/// walked in order, and the walk stops at the claim's limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_on_a_partition_not_yet_analysed_walks_the_due_index() {
+    let Some(db) = TestStore::postgres().await else {
+        return;
+    };
+    let mut c = connect(&db).await;
+    let now = qhronos::domain::now_ms();
+    let Some(part) = parts(&mut c, "occurrences")
+        .await
+        .into_iter()
+        .find(|p| p.1.is_some_and(|lo| lo <= now) && p.2.is_some_and(|hi| now < hi))
+    else {
+        panic!("no partition holds now");
+    };
+    // Nothing analyses it while the test runs.
+    run(
+        &mut c,
+        &format!("ALTER TABLE {} SET (autovacuum_enabled = false)", part.0),
+    )
+    .await;
+    run(
+        &mut c,
+        &format!(
+            "INSERT INTO events (id, name, start_time, timezone, exdates, rdates, action, tags, \
+             metadata, retry, misfire, status, created_at, updated_at) \
+             SELECT lpad(g::text, 36, '0'), 'e' || g, 1000, 'UTC', '[]', '[]', \
+             '{{\"type\":\"webhook\"}}', '[]', '{{}}', '{{}}', '{{}}', 'active', 0, 0 \
+             FROM generate_series(1, 50000) g; \
+             INSERT INTO occurrences (id, event_id, scheduled_at, status, attempt_limit, \
+             next_attempt_at, created_at, updated_at) \
+             SELECT lpad(g::text, 36, '0'), lpad(g::text, 36, '0'), {now}, 'pending', 3, \
+             {now}, 0, 0 FROM generate_series(1, 50000) g"
+        ),
+    )
+    .await;
+    let due_before = now + MIN;
+    let mut tx = c.begin().await.expect("begin");
+    run(
+        &mut tx,
+        "SELECT set_config('enable_seqscan', 'off', true), \
+         set_config('enable_bitmapscan', 'off', true)",
+    )
+    .await;
+    let p = plan(
+        &mut tx,
+        &format!(
+            "SELECT o.id, o.scheduled_at FROM occurrences o WHERE o.status = 'pending' \
+             AND o.next_attempt_at <= {due_before} AND o.scheduled_at <= {due_before} \
+             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id \
+             AND (e.queue IS NOT NULL OR e.status = 'paused')) ORDER BY o.next_attempt_at LIMIT 1000 \
+             FOR UPDATE OF o SKIP LOCKED"
+        ),
+    )
+    .await;
+    tx.rollback().await.expect("rollback");
+    let sorts = p.lines().any(|l| {
+        l.trim_start()
+            .trim_start_matches("->  ")
+            .starts_with("Sort  (")
+    });
+    assert!(
+        !sorts && !p.contains("Bitmap"),
+        "every due row is read and sorted:\n{p}"
+    );
+    assert!(
+        p.contains(&format!("Index Scan using {}_next_attempt_at_idx", part.0)),
+        "{p}"
+    );
+}
+
 /// The weeks ahead are made out of the last partition, rows of the new week moving with it;
 /// retention drops a week whose rows are all expired (archiving them and their attempts) and
 /// keeps the range covered; a week with a row still to do stays.

@@ -99,6 +99,18 @@ pub trait Dialect: Database + Sized {
     /// `occurrences` and `attempts` are partitioned by `scheduled_at` (PostgreSQL): statements
     /// on known rows name `(id, scheduled_at)` so that each probes one partition.
     const PARTITIONED: bool;
+    /// Run first in the transactions of the engine's keyed statements (the claim, the
+    /// outcome writer): the planner is to reach rows through their indexes, whatever the
+    /// statistics say. On PostgreSQL a table or partition filled moments ago (a burst just
+    /// created, not yet analysed) is estimated from default selectivities at a few hundred
+    /// rows. The planner then chose, at each claim, a bitmap scan that read and sorted every
+    /// due row (tens of thousands) instead of walking the due index up to the claim's limit,
+    /// and for the outcome's `events` update a scan of the whole table. With sequential and
+    /// bitmap scans off for these statements, the indexes are walked. The second statement
+    /// turns them back on: the foreign-key checks of an `attempts` insert, planned under it,
+    /// were re-planned for every row (three times the cost). Nothing on SQLite (`INDEXED BY`
+    /// names the index where its planner needs it).
+    const KEYED_PLANS: Option<[&'static str; 2]>;
     /// The larger of two values: `max(a, b)` / `GREATEST(a, b)`.
     const GREATEST: &'static str;
     /// Two JSON objects of name → count (text columns) as one, the counts of a name added.
@@ -159,6 +171,17 @@ pub trait Dialect: Database + Sized {
     async fn exec(q: QueryBuilder<Self>, c: &mut Self::Connection) -> Result<u64>;
     /// Runs a statement and returns its rows.
     async fn fetch(q: QueryBuilder<Self>, c: &mut Self::Connection) -> Result<Vec<Self::Rec>>;
+    /// Runs a statement whose bounds on `scheduled_at` select the partitions it touches, and
+    /// returns its rows. PostgreSQL plans it with its parameters' values at every run (an
+    /// unnamed statement), so that the partitions outside the bounds are pruned before they
+    /// are locked: a cached generic plan keeps every partition, and each run then locks all
+    /// of them and every index of each (more locks than the lock manager's fast path holds).
+    async fn fetch_pruned(
+        q: QueryBuilder<Self>,
+        c: &mut Self::Connection,
+    ) -> Result<Vec<Self::Rec>> {
+        Self::fetch(q, c).await
+    }
 }
 
 /// `QueryBuilder` with the dialect's binds, so that statements read the same on both stores.

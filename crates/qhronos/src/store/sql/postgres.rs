@@ -77,6 +77,10 @@ impl Dialect for Postgres {
         format!(" FOR UPDATE OF {of} SKIP LOCKED")
     }
     const PARTITIONED: bool = true;
+    const KEYED_PLANS: Option<[&'static str; 2]> = Some([
+        "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)",
+        "SELECT set_config('enable_seqscan', 'on', true), set_config('enable_bitmapscan', 'on', true)",
+    ]);
     const GREATEST: &'static str = "GREATEST";
     fn sum_json_counts(a: &str, b: &str) -> String {
         format!(
@@ -202,6 +206,13 @@ impl Dialect for Postgres {
 
     async fn fetch(mut q: QueryBuilder<Postgres>, c: &mut PgConnection) -> Result<Vec<PgRow>> {
         Ok(q.build().fetch_all(&mut *c).await?)
+    }
+
+    async fn fetch_pruned(
+        mut q: QueryBuilder<Postgres>,
+        c: &mut PgConnection,
+    ) -> Result<Vec<PgRow>> {
+        Ok(q.build().persistent(false).fetch_all(&mut *c).await?)
     }
 }
 

@@ -75,6 +75,7 @@ impl Dialect for Sqlite {
         String::new()
     }
     const PARTITIONED: bool = false;
+    const KEYED_PLANS: Option<[&'static str; 2]> = None;
     const GREATEST: &'static str = "max";
     fn sum_json_counts(a: &str, b: &str) -> String {
         format!(
