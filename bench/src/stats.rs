@@ -47,7 +47,13 @@ pub struct Accounting {
 }
 
 pub fn account(recs: &[Delivery], expected_events: &[String]) -> Accounting {
-    let mut sorted: Vec<&Delivery> = recs.iter().collect();
+    let want: HashSet<&str> = expected_events.iter().map(String::as_str).collect();
+    // Deliveries of other events (the `pending` run's restart probes) are counted apart and
+    // left out of the lateness and duplicate figures.
+    let mut sorted: Vec<&Delivery> = recs
+        .iter()
+        .filter(|d| want.contains(d.event_id.as_str()))
+        .collect();
     sorted.sort_by_key(|d| d.arrival_ns);
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut firsts = Vec::new();
@@ -68,7 +74,6 @@ pub fn account(recs: &[Delivery], expected_events: &[String]) -> Accounting {
         .map(|(k, _)| k.to_string())
         .collect();
     let got: HashSet<&str> = recs.iter().map(|d| d.event_id.as_str()).collect();
-    let want: HashSet<&str> = expected_events.iter().map(String::as_str).collect();
     let lost = expected_events
         .iter()
         .filter(|e| !got.contains(e.as_str()))
@@ -79,7 +84,7 @@ pub fn account(recs: &[Delivery], expected_events: &[String]) -> Accounting {
         .filter(|d| !want.contains(d.event_id.as_str()))
         .count();
     Accounting {
-        duplicates: recs.len() - firsts.len(),
+        duplicates: sorted.len() - firsts.len(),
         firsts,
         duplicated_ids,
         lost,
@@ -96,6 +101,23 @@ pub fn lateness_ms(firsts: &[Delivery]) -> Vec<f64> {
         .collect();
     sort(&mut v);
     v
+}
+
+/// When the latest delivery was due, in seconds after the earliest due time of the run: tells a
+/// late start from a stall in the middle.
+fn latest_due(a: &Accounting) -> String {
+    let due: Vec<(i128, i128)> = a
+        .firsts
+        .iter()
+        .filter_map(|d| d.scheduled_ns.map(|s| (s, d.arrival_ns - s)))
+        .collect();
+    let (Some(first), Some(latest)) = (
+        due.iter().map(|(s, _)| *s).min(),
+        due.iter().max_by_key(|(_, late)| *late),
+    ) else {
+        return "-".into();
+    };
+    format!("{:.3}", (latest.0 - first) as f64 / 1e9)
 }
 
 /// The rows every delivery report has: lateness p50/p90/p99/max, early, lost, duplicates.
@@ -117,6 +139,11 @@ pub fn lateness_rows(a: &Accounting, expected: usize) -> Vec<(&'static str, Stri
             format!("{:.3}", late.first().copied().unwrap_or(f64::NAN)),
         ),
         ("early (<0)", early.to_string()),
+        (
+            "late > 100 ms",
+            late.iter().filter(|x| **x > 100.0).count().to_string(),
+        ),
+        ("latest: due at (s after the first due)", latest_due(a)),
         ("lost", a.lost.len().to_string()),
         ("duplicates", a.duplicates.to_string()),
     ];
@@ -160,8 +187,13 @@ mod tests {
             d("o1", "e1", 5),
             d("o1", "e1", 3),
             d("o2", "e2", -1_000_000),
+            // Another run's (a restart probe): not in the lateness, not a duplicate.
+            d("p1", "probe", 9_000_000_000),
+            d("p1", "probe", 9_500_000_000),
         ];
         let a = account(&recs, &["e1".into(), "e2".into(), "e3".into()]);
+        assert_eq!(a.unexpected, 2);
+        assert_eq!(a.firsts.len(), 2);
         assert_eq!(a.duplicates, 1);
         assert_eq!(a.lost, vec!["e3".to_string()]);
         assert_eq!(a.firsts[0].occurrence_id, "o2");
