@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::client::{Client, Result};
-use crate::output::{field, table};
+use crate::output::{field, table, Show};
 
 #[derive(Args, Debug)]
 pub struct AgendaArgs {
@@ -26,8 +26,6 @@ pub struct AgendaArgs {
     #[arg(long)]
     all: bool,
 }
-
-type Show<'a> = &'a dyn Fn(&Value, &dyn Fn(&Value) -> String) -> String;
 
 pub async fn agenda(client: &Client, a: AgendaArgs, show: Show<'_>) -> Result<String> {
     let mut query = vec![

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::client::{exit, Client, Failure, Result};
-use crate::output::{field, pairs, table};
+use crate::output::{field, pairs, table, Show};
 
 #[derive(Subcommand, Debug)]
 pub enum ArchiveCmd {
@@ -65,8 +65,6 @@ pub enum AdminCmd {
     /// scope).
     Config,
 }
-
-type Show<'a> = &'a dyn Fn(&Value, &dyn Fn(&Value) -> String) -> String;
 
 pub async fn archive(client: &Client, cmd: ArchiveCmd, show: Show<'_>) -> Result<String> {
     match cmd {

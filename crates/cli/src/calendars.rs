@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 use crate::client::{exit, Client, Failure, Result};
-use crate::output::{cell, field, table};
+use crate::output::{cell, field, table, Show};
 
 #[derive(Subcommand, Debug)]
 pub enum CalendarsCmd {
@@ -43,8 +43,6 @@ pub struct ImportArgs {
     #[arg(long)]
     dry_run: bool,
 }
-
-type Show<'a> = &'a dyn Fn(&Value, &dyn Fn(&Value) -> String) -> String;
 
 fn read(path: &str) -> Result<String> {
     let r = if path == "-" {

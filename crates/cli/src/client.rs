@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Exit codes scripts can rely on (documented in docs/cli.md).
 pub mod exit {
@@ -272,6 +272,36 @@ impl Client {
             },
         }
     }
+}
+
+/// GET a list; with `all`, follow `next_cursor` and return every item as one
+/// `{"data": [...], "next_cursor": null}`.
+pub async fn list(
+    client: &Client,
+    path: &str,
+    mut query: Vec<(&str, String)>,
+    all: bool,
+) -> Result<Value> {
+    let first = client
+        .send(Method::GET, client.url(path, &query), None)
+        .await?;
+    if !all {
+        return Ok(first);
+    }
+    let mut items = first["data"].as_array().cloned().unwrap_or_default();
+    let mut cursor = first["next_cursor"].as_str().map(str::to_string);
+    query.push(("cursor", String::new()));
+    while let Some(c) = cursor.filter(|c| !c.is_empty()) {
+        if let Some(last) = query.last_mut() {
+            last.1 = c;
+        }
+        let page = client
+            .send(Method::GET, client.url(path, &query), None)
+            .await?;
+        items.extend(page["data"].as_array().cloned().unwrap_or_default());
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+    }
+    Ok(json!({ "data": items, "next_cursor": null }))
 }
 
 #[cfg(test)]

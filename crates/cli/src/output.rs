@@ -2,6 +2,10 @@
 
 use serde_json::Value;
 
+/// How a command prints an answer: `--json` (the server's answer, pretty-printed), or the human
+/// rendering given.
+pub type Show<'a> = &'a dyn Fn(&Value, &dyn Fn(&Value) -> String) -> String;
+
 /// A value as a table cell: strings bare, `null` as `-`, arrays joined with commas.
 pub fn cell(v: &Value) -> String {
     match v {
@@ -398,6 +402,60 @@ pub fn analytics(v: &Value, all: bool) -> String {
             .collect();
         out.push_str(&table(&["TARGET", "FAILED", "LAST ERROR"], &rows));
     }
+    out
+}
+
+/// One line per version: number, time, actor, change, and the fields it changed.
+pub fn history_human(v: &Value) -> String {
+    let mut out = String::new();
+    for ver in v.as_array().into_iter().flatten() {
+        let fields: Vec<&str> = ver["diff"]
+            .as_object()
+            .map(|d| d.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "v{}  {}  {}  {}  {}\n",
+            field(ver, "version"),
+            field(ver, "at"),
+            field(ver, "actor"),
+            field(ver, "change"),
+            fields.join(", ")
+        ));
+    }
+    out
+}
+
+/// A list page as a table, with a hint when there are more pages.
+pub fn list_human(v: &Value, table: fn(&[Value]) -> String) -> String {
+    let items = v["data"].as_array().cloned().unwrap_or_default();
+    let mut out = table(&items);
+    if v["next_cursor"].as_str().is_some_and(|c| !c.is_empty()) {
+        out.push_str("(more results: use --all, or a larger --limit)\n");
+    }
+    out
+}
+
+/// A rule preview: its schedule and time zone, then each instant in UTC and local time.
+pub fn preview_human(v: &Value) -> String {
+    let tz_name = v["timezone"].as_str().unwrap_or("UTC").to_string();
+    let tz = jiff::tz::TimeZone::get(&tz_name).ok();
+    let mut out = format!("schedule: {} (timezone {tz_name})\n", field(v, "schedule"));
+    let instants = v["occurrences"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = instants
+        .iter()
+        .map(|i| {
+            let utc = cell(i);
+            let local = match (&tz, utc.parse::<jiff::Timestamp>()) {
+                (Some(tz), Ok(ts)) => ts
+                    .to_zoned_datetime(tz.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S %:z %a")
+                    .to_string(),
+                _ => "-".into(),
+            };
+            vec![utc, local]
+        })
+        .collect();
+    out.push_str(&table(&["UTC", "LOCAL"], &rows));
     out
 }
 
