@@ -14,6 +14,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::backend::TestStore;
 use crate::fixtures::*;
+use crate::plans::{claim_candidates, insert_events, plan};
 
 const WEEK: Millis = 7 * DAY;
 
@@ -56,14 +57,6 @@ async fn run(c: &mut PgConnection, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
-async fn plan(c: &mut PgConnection, sql: &str) -> String {
-    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
-        .fetch_all(&mut *c)
-        .await
-        .expect("explain");
-    rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n")
-}
-
 /// No line of `plan` scans one of `big` sequentially.
 fn no_seq_scan_of(plan: &str, big: &[String]) {
     for line in plan.lines().filter(|l| l.contains("Seq Scan on ")) {
@@ -96,17 +89,7 @@ async fn claim_and_lists_use_indexes_and_prune_partitions() {
         .collect();
     assert!(weeks.len() >= 4, "{weeks:?}");
     let w0 = weeks[0].1.expect("lower bound");
-    run(
-        &mut c,
-        &format!(
-            "INSERT INTO events (id, name, start_time, timezone, exdates, rdates, action, tags, \
-             metadata, retry, misfire, status, created_at, updated_at) \
-             SELECT lpad(g::text, 36, '0'), 'e' || g, 1000, 'UTC', '[]', '[]', \
-             '{{\"type\":\"webhook\"}}', '[]', '{{}}', '{{}}', '{{}}', 'active', 0, 0 \
-             FROM generate_series(1, {EVENTS}) g"
-        ),
-    )
-    .await;
+    run(&mut c, &insert_events(EVENTS)).await;
     run(
         &mut c,
         &format!(
@@ -127,17 +110,7 @@ async fn claim_and_lists_use_indexes_and_prune_partitions() {
     // The claim's candidates, due in the second week: later partitions are not in the plan,
     // and each partition is read through its `occurrences_due` index.
     let due_before = weeks[1].1.expect("bound") + DAY;
-    let p = plan(
-        &mut c,
-        &format!(
-            "SELECT o.id, o.scheduled_at FROM occurrences o WHERE o.status = 'pending' \
-             AND o.next_attempt_at <= {due_before} AND o.scheduled_at <= {due_before} \
-             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id \
-             AND (e.queue IS NOT NULL OR e.status = 'paused')) ORDER BY o.next_attempt_at LIMIT 1000 \
-             FOR UPDATE OF o SKIP LOCKED"
-        ),
-    )
-    .await;
+    let p = plan(&mut c, &claim_candidates(due_before)).await;
     for f in &future {
         assert!(!p.contains(f.as_str()), "{f} is not pruned:\n{p}");
     }
@@ -231,15 +204,11 @@ async fn a_claim_on_a_partition_not_yet_analysed_walks_the_due_index() {
         &format!("ALTER TABLE {} SET (autovacuum_enabled = false)", part.0),
     )
     .await;
+    run(&mut c, &insert_events(50_000)).await;
     run(
         &mut c,
         &format!(
-            "INSERT INTO events (id, name, start_time, timezone, exdates, rdates, action, tags, \
-             metadata, retry, misfire, status, created_at, updated_at) \
-             SELECT lpad(g::text, 36, '0'), 'e' || g, 1000, 'UTC', '[]', '[]', \
-             '{{\"type\":\"webhook\"}}', '[]', '{{}}', '{{}}', '{{}}', 'active', 0, 0 \
-             FROM generate_series(1, 50000) g; \
-             INSERT INTO occurrences (id, event_id, scheduled_at, status, attempt_limit, \
+            "INSERT INTO occurrences (id, event_id, scheduled_at, status, attempt_limit, \
              next_attempt_at, created_at, updated_at) \
              SELECT lpad(g::text, 36, '0'), lpad(g::text, 36, '0'), {now}, 'pending', 3, \
              {now}, 0, 0 FROM generate_series(1, 50000) g"
@@ -254,17 +223,7 @@ async fn a_claim_on_a_partition_not_yet_analysed_walks_the_due_index() {
          set_config('enable_bitmapscan', 'off', true)",
     )
     .await;
-    let p = plan(
-        &mut tx,
-        &format!(
-            "SELECT o.id, o.scheduled_at FROM occurrences o WHERE o.status = 'pending' \
-             AND o.next_attempt_at <= {due_before} AND o.scheduled_at <= {due_before} \
-             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id \
-             AND (e.queue IS NOT NULL OR e.status = 'paused')) ORDER BY o.next_attempt_at LIMIT 1000 \
-             FOR UPDATE OF o SKIP LOCKED"
-        ),
-    )
-    .await;
+    let p = plan(&mut tx, &claim_candidates(due_before)).await;
     tx.rollback().await.expect("rollback");
     let sorts = p.lines().any(|l| {
         l.trim_start()

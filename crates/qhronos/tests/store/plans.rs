@@ -15,13 +15,7 @@ async fn filled() -> Option<(TestStore, PgConnection)> {
     let url = db.postgres_url().expect("a PostgreSQL store").to_string();
     let mut c = PgConnection::connect(&url).await.expect("connect");
     for sql in [
-        format!(
-            "INSERT INTO events (id, name, start_time, timezone, exdates, rdates, action, tags, \
-             metadata, retry, misfire, status, created_at, updated_at) \
-             SELECT lpad(g::text, 36, '0'), 'e' || g, 1000, 'UTC', '[]', '[]', \
-             '{{\"type\":\"webhook\"}}', '[]', '{{}}', '{{}}', '{{}}', 'active', 0, 0 \
-             FROM generate_series(1, {ROWS}) g"
-        ),
+        insert_events(ROWS),
         format!(
             "INSERT INTO occurrences (id, event_id, scheduled_at, status, attempt_limit, \
              next_attempt_at, created_at, updated_at) \
@@ -46,7 +40,31 @@ fn no_seq_scan(plan: &str) {
     }
 }
 
-async fn plan(c: &mut PgConnection, sql: &str) -> String {
+/// `n` active one-time webhook events, ids `lpad(g, 36, '0')` for g in 1..=n.
+pub(crate) fn insert_events(n: i64) -> String {
+    format!(
+        "INSERT INTO events (id, name, start_time, timezone, exdates, rdates, action, tags, \
+         metadata, retry, misfire, status, created_at, updated_at) \
+         SELECT lpad(g::text, 36, '0'), 'e' || g, 1000, 'UTC', '[]', '[]', \
+         '{{\"type\":\"webhook\"}}', '[]', '{{}}', '{{}}', '{{}}', 'active', 0, 0 \
+         FROM generate_series(1, {n}) g"
+    )
+}
+
+/// The claim's candidates due by `due_before`: the `due` part of `claim_due`, as the store
+/// sends it.
+pub(crate) fn claim_candidates(due_before: i64) -> String {
+    format!(
+        "SELECT o.id, o.scheduled_at FROM occurrences o WHERE o.status = 'pending' \
+         AND o.next_attempt_at <= {due_before} AND o.scheduled_at <= {due_before} \
+         AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id \
+         AND (e.queue IS NOT NULL OR e.status = 'paused')) ORDER BY o.next_attempt_at LIMIT 1000 \
+         FOR UPDATE OF o SKIP LOCKED"
+    )
+}
+
+/// The plan PostgreSQL chooses for `sql`, as `EXPLAIN` prints it.
+pub(crate) async fn plan(c: &mut PgConnection, sql: &str) -> String {
     let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
         .fetch_all(&mut *c)
         .await
@@ -63,15 +81,7 @@ async fn the_claim_reads_its_indexes_not_the_tables() {
     let Some((_db, mut c)) = filled().await else {
         return;
     };
-    let p = plan(
-        &mut c,
-        "SELECT o.id FROM occurrences o WHERE o.status = 'pending' AND o.next_attempt_at <= 6000 \
-         AND o.scheduled_at <= 6000 \
-         AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = o.event_id \
-         AND (e.queue IS NOT NULL OR e.status = 'paused')) ORDER BY o.next_attempt_at LIMIT 1000 \
-         FOR UPDATE OF o SKIP LOCKED",
-    )
-    .await;
+    let p = plan(&mut c, &claim_candidates(6000)).await;
     assert!(p.contains("next_attempt_at_idx"), "{p}");
     assert!(p.contains("events_held"), "{p}");
     no_seq_scan(&p);
