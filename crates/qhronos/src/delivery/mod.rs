@@ -29,13 +29,11 @@ pub mod ssrf;
 pub mod ws;
 pub mod ws_relay;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use serde::Serialize;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::DeliveryConfig;
 use crate::domain::action::Action;
@@ -104,12 +102,10 @@ struct WebhookBody<'a> {
 }
 
 /// Delivers occurrences over every channel; one per process, shared by all delivery tasks.
-/// Holds the pooled HTTP client and the per-target concurrency caps.
+/// Holds the pooled HTTP client.
 pub struct Deliverer {
     client: reqwest::Client,
     excerpt_bytes: usize,
-    per_target: usize,
-    targets: Mutex<HashMap<String, Arc<Semaphore>>>,
     default_secret: String,
     /// `delivery.legacy_signature`: also send `X-Qhronos-Signature`.
     legacy_signature: bool,
@@ -145,8 +141,6 @@ impl Deliverer {
         Ok(Deliverer {
             client,
             excerpt_bytes: cfg.response_excerpt_bytes,
-            per_target: cfg.per_target_concurrency,
-            targets: Mutex::new(HashMap::new()),
             default_secret,
             legacy_signature: cfg.legacy_signature,
             guard,
@@ -200,26 +194,17 @@ impl Deliverer {
         }
     }
 
-    /// Waits for a slot for this target (`host:port`), so one slow receiver cannot take every
-    /// delivery slot: at most `delivery.per_target_concurrency` attempts at once per target on
-    /// this node, in the order they asked. The slot lasts as long as the permit is held.
-    /// `None` at once for an action without a URL (WebSocket, email, pull) or an unparsable
-    /// one: no per-target cap applies.
-    pub async fn target_permit(&self, action: &Action) -> Option<OwnedSemaphorePermit> {
-        let key = reqwest::Url::parse(action.url()?).ok().map(|u| {
-            format!(
-                "{}:{}",
-                u.host_str().unwrap_or(""),
-                u.port_or_known_default().unwrap_or(0)
-            )
-        })?;
-        let sem = {
-            let mut map = self.targets.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(key)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.per_target)))
-                .clone()
-        };
-        sem.acquire_owned().await.ok()
+    /// The target an action's deliveries are capped by (`host:port` of its URL): at most
+    /// `delivery.per_target_concurrency` attempts at once per target on this node, so one slow
+    /// receiver cannot take every delivery slot. `None` for an action without a URL (WebSocket,
+    /// email, pull) or an unparsable one: no per-target cap applies.
+    pub fn target_of(action: &Action) -> Option<String> {
+        let u = reqwest::Url::parse(action.url()?).ok()?;
+        Some(format!(
+            "{}:{}",
+            u.host_str().unwrap_or(""),
+            u.port_or_known_default().unwrap_or(0)
+        ))
     }
 
     /// Makes attempt number `attempt` (1-based) at delivering `occ`, over the event's channel.

@@ -8,8 +8,9 @@
 //! policy to what it claims ([`split_misfires`]), and returns to `pending` what it finds of a
 //! paused event or what the timer dropped.
 //!
-//! An HTTP delivery waits for its target's slot (`delivery.per_target_concurrency`, per
-//! `host:port`), then every delivery for a global one (`delivery.concurrency`); it starts only
+//! A fired occurrence waits in its target's lane (`host:port`; see [`super::lanes`]) for one of
+//! the target's workers (`delivery.per_target_concurrency`), then every attempt for a global
+//! slot (`delivery.concurrency`); it starts only
 //! while its claim is still this node's with more than [`Leases::margin_ms`] of lease left;
 //! otherwise it is left, unattempted, to the next claim once the lease expires. Every attempt
 //! made ends in exactly one [`Outcome`] sent to the writer; the send waits (backpressure) while
@@ -20,9 +21,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
+use super::lanes::Lanes;
 use super::lease::Leases;
 use super::timer::TimerHandle;
 use crate::config::{Config, RetryDefaults};
@@ -38,7 +40,12 @@ use crate::store::{ClaimDue, Claimed, Next, Outcome, Store};
 /// last delivery.
 const IN_FLIGHT_PERMITS: u32 = 1 << 24;
 
-/// Starts one delivery task per fired occurrence.
+/// A fired claim waiting in its lane, with the permit that counts it in flight.
+type Fired = (Claimed, OwnedSemaphorePermit);
+
+/// Turns fired claims into deliveries: each goes to its target's lane, worked by at most
+/// `delivery.per_target_concurrency` tasks per target (every action without a URL shares one
+/// lane of `delivery.concurrency` tasks).
 #[derive(Clone)]
 pub struct Launcher {
     /// The runtime the delivery tasks run on (the launcher is called from the timer thread).
@@ -58,6 +65,12 @@ pub struct Launcher {
     pub in_flight: Arc<Semaphore>,
     /// The claims of this node, renewed while held.
     pub leases: Arc<Leases>,
+    /// Fired claims waiting for a worker of their target.
+    pub lanes: Arc<Lanes<Fired>>,
+    /// Workers per target (`delivery.per_target_concurrency`).
+    pub per_target: usize,
+    /// Workers of the lane of actions without a URL (`delivery.concurrency`).
+    pub concurrency: usize,
 }
 
 impl Launcher {
@@ -79,6 +92,9 @@ impl Launcher {
             slots: Arc::new(Semaphore::new(config.delivery.concurrency)),
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT_PERMITS as usize)),
             leases,
+            lanes: Arc::new(Lanes::default()),
+            per_target: config.delivery.per_target_concurrency,
+            concurrency: config.delivery.concurrency,
         }
     }
 
@@ -103,9 +119,10 @@ impl Launcher {
     }
 
     /// Starts the delivery of one occurrence whose time has come. Called on the timer thread:
-    /// it only spawns, never blocks. Does nothing for a claim that [`Leases`] no longer holds
-    /// under its token (taken over, released, or replaced by a newer claim), so a stale copy in
-    /// the timer never fires; from here on the claim is renewed until its outcome is written.
+    /// it only queues or spawns, never blocks. Does nothing for a claim that [`Leases`] no
+    /// longer holds under its token (taken over, released, or replaced by a newer claim), so a
+    /// stale copy in the timer never fires; from here on the claim is renewed until its outcome
+    /// is written.
     pub fn launch(&self, c: Claimed) {
         // From now on (queued behind a busy target, then in flight, then until its outcome is
         // written) the claim is renewed; not while it waited in the timer, which fires within
@@ -118,19 +135,39 @@ impl Launcher {
             // Shutting down: the occurrence stays leased and is delivered after the restart.
             return;
         };
-        let me = self.clone();
+        let target = Deliverer::target_of(&c.event.action);
+        let cap = if target.is_some() {
+            self.per_target
+        } else {
+            self.concurrency
+        };
+        if let Some(first) = self.lanes.admit(&target, (c, alive), cap) {
+            self.spawn_worker(target, first);
+        }
+    }
+
+    /// A worker of `target`'s lane: delivers `first`, then whatever waits in the lane, and
+    /// stops when it is empty. Should an attempt panic, the worker's place goes to a new one
+    /// ([`LaneWorker`]), so the lane is never left without workers.
+    fn spawn_worker(&self, target: Option<String>, first: Fired) {
+        let worker = LaneWorker {
+            launcher: self.clone(),
+            target,
+        };
         self.runtime.spawn(async move {
-            me.deliver(c).await;
-            drop(alive);
+            let mut next = Some(first);
+            while let Some((c, alive)) = next {
+                worker.launcher.deliver(c).await;
+                drop(alive);
+                next = worker.launcher.lanes.next(&worker.target);
+            }
         });
     }
 
     async fn deliver(&self, c: Claimed) {
         let attempt = c.occ.attempts + 1;
         let due = c.occ.next_attempt_at.unwrap_or(c.occ.scheduled_at);
-        // The target's own cap first, then a global slot: deliveries queued behind a slow
-        // target must not hold slots that healthy targets need.
-        let _target = self.deliverer.target_permit(&c.event.action).await;
+        // The lane capped the target already; now a global slot.
         let Ok(_slot) = self.slots.acquire().await else {
             return;
         };
@@ -154,15 +191,15 @@ impl Launcher {
             let late_us = super::timer::now_us() - due * 1000;
             self.metrics.fire_late(late_us);
         }
-        // Boxed: the attempt's future (HTTP client, SMTP, WebSocket) is large, and a burst
-        // queues many tasks behind the slots above; unboxed, each waiting task would carry it.
-        let d = Box::pin(self.deliverer.deliver(
-            &c.event,
-            &c.occ,
-            attempt,
-            Duration::from_millis(timeout_ms.unsigned_abs()),
-        ))
-        .await;
+        let d = self
+            .deliverer
+            .deliver(
+                &c.event,
+                &c.occ,
+                attempt,
+                Duration::from_millis(timeout_ms.unsigned_abs()),
+            )
+            .await;
         let next = next_step(&d, attempt, c.occ.attempt_limit, &retry, now_ms());
         let outcome = match next {
             Next::Completed => "completed",
@@ -185,6 +222,27 @@ impl Launcher {
             token: c.token,
         };
         let _ = self.outcomes.send(o).await;
+    }
+}
+
+/// A lane worker's place. Dropped while unwinding from a panic in an attempt, it takes the
+/// next item of the lane (or uncounts the worker) and starts a new worker for it; dropped
+/// otherwise (the worker ended, its lane having uncounted it, or the runtime is shutting
+/// down) it does nothing.
+struct LaneWorker {
+    launcher: Launcher,
+    target: Option<String>,
+}
+
+impl Drop for LaneWorker {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        if let Some(next) = self.launcher.lanes.next(&self.target) {
+            tracing::error!("a delivery task panicked; its lane goes on with a new worker");
+            self.launcher.spawn_worker(self.target.clone(), next);
+        }
     }
 }
 

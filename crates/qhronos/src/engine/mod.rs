@@ -29,6 +29,7 @@ pub mod backup;
 pub mod dispatcher;
 pub mod expander;
 pub mod feeds;
+pub mod lanes;
 pub mod lease;
 pub mod plan;
 pub mod retention;
@@ -134,7 +135,8 @@ impl EngineHandle {
         self.timer.forget(Forget::Occurrence(id));
     }
 
-    /// When the claimer last started a pass (ms since the epoch; 0: never). It passes at least
+    /// When the claimer last started a pass (ms since the epoch; the engine's start before its
+    /// first pass, so a `/health` asked right after start-up is not a stall). It passes at least
     /// every `engine.poll_interval` while healthy, up to ten times that while the store fails:
     /// `/health` reads a stale heartbeat as a stuck dispatcher.
     pub fn heartbeat(&self) -> Millis {
@@ -274,7 +276,8 @@ pub fn start(
 ) -> anyhow::Result<Engine> {
     let dispatcher_wake = Arc::new(Notify::new());
     let expander_wake = Arc::new(Notify::new());
-    let heartbeat = Arc::new(AtomicI64::new(0));
+    // Started now, not at 0: the first pass may come after the server is listening.
+    let heartbeat = Arc::new(AtomicI64::new(now_ms()));
     let (out_tx, out_rx) = mpsc::channel(16_384);
     let (flush_tx, flush_rx) = mpsc::channel(4);
     let node = Uuid::now_v7();
