@@ -76,11 +76,17 @@ pub(super) async fn plan_event(
         return Ok(Vec::new());
     }
     let until = now + st.config.engine.look_ahead.as_millis();
-    let ev = e.clone();
-    let p = tokio::task::spawn_blocking(move || plan(&ev, after, until))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("planning task failed: {e}")))?
-        .map_err(ApiError::BadRequest)?;
+    // A one-time event (its start and at most 1,000 `rdates`) is planned in place: only a
+    // rule can be costly, and the hop to the blocking pool costs two thread wake-ups a create.
+    let p = if e.schedule.is_none() {
+        plan(e, after, until).map_err(ApiError::BadRequest)?
+    } else {
+        let ev = e.clone();
+        tokio::task::spawn_blocking(move || plan(&ev, after, until))
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("planning task failed: {e}")))?
+            .map_err(ApiError::BadRequest)?
+    };
     e.next_fire_at = p.next;
     let limit = e.retry.resolve(&st.config.retry).max_attempts;
     Ok(p.instants
@@ -203,9 +209,7 @@ pub(super) async fn create_event(
         Created::New => {
             st.engine.hold(&e, &occs, now);
             super::conflicts::after_write(&st, &calendars_of([&e]), &[], &[&e]).await;
-            if e.next_fire_at.is_some() {
-                st.engine.expand_now();
-            }
+            st.engine.expand_if_behind(e.next_fire_at);
             let mut out = EventOut::from(&e);
             out.hmac_secret = generated;
             out.conflicts = conflicts;

@@ -139,14 +139,11 @@ pub(super) async fn create_events_batch(
     let events: Vec<&Event> = ready.iter().map(|(e, _)| e).collect();
     let cals = super::conflicts::calendars_of(events.iter().copied());
     super::conflicts::after_write(&st, &cals, &[], &events).await;
-    let mut expand = false;
     for (e, occs) in &ready {
         st.engine.hold(e, occs, now);
-        expand |= e.next_fire_at.is_some();
     }
-    if expand {
-        st.engine.expand_now();
-    }
+    st.engine
+        .expand_if_behind(ready.iter().filter_map(|(e, _)| e.next_fire_at).min());
     let ids: Vec<Uuid> = ready.iter().map(|(e, _)| e.id).collect();
     let tags = super::audit::union(ready.iter().map(|(e, _)| &e.tags));
     st.audit_in(

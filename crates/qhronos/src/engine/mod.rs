@@ -90,6 +90,8 @@ pub struct EngineHandle {
     timer: TimerHandle,
     heartbeat: Arc<AtomicI64>,
     claim_horizon_ms: i64,
+    /// `engine.look_ahead` (ms): how far ahead windows are materialised.
+    look_ahead_ms: i64,
     lease_ms: i64,
     /// This node's id: its claims are leased to `Lease::owner_of(node)`.
     node: Uuid,
@@ -118,6 +120,17 @@ impl EngineHandle {
     /// loop that finds the lease taken and waits.
     pub fn expand_now(&self) {
         self.expander_wake.notify_one();
+    }
+
+    /// An event was just planned, its window materialised up to `next` (its `next_fire_at`):
+    /// wakes the expander for a pass now only when `next` is already within the look-ahead
+    /// (the plan stopped at its per-pass cap). A later `next` is the expander's work once the
+    /// window reaches it; a pass now would find nothing to do for this event (so a stream of
+    /// creates no longer runs an expander pass each).
+    pub fn expand_if_behind(&self, next: Option<Millis>) {
+        if next.is_some_and(|t| t <= now_ms().saturating_add(self.look_ahead_ms)) {
+            self.expander_wake.notify_one();
+        }
     }
 
     /// Drops the event's occurrences from the dispatcher's timer after the store cancelled them:
@@ -311,6 +324,7 @@ pub fn start(
         timer: timer.clone(),
         heartbeat: heartbeat.clone(),
         claim_horizon_ms: config.engine.claim_horizon.as_millis(),
+        look_ahead_ms: config.engine.look_ahead.as_millis(),
         lease_ms,
         node,
         leases: leases.clone(),
