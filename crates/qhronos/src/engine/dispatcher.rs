@@ -17,10 +17,12 @@
 //! the writer's queue is full.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
@@ -147,19 +149,20 @@ impl Launcher {
     }
 
     /// A worker of `target`'s lane: delivers `first`, then whatever waits in the lane, and
-    /// stops when it is empty. Should an attempt panic, the worker's place goes to a new one
-    /// ([`LaneWorker`]), so the lane is never left without workers.
+    /// stops when it is empty. An attempt that panics is logged and the worker goes on with the
+    /// next one (its claim stays leased and is delivered again once the lease expires), so a
+    /// lane never loses its workers.
     fn spawn_worker(&self, target: Option<String>, first: Fired) {
-        let worker = LaneWorker {
-            launcher: self.clone(),
-            target,
-        };
+        let me = self.clone();
         self.runtime.spawn(async move {
             let mut next = Some(first);
             while let Some((c, alive)) = next {
-                worker.launcher.deliver(c).await;
+                let id = c.occ.id;
+                if AssertUnwindSafe(me.deliver(c)).catch_unwind().await.is_err() {
+                    tracing::error!(occurrence_id = %id, "a delivery panicked; its claim is left to expire");
+                }
                 drop(alive);
-                next = worker.launcher.lanes.next(&worker.target);
+                next = me.lanes.next(&target);
             }
         });
     }
@@ -222,27 +225,6 @@ impl Launcher {
             token: c.token,
         };
         let _ = self.outcomes.send(o).await;
-    }
-}
-
-/// A lane worker's place. Dropped while unwinding from a panic in an attempt, it takes the
-/// next item of the lane (or uncounts the worker) and starts a new worker for it; dropped
-/// otherwise (the worker ended, its lane having uncounted it, or the runtime is shutting
-/// down) it does nothing.
-struct LaneWorker {
-    launcher: Launcher,
-    target: Option<String>,
-}
-
-impl Drop for LaneWorker {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        if let Some(next) = self.launcher.lanes.next(&self.target) {
-            tracing::error!("a delivery task panicked; its lane goes on with a new worker");
-            self.launcher.spawn_worker(self.target.clone(), next);
-        }
     }
 }
 
