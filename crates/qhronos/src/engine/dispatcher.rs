@@ -149,17 +149,25 @@ impl Launcher {
     }
 
     /// A worker of `target`'s lane: delivers `first`, then whatever waits in the lane, and
-    /// stops when it is empty. An attempt that panics is logged and the worker goes on with the
-    /// next one (its claim stays leased and is delivered again once the lease expires), so a
-    /// lane never loses its workers.
+    /// stops when it is empty. A delivery that panics is logged and recorded as a failed
+    /// attempt (retried by the event's policy), and the worker goes on with the next one: a
+    /// lane never loses its workers, and the claim is not left renewed without an outcome.
     fn spawn_worker(&self, target: Option<String>, first: Fired) {
         let me = self.clone();
         self.runtime.spawn(async move {
             let mut next = Some(first);
             while let Some((c, alive)) = next {
-                let id = c.occ.id;
-                if AssertUnwindSafe(me.deliver(c)).catch_unwind().await.is_err() {
-                    tracing::error!(occurrence_id = %id, "a delivery panicked; its claim is left to expire");
+                let started = now_ms();
+                if AssertUnwindSafe(me.deliver(&c)).catch_unwind().await.is_err() {
+                    tracing::error!(occurrence_id = %c.occ.id, "a delivery panicked; recording it as a failed attempt");
+                    let d = Delivered::failed(
+                        c.occ.attempts + 1,
+                        started,
+                        "qhronosd failed while delivering (see its log)".into(),
+                        false,
+                    );
+                    let retry = c.event.retry.resolve(&me.retry);
+                    me.record(&c, d, &retry).await;
                 }
                 drop(alive);
                 next = me.lanes.next(&target);
@@ -167,7 +175,7 @@ impl Launcher {
         });
     }
 
-    async fn deliver(&self, c: Claimed) {
+    async fn deliver(&self, c: &Claimed) {
         let attempt = c.occ.attempts + 1;
         let due = c.occ.next_attempt_at.unwrap_or(c.occ.scheduled_at);
         // The lane capped the target already; now a global slot.
@@ -203,7 +211,13 @@ impl Launcher {
                 Duration::from_millis(timeout_ms.unsigned_abs()),
             )
             .await;
-        let next = next_step(&d, attempt, c.occ.attempt_limit, &retry, now_ms());
+        self.record(c, d, &retry).await;
+    }
+
+    /// Sends the outcome of attempt `d` at `c` to the writer, with what follows it by `retry`.
+    async fn record(&self, c: &Claimed, d: Delivered, retry: &Retry) {
+        let attempt = d.attempt.attempt;
+        let next = next_step(&d, attempt, c.occ.attempt_limit, retry, now_ms());
         let outcome = match next {
             Next::Completed => "completed",
             Next::Retry(_) => "retry",
