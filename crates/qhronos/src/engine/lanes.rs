@@ -68,8 +68,9 @@ impl<T> Lanes<T> {
         None
     }
 
-    /// Items waiting for a worker, over every lane.
-    pub fn waiting(&self) -> usize {
+    /// Items waiting for a worker, over every lane (for the tests).
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
         let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
         lanes.values().map(|l| l.waiting.len()).sum()
     }
